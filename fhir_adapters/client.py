@@ -1,0 +1,222 @@
+"""Async FHIR REST client: auth, retries with backoff, typed errors, opaque paging."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import random
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import httpx
+
+from services.core.errors import (
+    FhirAuthError,
+    FhirConflict,
+    FhirError,
+    FhirNotFound,
+    FhirUnavailable,
+    OperationOutcomeError,
+)
+
+FHIR_JSON = "application/fhir+json"
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+MAX_RETRY_AFTER_S = 60.0
+
+
+@dataclass(frozen=True)
+class FhirAuth:
+    """How we authenticate to the FHIR server."""
+
+    kind: Literal["none", "basic", "bearer"] = "none"
+    username: str | None = None
+    password: str | None = None
+    token: str | None = None
+
+    def httpx_auth(self) -> httpx.Auth | None:
+        """The httpx auth object for basic; None otherwise."""
+        if self.kind == "basic":
+            return httpx.BasicAuth(self.username or "", self.password or "")
+        return None
+
+    def headers(self) -> dict[str, str]:
+        """Static headers (bearer token)."""
+        return {"Authorization": f"Bearer {self.token}"} if self.kind == "bearer" and self.token else {}
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Parse a Retry-After header (seconds or HTTP date) into seconds, capped."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(float(value), MAX_RETRY_AFTER_S)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, min(when.timestamp() - time.time(), MAX_RETRY_AFTER_S))
+
+
+def outcome_summary(outcome: dict[str, Any] | None) -> str:
+    """The issue codes of an OperationOutcome (codes only: diagnostics may echo PHI)."""
+    if not outcome or outcome.get("resourceType") != "OperationOutcome":
+        return ""
+    codes = [f"{i.get('severity', '?')}:{i.get('code', '?')}" for i in outcome.get("issue", [])]
+    return ", ".join(codes)
+
+
+class FhirClient:
+    """A FHIR R4 server at one base URL."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        auth: FhirAuth | None = None,
+        timeout_s: float = 30.0,
+        max_retries: int = 4,
+        backoff_base_s: float = 0.5,
+        page_limit: int = 1000,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ):
+        self.base_url = base_url.rstrip("/") + "/"
+        self.max_retries = max_retries
+        self.backoff_base_s = backoff_base_s
+        self.page_limit = page_limit
+        auth = auth or FhirAuth()
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url,
+            auth=auth.httpx_auth(),
+            headers={"Accept": FHIR_JSON, **auth.headers()},
+            timeout=timeout_s,
+            transport=transport,
+        )
+
+    async def __aenter__(self) -> FhirClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: dict[str, str] | None = None,
+        json: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        """Send one request, retrying transient failures; raise typed errors for the rest."""
+        label = f"{method} {url.split('?')[0]}"
+        send_headers = {"Content-Type": FHIR_JSON, **(headers or {})} if json is not None else headers
+        for attempt in range(self.max_retries + 1):
+            wait: float | None = None
+            try:
+                response = await self._http.request(
+                    method, url, params=params, json=json, headers=send_headers
+                )
+            except httpx.TransportError as exc:
+                if attempt >= self.max_retries:
+                    raise FhirUnavailable(f"FHIR server unreachable: {label} ({type(exc).__name__})") from exc
+            else:
+                if response.status_code not in RETRY_STATUSES:
+                    raise_for_status(response, label)
+                    return response
+                if attempt >= self.max_retries:
+                    raise FhirUnavailable(
+                        f"FHIR server kept failing: {label} -> {response.status_code}",
+                        status=response.status_code,
+                    )
+                wait = retry_after_seconds(response.headers.get("Retry-After"))
+            if wait is None:
+                wait = self.backoff_base_s * 2**attempt * (0.5 + random.random())  # noqa: S311
+            await asyncio.sleep(wait)
+        raise AssertionError("unreachable")
+
+    async def get_json(self, url: str, params: dict[str, str] | None = None) -> dict[str, Any]:
+        """GET a URL (relative to the base, or absolute) and return its JSON body."""
+        response = await self.request("GET", url, params=params)
+        return _json_body(response, url)
+
+    async def read(self, resource_type: str, resource_id: str) -> dict[str, Any]:
+        """Read one resource."""
+        return await self.get_json(f"{resource_type}/{resource_id}")
+
+    async def pages(self, url: str, params: dict[str, str] | None = None) -> AsyncIterator[dict[str, Any]]:
+        """Yield a Bundle and each following page, following link[next] as an opaque URL."""
+        bundle = await self.get_json(url, params)
+        seen: set[str] = set()
+        for _ in range(self.page_limit):
+            yield bundle
+            next_url = next_link(bundle)
+            if not next_url or next_url in seen:
+                return
+            seen.add(next_url)
+            bundle = await self.get_json(next_url)
+        raise FhirError(f"paging stopped after {self.page_limit} pages: {url.split('?')[0]}")
+
+    async def search(self, resource_type: str, params: dict[str, str]) -> AsyncIterator[dict[str, Any]]:
+        """Yield every matching resource across all pages."""
+        async for bundle in self.pages(resource_type, params):
+            for entry in bundle.get("entry", []):
+                if entry.get("search", {}).get("mode", "match") == "match" and "resource" in entry:
+                    yield entry["resource"]
+
+    async def transaction(self, bundle: dict[str, Any]) -> dict[str, Any]:
+        """POST a transaction Bundle and return the transaction-response."""
+        response = await self.request("POST", "", json=bundle)
+        return _json_body(response, "transaction")
+
+    async def capability(self) -> dict[str, Any]:
+        """The server's CapabilityStatement."""
+        return await self.get_json("metadata")
+
+
+def next_link(bundle: dict[str, Any]) -> str | None:
+    """The Bundle's link[relation=next] URL, if any."""
+    for link in bundle.get("link", []):
+        if link.get("relation") == "next" and link.get("url"):
+            return str(link["url"])
+    return None
+
+
+def raise_for_status(response: httpx.Response, label: str) -> None:
+    """Map a non-2xx answer to the error tree."""
+    status = response.status_code
+    if status < 400:
+        return
+    outcome: dict[str, Any] | None = None
+    try:
+        body = response.json()
+        outcome = body if isinstance(body, dict) and body.get("resourceType") == "OperationOutcome" else None
+    except ValueError:
+        outcome = None
+    detail = outcome_summary(outcome)
+    message = f"{label} -> {status}" + (f" ({detail})" if detail else "")
+    if status in (404, 410):
+        raise FhirNotFound(message, status=status, outcome=outcome)
+    if status in (401, 403):
+        raise FhirAuthError(message, status=status, outcome=outcome)
+    if status in (409, 412):
+        raise FhirConflict(message, status=status, outcome=outcome)
+    if status >= 500 and status != 501:  # 501: the server will never support it; not worth a retry
+        raise FhirUnavailable(message, status=status, outcome=outcome)
+    raise OperationOutcomeError(message, status=status, outcome=outcome)
+
+
+def _json_body(response: httpx.Response, label: str) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError as exc:
+        raise FhirError(f"{label}: server answered {response.status_code} without JSON") from exc
+    if not isinstance(body, dict):
+        raise FhirError(f"{label}: server answered a JSON {type(body).__name__}, not a resource")
+    return body

@@ -1,0 +1,151 @@
+"""A patient's record: fetched from the server ($everything, or per-type searches) or read from a Bundle."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fhir.resources.R4B.patient import Patient
+from fhir.resources.R4B.resource import Resource
+
+from fhir_adapters.client import FhirClient
+from fhir_adapters.resources import parse_all, ref_of
+from services.core.errors import FhirError, FhirNotFound, FhirUnavailable, InputError
+
+log = logging.getLogger(__name__)
+
+# Types searched one by one (with ?patient=) when the server has no usable $everything.
+FALLBACK_TYPES = (
+    "Condition",
+    "MedicationRequest",
+    "MedicationStatement",
+    "AllergyIntolerance",
+    "Observation",
+    "Encounter",
+    "Procedure",
+    "Immunization",
+    "DiagnosticReport",
+    "DocumentReference",
+)
+BUNDLE_TYPES = frozenset({"searchset", "collection", "transaction", "batch", "document", "history"})
+
+
+@dataclass
+class PatientRecord:
+    """Every resource of one patient that we could validate, keyed by "Type/id"."""
+
+    patient_id: str
+    resources: dict[str, Resource]
+    rejected: dict[str, str] = field(default_factory=dict)
+    raw_bytes: int = 0
+    source: str = "bundle"
+
+    @property
+    def patient(self) -> Patient | None:
+        """The Patient resource, when present."""
+        found = self.resources.get(f"Patient/{self.patient_id}")
+        return found if isinstance(found, Patient) else None
+
+    def digest(self) -> str:
+        """A hash of the record's resource versions: equal records give equal digests."""
+        h = hashlib.sha256()
+        for ref in sorted(self.resources):
+            meta = self.resources[ref].meta
+            stamp = f"{meta.versionId}|{meta.lastUpdated}" if meta else ""
+            h.update(f"{ref}|{stamp}\n".encode())
+        return h.hexdigest()
+
+
+async def fetch_record(client: FhirClient, patient_id: str, *, since: str | None = None) -> PatientRecord:
+    """Fetch one patient's record: $everything (paged), else per-type searches; de-duplicated."""
+    raw: list[dict[str, Any]] = []
+    params = {"_since": since} if since else None
+    source = "$everything"
+    try:
+        async for bundle in client.pages(f"Patient/{patient_id}/$everything", params):
+            raw.extend(_entries(bundle))
+    except FhirUnavailable:
+        raise
+    except FhirError as exc:
+        log.info("$everything unusable (%s); falling back to searches", exc.status, extra={"patient_id": patient_id})
+        raw = await _search_record(client, patient_id, since)
+        source = "search"
+    if not any(r.get("resourceType") == "Patient" and r.get("id") == patient_id for r in raw):
+        raw.append(await _read_patient(client, patient_id))
+    size = sum(len(json.dumps(r, separators=(",", ":"))) for r in raw)
+    parsed = parse_all(raw)
+    return PatientRecord(patient_id, parsed.resources, parsed.rejected, size, source)
+
+
+async def _read_patient(client: FhirClient, patient_id: str) -> dict[str, Any]:
+    try:
+        return await client.read("Patient", patient_id)
+    except FhirNotFound as exc:
+        raise FhirNotFound(f"Patient/{patient_id} not found", status=exc.status, outcome=exc.outcome) from exc
+
+
+async def _search_record(client: FhirClient, patient_id: str, since: str | None) -> list[dict[str, Any]]:
+    raw = [await _read_patient(client, patient_id)]
+    for resource_type in FALLBACK_TYPES:
+        params = {"patient": patient_id, "_count": "200"}
+        if since:
+            params["_lastUpdated"] = f"ge{since}"
+        try:
+            raw.extend([r async for r in client.search(resource_type, params)])
+        except FhirNotFound:
+            continue  # the server does not know this type
+    return raw
+
+
+def _entries(bundle: dict[str, Any]) -> list[dict[str, Any]]:
+    return [e["resource"] for e in bundle.get("entry", []) if isinstance(e.get("resource"), dict)]
+
+
+def record_from_bundle(path: Path, patient_id: str | None = None) -> PatientRecord:
+    """Read a Bundle file (searchset, collection, transaction, $everything output), resolving urn:uuid refs."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}") from exc
+    try:
+        bundle = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path} is not JSON (line {exc.lineno}, column {exc.colno})") from exc
+    return record_from_bundle_json(bundle, patient_id, size=len(text.encode()), label=str(path))
+
+
+def record_from_bundle_json(
+    bundle: Any, patient_id: str | None = None, *, size: int = 0, label: str = "bundle"
+) -> PatientRecord:
+    """Build a record from a parsed Bundle."""
+    if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+        raise InputError(f"{label} is not a FHIR Bundle")
+    if bundle.get("type") not in BUNDLE_TYPES:
+        raise InputError(f"{label}: unsupported Bundle type {bundle.get('type')!r}")
+    raw: list[dict[str, Any]] = []
+    aliases: dict[str, str] = {}
+    for entry in bundle.get("entry") or []:
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
+            continue
+        full_url = entry.get("fullUrl")
+        if not resource.get("id"):
+            tail = str(full_url).rsplit(":", 1)[-1] if full_url else uuid.uuid4().hex
+            resource["id"] = tail[-64:]
+        if full_url:
+            aliases[str(full_url)] = ref_of(resource)
+        raw.append(resource)
+    patients = [r["id"] for r in raw if r["resourceType"] == "Patient"]
+    if patient_id is None:
+        if len(patients) != 1:
+            raise InputError(f"{label} holds {len(patients)} Patient resources; name one with --patient")
+        patient_id = patients[0]
+    elif patient_id not in patients:
+        raise InputError(f"{label} holds no Patient/{patient_id}")
+    parsed = parse_all(raw, aliases)
+    return PatientRecord(patient_id, parsed.resources, parsed.rejected, size, "bundle")

@@ -1,0 +1,175 @@
+"""The ClinicalTimeline: the small domain model prompts see; every item keeps its FHIR reference."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from pydantic import BaseModel, Field
+
+
+class Source(NamedTuple):
+    """How a cited resource is shown in a Sources list."""
+
+    label: str
+    date: str | None
+
+
+class PatientFacts(BaseModel):
+    """Demographics a note needs (no name, no identifiers)."""
+
+    ref: str
+    sex: str | None = None
+    age_years: int | None = None
+    deceased: bool = False
+
+
+class Problem(BaseModel):
+    """A problem on the list: the newest Condition of its code, with the refs of repeats."""
+
+    ref: str
+    refs: list[str] = Field(default_factory=list, description="Every Condition recording it, newest first.")
+    name: str
+    code: str | None = None
+    active: bool
+    clinical_status: str | None = None
+    onset: str | None = None
+    abatement: str | None = None
+    first_onset: str | None = None
+
+
+class Medication(BaseModel):
+    """The newest MedicationRequest/Statement of a drug, with the Medication it names and earlier orders."""
+
+    ref: str
+    refs: list[str] = Field(description="This order and the Medication resource it names.")
+    earlier: list[str] = Field(default_factory=list, description="Earlier orders of the same drug.")
+    name: str
+    active: bool
+    status: str
+    date: str | None = None
+    dosage: str | None = None
+
+
+class Allergy(BaseModel):
+    """An AllergyIntolerance."""
+
+    ref: str
+    substance: str
+    active: bool
+    criticality: str | None = None
+    category: list[str] = Field(default_factory=list)
+    reactions: list[str] = Field(default_factory=list)
+
+
+class Measurement(BaseModel):
+    """One value of a vital sign or lab test."""
+
+    ref: str
+    date: str | None = None
+    value: float | None = None
+    text: str | None = None
+    unit: str | None = None
+    low: float | None = None
+    high: float | None = None
+    range_source: str | None = None
+    interpretation: str | None = None
+    abnormal: bool | None = None
+
+
+class Series(BaseModel):
+    """Values of one test (by code), latest first."""
+
+    name: str
+    code: str | None = None
+    latest: Measurement
+    latest_abnormal: Measurement | None = Field(
+        default=None, description="The newest abnormal value when it is not the latest one."
+    )
+    trend: list[Measurement] = Field(default_factory=list, description="Older values, newest first.")
+
+
+class EncounterItem(BaseModel):
+    """An Encounter."""
+
+    ref: str
+    kind: str | None = None
+    type: str | None = None
+    start: str | None = None
+    end: str | None = None
+    reasons: list[str] = Field(default_factory=list)
+    status: str | None = None
+
+
+class Event(BaseModel):
+    """A dated, named item: a procedure or an immunization."""
+
+    ref: str
+    name: str
+    date: str | None = None
+    status: str | None = None
+
+
+class Note(BaseModel):
+    """A prior note or report, decoded to text."""
+
+    ref: str
+    title: str
+    date: str | None = None
+    text: str
+    truncated: bool = False
+
+
+class ClinicalTimeline(BaseModel):
+    """A patient's record condensed for a prompt; `omitted` counts what the token budget left out."""
+
+    patient: PatientFacts
+    problems: list[Problem] = Field(default_factory=list)
+    medications: list[Medication] = Field(default_factory=list)
+    allergies: list[Allergy] = Field(default_factory=list)
+    vitals: list[Series] = Field(default_factory=list)
+    labs: list[Series] = Field(default_factory=list)
+    encounters: list[EncounterItem] = Field(default_factory=list)
+    procedures: list[Event] = Field(default_factory=list)
+    immunizations: list[Event] = Field(default_factory=list)
+    notes: list[Note] = Field(default_factory=list)
+    omitted: dict[str, int] = Field(default_factory=dict)
+    rejected: list[str] = Field(default_factory=list, description="Refs that failed validation.")
+    tokens: int | None = None
+    token_budget: int | None = None
+
+    def sources(self) -> dict[str, Source]:
+        """Every FHIR reference the timeline shows, with a label and date, in order of appearance."""
+        found: dict[str, Source] = {self.patient.ref: Source("Patient", None)}
+
+        def add(ref: str, label: str, when: str | None) -> None:
+            found.setdefault(ref, Source(label, when))
+
+        for p in self.problems:
+            add(p.ref, p.name, p.onset)
+        for a in self.allergies:
+            add(a.ref, f"Allergy: {a.substance}", None)
+        for med in self.medications:
+            for ref in med.refs:
+                add(ref, med.name, med.date)
+        for series in (*self.vitals, *self.labs):
+            for m in series_measurements(series):
+                add(m.ref, series.name, m.date)
+        for e in self.encounters:
+            add(e.ref, e.type or e.kind or "Encounter", e.start)
+        for ev in (*self.procedures, *self.immunizations):
+            add(ev.ref, ev.name, ev.date)
+        for n in self.notes:
+            add(n.ref, n.title, n.date)
+        return found
+
+    def refs(self) -> list[str]:
+        """Every FHIR reference the timeline shows, in order of first appearance."""
+        return list(self.sources())
+
+
+def series_measurements(series: Series) -> list[Measurement]:
+    """The latest, the latest abnormal (if separate) and the trend values of a series."""
+    values = [series.latest]
+    if series.latest_abnormal is not None:
+        values.append(series.latest_abnormal)
+    return values + series.trend

@@ -1,0 +1,149 @@
+"""HTTP routes: summaries and health."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+import redis
+from fastapi import APIRouter, Depends, Header, status
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, field_validator
+from sqlmodel import Session
+
+from services.api.outcomes import operation_outcome
+from services.core.db import ping_db, session_scope
+from services.core.settings import Settings, get_settings
+from services.jobs.models import JobStatus, SummaryJobPublic
+from services.jobs.service import create_job, get_job, mark
+from workers.clients import fhir_client, llm_client
+from workers.notes import KINDS
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+FHIR_ID = r"^[A-Za-z0-9\-.]{1,64}$"
+
+
+def db_session() -> Iterator[Session]:
+    """A database session per request."""
+    with session_scope() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(db_session)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+class SummaryRequest(BaseModel):
+    """Ask for drafts of one patient."""
+
+    patient: str = Field(description='Patient id on the FHIR server, or "Patient/{id}".')
+    kinds: list[str] = Field(default_factory=lambda: ["progress"], min_length=1, max_length=len(KINDS))
+
+    @field_validator("patient")
+    @classmethod
+    def _patient_id(cls, value: str) -> str:
+        import re
+
+        value = value.removeprefix("Patient/")
+        if not re.match(FHIR_ID, value):
+            raise ValueError("must be a FHIR id (1-64 of A-Z a-z 0-9 - .)")
+        return value
+
+    @field_validator("kinds")
+    @classmethod
+    def _known_kinds(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(KINDS))
+        if unknown:
+            raise ValueError(f"unknown kinds {unknown}; known: {sorted(KINDS)}")
+        return list(dict.fromkeys(value))
+
+
+def enqueue(job_id: str) -> None:
+    """Queue the worker task for a committed job."""
+    from workers.tasks import summarize
+
+    summarize.apply_async(args=[job_id], retry=True, retry_policy={"max_retries": 2, "interval_start": 0.2})
+
+
+@router.post("/v1/summaries", status_code=status.HTTP_202_ACCEPTED, response_model=SummaryJobPublic)
+def create_summary(
+    body: SummaryRequest,
+    session: SessionDep,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> Any:
+    """Create a job (committed first), then queue it; the same Idempotency-Key returns the same job."""
+    job, created = create_job(
+        session=session, patient_id=body.patient, kinds=body.kinds, idempotency_key=idempotency_key
+    )
+    if created:
+        try:
+            enqueue(job.id)
+        except Exception as exc:
+            mark(session=session, job=job, status=JobStatus.failed, reason="could not queue: broker unreachable")
+            log.warning("enqueue failed: %s", type(exc).__name__, extra={"job_id": job.id})
+            return operation_outcome(503, f"job {job.id} saved but not queued: broker unreachable; retry it")
+    return job
+
+
+@router.get("/v1/summaries/{job_id}", response_model=SummaryJobPublic)
+def read_summary(job_id: str, session: SessionDep) -> Any:
+    """A job's status, draft references and failure reason."""
+    return get_job(session=session, job_id=job_id)
+
+
+@router.post("/v1/summaries/{job_id}/retry", status_code=status.HTTP_202_ACCEPTED, response_model=SummaryJobPublic)
+def retry_summary(job_id: str, session: SessionDep) -> Any:
+    """Queue a failed job again."""
+    job = get_job(session=session, job_id=job_id)
+    if job.status != JobStatus.failed:
+        return operation_outcome(409, f"job {job_id} is {job.status.value}; only failed jobs are retried")
+    job.attempts = 0
+    job = mark(session=session, job=job, status=JobStatus.queued, reason=None)
+    enqueue(job.id)
+    return job
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    """Liveness: the process answers."""
+    return {"status": "ok"}
+
+
+async def _check_fhir(settings: Settings) -> None:
+    async with fhir_client(settings) as client:
+        client.max_retries = 0
+        await client.capability()
+
+
+async def _check_llm(settings: Settings) -> None:
+    async with llm_client(settings) as client:
+        await client.models()
+
+
+def _check_broker(settings: Settings) -> None:
+    redis.Redis.from_url(settings.broker_url, socket_connect_timeout=2, socket_timeout=2).ping()
+
+
+@router.get("/readyz")
+async def readyz(settings: SettingsDep) -> JSONResponse:
+    """Readiness: database, broker, FHIR server and LLM server all answer."""
+    checks: dict[str, str] = {}
+
+    async def run(name: str, coro: Any) -> None:
+        try:
+            await asyncio.wait_for(coro, timeout=5)
+            checks[name] = "ok"
+        except Exception as exc:
+            checks[name] = f"error: {type(exc).__name__}"
+
+    await asyncio.gather(
+        run("database", asyncio.to_thread(ping_db)),
+        run("broker", asyncio.to_thread(_check_broker, settings)),
+        run("fhir", _check_fhir(settings)),
+        run("llm", _check_llm(settings)),
+    )
+    ready = all(v == "ok" for v in checks.values())
+    return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503)

@@ -1,0 +1,229 @@
+"""The `ehrsum` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from services.core.errors import EhrSumError, InputError
+from services.core.logging import configure_logging
+from services.core.settings import get_settings
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def cmd_timeline(args: argparse.Namespace) -> int:
+    """Print a record's timeline, from a Bundle file or from a FHIR server."""
+    from fhir_adapters.budget import fit_budget
+    from fhir_adapters.condense import condense
+    from fhir_adapters.record import fetch_record, record_from_bundle
+    from fhir_adapters.timeline_text import render_timeline
+    from fhir_adapters.tokens import token_counter
+    from workers.clients import fhir_client
+
+    settings = get_settings()
+    if args.file:
+        record = record_from_bundle(Path(args.file), args.patient)
+    elif args.patient:
+
+        async def fetch() -> Any:
+            async with fhir_client(settings, args.fhir_url) as client:
+                return await fetch_record(client, args.patient)
+
+        record = asyncio.run(fetch())
+    else:
+        raise InputError("give a Bundle FILE, or --patient ID (with --fhir-url or EHRSUM_FHIR_BASE_URL)")
+    timeline = condense(record)
+    if args.budget:
+        timeline = fit_budget(timeline, args.budget, token_counter(settings.tokenizer_path))
+    if args.json:
+        _print_json(timeline.model_dump(mode="json", exclude_none=True))
+    else:
+        sys.stdout.write(render_timeline(timeline) + "\n")
+    return 0
+
+
+def cmd_summarize(args: argparse.Namespace) -> int:
+    """Summarize a patient: queue a job, run it inline, or generate from a Bundle file without writing."""
+    settings = get_settings()
+    if args.llm_url:
+        settings = settings.model_copy(update={"llm_base_url": args.llm_url})
+    kinds = args.kind or ["progress"]
+    if args.record:
+        return _summarize_file(args, kinds, settings)
+    if not args.patient:
+        raise InputError("give --patient ID or --record BUNDLE")
+    from services.core.db import init_db, session_scope
+    from services.jobs.service import create_job
+
+    init_db()
+    with session_scope() as session:
+        job, _ = create_job(session=session, patient_id=args.patient.removeprefix("Patient/"), kinds=kinds)
+        job_id = job.id
+    if not args.inline:
+        from services.api.routes import enqueue
+
+        enqueue(job_id)
+        _print_json({"job_id": job_id, "status": "queued"})
+        return 0
+    from workers.jobrunner import run_job
+
+    outcome = run_job(job_id)
+    while outcome.retry_in is not None:
+        time.sleep(outcome.retry_in)
+        outcome = run_job(job_id)
+    with session_scope() as session:
+        from services.jobs.service import get_job
+
+        job = get_job(session=session, job_id=job_id)
+        _print_json({"job_id": job.id, "status": job.status.value, "draft_refs": job.draft_refs, "reason": job.reason})
+        return 0 if job.status.value == "succeeded" else 1
+
+
+def _summarize_file(args: argparse.Namespace, kinds: list[str], settings: Any) -> int:
+    from fhir_adapters.record import record_from_bundle
+    from workers.clients import llm_client
+    from workers.pipeline import Pipeline
+
+    record = record_from_bundle(Path(args.record), args.patient)
+
+    async def generate() -> Any:
+        async with llm_client(settings) as llm:
+            return await Pipeline(settings, llm=llm).run(record, kinds, write=False)
+
+    result = asyncio.run(generate())
+    drafts = [r.note.model_dump() for r in result.results if r.note]
+    payload: Any = drafts[0] if len(drafts) == 1 else drafts
+    if args.out:
+        Path(args.out).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        for r in result.results:
+            sys.stdout.write(r.markdown or "")
+    else:
+        _print_json(payload)
+    return 0
+
+
+def cmd_draft(args: argparse.Namespace) -> int:
+    """Print a draft DocumentReference as a clinician reads it."""
+    from workers.clients import fhir_client
+
+    settings = get_settings()
+    ref = args.ref if "/" in args.ref else f"DocumentReference/{args.ref}"
+
+    async def read() -> dict[str, Any]:
+        async with fhir_client(settings, args.fhir_url) as client:
+            kind, _, rid = ref.partition("/")
+            return await client.read(kind, rid)
+
+    doc = asyncio.run(read())
+    sys.stdout.write(f"{ref}  status={doc.get('status')}  docStatus={doc.get('docStatus')}\n\n")
+    for content in doc.get("content", []):
+        attachment = content.get("attachment", {})
+        if str(attachment.get("contentType", "")).startswith("text/markdown"):
+            sys.stdout.write(base64.b64decode(attachment.get("data", "")).decode("utf-8"))
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run a Celery worker."""
+    from services.core.db import init_db
+    from workers.celery_app import celery_app
+
+    init_db()
+    argv = ["worker", "--loglevel", args.loglevel, "--concurrency", str(args.concurrency), "--pool", args.pool]
+    celery_app.worker_main(argv)
+    return 0
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    """Serve the HTTP API."""
+    import uvicorn
+
+    uvicorn.run("services.api.app:create_app", factory=True, host=args.host, port=args.port, log_config=None)
+    return 0
+
+
+def cmd_openapi(_: argparse.Namespace) -> int:
+    """Print the OpenAPI document."""
+    from services.api.app import create_app
+
+    _print_json(create_app().openapi())
+    return 0
+
+
+def cmd_init_db(_: argparse.Namespace) -> int:
+    """Create missing tables."""
+    from services.core.db import init_db
+
+    init_db()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(prog="ehrsum", description="Summaries of FHIR records as draft notes.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("timeline", help="print a record's condensed timeline")
+    p.add_argument("file", nargs="?", help="a Bundle JSON file")
+    p.add_argument("--patient", help="patient id (on the server, or within the file)")
+    p.add_argument("--fhir-url", help="FHIR base URL (default: EHRSUM_FHIR_BASE_URL)")
+    p.add_argument("--budget", type=int, help="fit to this many tokens")
+    p.add_argument("--json", action="store_true", help="print JSON instead of prompt text")
+    p.set_defaults(func=cmd_timeline)
+
+    p = sub.add_parser("summarize", help="summarize a patient")
+    p.add_argument("--patient", help="patient id on the FHIR server")
+    p.add_argument("--kind", action="append", help="note kind (repeatable; default progress)")
+    p.add_argument("--inline", action="store_true", help="run here instead of queueing")
+    p.add_argument("--record", help="a Bundle file: generate without writing back")
+    p.add_argument("--out", help="with --record: write the draft JSON here")
+    p.add_argument("--llm-url", help="LLM base URL (default: EHRSUM_LLM_BASE_URL)")
+    p.set_defaults(func=cmd_summarize)
+
+    p = sub.add_parser("draft", help="print a draft from the FHIR server as a clinician reads it")
+    p.add_argument("ref", help="DocumentReference/ID or ID")
+    p.add_argument("--fhir-url", help="FHIR base URL (default: EHRSUM_FHIR_BASE_URL)")
+    p.set_defaults(func=cmd_draft)
+
+    p = sub.add_parser("worker", help="run a Celery worker")
+    p.add_argument("--concurrency", type=int, default=1)
+    p.add_argument("--pool", default="prefork", choices=["prefork", "solo", "threads"])
+    p.add_argument("--loglevel", default="INFO")
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("api", help="serve the HTTP API")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8400)
+    p.set_defaults(func=cmd_api)
+
+    sub.add_parser("openapi", help="print the OpenAPI document").set_defaults(func=cmd_openapi)
+    sub.add_parser("init-db", help="create missing tables").set_defaults(func=cmd_init_db)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: one line on stderr and exit 2 for bad input, 1 for other known failures."""
+    args = build_parser().parse_args(argv)
+    configure_logging(get_settings().log_level)
+    try:
+        return int(args.func(args))
+    except InputError as exc:
+        sys.stderr.write(f"ehrsum: error: {exc}\n")
+        return 2
+    except EhrSumError as exc:
+        sys.stderr.write(f"ehrsum: error: {exc}\n")
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

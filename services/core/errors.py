@@ -1,0 +1,85 @@
+"""The one error tree of ehr-summarizer.
+
+EhrSumError                  root; `transient` says whether a retry may succeed
+├── ConfigError              settings that cannot work
+├── InputError               bad input from a user or a file (one line on the CLI, 4xx over HTTP)
+├── NotFoundError            a job or draft of ours that does not exist
+├── FhirError                the FHIR server's answer, mirrored
+│   ├── FhirUnavailable      unreachable, timed out, 429/5xx after retries (transient)
+│   ├── FhirNotFound         404/410
+│   ├── FhirAuthError        401/403
+│   ├── FhirConflict         409/412 (version conflicts, failed preconditions)
+│   └── OperationOutcomeError   any other 4xx, carrying the server's OperationOutcome
+└── LlmError
+    ├── LlmTransientError    unreachable, timed out, 429/5xx (transient)
+    └── LlmPermanentError    4xx, output that does not fit the schema after a retry
+
+Messages carry resource ids and status codes, never names, note text or clinical values.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class EhrSumError(Exception):
+    """Root of every error this service raises on purpose."""
+
+    transient: bool = False
+
+
+class ConfigError(EhrSumError):
+    """Settings that cannot work."""
+
+
+class InputError(EhrSumError):
+    """Bad input from a caller or a file."""
+
+
+class NotFoundError(EhrSumError):
+    """A job or draft of ours that does not exist."""
+
+
+class FhirError(EhrSumError):
+    """An error answered by, or on the way to, the FHIR server."""
+
+    def __init__(self, message: str, *, status: int | None = None, outcome: dict[str, Any] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.outcome = outcome
+
+
+class FhirUnavailable(FhirError):
+    """The FHIR server could not be reached or kept failing."""
+
+    transient = True
+
+
+class FhirNotFound(FhirError):
+    """The FHIR server answered 404 or 410."""
+
+
+class FhirAuthError(FhirError):
+    """The FHIR server refused our credentials."""
+
+
+class FhirConflict(FhirError):
+    """The FHIR server answered 409 or 412."""
+
+
+class OperationOutcomeError(FhirError):
+    """Any other 4xx from the FHIR server, with its OperationOutcome."""
+
+
+class LlmError(EhrSumError):
+    """An error from the LLM server or its output."""
+
+
+class LlmTransientError(LlmError):
+    """The LLM server was unreachable, timed out or overloaded."""
+
+    transient = True
+
+
+class LlmPermanentError(LlmError):
+    """The LLM server rejected the request or its output is unusable."""

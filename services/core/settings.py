@@ -1,0 +1,61 @@
+"""Settings, read once from the environment (prefix EHRSUM_) with embedded defaults."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """All configuration of the service; defaults run the embedded local stack."""
+
+    model_config = SettingsConfigDict(env_prefix="EHRSUM_", env_file=None, extra="ignore")
+
+    data_dir: Path = Field(default=Path("var"), description="Where the embedded SQLite file lives.")
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL; SQLite file when unset.")
+    broker_url: str = "redis://127.0.0.1:6379/0"
+
+    fhir_base_url: str = "http://127.0.0.1:8090/fhir"
+    fhir_auth: Literal["none", "basic", "bearer"] = "none"
+    fhir_username: str | None = None
+    fhir_password: SecretStr | None = None
+    fhir_token: SecretStr | None = None
+    fhir_timeout_s: float = 30.0
+    fhir_max_retries: int = 4
+    fhir_page_limit: int = 1000
+
+    llm_base_url: str = "http://127.0.0.1:8000/v1"
+    llm_model: str = "medgemma-27b"
+    llm_api_key: SecretStr | None = None
+    llm_timeout_s: float = 600.0
+    llm_max_retries: int = 2
+    llm_context_tokens: int = 32768
+    llm_max_output_tokens: int = 2048
+    llm_temperature: float = 0.0
+    note_max_statements: int = 6
+    statement_max_chars: int = 400
+    tokenizer_path: Path | None = Field(default=None, description="Served model's tokenizer dir, if local.")
+
+    model_device_name: str = "MedGemma 27B"
+    model_version: str = "google/medgemma-27b-it"
+    model_weights_digest: str | None = None
+
+    job_max_retries: int = 5
+    job_retry_backoff_s: float = 15.0
+    log_level: str = "INFO"
+
+    def sqlalchemy_url(self) -> str:
+        """The database URL, defaulting to a SQLite file under data_dir."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'ehrsum.db').resolve()}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

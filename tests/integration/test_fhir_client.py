@@ -1,0 +1,100 @@
+"""The FHIR client against the real sekmet-fhir server: paging, retries, fallback, typed errors."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+
+from fhir_adapters.client import FhirClient
+from fhir_adapters.record import FALLBACK_TYPES, fetch_record
+from services.core.errors import FhirNotFound, FhirUnavailable, OperationOutcomeError
+from tests.conftest import free_port
+from tests.support.fault_proxy import Fault, FaultProxy
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def proxy(fhir_server: str) -> Iterator[FaultProxy]:
+    p = FaultProxy(fhir_server).start()
+    yield p
+    p.stop()
+
+
+async def test_search_follows_next_links_across_pages(fhir_server: str, loaded_patients: list[str]) -> None:
+    patient = loaded_patients[0]
+    async with FhirClient(fhir_server) as client:
+        pages = [b async for b in client.pages("Observation", {"patient": patient, "_count": "50"})]
+        found = [r async for r in client.search("Observation", {"patient": patient, "_count": "50"})]
+        record = await fetch_record(client, patient)
+    expected = sum(1 for ref in record.resources if ref.startswith("Observation/"))
+    assert len(pages) > 2
+    assert len(found) == expected == len({r["id"] for r in found})
+
+
+async def test_everything_gives_the_whole_record(fhir_server: str, loaded_patients: list[str]) -> None:
+    async with FhirClient(fhir_server) as client:
+        record = await fetch_record(client, loaded_patients[0])
+    assert record.source == "$everything"
+    assert record.patient is not None and record.patient.id == loaded_patients[0]
+    assert len(record.resources) > 200 and record.rejected == {}
+
+
+async def test_retries_honour_retry_after_then_succeed(proxy: FaultProxy, loaded_patients: list[str]) -> None:
+    proxy.faults = [Fault(r"/Patient/", 503, 2, retry_after="1"), Fault(r"/Patient/", 429, 1, retry_after="0")]
+    started = time.monotonic()
+    async with FhirClient(proxy.url, max_retries=4, backoff_base_s=0.01) as client:
+        patient = await client.read("Patient", loaded_patients[0])
+    assert patient["id"] == loaded_patients[0]
+    assert len(proxy.seen) == 4
+    assert time.monotonic() - started >= 2.0  # two Retry-After: 1 waits
+
+
+async def test_gives_up_after_max_retries(proxy: FaultProxy, loaded_patients: list[str]) -> None:
+    proxy.faults = [Fault(r"/Patient/", 502, 10)]
+    async with FhirClient(proxy.url, max_retries=2, backoff_base_s=0.01) as client:
+        with pytest.raises(FhirUnavailable):
+            await client.read("Patient", loaded_patients[0])
+    assert len(proxy.seen) == 3
+
+
+async def test_falls_back_to_searches_when_everything_is_unsupported(
+    proxy: FaultProxy, fhir_server: str, loaded_patients: list[str]
+) -> None:
+    outcome = b'{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"not-supported"}]}'
+    proxy.faults = [Fault(r"\$everything", 501, 100, body=outcome)]
+    patient = loaded_patients[1]
+    async with FhirClient(proxy.url) as client:
+        searched = await fetch_record(client, patient)
+    async with FhirClient(fhir_server) as client:
+        everything = await fetch_record(client, patient)
+    assert searched.source == "search"
+    wanted = {r for r in everything.resources if r.split("/")[0] in (*FALLBACK_TYPES, "Patient")}
+    assert set(searched.resources) == wanted
+    assert Counter(r.split("/")[0] for r in searched.resources)["Observation"] > 10
+
+
+async def test_unknown_patient_is_not_found(fhir_server: str) -> None:
+    async with FhirClient(fhir_server) as client:
+        with pytest.raises(FhirNotFound, match="Patient/no-such-patient not found"):
+            await fetch_record(client, "no-such-patient")
+
+
+async def test_unreachable_server_is_unavailable() -> None:
+    async with FhirClient(f"http://127.0.0.1:{free_port()}/fhir", max_retries=1, backoff_base_s=0.01) as client:
+        with pytest.raises(FhirUnavailable, match="unreachable"):
+            await client.read("Patient", "x")
+
+
+async def test_operation_outcome_becomes_a_typed_error(fhir_server: str) -> None:
+    bad = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": {"resourceType": "Observation", "status": "not-a-status"},
+         "request": {"method": "POST", "url": "Observation"}}]}
+    async with FhirClient(fhir_server) as client:
+        with pytest.raises(OperationOutcomeError) as caught:
+            await client.transaction(bad)
+    assert caught.value.outcome is not None and caught.value.outcome["resourceType"] == "OperationOutcome"
+    assert 400 <= (caught.value.status or 0) < 500

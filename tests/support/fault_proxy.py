@@ -1,0 +1,85 @@
+"""A real HTTP proxy in front of a real server that injects faults (status codes, Retry-After) on demand."""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+
+
+@dataclass
+class Fault:
+    """Answer `status` (with optional Retry-After and body) to the next `times` requests matching `path`."""
+
+    path: str
+    status: int
+    times: int
+    retry_after: str | None = None
+    body: bytes = b""
+
+
+@dataclass
+class FaultProxy:
+    """Forwards to `upstream`; counts requests; applies faults first."""
+
+    upstream: str
+    faults: list[Fault] = field(default_factory=list)
+    seen: list[str] = field(default_factory=list)
+    server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        """Base URL of the proxy (same path as upstream)."""
+        assert self.server is not None
+        path = httpx.URL(self.upstream).path
+        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+
+    def start(self) -> FaultProxy:
+        """Serve on a free loopback port in a thread."""
+        proxy = self
+        upstream = httpx.URL(self.upstream)
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                return
+
+            def _handle(self) -> None:
+                proxy.seen.append(f"{self.command} {self.path}")
+                for fault in proxy.faults:
+                    if fault.times > 0 and re.search(fault.path, self.path):
+                        fault.times -= 1
+                        self.send_response(fault.status)
+                        if fault.retry_after is not None:
+                            self.send_header("Retry-After", fault.retry_after)
+                        self.send_header("Content-Type", "application/fhir+json")
+                        self.send_header("Content-Length", str(len(fault.body)))
+                        self.end_headers()
+                        self.wfile.write(fault.body)
+                        return
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+                target = upstream.copy_with(raw_path=self.path.encode())
+                answer = httpx.request(self.command, target, content=body, headers=headers, timeout=30)
+                self.send_response(answer.status_code)
+                for key, value in answer.headers.items():
+                    if key.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding"):
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(answer.content)))
+                self.end_headers()
+                self.wfile.write(answer.content)
+
+            do_GET = do_POST = do_PUT = do_DELETE = _handle  # noqa: N815
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        """Shut the proxy down."""
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()

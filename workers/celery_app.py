@@ -1,0 +1,29 @@
+"""The Celery app: Redis broker, late acks, one task at a time per process."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from services.core.settings import get_settings
+
+
+def make_celery() -> Celery:
+    """Build the Celery app from the settings."""
+    settings = get_settings()
+    app = Celery("ehrsum", broker=settings.broker_url, include=["workers.tasks"])
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_ignore_result=True,
+        worker_prefetch_multiplier=1,
+        task_serializer="json",
+        accept_content=["json"],
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        # A task unacked for this long is redelivered; it must outlast the slowest LLM call.
+        broker_transport_options={"visibility_timeout": int(settings.llm_timeout_s * 3)},
+    )
+    return app
+
+
+celery_app = make_celery()
