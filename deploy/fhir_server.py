@@ -50,6 +50,7 @@ def settings_dict(workdir: Path, port: int) -> dict[str, Any]:
 
 def write_settings(workdir: Path, port: int) -> Path:
     """Write `settings.yaml` for a server on 127.0.0.1:`port` into `workdir` and return its path."""
+    workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / "settings.yaml"
     # JSON is valid YAML, which keeps this module free of a YAML dependency.
@@ -133,11 +134,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     settings = write_settings(args.dir, args.port)
     print(f"FHIR base {base_url(args.port)} (settings {settings})", flush=True)
-    command = [str(sekmet_executable()), "serve", "-c", str(settings)]
-    try:
-        return subprocess.call(command, cwd=args.dir, env=_server_env(settings))
-    except KeyboardInterrupt:
-        return 130
+    os.chdir(args.dir)
+    # exec, so that signals (Ctrl-C, SIGTERM from a supervisor) reach the server itself.
+    executable = str(sekmet_executable())
+    os.execve(executable, [executable, "serve", "-c", str(settings)], _server_env(settings))
 
 
 if __name__ == "__main__":

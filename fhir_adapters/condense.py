@@ -74,7 +74,9 @@ def condense(record: PatientRecord, today: date | None = None) -> ClinicalTimeli
         allergies=[_allergy(a) for a in _live(by_type["AllergyIntolerance"], AllergyIntolerance)],
         vitals=_series(_live(by_type["Observation"], Observation), "vital-signs"),
         labs=_series(_live(by_type["Observation"], Observation), "laboratory"),
-        encounters=_newest([_encounter(e) for e in _live(by_type["Encounter"], Encounter)], lambda e: e.start),
+        encounters=_newest(
+            [_encounter(e) for e in _live(by_type["Encounter"], Encounter)], lambda e: e.start
+        ),
         procedures=_newest([_procedure(p) for p in _live(by_type["Procedure"], Procedure)], lambda p: p.date),
         immunizations=_newest(
             [_immunization(i) for i in _live(by_type["Immunization"], Immunization)], lambda i: i.date
@@ -165,7 +167,9 @@ def _problem(condition: Condition) -> Problem:
         code=_code(condition.code),
         active=status in ACTIVE_CONDITION if status else condition.abatementDateTime is None,
         clinical_status=status,
-        onset=iso(condition.onsetDateTime or (condition.onsetPeriod.start if condition.onsetPeriod else None)),
+        onset=iso(
+            condition.onsetDateTime or (condition.onsetPeriod.start if condition.onsetPeriod else None)
+        ),
         abatement=iso(condition.abatementDateTime),
     )
 
@@ -215,20 +219,26 @@ def _med(
         when = iso(resource.authoredOn)
         dosages = resource.dosageInstruction or []
     else:
-        when = iso(resource.effectiveDateTime or (resource.effectivePeriod.start if resource.effectivePeriod else None))
+        when = iso(
+            resource.effectiveDateTime
+            or (resource.effectivePeriod.start if resource.effectivePeriod else None)
+        )
         dosages = resource.dosage or []
     dosage = "; ".join(str(d.text) for d in dosages if d.text) or None
     return Medication(
-        ref=ref, refs=refs, name=name, active=resource.status in ACTIVE_MEDICATION,
-        status=str(resource.status), date=when, dosage=dosage,
+        ref=ref,
+        refs=refs,
+        name=name,
+        active=resource.status in ACTIVE_MEDICATION,
+        status=str(resource.status),
+        date=when,
+        dosage=dosage,
     )
 
 
 def _allergy(allergy: AllergyIntolerance) -> Allergy:
     status = _code(allergy.clinicalStatus)
-    reactions = [
-        text_of(m) for reaction in allergy.reaction or [] for m in reaction.manifestation or []
-    ]
+    reactions = [text_of(m) for reaction in allergy.reaction or [] for m in reaction.manifestation or []]
     return Allergy(
         ref=f"AllergyIntolerance/{allergy.id}",
         substance=text_of(allergy.code),
@@ -263,7 +273,9 @@ def _series(observations: list[Observation], category: str) -> list[Series]:
 
 def _measurements(obs: Observation) -> list[tuple[str, str, Measurement]]:
     ref = f"Observation/{obs.id}"
-    when = iso(obs.effectiveDateTime or (obs.effectivePeriod.start if obs.effectivePeriod else None) or obs.issued)
+    when = iso(
+        obs.effectiveDateTime or (obs.effectivePeriod.start if obs.effectivePeriod else None) or obs.issued
+    )
     parts: list[tuple[CodeableConcept, Any, list[Any], list[Any]]] = []
     if obs.component and (_code(obs.code, LOINC) == BP_PANEL or _value_of(obs) is None):
         parts = [(c.code, c, c.interpretation or [], c.referenceRange or []) for c in obs.component]
@@ -331,7 +343,9 @@ def _encounter(encounter: Encounter) -> EncounterItem:
 
 
 def _procedure(procedure: Procedure) -> Event:
-    when = procedure.performedDateTime or (procedure.performedPeriod.start if procedure.performedPeriod else None)
+    when = procedure.performedDateTime or (
+        procedure.performedPeriod.start if procedure.performedPeriod else None
+    )
     return Event(
         ref=f"Procedure/{procedure.id}", name=text_of(procedure.code), date=iso(when), status=procedure.status
     )
@@ -353,15 +367,21 @@ def _notes(documents: list[Resource], reports: list[Resource]) -> list[Note]:
             continue  # never feed our own unapproved output back in as a source
         text = "\n".join(_decode(c.attachment) for c in doc.content or [] if c.attachment)
         title = text_of(doc.type) if doc.type else (doc.description or "Document")
-        notes.append(Note(ref=f"DocumentReference/{doc.id}", title=str(title), date=iso(doc.date), text=text.strip()))
+        notes.append(
+            Note(ref=f"DocumentReference/{doc.id}", title=str(title), date=iso(doc.date), text=text.strip())
+        )
     for report in _live(reports, DiagnosticReport):
         parts = [_decode(a) for a in report.presentedForm or []]
         if report.conclusion:
             parts.append(str(report.conclusion))
         when = report.effectiveDateTime or report.issued
         notes.append(
-            Note(ref=f"DiagnosticReport/{report.id}", title=text_of(report.code), date=iso(when),
-                 text="\n".join(p for p in parts if p).strip())
+            Note(
+                ref=f"DiagnosticReport/{report.id}",
+                title=text_of(report.code),
+                date=iso(when),
+                text="\n".join(p for p in parts if p).strip(),
+            )
         )
     return notes
 

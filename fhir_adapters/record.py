@@ -14,7 +14,7 @@ from fhir.resources.R4B.patient import Patient
 from fhir.resources.R4B.resource import Resource
 
 from fhir_adapters.client import FhirClient
-from fhir_adapters.resources import parse_all, ref_of
+from fhir_adapters.resources import normalize_reference, parse_all, ref_of
 from services.core.errors import FhirError, FhirNotFound, FhirUnavailable, InputError
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,11 @@ async def fetch_record(client: FhirClient, patient_id: str, *, since: str | None
     except FhirUnavailable:
         raise
     except FhirError as exc:
-        log.info("$everything unusable (%s); falling back to searches", exc.status, extra={"patient_id": patient_id})
+        log.info(
+            "$everything unusable (%s); falling back to searches",
+            exc.status,
+            extra={"patient_id": patient_id},
+        )
         raw = await _search_record(client, patient_id, since)
         source = "search"
     if not any(r.get("resourceType") == "Patient" and r.get("id") == patient_id for r in raw):
@@ -96,10 +100,21 @@ async def _search_record(client: FhirClient, patient_id: str, since: str | None)
         if since:
             params["_lastUpdated"] = f"ge{since}"
         try:
-            raw.extend([r async for r in client.search(resource_type, params)])
+            found = [r async for r in client.search(resource_type, params)]
         except FhirNotFound:
             continue  # the server does not know this type
+        # Some servers ignore a search parameter they do not support and answer every resource of the type.
+        raw.extend(r for r in found if _belongs_to(r, patient_id))
     return raw
+
+
+def _belongs_to(resource: dict[str, Any], patient_id: str) -> bool:
+    wanted = f"Patient/{patient_id}"
+    for key in ("subject", "patient"):
+        ref = (resource.get(key) or {}).get("reference")
+        if isinstance(ref, str) and normalize_reference(ref, {}) == wanted:
+            return True
+    return False
 
 
 def _entries(bundle: dict[str, Any]) -> list[dict[str, Any]]:
@@ -107,7 +122,7 @@ def _entries(bundle: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def record_from_bundle(path: Path, patient_id: str | None = None) -> PatientRecord:
-    """Read a Bundle file (searchset, collection, transaction, $everything output), resolving urn:uuid refs."""
+    """Read a Bundle file (searchset, collection, transaction, $everything), resolving urn:uuid refs."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:

@@ -6,7 +6,7 @@ import copy
 import logging
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from fhir.resources.R4B import get_fhir_model_class
 from fhir.resources.R4B.resource import Resource
@@ -14,7 +14,9 @@ from pydantic import ValidationError
 
 log = logging.getLogger(__name__)
 
-_ABSOLUTE_REF = re.compile(r"^https?://.+/(?P<type>[A-Z][A-Za-z]+)/(?P<id>[A-Za-z0-9\-.]{1,64})(/_history/[^/]+)?$")
+_ABSOLUTE_REF = re.compile(
+    r"^https?://.+/(?P<type>[A-Z][A-Za-z]+)/(?P<id>[A-Za-z0-9\-.]{1,64})(/_history/[^/]+)?$"
+)
 _MAX_REPAIRS = 5
 
 
@@ -69,7 +71,7 @@ def parse_resource(raw: dict[str, Any]) -> Resource:
     data = raw
     for _ in range(_MAX_REPAIRS):
         try:
-            return model.model_validate(data)  # type: ignore[no-any-return]
+            return cast(Resource, model.model_validate(data))
         except ValidationError as exc:
             unknown = [err["loc"] for err in exc.errors() if err["type"] == "extra_forbidden"]
             if not unknown:

@@ -26,7 +26,8 @@ def _value(m: Measurement) -> str:
 
 def _onset(problem: Problem) -> str:
     if len(problem.refs) > 1:
-        return f"recorded {len(problem.refs)} times, first {_day(problem.first_onset)}, last {_day(problem.onset)}"
+        first, last = _day(problem.first_onset), _day(problem.onset)
+        return f"recorded {len(problem.refs)} times, first {first}, last {last}"
     return f"onset {_day(problem.onset)}"
 
 
@@ -86,7 +87,11 @@ def render_timeline(t: ClinicalTimeline) -> str:
     )
     lines += _section(
         "PAST MEDICATIONS",
-        (f"- [{', '.join(m.refs)}] {m.name}; {m.status}; {_day(m.date)}" for m in t.medications if not m.active),
+        (
+            f"- [{', '.join(m.refs)}] {m.name}; {m.status}; {_day(m.date)}"
+            for m in t.medications
+            if not m.active
+        ),
     )
     lines += _section("PROCEDURES", (f"- [{e.ref}] {_day(e.date)}: {e.name}" for e in t.procedures))
     lines += _section("IMMUNIZATIONS", (f"- [{e.ref}] {_day(e.date)}: {e.name}" for e in t.immunizations))

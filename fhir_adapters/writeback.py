@@ -99,16 +99,30 @@ def build_transaction(draft: DraftDocument) -> dict[str, Any]:
         "status": "current",
         "docStatus": "preliminary",
         "type": {"coding": [{"system": LOINC, "code": draft.loinc_code, "display": draft.loinc_display}]},
-        "category": [{"coding": [{"system": CATEGORY_SYSTEM, "code": "clinical-note", "display": "Clinical Note"}]}],
+        "category": [
+            {"coding": [{"system": CATEGORY_SYSTEM, "code": "clinical-note", "display": "Clinical Note"}]}
+        ],
         "subject": {"reference": f"Patient/{draft.patient_id}"},
         "date": created,
         "author": [{"reference": device_url, "display": draft.device.name}],
         "description": draft.title,
         "content": [
-            {"attachment": {"contentType": "text/markdown; charset=utf-8", "data": _b64(draft.markdown),
-                            "title": draft.title, "creation": created}},
-            {"attachment": {"contentType": "application/json", "data": _b64(json.dumps(draft.structured)),
-                            "title": "Structured draft with citations", "creation": created}},
+            {
+                "attachment": {
+                    "contentType": "text/markdown; charset=utf-8",
+                    "data": _b64(draft.markdown),
+                    "title": draft.title,
+                    "creation": created,
+                }
+            },
+            {
+                "attachment": {
+                    "contentType": "application/json",
+                    "data": _b64(json.dumps(draft.structured)),
+                    "title": "Structured draft with citations",
+                    "creation": created,
+                }
+            },
         ],
     }
     if context:
@@ -118,13 +132,22 @@ def build_transaction(draft: DraftDocument) -> dict[str, Any]:
         "meta": {"security": [AIAST]},
         "target": [{"reference": doc_url}],
         "recorded": created,
-        "activity": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation",
-                                 "code": "CREATE"}]},
-        "agent": [{
-            "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
-                                 "code": "author"}]},
-            "who": {"reference": device_url, "display": draft.device.name},
-        }],
+        "activity": {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation", "code": "CREATE"}]
+        },
+        "agent": [
+            {
+                "type": {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
+                            "code": "author",
+                        }
+                    ]
+                },
+                "who": {"reference": device_url, "display": draft.device.name},
+            }
+        ],
         "entity": [{"role": "derivation", "what": {"reference": ref}} for ref in draft.cited_refs],
     }
     # A client-chosen Provenance id makes the PUT idempotent: a retried write updates, never duplicates.
@@ -133,13 +156,29 @@ def build_transaction(draft: DraftDocument) -> dict[str, Any]:
         "resourceType": "Bundle",
         "type": "transaction",
         "entry": [
-            {"fullUrl": device_url, "resource": device,
-             "request": {"method": "POST", "url": "Device", "ifNoneExist": f"identifier={device_identifier}"}},
-            {"fullUrl": doc_url, "resource": document,
-             "request": {"method": "POST", "url": "DocumentReference",
-                         "ifNoneExist": f"identifier={DRAFT_IDENTIFIER_SYSTEM}|{draft.identifier}"}},
-            {"fullUrl": prov_url, "resource": {**provenance, "id": provenance_id},
-             "request": {"method": "PUT", "url": f"Provenance/{provenance_id}"}},
+            {
+                "fullUrl": device_url,
+                "resource": device,
+                "request": {
+                    "method": "POST",
+                    "url": "Device",
+                    "ifNoneExist": f"identifier={device_identifier}",
+                },
+            },
+            {
+                "fullUrl": doc_url,
+                "resource": document,
+                "request": {
+                    "method": "POST",
+                    "url": "DocumentReference",
+                    "ifNoneExist": f"identifier={DRAFT_IDENTIFIER_SYSTEM}|{draft.identifier}",
+                },
+            },
+            {
+                "fullUrl": prov_url,
+                "resource": {**provenance, "id": provenance_id},
+                "request": {"method": "PUT", "url": f"Provenance/{provenance_id}"},
+            },
         ],
     }
 

@@ -85,7 +85,9 @@ def cmd_summarize(args: argparse.Namespace) -> int:
         from services.jobs.service import get_job
 
         job = get_job(session=session, job_id=job_id)
-        _print_json({"job_id": job.id, "status": job.status.value, "draft_refs": job.draft_refs, "reason": job.reason})
+        _print_json(
+            {"job_id": job.id, "status": job.status.value, "draft_refs": job.draft_refs, "reason": job.reason}
+        )
         return 0 if job.status.value == "succeeded" else 1
 
 
@@ -139,7 +141,15 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from workers.celery_app import celery_app
 
     init_db()
-    argv = ["worker", "--loglevel", args.loglevel, "--concurrency", str(args.concurrency), "--pool", args.pool]
+    argv = [
+        "worker",
+        "--loglevel",
+        args.loglevel,
+        "--concurrency",
+        str(args.concurrency),
+        "--pool",
+        args.pool,
+    ]
     celery_app.worker_main(argv)
     return 0
 

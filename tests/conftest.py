@@ -1,4 +1,4 @@
-"""Session fixtures that start (or find) the real parts: Postgres, Redis, sekmet-fhir, the CPU vLLM, a worker."""
+"""Session fixtures that start (or find) the real parts: Postgres, Redis, sekmet-fhir, CPU vLLM, a worker."""
 
 from __future__ import annotations
 
@@ -33,7 +33,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_http(url: str, timeout: float, proc: subprocess.Popen[bytes] | None = None, log: Path | None = None) -> None:
+def wait_http(
+    url: str, timeout: float, proc: subprocess.Popen[bytes] | None = None, log: Path | None = None
+) -> None:
     """Poll url until it answers 2xx; fail with the log tail when the process dies or time runs out."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -137,7 +139,9 @@ def llm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     command, env = llm_cpu.server_command(port, "127.0.0.1", "gemma3-270m")
     log = tmp_path_factory.mktemp("vllm") / "server.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            command, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
     url = f"http://127.0.0.1:{port}/v1"
     try:
         wait_http(f"{url}/models", 420, proc, log)
@@ -171,12 +175,20 @@ def _env() -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def worker(stack: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[subprocess.Popen[bytes]]:
+def worker(
+    stack: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[subprocess.Popen[bytes]]:
     """A real Celery worker process (`ehrsum worker`)."""
     log = tmp_path_factory.mktemp("worker") / "worker.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen([str(BIN / "ehrsum"), "worker", "--pool", "solo"], env=_env(), stdout=out,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO)
+        proc = subprocess.Popen(
+            [str(BIN / "ehrsum"), "worker", "--pool", "solo"],
+            env=_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=REPO,
+        )
     time.sleep(3)
     if proc.poll() is not None:
         raise RuntimeError(log.read_text(errors="replace")[-3000:])
@@ -190,8 +202,14 @@ def api(stack: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iter
     port = free_port()
     log = tmp_path_factory.mktemp("api") / "api.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen([str(BIN / "ehrsum"), "api", "--port", str(port)], env=_env(), stdout=out,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO)
+        proc = subprocess.Popen(
+            [str(BIN / "ehrsum"), "api", "--port", str(port)],
+            env=_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=REPO,
+        )
     url = f"http://127.0.0.1:{port}"
     wait_http(f"{url}/healthz", 60, proc, log)
     yield url

@@ -53,7 +53,12 @@ def run_job(job_id: str) -> JobOutcome:
             log.warning("job failed: %s", type(exc).__name__, extra=extra)
             return JobOutcome(JobStatus.failed)
         except Exception as exc:
-            mark(session=session, job=job, status=JobStatus.failed, reason=f"internal error ({type(exc).__name__})")
+            mark(
+                session=session,
+                job=job,
+                status=JobStatus.failed,
+                reason=f"internal error ({type(exc).__name__})",
+            )
             log.exception("job crashed", extra=extra)
             return JobOutcome(JobStatus.failed)
         refs = [r.draft_ref for r in result.results if r.draft_ref]

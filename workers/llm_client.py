@@ -47,7 +47,9 @@ class LlmClient:
         self.backoff_base_s = backoff_base_s
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = httpx.AsyncClient(
-            base_url=base_url.rstrip("/") + "/", headers=headers, timeout=httpx.Timeout(timeout_s, connect=10.0)
+            base_url=base_url.rstrip("/") + "/",
+            headers=headers,
+            timeout=httpx.Timeout(timeout_s, connect=10.0),
         )
 
     async def __aenter__(self) -> LlmClient:
@@ -96,7 +98,10 @@ class LlmClient:
             "messages": messages,
             "max_tokens": max_tokens,
             "temperature": temperature,
-            "response_format": {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": True}},
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": name, "schema": schema, "strict": True},
+            },
         }
         data = await self._post("chat/completions", body)
         try:
@@ -114,7 +119,9 @@ class LlmClient:
             raise LlmOutputError(f"answer is not JSON (at character {exc.pos})") from exc
         if not isinstance(content, dict):
             raise LlmOutputError("answer is JSON but not an object")
-        return Completion(content, int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)), finish)
+        return Completion(
+            content, int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)), finish
+        )
 
     async def models(self) -> list[str]:
         """The served model names (readiness check)."""

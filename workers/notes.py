@@ -73,7 +73,9 @@ def note_schema(
     kind: NoteKind, allowed_refs: list[str], *, max_statements: int, max_chars: int
 ) -> dict[str, Any]:
     """The JSON schema for one kind, with citations restricted to the timeline's references."""
-    citation: dict[str, Any] = {"type": "string", "enum": allowed_refs} if allowed_refs else {"type": "string"}
+    citation: dict[str, Any] = (
+        {"type": "string", "enum": allowed_refs} if allowed_refs else {"type": "string"}
+    )
     statement = {
         "type": "object",
         "properties": {

@@ -73,7 +73,10 @@ class Pipeline:
         """Ask the model for a note; one retry with feedback when the answer does not fit the schema."""
         refs = timeline.refs()
         schema = note_schema(
-            kind, refs, max_statements=self.settings.note_max_statements, max_chars=self.settings.statement_max_chars
+            kind,
+            refs,
+            max_statements=self.settings.note_max_statements,
+            max_chars=self.settings.statement_max_chars,
         )
         text = render_timeline(timeline)
         feedback: str | None = None
@@ -164,7 +167,9 @@ def keep_grounded(note: NoteDraft, record: PatientRecord) -> tuple[NoteDraft, in
     kept = note.model_copy(deep=True)
     dropped = 0
     for section in kept.sections:
-        grounded = [s for s in section.statements if s.citations and all(c in record.resources for c in s.citations)]
+        grounded = [
+            s for s in section.statements if s.citations and all(c in record.resources for c in s.citations)
+        ]
         dropped += len(section.statements) - len(grounded)
         section.statements = grounded
     kept.sections = [s for s in kept.sections if s.statements]

@@ -17,7 +17,9 @@ SYSTEM = """You draft clinical documentation for a clinician to review. Rules:
 def system_prompt(kind: NoteKind) -> str:
     """The system prompt of a kind: identical for every patient."""
     sections = ", ".join(kind.sections)
-    return f"{SYSTEM}\nTask: {kind.instructions}\nSections, in this order where there is content: {sections}.\n"
+    return (
+        f"{SYSTEM}\nTask: {kind.instructions}\nSections, in this order where there is content: {sections}.\n"
+    )
 
 
 def user_prompt(timeline_text: str) -> str:

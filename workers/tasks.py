@@ -8,7 +8,7 @@ from workers.celery_app import celery_app
 from workers.jobrunner import run_job
 
 
-@celery_app.task(name="workers.tasks.summarize", bind=True, acks_late=True, max_retries=None)
+@celery_app.task(name="workers.tasks.summarize", bind=True, acks_late=True, max_retries=None)  # type: ignore[untyped-decorator]
 def summarize(self: Any, job_id: str) -> str:
     """Run a SummaryJob; retry later when it failed transiently."""
     outcome = run_job(job_id)

@@ -12,7 +12,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from services.core.errors import EhrSumError, InputError, NotFoundError
 
 FHIR_JSON = "application/fhir+json"
-_ISSUE_CODES = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found", 409: "conflict", 422: "invalid"}
+_ISSUE_CODES = {
+    400: "invalid",
+    401: "login",
+    403: "forbidden",
+    404: "not-found",
+    409: "conflict",
+    422: "invalid",
+}
 
 
 def operation_outcome(status: int, diagnostics: str, *, expression: list[str] | None = None) -> JSONResponse:
@@ -34,8 +41,12 @@ def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid_body(_: Request, exc: RequestValidationError) -> JSONResponse:
         issues = [
-            {"severity": "error", "code": "invalid", "diagnostics": err.get("msg", "invalid"),
-             "expression": [".".join(str(p) for p in err.get("loc", ()))]}
+            {
+                "severity": "error",
+                "code": "invalid",
+                "diagnostics": err.get("msg", "invalid"),
+                "expression": [".".join(str(p) for p in err.get("loc", ()))],
+            }
             for err in exc.errors()
         ]
         body = {"resourceType": "OperationOutcome", "issue": issues}

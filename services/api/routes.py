@@ -82,7 +82,12 @@ def create_summary(
         try:
             enqueue(job.id)
         except Exception as exc:
-            mark(session=session, job=job, status=JobStatus.failed, reason="could not queue: broker unreachable")
+            mark(
+                session=session,
+                job=job,
+                status=JobStatus.failed,
+                reason="could not queue: broker unreachable",
+            )
             log.warning("enqueue failed: %s", type(exc).__name__, extra={"job_id": job.id})
             return operation_outcome(503, f"job {job.id} saved but not queued: broker unreachable; retry it")
     return job
@@ -94,7 +99,9 @@ def read_summary(job_id: str, session: SessionDep) -> Any:
     return get_job(session=session, job_id=job_id)
 
 
-@router.post("/v1/summaries/{job_id}/retry", status_code=status.HTTP_202_ACCEPTED, response_model=SummaryJobPublic)
+@router.post(
+    "/v1/summaries/{job_id}/retry", status_code=status.HTTP_202_ACCEPTED, response_model=SummaryJobPublic
+)
 def retry_summary(job_id: str, session: SessionDep) -> Any:
     """Queue a failed job again."""
     job = get_job(session=session, job_id=job_id)
@@ -146,4 +153,6 @@ async def readyz(settings: SettingsDep) -> JSONResponse:
         run("llm", _check_llm(settings)),
     )
     ready = all(v == "ok" for v in checks.values())
-    return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503)
+    return JSONResponse(
+        {"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503
+    )

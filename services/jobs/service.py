@@ -16,7 +16,9 @@ def create_job(
 ) -> tuple[SummaryJob, bool]:
     """Insert a queued job and commit; with a known idempotency key, return that job instead."""
     if idempotency_key:
-        existing = session.exec(select(SummaryJob).where(SummaryJob.idempotency_key == idempotency_key)).first()
+        existing = session.exec(
+            select(SummaryJob).where(SummaryJob.idempotency_key == idempotency_key)
+        ).first()
         if existing is not None:
             return existing, False
     job = SummaryJob(patient_id=patient_id, kinds=kinds, idempotency_key=idempotency_key)

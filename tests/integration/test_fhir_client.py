@@ -44,7 +44,10 @@ async def test_everything_gives_the_whole_record(fhir_server: str, loaded_patien
 
 
 async def test_retries_honour_retry_after_then_succeed(proxy: FaultProxy, loaded_patients: list[str]) -> None:
-    proxy.faults = [Fault(r"/Patient/", 503, 2, retry_after="1"), Fault(r"/Patient/", 429, 1, retry_after="0")]
+    proxy.faults = [
+        Fault(r"/Patient/", 503, 2, retry_after="1"),
+        Fault(r"/Patient/", 429, 1, retry_after="0"),
+    ]
     started = time.monotonic()
     async with FhirClient(proxy.url, max_retries=4, backoff_base_s=0.01) as client:
         patient = await client.read("Patient", loaded_patients[0])
@@ -84,15 +87,24 @@ async def test_unknown_patient_is_not_found(fhir_server: str) -> None:
 
 
 async def test_unreachable_server_is_unavailable() -> None:
-    async with FhirClient(f"http://127.0.0.1:{free_port()}/fhir", max_retries=1, backoff_base_s=0.01) as client:
+    async with FhirClient(
+        f"http://127.0.0.1:{free_port()}/fhir", max_retries=1, backoff_base_s=0.01
+    ) as client:
         with pytest.raises(FhirUnavailable, match="unreachable"):
             await client.read("Patient", "x")
 
 
 async def test_operation_outcome_becomes_a_typed_error(fhir_server: str) -> None:
-    bad = {"resourceType": "Bundle", "type": "transaction", "entry": [
-        {"resource": {"resourceType": "Observation", "status": "not-a-status"},
-         "request": {"method": "POST", "url": "Observation"}}]}
+    bad = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "resource": {"resourceType": "Observation", "status": "not-a-status"},
+                "request": {"method": "POST", "url": "Observation"},
+            }
+        ],
+    }
     async with FhirClient(fhir_server) as client:
         with pytest.raises(OperationOutcomeError) as caught:
             await client.transaction(bad)

@@ -17,8 +17,14 @@ from fhir_adapters.tokens import EstimateCounter
 from services.core.errors import InputError
 
 LOINC = "http://loinc.org"
-LAB = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "laboratory"}]}
-VITAL = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs"}]}
+LAB = {
+    "coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "laboratory"}]
+}
+VITAL = {
+    "coding": [
+        {"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs"}
+    ]
+}
 
 
 def concept(code: str, display: str, system: str = "http://snomed.info/sct") -> dict[str, Any]:
@@ -35,22 +41,54 @@ def bundle(*resources: dict[str, Any], kind: str = "collection") -> dict[str, An
     return {"resourceType": "Bundle", "type": kind, "entry": entries}
 
 
-def condition(rid: str, code: str, name: str, clinical: str = "active", verification: str = "confirmed",
-              onset: str = "2020-01-01") -> dict[str, Any]:
-    return {"resourceType": "Condition", "id": rid, "subject": {"reference": "Patient/p1"},
-            "clinicalStatus": status(clinical), "verificationStatus": status(verification),
-            "code": concept(code, name), "onsetDateTime": onset}
+def condition(
+    rid: str,
+    code: str,
+    name: str,
+    clinical: str = "active",
+    verification: str = "confirmed",
+    onset: str = "2020-01-01",
+) -> dict[str, Any]:
+    return {
+        "resourceType": "Condition",
+        "id": rid,
+        "subject": {"reference": "Patient/p1"},
+        "clinicalStatus": status(clinical),
+        "verificationStatus": status(verification),
+        "code": concept(code, name),
+        "onsetDateTime": onset,
+    }
 
 
-def lab(rid: str, value: float, when: str, code: str = "2823-3", name: str = "Potassium",
-        interpretation: str | None = None, ranged: bool = True, status_: str = "final") -> dict[str, Any]:
+def lab(
+    rid: str,
+    value: float,
+    when: str,
+    code: str = "2823-3",
+    name: str = "Potassium",
+    interpretation: str | None = None,
+    ranged: bool = True,
+    status_: str = "final",
+) -> dict[str, Any]:
     obs: dict[str, Any] = {
-        "resourceType": "Observation", "id": rid, "status": status_, "category": [LAB],
-        "code": concept(code, name, LOINC), "subject": {"reference": "Patient/p1"}, "effectiveDateTime": when,
-        "valueQuantity": {"value": value, "unit": "mmol/L", "system": "http://unitsofmeasure.org", "code": "mmol/L"},
+        "resourceType": "Observation",
+        "id": rid,
+        "status": status_,
+        "category": [LAB],
+        "code": concept(code, name, LOINC),
+        "subject": {"reference": "Patient/p1"},
+        "effectiveDateTime": when,
+        "valueQuantity": {
+            "value": value,
+            "unit": "mmol/L",
+            "system": "http://unitsofmeasure.org",
+            "code": "mmol/L",
+        },
     }
     if ranged:
-        obs["referenceRange"] = [{"low": {"value": 3.5, "unit": "mmol/L"}, "high": {"value": 5.1, "unit": "mmol/L"}}]
+        obs["referenceRange"] = [
+            {"low": {"value": 3.5, "unit": "mmol/L"}, "high": {"value": 5.1, "unit": "mmol/L"}}
+        ]
     if interpretation:
         obs["interpretation"] = [status(interpretation)]
     return obs
@@ -64,14 +102,32 @@ def test_entered_in_error_is_dropped_everywhere() -> None:
     t = timeline_of(
         condition("c1", "38341003", "Hypertension", verification="entered-in-error"),
         lab("o1", 4.0, "2024-01-01", status_="entered-in-error"),
-        {"resourceType": "MedicationRequest", "id": "m1", "status": "entered-in-error", "intent": "order",
-         "subject": {"reference": "Patient/p1"}, "medicationCodeableConcept": concept("1", "Lisinopril")},
-        {"resourceType": "AllergyIntolerance", "id": "a1", "patient": {"reference": "Patient/p1"},
-         "verificationStatus": status("entered-in-error"), "code": concept("2", "Penicillin")},
-        {"resourceType": "Encounter", "id": "e1", "status": "entered-in-error", "class": {"code": "AMB"},
-         "subject": {"reference": "Patient/p1"}},
+        {
+            "resourceType": "MedicationRequest",
+            "id": "m1",
+            "status": "entered-in-error",
+            "intent": "order",
+            "subject": {"reference": "Patient/p1"},
+            "medicationCodeableConcept": concept("1", "Lisinopril"),
+        },
+        {
+            "resourceType": "AllergyIntolerance",
+            "id": "a1",
+            "patient": {"reference": "Patient/p1"},
+            "verificationStatus": status("entered-in-error"),
+            "code": concept("2", "Penicillin"),
+        },
+        {
+            "resourceType": "Encounter",
+            "id": "e1",
+            "status": "entered-in-error",
+            "class": {"code": "AMB"},
+            "subject": {"reference": "Patient/p1"},
+        },
     )
-    assert t.problems == [] and t.labs == [] and t.medications == [] and t.allergies == [] and t.encounters == []
+    assert (
+        t.problems == [] and t.labs == [] and t.medications == [] and t.allergies == [] and t.encounters == []
+    )
 
 
 def test_active_and_past_problems_are_split_and_repeats_merged() -> None:
@@ -90,32 +146,62 @@ def test_active_and_past_problems_are_split_and_repeats_merged() -> None:
 
 @pytest.mark.parametrize("shape", ["codeable", "reference", "contained"])
 def test_each_medication_shape_gives_the_drug_name(shape: str) -> None:
-    request: dict[str, Any] = {"resourceType": "MedicationRequest", "id": "m1", "status": "active",
-                               "intent": "order", "subject": {"reference": "Patient/p1"},
-                               "authoredOn": "2023-05-01"}
+    request: dict[str, Any] = {
+        "resourceType": "MedicationRequest",
+        "id": "m1",
+        "status": "active",
+        "intent": "order",
+        "subject": {"reference": "Patient/p1"},
+        "authoredOn": "2023-05-01",
+    }
     extra: list[dict[str, Any]] = []
     if shape == "codeable":
         request["medicationCodeableConcept"] = concept("314076", "Lisinopril 10 MG Oral Tablet")
     elif shape == "reference":
-        extra.append({"resourceType": "Medication", "id": "med1", "code": concept("314076", "Lisinopril 10 MG Oral Tablet")})
+        extra.append(
+            {
+                "resourceType": "Medication",
+                "id": "med1",
+                "code": concept("314076", "Lisinopril 10 MG Oral Tablet"),
+            }
+        )
         request["medicationReference"] = {"reference": "urn:uuid:med1"}
     else:
-        request["contained"] = [{"resourceType": "Medication", "id": "c", "code": concept("314076", "Lisinopril 10 MG Oral Tablet")}]
+        request["contained"] = [
+            {
+                "resourceType": "Medication",
+                "id": "c",
+                "code": concept("314076", "Lisinopril 10 MG Oral Tablet"),
+            }
+        ]
         request["medicationReference"] = {"reference": "#c"}
     t = timeline_of(request, *extra)
     assert len(t.medications) == 1
     med = t.medications[0]
     assert med.name == "Lisinopril 10 MG Oral Tablet" and med.active
-    assert med.refs == (["MedicationRequest/m1", "Medication/med1"] if shape == "reference" else ["MedicationRequest/m1"])
+    assert med.refs == (
+        ["MedicationRequest/m1", "Medication/med1"] if shape == "reference" else ["MedicationRequest/m1"]
+    )
 
 
 def test_stopped_medication_is_past_and_statement_is_read() -> None:
     t = timeline_of(
-        {"resourceType": "MedicationRequest", "id": "m1", "status": "stopped", "intent": "order",
-         "subject": {"reference": "Patient/p1"}, "medicationCodeableConcept": concept("1", "Amoxicillin")},
-        {"resourceType": "MedicationStatement", "id": "s1", "status": "active",
-         "subject": {"reference": "Patient/p1"}, "medicationCodeableConcept": concept("2", "Metformin"),
-         "effectiveDateTime": "2022-01-01"},
+        {
+            "resourceType": "MedicationRequest",
+            "id": "m1",
+            "status": "stopped",
+            "intent": "order",
+            "subject": {"reference": "Patient/p1"},
+            "medicationCodeableConcept": concept("1", "Amoxicillin"),
+        },
+        {
+            "resourceType": "MedicationStatement",
+            "id": "s1",
+            "status": "active",
+            "subject": {"reference": "Patient/p1"},
+            "medicationCodeableConcept": concept("2", "Metformin"),
+            "effectiveDateTime": "2022-01-01",
+        },
     )
     by_name = {m.name: m for m in t.medications}
     assert not by_name["Amoxicillin"].active and by_name["Metformin"].active
@@ -142,13 +228,24 @@ def test_latest_abnormal_is_kept_when_latest_is_normal() -> None:
 
 
 def test_blood_pressure_panel_splits_into_components() -> None:
-    bp = {"resourceType": "Observation", "id": "bp1", "status": "final", "category": [VITAL],
-          "code": concept("85354-9", "Blood pressure panel", LOINC), "effectiveDateTime": "2024-01-01",
-          "component": [
-              {"code": concept("8480-6", "Systolic blood pressure", LOINC),
-               "valueQuantity": {"value": 150, "unit": "mm[Hg]"}},
-              {"code": concept("8462-4", "Diastolic blood pressure", LOINC),
-               "valueQuantity": {"value": 95, "unit": "mm[Hg]"}}]}
+    bp = {
+        "resourceType": "Observation",
+        "id": "bp1",
+        "status": "final",
+        "category": [VITAL],
+        "code": concept("85354-9", "Blood pressure panel", LOINC),
+        "effectiveDateTime": "2024-01-01",
+        "component": [
+            {
+                "code": concept("8480-6", "Systolic blood pressure", LOINC),
+                "valueQuantity": {"value": 150, "unit": "mm[Hg]"},
+            },
+            {
+                "code": concept("8462-4", "Diastolic blood pressure", LOINC),
+                "valueQuantity": {"value": 95, "unit": "mm[Hg]"},
+            },
+        ],
+    }
     t = timeline_of(bp)
     assert {s.code: s.latest.value for s in t.vitals} == {"8480-6": 150.0, "8462-4": 95.0}
     assert all(s.latest.ref == "Observation/bp1" for s in t.vitals)
@@ -157,20 +254,47 @@ def test_blood_pressure_panel_splits_into_components() -> None:
 def test_notes_are_decoded_and_our_own_drafts_are_not_sources() -> None:
     text = "Seen for follow-up. Doing well."
     data = base64.b64encode(text.encode()).decode()
-    doc = {"resourceType": "DocumentReference", "id": "d1", "status": "current", "date": "2024-01-01T10:00:00Z",
-           "type": concept("11506-3", "Progress note", LOINC),
-           "content": [{"attachment": {"contentType": "text/plain", "data": data}}]}
-    ours = {**doc, "id": "d2", "meta": {"security": [
-        {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "AIAST"}]}}
-    report = {"resourceType": "DiagnosticReport", "id": "r1", "status": "final", "code": concept("1", "Chest X-ray"),
-              "conclusion": "No acute findings.", "effectiveDateTime": "2024-02-01"}
+    doc = {
+        "resourceType": "DocumentReference",
+        "id": "d1",
+        "status": "current",
+        "date": "2024-01-01T10:00:00Z",
+        "type": concept("11506-3", "Progress note", LOINC),
+        "content": [{"attachment": {"contentType": "text/plain", "data": data}}],
+    }
+    ours = {
+        **doc,
+        "id": "d2",
+        "meta": {
+            "security": [
+                {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "AIAST"}
+            ]
+        },
+    }
+    report = {
+        "resourceType": "DiagnosticReport",
+        "id": "r1",
+        "status": "final",
+        "code": concept("1", "Chest X-ray"),
+        "conclusion": "No acute findings.",
+        "effectiveDateTime": "2024-02-01",
+    }
     t = timeline_of(doc, ours, report)
-    assert {n.ref: n.text for n in t.notes} == {"DocumentReference/d1": text, "DiagnosticReport/r1": "No acute findings."}
+    assert {n.ref: n.text for n in t.notes} == {
+        "DocumentReference/d1": text,
+        "DiagnosticReport/r1": "No acute findings.",
+    }
 
 
 def test_urn_uuid_references_resolve_to_type_and_id(tmp_path: Path) -> None:
-    enc = {"resourceType": "Encounter", "id": "e1", "status": "finished", "class": {"code": "AMB"},
-           "subject": {"reference": "urn:uuid:p1"}, "period": {"start": "2024-01-01T09:00:00Z"}}
+    enc = {
+        "resourceType": "Encounter",
+        "id": "e1",
+        "status": "finished",
+        "class": {"code": "AMB"},
+        "subject": {"reference": "urn:uuid:p1"},
+        "period": {"start": "2024-01-01T09:00:00Z"},
+    }
     obs = lab("o1", 4.0, "2024-01-01")
     obs["encounter"] = {"reference": "urn:uuid:e1"}
     obs["subject"] = {"reference": "urn:uuid:p1"}
@@ -189,8 +313,10 @@ def test_unknown_elements_are_tolerated_not_fatal() -> None:
     assert t.labs[0].latest.ref == "Observation/o1" and t.rejected == []
 
 
-@pytest.mark.parametrize("content", ["{not json", "[]", '{"resourceType": "Patient"}',
-                                     '{"resourceType": "Bundle", "type": "weird"}'])
+@pytest.mark.parametrize(
+    "content",
+    ["{not json", "[]", '{"resourceType": "Patient"}', '{"resourceType": "Bundle", "type": "weird"}'],
+)
 def test_malformed_bundle_files_raise_input_error(tmp_path: Path, content: str) -> None:
     path = tmp_path / "bad.json"
     path.write_text(content)
@@ -202,20 +328,46 @@ def test_budget_never_drops_must_keep_facts() -> None:
     resources: list[dict[str, Any]] = [
         condition(f"c{i}", str(1000 + i), f"Problem {i}", onset=f"20{10 + i % 10}-01-01") for i in range(8)
     ]
-    resources += [condition(f"r{i}", str(2000 + i), f"Old problem {i}", clinical="resolved") for i in range(30)]
     resources += [
-        {"resourceType": "MedicationRequest", "id": f"m{i}", "status": "active", "intent": "order",
-         "subject": {"reference": "Patient/p1"}, "medicationCodeableConcept": concept(str(i), f"Drug {i}")}
+        condition(f"r{i}", str(2000 + i), f"Old problem {i}", clinical="resolved") for i in range(30)
+    ]
+    resources += [
+        {
+            "resourceType": "MedicationRequest",
+            "id": f"m{i}",
+            "status": "active",
+            "intent": "order",
+            "subject": {"reference": "Patient/p1"},
+            "medicationCodeableConcept": concept(str(i), f"Drug {i}"),
+        }
         for i in range(6)
     ]
-    resources.append({"resourceType": "AllergyIntolerance", "id": "a1", "patient": {"reference": "Patient/p1"},
-                      "code": concept("2", "Penicillin"), "clinicalStatus": status("active")})
-    resources += [lab(f"k{i}", 4.0 if i else 6.2, f"20{10 + i}-01-01") for i in range(10)]  # abnormal is oldest
-    resources += [lab(f"n{i}", 140, f"20{10 + i}-01-01", code="2951-2", name="Sodium", ranged=False)
-                  for i in range(10)]
+    resources.append(
+        {
+            "resourceType": "AllergyIntolerance",
+            "id": "a1",
+            "patient": {"reference": "Patient/p1"},
+            "code": concept("2", "Penicillin"),
+            "clinicalStatus": status("active"),
+        }
+    )
+    resources += [
+        lab(f"k{i}", 4.0 if i else 6.2, f"20{10 + i}-01-01") for i in range(10)
+    ]  # abnormal is oldest
+    resources += [
+        lab(f"n{i}", 140, f"20{10 + i}-01-01", code="2951-2", name="Sodium", ranged=False) for i in range(10)
+    ]
     for i in range(40):
-        resources.append({"resourceType": "Encounter", "id": f"e{i}", "status": "finished", "class": {"code": "AMB"},
-                          "type": [concept("1", f"Visit {i}")], "period": {"start": f"2020-01-{1 + i % 28:02d}"}})
+        resources.append(
+            {
+                "resourceType": "Encounter",
+                "id": f"e{i}",
+                "status": "finished",
+                "class": {"code": "AMB"},
+                "type": [concept("1", f"Visit {i}")],
+                "period": {"start": f"2020-01-{1 + i % 28:02d}"},
+            }
+        )
     full = timeline_of(*resources)
     counter = EstimateCounter()
     fitted = fit_budget(full, 50, counter)  # far below what the must-keep facts need
