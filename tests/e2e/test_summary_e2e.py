@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from fhir_adapters.labels import AIAST_SYSTEM
 from tests.conftest import BIN, REPO, _env
 
 pytestmark = pytest.mark.e2e
@@ -26,13 +27,10 @@ def wait_job(api: str, job_id: str, timeout: float = 600) -> dict[str, Any]:
 
 
 def drafts_of(fhir: str, patient: str) -> list[dict[str, Any]]:
-    bundle = httpx.get(
-        f"{fhir}/DocumentReference", params={"patient": patient, "_count": "100"}, timeout=30
-    ).json()
+    params = {"patient": patient, "_security": f"{AIAST_SYSTEM}|AIAST", "_count": "1000"}
+    bundle = httpx.get(f"{fhir}/DocumentReference", params=params, timeout=30).json()
     return [
-        e["resource"]
-        for e in bundle.get("entry", [])
-        if any(s.get("code") == "AIAST" for s in e["resource"].get("meta", {}).get("security", []))
+        e["resource"] for e in bundle.get("entry", []) if e.get("search", {}).get("mode", "match") == "match"
     ]
 
 
