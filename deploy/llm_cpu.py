@@ -40,7 +40,7 @@ KVCACHE_SPACE_GB = "1"
 # Service settings that fit this server: its context, and notes short enough for ~30 tokens/s on 2 cores.
 DEMO_LIMITS = {
     "EHRSUM_LLM_CONTEXT_TOKENS": str(MAX_MODEL_LEN),
-    "EHRSUM_LLM_MAX_OUTPUT_TOKENS": "1280",
+    "EHRSUM_LLM_MAX_OUTPUT_TOKENS": "1024",
     "EHRSUM_NOTE_MAX_STATEMENTS": "2",
     "EHRSUM_STATEMENT_MAX_CHARS": "160",
 }

@@ -38,6 +38,7 @@ from fhir_adapters.timeline import (
     PatientFacts,
     Problem,
     Series,
+    assign_keys,
 )
 
 ERROR = "entered-in-error"
@@ -59,7 +60,7 @@ def condense(record: PatientRecord, today: date | None = None) -> ClinicalTimeli
     for resource in record.resources.values():
         by_type[resource.get_resource_type()].append(resource)
     medications = {f"Medication/{m.id}": m for m in by_type["Medication"] if isinstance(m, FhirMedication)}
-    return ClinicalTimeline(
+    timeline = ClinicalTimeline(
         patient=_patient(record, today or date.today()),
         problems=_merge_problems(
             _newest([_problem(c) for c in _live(by_type["Condition"], Condition)], lambda p: p.onset)
@@ -87,6 +88,8 @@ def condense(record: PatientRecord, today: date | None = None) -> ClinicalTimeli
         ),
         rejected=sorted(record.rejected),
     )
+    timeline.keys = assign_keys(timeline.refs())
+    return timeline
 
 
 def _live(resources: Iterable[Resource], model: type[R]) -> list[R]:

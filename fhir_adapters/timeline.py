@@ -134,8 +134,19 @@ class ClinicalTimeline(BaseModel):
     notes: list[Note] = Field(default_factory=list)
     omitted: dict[str, int] = Field(default_factory=dict)
     rejected: list[str] = Field(default_factory=list, description="Refs that failed validation.")
+    keys: dict[str, str] = Field(
+        default_factory=dict, description="Short citation key per FHIR reference, as the prompt shows it."
+    )
     tokens: int | None = None
     token_budget: int | None = None
+
+    def key(self, ref: str) -> str:
+        """The citation key shown for a reference (the reference itself when it has none)."""
+        return self.keys.get(ref, ref)
+
+    def citation_keys(self) -> dict[str, str]:
+        """Key → FHIR reference, for every reference the timeline shows."""
+        return {self.key(ref): ref for ref in self.refs()}
 
     def sources(self) -> dict[str, Source]:
         """Every FHIR reference the timeline shows, with a label and date, in order of appearance."""
@@ -165,6 +176,33 @@ class ClinicalTimeline(BaseModel):
     def refs(self) -> list[str]:
         """Every FHIR reference the timeline shows, in order of first appearance."""
         return list(self.sources())
+
+
+_KEY_PREFIX = {
+    "Patient": "PT",
+    "Condition": "C",
+    "AllergyIntolerance": "A",
+    "MedicationRequest": "M",
+    "MedicationStatement": "MS",
+    "Medication": "MED",
+    "Observation": "O",
+    "Encounter": "E",
+    "Procedure": "P",
+    "Immunization": "I",
+    "DocumentReference": "D",
+    "DiagnosticReport": "R",
+}
+
+
+def assign_keys(refs: list[str]) -> dict[str, str]:
+    """Short, stable keys ("O12") for references: UUID ids cost ~30 tokens each, a key about 3."""
+    counts: dict[str, int] = {}
+    keys = {}
+    for ref in refs:
+        prefix = _KEY_PREFIX.get(ref.split("/", 1)[0], "X")
+        counts[prefix] = counts.get(prefix, 0) + 1
+        keys[ref] = f"{prefix}{counts[prefix]}"
+    return keys
 
 
 def series_measurements(series: Series) -> list[Measurement]:

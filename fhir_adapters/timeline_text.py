@@ -1,17 +1,19 @@
-"""The timeline as compact prompt text: one line per item, each led by its [Type/id] reference."""
+"""The timeline as compact prompt text: one line per item, led by the short citation key of its resource."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from fhir_adapters.timeline import ClinicalTimeline, Measurement, Problem, Series
+
+Key = Callable[[str], str]
 
 
 def _day(value: str | None) -> str:
     return value[:10] if value else "date unknown"
 
 
-def _value(m: Measurement) -> str:
+def _value(m: Measurement, key: Key) -> str:
     shown = m.text if m.value is None else f"{m.value:g}"
     unit = f" {m.unit}" if m.unit else ""
     flag = "*" if m.abnormal else ""
@@ -21,7 +23,7 @@ def _value(m: Measurement) -> str:
         high = "" if m.high is None else f"{m.high:g}"
         bounds = f" (range {low}-{high})"
     interp = f" [{m.interpretation}]" if m.interpretation else ""
-    return f"[{m.ref}] {shown}{unit}{flag}{bounds}{interp} on {_day(m.date)}"
+    return f"[{key(m.ref)}] {shown}{unit}{flag}{bounds}{interp} on {_day(m.date)}"
 
 
 def _onset(problem: Problem) -> str:
@@ -31,12 +33,12 @@ def _onset(problem: Problem) -> str:
     return f"onset {_day(problem.onset)}"
 
 
-def _series_line(series: Series) -> str:
-    parts = [f"- {series.name}: {_value(series.latest)}"]
+def _series_line(series: Series, key: Key) -> str:
+    parts = [f"- {series.name}: {_value(series.latest, key)}"]
     if series.latest_abnormal is not None:
-        parts.append(f"last abnormal {_value(series.latest_abnormal)}")
+        parts.append(f"last abnormal {_value(series.latest_abnormal, key)}")
     if series.trend:
-        parts.append("before: " + ", ".join(_value(m) for m in series.trend))
+        parts.append("before: " + ", ".join(_value(m, key) for m in series.trend))
     return "; ".join(parts)
 
 
@@ -46,14 +48,15 @@ def _section(title: str, lines: Iterable[str]) -> list[str]:
 
 
 def render_timeline(t: ClinicalTimeline) -> str:
-    """Render the timeline as the text the model reads."""
+    """Render the timeline as the text the model reads; [keys] stand for FHIR references."""
+    k = t.key
     p = t.patient
     age = f"{p.age_years} years" if p.age_years is not None else "age unknown"
-    lines = [f"PATIENT [{p.ref}] {p.sex or 'sex unknown'}, {age}{', deceased' if p.deceased else ''}"]
+    lines = [f"PATIENT [{k(p.ref)}] {p.sex or 'sex unknown'}, {age}{', deceased' if p.deceased else ''}"]
     lines += _section(
         "ALLERGIES",
         (
-            f"- [{a.ref}] {a.substance}"
+            f"- [{k(a.ref)}] {a.substance}"
             + (f"; criticality {a.criticality}" if a.criticality else "")
             + (f"; reactions: {', '.join(a.reactions)}" if a.reactions else "")
             + ("" if a.active else "; inactive")
@@ -61,44 +64,51 @@ def render_timeline(t: ClinicalTimeline) -> str:
         ),
     )
     lines += _section(
-        "ACTIVE PROBLEMS", (f"- [{c.ref}] {c.name}; {_onset(c)}" for c in t.problems if c.active)
+        "ACTIVE PROBLEMS", (f"- [{k(c.ref)}] {c.name}; {_onset(c)}" for c in t.problems if c.active)
     )
     lines += _section(
         "ACTIVE MEDICATIONS",
         (
-            f"- [{', '.join(m.refs)}] {m.name}; since {_day(m.date)}" + (f"; {m.dosage}" if m.dosage else "")
+            f"- [{', '.join(map(k, m.refs))}] {m.name}; since {_day(m.date)}"
+            + (f"; {m.dosage}" if m.dosage else "")
             for m in t.medications
             if m.active
         ),
     )
-    lines += _section("LABS (latest first; * = abnormal)", (_series_line(s) for s in t.labs))
-    lines += _section("VITAL SIGNS", (_series_line(s) for s in t.vitals))
+    lines += _section("LABS (latest first; * = abnormal)", (_series_line(s, k) for s in t.labs))
+    lines += _section("VITAL SIGNS", (_series_line(s, k) for s in t.vitals))
     lines += _section(
         "ENCOUNTERS",
         (
-            f"- [{e.ref}] {_day(e.start)}: {e.type or e.kind or 'encounter'}"
+            f"- [{k(e.ref)}] {_day(e.start)}: {e.type or e.kind or 'encounter'}"
             + (f"; reason: {', '.join(e.reasons)}" if e.reasons else "")
             for e in t.encounters
         ),
     )
     lines += _section(
         "PAST PROBLEMS",
-        (f"- [{c.ref}] {c.name}; {_day(c.onset)} to {_day(c.abatement)}" for c in t.problems if not c.active),
+        (
+            f"- [{k(c.ref)}] {c.name}; {_day(c.onset)} to {_day(c.abatement)}"
+            for c in t.problems
+            if not c.active
+        ),
     )
     lines += _section(
         "PAST MEDICATIONS",
         (
-            f"- [{', '.join(m.refs)}] {m.name}; {m.status}; {_day(m.date)}"
+            f"- [{', '.join(map(k, m.refs))}] {m.name}; {m.status}; {_day(m.date)}"
             for m in t.medications
             if not m.active
         ),
     )
-    lines += _section("PROCEDURES", (f"- [{e.ref}] {_day(e.date)}: {e.name}" for e in t.procedures))
-    lines += _section("IMMUNIZATIONS", (f"- [{e.ref}] {_day(e.date)}: {e.name}" for e in t.immunizations))
+    lines += _section("PROCEDURES", (f"- [{k(e.ref)}] {_day(e.date)}: {e.name}" for e in t.procedures))
+    lines += _section("IMMUNIZATIONS", (f"- [{k(e.ref)}] {_day(e.date)}: {e.name}" for e in t.immunizations))
     lines += _section(
         "PRIOR NOTES",
-        (f"- [{n.ref}] {_day(n.date)} {n.title}: {' '.join(n.text.split())}" for n in t.notes),
+        (f"- [{k(n.ref)}] {_day(n.date)} {n.title}: {' '.join(n.text.split())}" for n in t.notes),
     )
     if t.omitted:
-        lines.append("OMITTED FOR LENGTH: " + ", ".join(f"{k} {v}" for k, v in sorted(t.omitted.items())))
+        lines.append(
+            "OMITTED FOR LENGTH: " + ", ".join(f"{name} {n}" for name, n in sorted(t.omitted.items()))
+        )
     return "\n".join(lines)

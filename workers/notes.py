@@ -30,6 +30,14 @@ class NoteDraft(BaseModel):
     kind: str
     sections: list[Section]
 
+    def with_citations(self, mapping: dict[str, str]) -> NoteDraft:
+        """A copy with each citation key replaced by what it maps to (unknown keys stay as they are)."""
+        copy = self.model_copy(deep=True)
+        for section in copy.sections:
+            for statement in section.statements:
+                statement.citations = [mapping.get(c, c) for c in statement.citations]
+        return copy
+
     def cited(self) -> list[str]:
         """Every cited reference, in order of first citation."""
         return list(dict.fromkeys(c for s in self.sections for st in s.statements for c in st.citations))

@@ -16,7 +16,7 @@ from fhir_adapters.timeline import ClinicalTimeline
 from fhir_adapters.timeline_text import render_timeline
 from fhir_adapters.tokens import TokenCounter, token_counter
 from fhir_adapters.writeback import DraftDocument, ModelDevice, draft_identifier, find_draft, write_draft
-from services.core.errors import LlmPermanentError
+from services.core.errors import InputError, LlmPermanentError
 from services.core.settings import Settings
 from workers import prompts
 from workers.llm_client import LlmClient, LlmOutputError
@@ -66,15 +66,22 @@ class Pipeline:
         return s.llm_context_tokens - s.llm_max_output_tokens - fixed - TEMPLATE_MARGIN_TOKENS
 
     def timeline(self, record: PatientRecord, kind: NoteKind) -> ClinicalTimeline:
-        """The record condensed and fitted to this kind's prompt budget."""
-        return fit_budget(condense(record), self.prompt_budget(kind), self.counter)
+        """The record condensed and fitted to this kind's prompt budget; InputError when it cannot fit."""
+        budget = self.prompt_budget(kind)
+        fitted = fit_budget(condense(record), budget, self.counter)
+        if fitted.tokens is not None and fitted.tokens > budget:
+            raise InputError(
+                f"Patient/{record.patient_id}: the facts that are never dropped need {fitted.tokens} tokens, "
+                f"over the prompt budget of {budget}; raise EHRSUM_LLM_CONTEXT_TOKENS"
+            )
+        return fitted
 
     async def generate(self, kind: NoteKind, timeline: ClinicalTimeline) -> tuple[NoteDraft, int, int]:
         """Ask the model for a note; one retry with feedback when the answer does not fit the schema."""
-        refs = timeline.refs()
+        keys = timeline.citation_keys()
         schema = note_schema(
             kind,
-            refs,
+            list(keys),
             max_statements=self.settings.note_max_statements,
             max_chars=self.settings.statement_max_chars,
         )
@@ -92,7 +99,7 @@ class Pipeline:
                 note = NoteDraft.model_validate(completion.content)
                 if note.kind != kind.name:
                     raise LlmOutputError(f"answer is a {note.kind!r} note")
-                return note, completion.prompt_tokens, completion.completion_tokens
+                return note.with_citations(keys), completion.prompt_tokens, completion.completion_tokens
             except (LlmOutputError, ValidationError) as exc:
                 feedback = str(exc).splitlines()[0][:200]
                 log.warning("unusable model answer (attempt %d): %s", attempt + 1, type(exc).__name__)

@@ -6,7 +6,7 @@ from workers.notes import NoteKind
 
 SYSTEM = """You draft clinical documentation for a clinician to review. Rules:
 - Use only facts from the patient timeline you are given. Never invent findings, values or dates.
-- Every statement cites the bracketed references ([Type/id]) of the timeline lines it rests on.
+- Every statement cites the bracketed keys (such as C3 or O12) of the timeline lines it rests on.
 - Copy numbers, units and dates exactly as the timeline shows them.
 - Do not make new diagnoses. For assessments use hedged language: "suggests", "consistent with", "consider".
 - Be brief: one fact or one closely related group of facts per statement.

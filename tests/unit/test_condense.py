@@ -376,8 +376,15 @@ def test_budget_never_drops_must_keep_facts() -> None:
     assert [a.ref for a in fitted.allergies] == ["AllergyIntolerance/a1"]
     potassium = next(s for s in fitted.labs if s.code == "2823-3")
     assert potassium.latest_abnormal is not None and potassium.latest_abnormal.ref == "Observation/k0"
-    assert "Observation/k0" in render_timeline(fitted)
+    assert f"[{fitted.key('Observation/k0')}]" in render_timeline(fitted)
     assert fitted.omitted and fitted.encounters == []
     roomy = fit_budget(full, 100_000, counter)
     assert roomy.omitted == {} and len(roomy.encounters) == 40
     assert roomy.tokens is not None and roomy.tokens <= 100_000
+
+
+def test_prompt_shows_short_keys_that_map_back_to_references() -> None:
+    t = timeline_of(condition("c1", "38341003", "Hypertension"), lab("o1", 5.9, "2024-03-01"))
+    text = render_timeline(t)
+    assert t.citation_keys() == {"PT1": "Patient/p1", "C1": "Condition/c1", "O1": "Observation/o1"}
+    assert "[C1] Hypertension" in text and "[O1] 5.9 mmol/L*" in text and "Condition/c1" not in text
