@@ -37,9 +37,13 @@ def stop_all() -> None:
         return
     for pidfile in PIDS.glob("*.pid"):
         try:
-            os.killpg(int(pidfile.read_text()), signal.SIGTERM)
+            pid = int(pidfile.read_text())
+            try:
+                os.killpg(pid, signal.SIGTERM)
+            except PermissionError:
+                os.kill(pid, signal.SIGTERM)  # not a group leader (sekmet is started by fhir_server.start)
             say(f"stopped {pidfile.stem}")
-        except (ProcessLookupError, ValueError, PermissionError):
+        except (ProcessLookupError, ValueError):
             pass
         pidfile.unlink()
     time.sleep(2)
@@ -80,7 +84,7 @@ def wait_for(url: str, proc: subprocess.Popen[bytes], name: str, timeout: float)
 def run() -> int:
     """Bring the stack up and summarize the largest patient."""
     stop_all()
-    STATE.mkdir(parents=True, exist_ok=True)
+    PIDS.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     out = CACHE / "patients" / f"demo-synthea-seed{SEED}"
     files = sorted(out.glob("*.json"))

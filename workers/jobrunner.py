@@ -63,5 +63,6 @@ def run_job(job_id: str) -> JobOutcome:
             return JobOutcome(JobStatus.failed)
         refs = [r.draft_ref for r in result.results if r.draft_ref]
         mark(session=session, job=job, status=JobStatus.succeeded, draft_refs=refs)
-        log.info("job succeeded", extra={**extra, "draft_ref": ",".join(refs)})
+        stages = {name: round(seconds, 3) for name, seconds in result.timings.items()}
+        log.info("job succeeded", extra={**extra, "draft_ref": ",".join(refs), "stages": stages})
         return JobOutcome(JobStatus.succeeded)
