@@ -36,16 +36,15 @@ def stop_all() -> None:
     if not PIDS.is_dir():
         return
     for pidfile in PIDS.glob("*.pid"):
-        try:
-            pid = int(pidfile.read_text())
-            try:
-                os.killpg(pid, signal.SIGTERM)
-            except PermissionError:
-                os.kill(pid, signal.SIGTERM)  # not a group leader (sekmet is started by fhir_server.start)
-            say(f"stopped {pidfile.stem}")
-        except (ProcessLookupError, ValueError):
-            pass
+        pid = int(pidfile.read_text() or 0)
         pidfile.unlink()
+        for kill in (os.killpg, os.kill):  # sekmet is a plain child of the demo, not a group leader
+            try:
+                kill(pid, signal.SIGTERM)
+            except (ProcessLookupError, PermissionError):
+                continue
+            say(f"stopped {pidfile.stem}")
+            break
     time.sleep(2)
 
 
