@@ -14,6 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.identity import IdentityProvider
+
 REPO = Path(__file__).resolve().parents[1]
 CACHE = Path(os.environ.get("EHRSUM_CACHE", REPO / ".cache"))
 BIN = Path(sys.executable).parent
@@ -197,8 +199,28 @@ def worker(
 
 
 @pytest.fixture(scope="session")
-def api(stack: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The real API (`ehrsum api`) on a free port."""
+def identity() -> Iterator[IdentityProvider]:
+    """A real local JWKS endpoint that the API trusts; tests mint tokens with its keys."""
+    provider = IdentityProvider().start()
+    os.environ.update(provider.env())
+    from services.core.settings import get_settings
+
+    get_settings.cache_clear()
+    yield provider
+    provider.stop()
+
+
+@pytest.fixture(scope="session")
+def auth(identity: IdentityProvider) -> dict[str, str]:
+    """Authorization headers carrying every API scope."""
+    return identity.headers()
+
+
+@pytest.fixture(scope="session")
+def api(
+    stack: dict[str, str], identity: IdentityProvider, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The real API (`ehrsum api`) on a free port, trusting the test identity provider."""
     port = free_port()
     log = tmp_path_factory.mktemp("api") / "api.log"
     with log.open("wb") as out:

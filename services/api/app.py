@@ -6,11 +6,14 @@ from fastapi import FastAPI
 
 from services.api.outcomes import install_handlers
 from services.api.routes import router
+from services.api.security import check_config, install_security
 from services.core.db import init_db
+from services.core.settings import get_settings
 
 
 def create_app() -> FastAPI:
     """Build the app; tables are created on start-up."""
+    check_config(get_settings())
     app = FastAPI(
         title="ehr-summarizer",
         version="0.1.0",
@@ -18,5 +21,6 @@ def create_app() -> FastAPI:
         on_startup=[init_db],
     )
     install_handlers(app)
+    install_security(app)
     app.include_router(router)
     return app

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field, field_validator
 from sqlmodel import Session
 
 from services.api.outcomes import operation_outcome
+from services.api.security import SummariesRead, SummariesWrite
 from services.core.db import ping_db, session_scope
 from services.core.settings import Settings, get_settings
 from services.jobs.models import JobStatus, SummaryJobPublic
@@ -72,6 +73,7 @@ def enqueue(job_id: str) -> None:
 def create_summary(
     body: SummaryRequest,
     session: SessionDep,
+    _: SummariesWrite,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Any:
     """Create a job (committed first), then queue it; the same Idempotency-Key returns the same job."""
@@ -94,7 +96,7 @@ def create_summary(
 
 
 @router.get("/v1/summaries/{job_id}", response_model=SummaryJobPublic)
-def read_summary(job_id: str, session: SessionDep) -> Any:
+def read_summary(job_id: str, session: SessionDep, _: SummariesRead) -> Any:
     """A job's status, draft references and failure reason."""
     return get_job(session=session, job_id=job_id)
 
@@ -102,7 +104,7 @@ def read_summary(job_id: str, session: SessionDep) -> Any:
 @router.post(
     "/v1/summaries/{job_id}/retry", status_code=status.HTTP_202_ACCEPTED, response_model=SummaryJobPublic
 )
-def retry_summary(job_id: str, session: SessionDep) -> Any:
+def retry_summary(job_id: str, session: SessionDep, _: SummariesWrite) -> Any:
     """Queue a failed job again."""
     job = get_job(session=session, job_id=job_id)
     if job.status != JobStatus.failed:

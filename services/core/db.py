@@ -31,7 +31,9 @@ def get_engine() -> Engine:
 
 def init_db() -> None:
     """Create the tables that do not exist yet."""
-    import services.jobs.models  # noqa: F401  (registers the tables)
+    import services.audit.models
+    import services.jobs.models
+    import services.subscriptions.models  # noqa: F401  (registers the tables)
 
     SQLModel.metadata.create_all(get_engine())
 

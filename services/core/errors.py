@@ -4,6 +4,9 @@ EhrSumError                  root; `transient` says whether a retry may succeed
 ├── ConfigError              settings that cannot work
 ├── InputError               bad input from a user or a file (one line on the CLI, 4xx over HTTP)
 ├── NotFoundError            a job or draft of ours that does not exist
+├── AuthenticationError      a caller without valid credentials (401 over HTTP)
+├── PermissionDenied         a caller whose token lacks the scope (403 over HTTP)
+├── ConflictError            a state change that no longer applies (409 over HTTP)
 ├── FhirError                the FHIR server's answer, mirrored
 │   ├── FhirUnavailable      unreachable, timed out, 429/5xx after retries (transient)
 │   ├── FhirNotFound         404/410
@@ -38,6 +41,18 @@ class InputError(EhrSumError):
 
 class NotFoundError(EhrSumError):
     """A job or draft of ours that does not exist."""
+
+
+class AuthenticationError(EhrSumError):
+    """A caller without valid credentials."""
+
+
+class PermissionDenied(EhrSumError):
+    """A caller whose token lacks the scope a route needs."""
+
+
+class ConflictError(EhrSumError):
+    """A state change that no longer applies (the resource moved on)."""
 
 
 class FhirError(EhrSumError):

@@ -44,6 +44,18 @@ class Settings(BaseSettings):
     model_version: str = "google/medgemma-27b-it"
     model_weights_digest: str | None = None
 
+    api_jwks_url: str | None = Field(
+        default=None, description="JWKS of the identity provider for API tokens."
+    )
+    api_jwt_issuer: str | None = None
+    api_jwt_audience: str = "ehr-summarizer"
+    api_jwt_algorithms: list[str] = Field(default_factory=lambda: ["RS256", "RS384", "ES256", "ES384"])
+    api_jwks_cache_s: int = 300
+    api_dev_token_enabled: bool = Field(
+        default=False, description="Accept api_dev_token; never in production."
+    )
+    api_dev_token: SecretStr | None = None
+
     job_max_retries: int = 5
     job_retry_backoff_s: float = 15.0
     log_level: str = "INFO"

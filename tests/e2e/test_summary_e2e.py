@@ -16,10 +16,10 @@ from tests.conftest import BIN, REPO, _env
 pytestmark = pytest.mark.e2e
 
 
-def wait_job(api: str, job_id: str, timeout: float = 600) -> dict[str, Any]:
+def wait_job(api: str, job_id: str, auth: dict[str, str], timeout: float = 600) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        job = httpx.get(f"{api}/v1/summaries/{job_id}", timeout=10).json()
+        job = httpx.get(f"{api}/v1/summaries/{job_id}", headers=auth, timeout=10).json()
         if job["status"] in ("succeeded", "failed"):
             return job  # type: ignore[no-any-return]
         time.sleep(1)
@@ -35,12 +35,17 @@ def drafts_of(fhir: str, patient: str) -> list[dict[str, Any]]:
 
 
 def test_summary_request_ends_with_one_verified_draft(
-    api: str, worker: subprocess.Popen[bytes], fhir_server: str, loaded_patients: list[str]
+    api: str,
+    auth: dict[str, str],
+    worker: subprocess.Popen[bytes],
+    fhir_server: str,
+    loaded_patients: list[str],
 ) -> None:
     patient = loaded_patients[0]
-    answer = httpx.post(f"{api}/v1/summaries", json={"patient": patient, "kinds": ["progress"]}, timeout=30)
+    body = {"patient": patient, "kinds": ["progress"]}
+    answer = httpx.post(f"{api}/v1/summaries", json=body, headers=auth, timeout=30)
     assert answer.status_code == 202, answer.text
-    job = wait_job(api, answer.json()["id"])
+    job = wait_job(api, answer.json()["id"], auth)
     assert job["status"] == "succeeded", job["reason"]
     [draft_ref] = job["draft_refs"]
 
@@ -56,29 +61,33 @@ def test_summary_request_ends_with_one_verified_draft(
     assert cited and all(httpx.get(f"{fhir_server}/{ref}", timeout=30).is_success for ref in cited)
 
     # Re-running the same request (a retried job) writes no second draft.
-    again = httpx.post(f"{api}/v1/summaries", json={"patient": patient}, timeout=30).json()
-    rerun = wait_job(api, again["id"])
+    again = httpx.post(f"{api}/v1/summaries", json={"patient": patient}, headers=auth, timeout=30).json()
+    rerun = wait_job(api, again["id"], auth)
     assert rerun["status"] == "succeeded" and rerun["draft_refs"] == [draft_ref]
     assert [d["id"] for d in drafts_of(fhir_server, patient)] == [draft_ref.split("/")[1]]
 
 
-def test_unknown_patient_fails_with_reason(api: str, worker: subprocess.Popen[bytes]) -> None:
-    answer = httpx.post(f"{api}/v1/summaries", json={"patient": "nobody-here"}, timeout=30)
-    job = wait_job(api, answer.json()["id"])
+def test_unknown_patient_fails_with_reason(
+    api: str, auth: dict[str, str], worker: subprocess.Popen[bytes]
+) -> None:
+    answer = httpx.post(f"{api}/v1/summaries", json={"patient": "nobody-here"}, headers=auth, timeout=30)
+    job = wait_job(api, answer.json()["id"], auth)
     assert job["status"] == "failed" and job["reason"] == "Patient/nobody-here not found"
 
 
 @pytest.mark.parametrize(
     "body", [{"kinds": ["progress"]}, {"patient": "a b"}, {"patient": "x", "kinds": ["poem"]}]
 )
-def test_malformed_body_is_a_422_operation_outcome(api: str, body: dict[str, Any]) -> None:
-    answer = httpx.post(f"{api}/v1/summaries", json=body, timeout=30)
+def test_malformed_body_is_a_422_operation_outcome(
+    api: str, auth: dict[str, str], body: dict[str, Any]
+) -> None:
+    answer = httpx.post(f"{api}/v1/summaries", json=body, headers=auth, timeout=30)
     assert answer.status_code == 422
     assert answer.json()["resourceType"] == "OperationOutcome"
 
 
-def test_unknown_job_is_a_404_operation_outcome(api: str) -> None:
-    answer = httpx.get(f"{api}/v1/summaries/does-not-exist", timeout=30)
+def test_unknown_job_is_a_404_operation_outcome(api: str, auth: dict[str, str]) -> None:
+    answer = httpx.get(f"{api}/v1/summaries/does-not-exist", headers=auth, timeout=30)
     assert answer.status_code == 404 and answer.json()["issue"][0]["code"] == "not-found"
 
 

@@ -1,0 +1,151 @@
+"""API security: bearer JWTs checked against the identity provider's JWKS, scopes per route, an audit entry
+for every API request."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Annotated, Any
+
+import jwt
+from fastapi import Depends, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+
+from services.api.outcomes import operation_outcome
+from services.audit.models import AuditOutcome
+from services.audit.service import record_detached
+from services.core.errors import AuthenticationError, ConfigError, PermissionDenied
+from services.core.settings import Settings, get_settings
+
+SUMMARIES_READ = "summaries.read"
+SUMMARIES_WRITE = "summaries.write"
+DRAFTS_READ = "drafts.read"
+DRAFTS_APPROVE = "drafts.approve"
+ALL_SCOPES = frozenset({SUMMARIES_READ, SUMMARIES_WRITE, DRAFTS_READ, DRAFTS_APPROVE})
+UNAUDITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/docs", "/openapi.json", "/redoc"})
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling, and what the token lets them do."""
+
+    subject: str
+    scopes: frozenset[str]
+
+
+@lru_cache(maxsize=4)
+def _jwks_client(url: str, lifespan_s: int) -> jwt.PyJWKClient:
+    return jwt.PyJWKClient(url, cache_jwk_set=True, lifespan=max(1, lifespan_s), timeout=5)
+
+
+def _scopes(claims: dict[str, Any]) -> frozenset[str]:
+    raw = claims.get("scope", claims.get("scp", ""))
+    return frozenset(raw.split() if isinstance(raw, str) else (str(s) for s in raw))
+
+
+def verify_token(token: str, settings: Settings) -> Principal:
+    """The principal of a bearer token; AuthenticationError for anything not valid."""
+    dev = settings.api_dev_token
+    if settings.api_dev_token_enabled and dev and hmac.compare_digest(token, dev.get_secret_value()):
+        return Principal(subject="dev-token", scopes=ALL_SCOPES)
+    if not settings.api_jwks_url:
+        raise AuthenticationError("no identity provider configured (EHRSUM_API_JWKS_URL)")
+    try:
+        key = _jwks_client(settings.api_jwks_url, settings.api_jwks_cache_s).get_signing_key_from_jwt(token)
+        claims = jwt.decode(
+            token,
+            key.key,
+            algorithms=settings.api_jwt_algorithms,
+            audience=settings.api_jwt_audience,
+            issuer=settings.api_jwt_issuer,
+            options={"require": ["exp", "sub"], "verify_iss": settings.api_jwt_issuer is not None},
+            leeway=30,
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise AuthenticationError("token expired") from exc
+    except jwt.PyJWKClientConnectionError as exc:
+        raise AuthenticationError("identity provider keys unavailable") from exc
+    except jwt.PyJWTError as exc:
+        raise AuthenticationError(f"invalid token ({type(exc).__name__})") from exc
+    return Principal(subject=str(claims["sub"]), scopes=_scopes(claims))
+
+
+def require(scope: str) -> Callable[[Request], Awaitable[Principal]]:
+    """A dependency that admits a caller whose bearer token carries `scope`."""
+
+    async def dependency(request: Request) -> Principal:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise AuthenticationError("bearer token required")
+        principal = await asyncio.to_thread(verify_token, token.strip(), get_settings())
+        request.state.principal = principal
+        if scope not in principal.scopes:
+            raise PermissionDenied(f"token lacks scope {scope}")
+        return principal
+
+    return dependency
+
+
+SummariesRead = Annotated[Principal, Depends(require(SUMMARIES_READ))]
+SummariesWrite = Annotated[Principal, Depends(require(SUMMARIES_WRITE))]
+DraftsRead = Annotated[Principal, Depends(require(DRAFTS_READ))]
+DraftsApprove = Annotated[Principal, Depends(require(DRAFTS_APPROVE))]
+
+
+async def _audit_requests(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    started = time.perf_counter()
+    response = await call_next(request)
+    path = request.url.path
+    if path in UNAUDITED_PATHS:
+        return response
+    principal = getattr(request.state, "principal", None)
+    route = request.scope.get("route")
+    template = getattr(route, "path", path)
+    status = response.status_code
+    outcome = (
+        AuditOutcome.success
+        if status < 400
+        else AuditOutcome.denied
+        if status in (401, 403, 429)
+        else AuditOutcome.failure
+    )
+    ids = [str(v) for v in (request.scope.get("path_params") or {}).values()]
+    actor = principal.subject if principal else str(getattr(request.state, "actor", "anonymous"))
+    detail = f"{status} in {time.perf_counter() - started:.3f}s"
+    await asyncio.to_thread(
+        record_detached,
+        actor=actor,
+        action=f"api {request.method} {template}",
+        outcome=outcome,
+        resource_ids=ids,
+        detail=detail,
+    )
+    return response
+
+
+def install_security(app: FastAPI) -> None:
+    """Answer 401/403 as OperationOutcomes with a Bearer challenge, and audit every API request."""
+
+    @app.exception_handler(AuthenticationError)
+    async def unauthenticated(_: Request, exc: AuthenticationError) -> JSONResponse:
+        response = operation_outcome(401, str(exc))
+        response.headers["WWW-Authenticate"] = 'Bearer realm="ehr-summarizer"'
+        return response
+
+    @app.exception_handler(PermissionDenied)
+    async def forbidden(_: Request, exc: PermissionDenied) -> JSONResponse:
+        response = operation_outcome(403, str(exc))
+        response.headers["WWW-Authenticate"] = 'Bearer error="insufficient_scope"'
+        return response
+
+    app.middleware("http")(_audit_requests)
+
+
+def check_config(settings: Settings) -> None:
+    """Refuse to start with a dev token enabled but empty."""
+    if settings.api_dev_token_enabled and not settings.api_dev_token:
+        raise ConfigError("EHRSUM_API_DEV_TOKEN_ENABLED needs EHRSUM_API_DEV_TOKEN")
