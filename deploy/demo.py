@@ -84,6 +84,7 @@ def run() -> int:
     """Bring the stack up and summarize the largest patient."""
     stop_all()
     PIDS.mkdir(parents=True, exist_ok=True)
+    (STATE / "ehrsum.db").unlink(missing_ok=True)  # each demo starts from an empty job table
     started = time.monotonic()
     out = CACHE / "patients" / f"demo-synthea-seed{SEED}"
     files = sorted(out.glob("*.json"))

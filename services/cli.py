@@ -103,7 +103,7 @@ def _summarize_file(args: argparse.Namespace, kinds: list[str], settings: Any) -
             return await Pipeline(settings, llm=llm).run(record, kinds, write=False)
 
     result = asyncio.run(generate())
-    drafts = [r.note.model_dump() for r in result.results if r.note]
+    drafts = [{**r.note.model_dump(), "verification": r.verification} for r in result.results if r.note]
     payload: Any = drafts[0] if len(drafts) == 1 else drafts
     if args.out:
         Path(args.out).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
@@ -112,6 +112,28 @@ def _summarize_file(args: argparse.Namespace, kinds: list[str], settings: Any) -
     else:
         _print_json(payload)
     return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Check a draft against a record; print the report; exit 1 on any violation."""
+    from pydantic import ValidationError
+
+    from fhir_adapters.record import record_from_bundle
+    from workers.notes import NoteDraft
+    from workers.verifier import Verifier
+
+    record = record_from_bundle(Path(args.record), args.patient)
+    try:
+        draft = NoteDraft.model_validate_json(Path(args.draft).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError(f"cannot read {args.draft}: {exc.strerror}") from exc
+    except ValidationError as exc:
+        raise InputError(
+            f"{args.draft} is not a draft of the minimum shape ({exc.error_count()} errors)"
+        ) from exc
+    report = Verifier(record).verify(draft)
+    _print_json(report.model_dump())
+    return 0 if report.passed else 1
 
 
 def cmd_draft(args: argparse.Namespace) -> int:
@@ -178,6 +200,22 @@ def cmd_init_db(_: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_subscribe(args: argparse.Namespace) -> int:
+    """Register our subscriptions on the FHIR server (idempotent) and start tracking their events."""
+    from workers.subscribing import subscribe
+
+    _print_json(subscribe(get_settings(), args.fhir_url))
+    return 0
+
+
+def cmd_subscriptions(args: argparse.Namespace) -> int:
+    """List our subscriptions: the server's status beside our event counters."""
+    from workers.subscribing import describe
+
+    _print_json(describe(get_settings(), args.fhir_url))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="ehrsum", description="Summaries of FHIR records as draft notes.")
@@ -200,6 +238,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--llm-url", help="LLM base URL (default: EHRSUM_LLM_BASE_URL)")
     p.set_defaults(func=cmd_summarize)
 
+    p = sub.add_parser("verify", help="check a draft against a record (exit 1 on a violation)")
+    p.add_argument("--record", required=True, help="the Bundle file the draft was made from")
+    p.add_argument("--draft", required=True, help="draft JSON of the minimum shape")
+    p.add_argument("--patient", help="patient id within the Bundle, when it holds several")
+    p.set_defaults(func=cmd_verify)
+
     p = sub.add_parser("draft", help="print a draft from the FHIR server as a clinician reads it")
     p.add_argument("ref", help="DocumentReference/ID or ID")
     p.add_argument("--fhir-url", help="FHIR base URL (default: EHRSUM_FHIR_BASE_URL)")
@@ -215,6 +259,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8400)
     p.set_defaults(func=cmd_api)
+
+    p = sub.add_parser("subscribe", help="register our subscriptions on the FHIR server (idempotent)")
+    p.add_argument("--fhir-url", help="FHIR base URL (default: EHRSUM_FHIR_BASE_URL)")
+    p.set_defaults(func=cmd_subscribe)
+
+    p = sub.add_parser("subscriptions", help="list our subscriptions and their status")
+    p.add_argument("--fhir-url", help="FHIR base URL (default: EHRSUM_FHIR_BASE_URL)")
+    p.set_defaults(func=cmd_subscriptions)
 
     sub.add_parser("openapi", help="print the OpenAPI document").set_defaults(func=cmd_openapi)
     sub.add_parser("init-db", help="create missing tables").set_defaults(func=cmd_init_db)

@@ -62,7 +62,12 @@ def run_job(job_id: str) -> JobOutcome:
             log.exception("job crashed", extra=extra)
             return JobOutcome(JobStatus.failed)
         refs = [r.draft_ref for r in result.results if r.draft_ref]
-        mark(session=session, job=job, status=JobStatus.succeeded, draft_refs=refs)
+        report = {
+            r.kind: {**r.verification, "violations": [v.model_dump() for v in r.report.violations]}
+            for r in result.results
+            if r.report is not None
+        }
+        mark(session=session, job=job, status=JobStatus.succeeded, draft_refs=refs, report=report or None)
         stages = {name: round(seconds, 3) for name, seconds in result.timings.items()}
         log.info("job succeeded", extra={**extra, "draft_ref": ",".join(refs), "stages": stages})
         return JobOutcome(JobStatus.succeeded)

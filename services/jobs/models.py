@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
@@ -39,6 +40,7 @@ class SummaryJob(SummaryJobBase, table=True):
     status: JobStatus = Field(default=JobStatus.queued, index=True)
     reason: str | None = None
     draft_refs: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    report: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     attempts: int = 0
     idempotency_key: str | None = Field(default=None, unique=True, max_length=200)
     created_at: datetime = Field(default_factory=_now)
@@ -53,6 +55,7 @@ class SummaryJobPublic(SummaryJobBase):
     status: JobStatus
     reason: str | None
     draft_refs: list[str]
+    report: dict[str, Any] = Field(default_factory=dict, description="Verification per note kind.")
     attempts: int
     created_at: datetime
     updated_at: datetime

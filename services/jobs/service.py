@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
@@ -48,6 +49,7 @@ def mark(
     status: JobStatus,
     reason: str | None = None,
     draft_refs: list[str] | None = None,
+    report: dict[str, Any] | None = None,
 ) -> SummaryJob:
     """Move a job to a status (and record why), then commit."""
     now = datetime.now(UTC)
@@ -58,6 +60,8 @@ def mark(
         job.attempts += 1
     if draft_refs is not None:
         job.draft_refs = draft_refs
+    if report is not None:
+        job.report = report
     job.finished_at = now if status in (JobStatus.succeeded, JobStatus.failed) else None
     session.add(job)
     session.commit()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from fhir_adapters.condense import condense
 from fhir_adapters.record import record_from_bundle
 from services.core.errors import LlmPermanentError
 from services.core.settings import get_settings
@@ -27,7 +28,7 @@ async def test_progress_note_is_schema_valid_and_cites_the_timeline(
     async with llm_client(settings) as llm:
         pipeline = Pipeline(settings, llm=llm)
         kind = get_kind("progress")
-        timeline = pipeline.timeline(record, kind)
+        timeline = pipeline.fit(condense(record), kind)
         note, prompt_tokens, completion_tokens = await pipeline.generate(kind, timeline)
     assert timeline.tokens is not None and timeline.tokens <= pipeline.prompt_budget(kind)
     assert prompt_tokens <= settings.llm_context_tokens - settings.llm_max_output_tokens
@@ -52,7 +53,7 @@ async def test_output_cut_off_is_retried_once_then_a_permanent_error(
         pipeline = Pipeline(settings, llm=llm)
         kind = get_kind("progress")
         with pytest.raises(LlmPermanentError, match="after a retry: answer cut off at max_tokens=8"):
-            await pipeline.generate(kind, pipeline.timeline(record, kind))
+            await pipeline.generate(kind, pipeline.fit(condense(record), kind))
 
 
 def test_cli_summarizes_a_bundle_file_without_writing(
@@ -83,3 +84,13 @@ def test_cli_summarizes_a_bundle_file_without_writing(
     draft = NoteDraft.model_validate(json.loads(out.read_text()))
     assert draft.kind == "progress" and draft.cited()
     assert "AI-generated draft" in done.stdout and "## Sources" in done.stdout
+    checked = subprocess.run(
+        [str(BIN / "ehrsum"), "verify", "--record", str(synthea_files[2]), "--draft", str(out)],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        cwd=REPO,
+        timeout=120,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stdout[-2000:]  # only verified statements were kept

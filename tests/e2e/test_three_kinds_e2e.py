@@ -1,0 +1,59 @@
+"""One job, three verified drafts: `ehrsum summarize --inline` with progress, SOAP and triage kinds."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import BIN, REPO, _env
+
+pytestmark = pytest.mark.e2e
+
+LOINC = {"progress": "11506-3", "soap": "34109-9", "triage": "51848-0"}
+
+
+def test_one_job_writes_three_verified_drafts(
+    stack: dict[str, str], fhir_server: str, loaded_patients: list[str]
+) -> None:
+    patient = loaded_patients[2]
+    command = [str(BIN / "ehrsum"), "summarize", "--patient", patient, "--inline"]
+    for kind in LOINC:
+        command += ["--kind", kind]
+    done = subprocess.run(
+        command, capture_output=True, text=True, env=_env(), cwd=REPO, timeout=900, check=False
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    job = json.loads(done.stdout)
+    assert job["status"] == "succeeded" and len(job["draft_refs"]) == 3
+
+    docs: dict[str, dict[str, Any]] = {}
+    for ref in job["draft_refs"]:
+        doc = httpx.get(f"{fhir_server}/{ref}", timeout=30).json()
+        docs[doc["type"]["coding"][0]["code"]] = doc
+    assert set(docs) == set(LOINC.values())
+    for code, doc in docs.items():
+        assert doc["docStatus"] == "preliminary"
+        structured = json.loads(base64.b64decode(doc["content"][1]["attachment"]["data"]))
+        assert structured["verification"]["status"] in ("verified", "partially_verified")
+        assert (
+            structured["verification"]["violations_final_answer"] == {}
+            or structured["verification"]["dropped"]
+        )
+        markdown = base64.b64decode(doc["content"][0]["attachment"]["data"]).decode()
+        assert "_Verification:" in markdown
+        if code == LOINC["triage"]:
+            rule_titles = [f["title"] for f in structured["flags"] if f["source"] == "rule"]
+            assert any(t.startswith("NEWS2") for t in rule_titles)
+            assert "## Flags" in markdown
+        if code == LOINC["soap"]:
+            assert {s["title"] for s in structured["sections"]} <= {
+                "Subjective",
+                "Objective",
+                "Assessment",
+                "Plan",
+            }
