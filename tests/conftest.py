@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -26,6 +28,10 @@ REDIS_URL = os.environ.get("EHRSUM_TEST_REDIS", "redis://127.0.0.1:6379/0")
 TEST_DB = f"ehrsum_test_{uuid.uuid4().hex[:8]}"
 os.environ.setdefault("EHRSUM_DATABASE_URL", PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{TEST_DB}")
 os.environ.setdefault("EHRSUM_BROKER_URL", REDIS_URL.rsplit("/", 1)[0] + "/9")
+# Notifications: a shared secret, and a debounce window short enough for tests to wait out.
+NOTIFICATION_SECRET = "test-notification-secret"
+os.environ.setdefault("EHRSUM_NOTIFICATION_SECRET", NOTIFICATION_SECRET)
+os.environ.setdefault("EHRSUM_DEBOUNCE_S", "2")
 
 
 def free_port() -> int:
@@ -236,3 +242,77 @@ def api(
     wait_http(f"{url}/healthz", 60, proc, log)
     yield url
     stop(proc)
+
+
+def notification_headers(secret: str = NOTIFICATION_SECRET) -> dict[str, str]:
+    """The shared-secret header the FHIR server sends with each notification."""
+    return {"X-Ehrsum-Secret": secret, "Content-Type": "application/fhir+json"}
+
+
+@pytest.fixture(scope="session")
+def subscribed(api: str, fhir_server: str, worker: subprocess.Popen[bytes]) -> Iterator[list[dict[str, Any]]]:
+    """Our subscriptions registered on sekmet-fhir by `ehrsum subscribe`, removed at the end."""
+    env = {**_env(), "EHRSUM_NOTIFICATION_ENDPOINT_URL": f"{api}/v1/notifications"}
+    done = subprocess.run(
+        [str(BIN / "ehrsum"), "subscribe"], capture_output=True, text=True, env=env, cwd=REPO, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    subs: list[dict[str, Any]] = json.loads(done.stdout)
+    yield subs
+    for sub in subs:
+        httpx.delete(f"{fhir_server}/{sub['subscription']}", timeout=10)
+
+
+def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
+    """Poll `check` until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.25)
+    raise TimeoutError(f"{what} not seen within {timeout:.0f} s")
+
+
+def jobs_of(patient_id: str) -> list[Any]:
+    """Every SummaryJob of a patient, oldest first."""
+    from sqlmodel import col, select
+
+    from services.core.db import session_scope
+    from services.jobs.models import SummaryJob
+
+    with session_scope() as session:
+        query = select(SummaryJob).where(SummaryJob.patient_id == patient_id)
+        return list(session.exec(query.order_by(col(SummaryJob.created_at))).all())
+
+
+@pytest.fixture(scope="session")
+def notified_draft(
+    subscribed: list[dict[str, Any]], fhir_server: str, synthea_files: list[Path]
+) -> dict[str, Any]:
+    """A new Encounter for a freshly loaded patient, and the job and draft the notifications led to."""
+    from deploy import patients
+
+    patient = patients.load(fhir_server, min(synthea_files, key=lambda p: p.stat().st_size))
+    encounter = {
+        "resourceType": "Encounter",
+        "status": "in-progress",
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+        "subject": {"reference": f"Patient/{patient}"},
+        "period": {"start": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
+    }
+    started = time.monotonic()
+    created = httpx.post(f"{fhir_server}/Encounter", json=encounter, timeout=30)
+    assert created.status_code == 201, created.text
+
+    def finished() -> Any:
+        jobs = jobs_of(patient)
+        return jobs if jobs and jobs[-1].status.value in ("succeeded", "failed") else None
+
+    jobs = wait_for(finished, 600, f"a finished job for Patient/{patient}")
+    return {
+        "patient": patient,
+        "jobs": jobs,
+        "latency_s": time.monotonic() - started,
+        "encounter": created.json()["id"],
+    }

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from workers.celery_app import celery_app
+from workers.events import flush_patient, resolve_focus
 from workers.jobrunner import run_job
 
 
@@ -15,3 +16,15 @@ def summarize(self: Any, job_id: str) -> str:
     if outcome.retry_in is not None:
         raise self.retry(countdown=outcome.retry_in)
     return outcome.status.value
+
+
+@celery_app.task(name="workers.tasks.flush_trigger", acks_late=True)  # type: ignore[untyped-decorator]
+def flush_trigger(patient_id: str) -> str | None:
+    """Turn a patient's closed debounce window into one queued job."""
+    return flush_patient(patient_id)
+
+
+@celery_app.task(name="workers.tasks.resolve_event", acks_late=True, max_retries=5)  # type: ignore[untyped-decorator]
+def resolve_event(focus: str) -> str | None:
+    """Find the patient of an id-only event and fold it into that patient's debounce window."""
+    return resolve_focus(focus)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from services.api.notifications import router as notifications_router
 from services.api.outcomes import install_handlers
 from services.api.routes import router
 from services.api.security import check_config, install_security
@@ -23,4 +24,5 @@ def create_app() -> FastAPI:
     install_handlers(app)
     install_security(app)
     app.include_router(router)
+    app.include_router(notifications_router)
     return app

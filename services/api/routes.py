@@ -20,6 +20,7 @@ from services.core.settings import Settings, get_settings
 from services.jobs.models import JobStatus, SummaryJobPublic
 from services.jobs.service import create_job, get_job, mark
 from workers.clients import fhir_client, llm_client
+from workers.events import enqueue_job
 from workers.notes import KINDS
 
 log = logging.getLogger(__name__)
@@ -64,9 +65,7 @@ class SummaryRequest(BaseModel):
 
 def enqueue(job_id: str) -> None:
     """Queue the worker task for a committed job."""
-    from workers.tasks import summarize
-
-    summarize.apply_async(args=[job_id], retry=True, retry_policy={"max_retries": 2, "interval_start": 0.2})
+    enqueue_job(job_id)
 
 
 @router.post("/v1/summaries", status_code=status.HTTP_202_ACCEPTED, response_model=SummaryJobPublic)

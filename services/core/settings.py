@@ -56,6 +56,36 @@ class Settings(BaseSettings):
     )
     api_dev_token: SecretStr | None = None
 
+    notification_secret: SecretStr | None = Field(
+        default=None, description="Shared secret the FHIR server sends in Subscription.channel.header."
+    )
+    notification_secret_header: str = "X-Ehrsum-Secret"  # noqa: S105  (a header name)
+    notification_endpoint_url: str = Field(
+        default="http://127.0.0.1:8400/v1/notifications", description="Where the FHIR server reaches us."
+    )
+    notification_rate_per_minute: int = 1200
+    subscription_criteria: list[str] = Field(
+        default_factory=lambda: ["Encounter?status=in-progress", "DocumentReference"],
+        description="R4 criteria-based rest-hook subscriptions that `ehrsum subscribe` registers.",
+    )
+    subscription_topics: list[str] = Field(
+        default_factory=lambda: ["http://sekmet.dev/fhir/SubscriptionTopic/encounter-start"],
+        description="R4 Backport topic canonicals that `ehrsum subscribe` registers.",
+    )
+    subscription_heartbeat_s: int = 300
+    trigger_resource_types: list[str] = Field(
+        default_factory=lambda: [
+            "Encounter",
+            "Observation",
+            "DiagnosticReport",
+            "Condition",
+            "MedicationRequest",
+        ],
+        description="Changes to these resource types make a patient's summary due.",
+    )
+    trigger_kinds: list[str] = Field(default_factory=lambda: ["progress"])
+    debounce_s: float = Field(default=60.0, description="Events for one patient within this window: one job.")
+
     job_max_retries: int = 5
     job_retry_backoff_s: float = 15.0
     log_level: str = "INFO"

@@ -1,0 +1,165 @@
+"""Notification bookkeeping; keyword-only functions that take a session and commit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from services.subscriptions.models import NotificationReceipt, PendingTrigger, SubscriptionState
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def accept_event(
+    *,
+    session: Session,
+    dedup_key: str,
+    subscription: str | None,
+    focus: str | None,
+    patient_id: str | None,
+) -> bool:
+    """Record a delivered event; False when it was delivered before (a replay or a retry)."""
+    session.add(
+        NotificationReceipt(
+            dedup_key=dedup_key[:300], subscription=subscription, focus=focus, patient_id=patient_id
+        )
+    )
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        return False
+    return True
+
+
+def debounce(*, session: Session, patient_id: str, window_s: float) -> datetime | None:
+    """Fold an event into the patient's pending trigger; the due time when this event opened a new one."""
+    now = _now()
+    due_at = now + timedelta(seconds=window_s)
+    table = PendingTrigger.__table__  # type: ignore[attr-defined]
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = (
+        insert(table)
+        .values(patient_id=patient_id, first_event_at=now, last_event_at=now, due_at=due_at, events=1)
+        .on_conflict_do_update(
+            index_elements=["patient_id"], set_={"last_event_at": now, "events": table.c.events + 1}
+        )
+        .returning(table.c.events)
+    )
+    events = session.execute(statement).scalar_one()
+    session.commit()
+    return due_at if events == 1 else None
+
+
+@dataclass(frozen=True)
+class DueTrigger:
+    """A debounce window that has closed: make one job for it."""
+
+    patient_id: str
+    first_event_at: datetime
+    events: int
+
+
+def take_due(*, session: Session, patient_id: str) -> DueTrigger | datetime | None:
+    """Remove and return the patient's trigger when due; else its due time (or None when there is none)."""
+    trigger = session.exec(
+        select(PendingTrigger).where(PendingTrigger.patient_id == patient_id).with_for_update()
+    ).first()
+    if trigger is None:
+        session.rollback()
+        return None
+    due_at = _aware(trigger.due_at)
+    if due_at > _now():
+        session.rollback()
+        return due_at
+    due = DueTrigger(trigger.patient_id, _aware(trigger.first_event_at), trigger.events)
+    session.delete(trigger)
+    session.commit()
+    return due
+
+
+def overdue_patients(*, session: Session, grace_s: float = 0.0) -> list[str]:
+    """Patients whose debounce window closed more than `grace_s` ago (a lost flush task)."""
+    cutoff = _now() - timedelta(seconds=grace_s)
+    return list(
+        session.exec(select(PendingTrigger.patient_id).where(col(PendingTrigger.due_at) <= cutoff)).all()
+    )
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Event numbers a subscription sent that never reached us."""
+
+    subscription: str
+    first_missing: int
+    last_missing: int
+    since: datetime | None
+
+
+def track_events(
+    *,
+    session: Session,
+    subscription: str,
+    kind: str,
+    criteria: str,
+    numbers: list[int],
+    events_since_start: int | None,
+) -> Gap | None:
+    """Advance the subscription's event counter; the gap when numbers were skipped."""
+    state = session.get(SubscriptionState, subscription)
+    known = state is not None
+    if state is None:
+        state = SubscriptionState(subscription=subscription, kind=kind, criteria=criteria)
+    now = _now()
+    state.last_notification_at = now
+    highest = max([*numbers, events_since_start or 0])
+    expected_next = state.last_event_number + 1
+    lowest_new = min(numbers) if numbers else highest + 1
+    gap: Gap | None = None
+    if known and lowest_new > expected_next:
+        last_missing = lowest_new - 1
+        gap = Gap(subscription, expected_next, last_missing, state.last_event_at)
+        state.missed_events += last_missing - expected_next + 1
+    if numbers:
+        state.last_event_at = now
+    state.last_event_number = max(state.last_event_number, highest)
+    session.add(state)
+    session.commit()
+    return gap
+
+
+def ensure_state(
+    *, session: Session, subscription: str, kind: str, criteria: str, events: int | None
+) -> None:
+    """Start tracking a subscription we registered, from the server's event count when it gives one."""
+    if session.get(SubscriptionState, subscription) is None:
+        state = SubscriptionState(
+            subscription=subscription, kind=kind, criteria=criteria, last_event_number=events or 0
+        )
+        session.add(state)
+        session.commit()
+
+
+def note_recovery(*, session: Session, subscription: str) -> None:
+    """Count a recovery run for a subscription."""
+    state = session.get(SubscriptionState, subscription)
+    if state is not None:
+        state.recoveries += 1
+        session.add(state)
+        session.commit()
+
+
+def list_states(*, session: Session) -> list[SubscriptionState]:
+    """Every subscription we have heard from."""
+    return list(session.exec(select(SubscriptionState).order_by(col(SubscriptionState.subscription))).all())

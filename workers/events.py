@@ -1,0 +1,147 @@
+"""FHIR change events → bookkeeping and tasks: dedup, per-patient debounce, gap detection. No FHIR calls here,
+so the notification endpoint stays fast."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session
+
+from fhir_adapters.subscriptions import Notification, NotificationEvent, patient_of
+from services.core.db import session_scope
+from services.core.errors import FhirNotFound
+from services.core.settings import Settings, get_settings
+from services.jobs.service import create_job
+from services.subscriptions.service import accept_event, debounce, take_due, track_events
+from workers.clients import fhir_client
+
+log = logging.getLogger(__name__)
+BACKPORT_TYPES = ("handshake", "heartbeat", "event-notification", "query-status")
+
+
+@dataclass
+class DispatchResult:
+    """What one notification led to."""
+
+    accepted: int = 0
+    duplicates: int = 0
+    ignored: int = 0
+    gap: bool = False
+
+
+def dedup_key(note: Notification, event: NotificationEvent) -> str | None:
+    """What identifies a delivery: the subscription's event number, else the resource version."""
+    if note.subscription and event.number is not None:
+        return f"{note.subscription}#{event.number}"
+    if event.focus and event.version:
+        return f"{event.focus}/_history/{event.version}"
+    return None
+
+
+def patient_event(*, session: Session, patient_id: str, settings: Settings) -> None:
+    """Fold a change for a patient into its debounce window; the window's first event schedules the flush."""
+    due = debounce(session=session, patient_id=patient_id, window_s=settings.debounce_s)
+    if due is not None:
+        from workers.tasks import flush_trigger
+
+        flush_trigger.apply_async(args=[patient_id], eta=due)
+
+
+def dispatch(note: Notification, settings: Settings) -> DispatchResult:
+    """Record a notification's events and queue the work they call for."""
+    from workers.tasks import resolve_event
+
+    result = DispatchResult()
+    with session_scope() as session:
+        if note.subscription and note.type in BACKPORT_TYPES:
+            numbers = [e.number for e in note.events if e.number is not None]
+            gap = track_events(
+                session=session,
+                subscription=note.subscription,
+                kind="backport",
+                criteria=note.topic or "",
+                numbers=numbers,
+                events_since_start=note.events_since_start,
+            )
+            if gap is not None:
+                result.gap = True
+                log.warning(
+                    "missed events %d-%d",
+                    gap.first_missing,
+                    gap.last_missing,
+                    extra={"status": gap.subscription},
+                )
+        for event in note.events:
+            key = dedup_key(note, event)
+            kind = (event.focus or "").split("/")[0]
+            if key and not accept_event(
+                session=session,
+                dedup_key=key,
+                subscription=note.subscription,
+                focus=event.focus,
+                patient_id=event.patient_id,
+            ):
+                result.duplicates += 1
+                continue
+            if kind in settings.trigger_resource_types and event.patient_id:
+                patient_event(session=session, patient_id=event.patient_id, settings=settings)
+            elif kind in settings.trigger_resource_types and event.focus:
+                resolve_event.delay(event.focus)
+            else:
+                result.ignored += 1
+                continue
+            result.accepted += 1
+    return result
+
+
+def flush_patient(patient_id: str) -> str | None:
+    """Make the job of a closed debounce window (once), or look again when the window is still open."""
+    from workers.tasks import flush_trigger
+
+    settings = get_settings()
+    with session_scope() as session:
+        due = take_due(session=session, patient_id=patient_id)
+        if due is None:
+            return None
+        if isinstance(due, datetime):
+            flush_trigger.apply_async(args=[patient_id], eta=due)
+            return None
+        key = f"debounce:{patient_id}:{due.first_event_at.isoformat()}"
+        job, created = create_job(
+            session=session, patient_id=patient_id, kinds=list(settings.trigger_kinds), idempotency_key=key
+        )
+        if created:
+            enqueue_job(job.id)
+        log.info("debounced events became a job", extra={"job_id": job.id, "patient_id": patient_id})
+        return job.id
+
+
+def resolve_focus(focus: str) -> str | None:
+    """Read an id-only event's resource to learn its patient, then debounce; the patient id, if any."""
+    settings = get_settings()
+    kind, _, rid = focus.partition("/")
+
+    async def read() -> dict[str, Any]:
+        async with fhir_client(settings) as client:
+            return await client.read(kind, rid)
+
+    try:
+        resource = asyncio.run(read())
+    except FhirNotFound:
+        return None
+    patient_id = patient_of(resource)
+    if patient_id:
+        with session_scope() as session:
+            patient_event(session=session, patient_id=patient_id, settings=settings)
+    return patient_id
+
+
+def enqueue_job(job_id: str) -> None:
+    """Queue the summarize task of a committed job."""
+    from workers.tasks import summarize
+
+    summarize.apply_async(args=[job_id], retry=True, retry_policy={"max_retries": 2, "interval_start": 0.2})
