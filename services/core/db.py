@@ -33,6 +33,7 @@ def init_db() -> None:
     """Create the tables that do not exist yet."""
     import services.audit.models
     import services.jobs.models
+    import services.metrics.models
     import services.subscriptions.models  # noqa: F401  (registers the tables)
 
     SQLModel.metadata.create_all(get_engine())

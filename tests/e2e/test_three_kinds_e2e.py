@@ -17,8 +17,14 @@ pytestmark = pytest.mark.e2e
 LOINC = {"progress": "11506-3", "soap": "34109-9", "triage": "51848-0"}
 
 
+def metric(text: str, name: str) -> float:
+    """The value of one sample line of a Prometheus exposition."""
+    line = next(line for line in text.splitlines() if line.startswith(name + " "))
+    return float(line.split()[-1])
+
+
 def test_one_job_writes_three_verified_drafts(
-    stack: dict[str, str], fhir_server: str, loaded_patients: list[str]
+    stack: dict[str, str], api: str, fhir_server: str, loaded_patients: list[str]
 ) -> None:
     patient = loaded_patients[2]
     command = [str(BIN / "ehrsum"), "summarize", "--patient", patient, "--inline"]
@@ -57,3 +63,13 @@ def test_one_job_writes_three_verified_drafts(
                 "Assessment",
                 "Plan",
             }
+
+    # The job's cost shows in the API's metrics (read from the database, so any process's jobs count).
+    exposition = httpx.get(f"{api}/metrics", timeout=30).text
+    assert metric(exposition, 'ehrsum_jobs{state="succeeded"}') >= 1
+    assert metric(exposition, 'ehrsum_stage_seconds_count{stage="generate"}') >= 1
+    assert metric(exposition, 'ehrsum_stage_seconds_sum{stage="generate"}') > 0
+    assert metric(exposition, 'ehrsum_llm_tokens_total{direction="out"}') > 0
+    assert metric(exposition, "ehrsum_verifier_rejections_total") >= 0
+    assert metric(exposition, 'ehrsum_drafts_decided_total{decision="approved"}') >= 0
+    assert metric(exposition, "ehrsum_queue_depth") >= 0
