@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
 
@@ -42,8 +43,9 @@ class TokenizerCounter:
         return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
 
 
+@lru_cache(maxsize=4)
 def token_counter(tokenizer_dir: Path | None) -> TokenCounter:
-    """The exact counter when a tokenizer is at hand, else the estimate."""
+    """The exact counter when a tokenizer is at hand, else the estimate (loaded once per process)."""
     if tokenizer_dir is not None and (tokenizer_dir / "tokenizer.json").is_file():
         return TokenizerCounter(tokenizer_dir)
     return EstimateCounter()
