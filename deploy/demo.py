@@ -16,7 +16,7 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from deploy import fhir_server, llm_cpu, patients  # noqa: E402
+from deploy import fhir_server, llm_cpu, patients, processes  # noqa: E402
 
 STATE = REPO / "var" / "demo"
 PIDS = STATE / "pids"
@@ -66,18 +66,11 @@ def spawn(name: str, command: list[str], env: dict[str, str]) -> subprocess.Pope
 
 
 def wait_for(url: str, proc: subprocess.Popen[bytes], name: str, timeout: float) -> None:
-    """Wait until url answers, or fail with where to look."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"demo: {name} exited; see {STATE / (name + '.log')}")
-        try:
-            if httpx.get(url, timeout=2).is_success:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
-    raise SystemExit(f"demo: {name} not ready after {timeout:.0f} s; see {STATE / (name + '.log')}")
+    """Wait until url answers, or stop the demo with where to look."""
+    try:
+        processes.wait_http(url, timeout, proc, STATE / f"{name}.log")
+    except (RuntimeError, TimeoutError) as exc:
+        raise SystemExit(f"demo: {name} did not come up: {str(exc).splitlines()[0]}") from exc
 
 
 def run() -> int:

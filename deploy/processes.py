@@ -1,0 +1,38 @@
+"""Child processes of the demo and the tests: wait for an HTTP endpoint, stop cleanly."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+
+
+def wait_http(
+    url: str, timeout: float, proc: subprocess.Popen[bytes] | None = None, log: Path | None = None
+) -> None:
+    """Poll url until it answers 2xx; raise with the log's tail when the process dies or time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
+            raise RuntimeError(f"the process behind {url} exited with {proc.returncode}:\n{tail}")
+        try:
+            if httpx.get(url, timeout=2).is_success:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"{url} not ready after {timeout:.0f} s" + (f"; see {log}" if log else ""))
+
+
+def stop(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+    """Terminate a child process, killing it if it lingers."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=timeout)
