@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -102,8 +103,13 @@ def run() -> int:
     model_dir = llm_cpu.ensure_setup()
     command, llm_env = llm_cpu.server_command(LLM_PORT, "127.0.0.1", "gemma3-270m")
     llm = spawn("vllm", command, llm_env)
+    token = secrets.token_urlsafe(24)
+    (STATE / "dev-token").write_text(token + "\n")
+    (STATE / "dev-token").chmod(0o600)
     env = {
         **os.environ,
+        "EHRSUM_API_DEV_TOKEN_ENABLED": "true",  # the demo has no identity provider; production never
+        "EHRSUM_API_DEV_TOKEN": token,
         "EHRSUM_DATA_DIR": str(STATE),
         "EHRSUM_FHIR_BASE_URL": fhir_url,
         "EHRSUM_LLM_BASE_URL": f"http://127.0.0.1:{LLM_PORT}/v1",
@@ -124,22 +130,23 @@ def run() -> int:
 
     api_url = f"http://127.0.0.1:{API_PORT}"
     asked = time.monotonic()
-    job = httpx.post(f"{api_url}/v1/summaries", json={"patient": patient, "kinds": ["progress"]}, timeout=30)
+    auth = {"Authorization": f"Bearer {token}"}
+    body = {"patient": patient, "kinds": ["progress", "triage"]}
+    job = httpx.post(f"{api_url}/v1/summaries", json=body, headers=auth, timeout=30)
     job.raise_for_status()
     job_id = job.json()["id"]
-    while (state := httpx.get(f"{api_url}/v1/summaries/{job_id}", timeout=10).json())["status"] not in (
-        "succeeded",
-        "failed",
-    ):
+    state = httpx.get(f"{api_url}/v1/summaries/{job_id}", headers=auth, timeout=10).json()
+    while state["status"] not in ("succeeded", "failed"):
         time.sleep(1)
+        state = httpx.get(f"{api_url}/v1/summaries/{job_id}", headers=auth, timeout=10).json()
     say(f"job {job_id} {state['status']} in {time.monotonic() - asked:.1f} s")
     if state["status"] != "succeeded":
         say(f"reason: {state['reason']}")
         return 1
-    [draft] = state["draft_refs"]
-    subprocess.run([ehrsum, "draft", draft], env=env, check=True)
-    say(f"draft {draft} is on the FHIR server at {fhir_url}/{draft} (docStatus preliminary)")
-    say(f"the stack keeps running: API {api_url}/docs, FHIR {fhir_url}")
+    for draft in state["draft_refs"]:
+        subprocess.run([ehrsum, "draft", draft], env=env, check=True)
+        say(f"draft {draft} is on the FHIR server at {fhir_url}/{draft} (docStatus preliminary)")
+    say(f"the stack keeps running: API {api_url}/docs (token in {STATE / 'dev-token'}), FHIR {fhir_url}")
     say("stop it with: bash deploy/demo.sh stop")
     return 0
 
