@@ -1,5 +1,4 @@
-"""FHIR change events → bookkeeping and tasks: dedup, per-patient debounce, gap detection. No FHIR calls here,
-so the notification endpoint stays fast."""
+"""FHIR change events → dedup, per-patient debounce, gap detection, tasks (no FHIR calls: stays fast)."""
 
 from __future__ import annotations
 
@@ -53,7 +52,7 @@ def patient_event(*, session: Session, patient_id: str, settings: Settings) -> N
 
 def dispatch(note: Notification, settings: Settings) -> DispatchResult:
     """Record a notification's events and queue the work they call for."""
-    from workers.tasks import resolve_event
+    from workers.tasks import resolve_event, track_draft
 
     result = DispatchResult()
     with session_scope() as session:
@@ -87,7 +86,9 @@ def dispatch(note: Notification, settings: Settings) -> DispatchResult:
             ):
                 result.duplicates += 1
                 continue
-            if kind in settings.trigger_resource_types and event.patient_id:
+            if kind == "DocumentReference" and event.focus:
+                track_draft.delay(event.focus)
+            elif kind in settings.trigger_resource_types and event.patient_id:
                 patient_event(session=session, patient_id=event.patient_id, settings=settings)
             elif kind in settings.trigger_resource_types and event.focus:
                 resolve_event.delay(event.focus)

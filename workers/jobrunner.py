@@ -11,6 +11,7 @@ from services.core.errors import EhrSumError
 from services.core.settings import Settings, get_settings
 from services.jobs.models import JobStatus
 from services.jobs.service import get_job, mark
+from workers.approvals import adopt_drafts
 from workers.clients import fhir_client, llm_client
 from workers.pipeline import Pipeline, RunResult
 
@@ -68,6 +69,8 @@ def run_job(job_id: str) -> JobOutcome:
             if r.report is not None
         }
         mark(session=session, job=job, status=JobStatus.succeeded, draft_refs=refs, report=report or None)
+        written = [(r.kind, r.draft_ref) for r in result.results if r.draft_ref]
+        adopt_drafts(settings, job_id=job_id, patient_id=job.patient_id, drafts=written)
         stages = {name: round(seconds, 3) for name, seconds in result.timings.items()}
         log.info("job succeeded", extra={**extra, "draft_ref": ",".join(refs), "stages": stages})
         return JobOutcome(JobStatus.succeeded)

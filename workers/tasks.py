@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from workers.approvals import track_document
 from workers.celery_app import celery_app
 from workers.events import flush_patient, resolve_focus
 from workers.jobrunner import run_job
@@ -28,3 +29,9 @@ def flush_trigger(patient_id: str) -> str | None:
 def resolve_event(focus: str) -> str | None:
     """Find the patient of an id-only event and fold it into that patient's debounce window."""
     return resolve_focus(focus)
+
+
+@celery_app.task(name="workers.tasks.track_draft", acks_late=True)  # type: ignore[untyped-decorator]
+def track_draft(ref: str) -> list[str]:
+    """Record what a changed DocumentReference means for our drafts (approved, rejected, replaced)."""
+    return track_document(ref)

@@ -1,5 +1,4 @@
-"""API security: bearer JWTs checked against the identity provider's JWKS, scopes per route, an audit entry
-for every API request."""
+"""API security: bearer JWTs checked against the JWKS, scopes per route, every request audited."""
 
 from __future__ import annotations
 
@@ -35,6 +34,7 @@ class Principal:
 
     subject: str
     scopes: frozenset[str]
+    fhir_user: str | None = None
 
 
 @lru_cache(maxsize=4)
@@ -71,7 +71,10 @@ def verify_token(token: str, settings: Settings) -> Principal:
         raise AuthenticationError("identity provider keys unavailable") from exc
     except jwt.PyJWTError as exc:
         raise AuthenticationError(f"invalid token ({type(exc).__name__})") from exc
-    return Principal(subject=str(claims["sub"]), scopes=_scopes(claims))
+    fhir_user = claims.get("fhirUser")
+    return Principal(
+        subject=str(claims["sub"]), scopes=_scopes(claims), fhir_user=fhir_user and str(fhir_user)
+    )
 
 
 def require(scope: str) -> Callable[[Request], Awaitable[Principal]]:

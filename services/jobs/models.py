@@ -60,3 +60,44 @@ class SummaryJobPublic(SummaryJobBase):
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None
+
+
+class DraftState(StrEnum):
+    """Where a draft stands with the clinicians."""
+
+    preliminary = "preliminary"
+    approved = "approved"
+    rejected = "rejected"
+    superseded = "superseded"
+    replaced = "replaced"
+
+
+class DraftBase(SQLModel):
+    """A draft we wrote, and what became of it."""
+
+    patient_id: str = Field(index=True, max_length=64)
+    kind: str = Field(max_length=32)
+    job_id: str | None = Field(default=None, index=True, max_length=36)
+    state: DraftState = Field(default=DraftState.preliminary, index=True)
+    version: str | None = Field(default=None, max_length=32)
+    authenticator: str | None = Field(default=None, max_length=200)
+    replaced_by: str | None = Field(default=None, max_length=200)
+    change_ratio: float | None = Field(default=None, description="0 untouched … 1 rewritten, when replaced.")
+
+
+class Draft(DraftBase, table=True):
+    """The draft row; the key is the DocumentReference reference."""
+
+    __tablename__ = "draft"
+
+    ref: str = Field(primary_key=True, max_length=200)
+    created_at: datetime = Field(default_factory=_now)
+    decided_at: datetime | None = None
+
+
+class DraftPublic(DraftBase):
+    """What the API shows of a draft."""
+
+    ref: str
+    created_at: datetime
+    decided_at: datetime | None

@@ -1,0 +1,162 @@
+"""A draft on the FHIR server after write-back: approve, reject, supersede, read a clinician's decision."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import difflib
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from fhir_adapters.client import FhirClient
+from fhir_adapters.labels import DRAFT_IDENTIFIER_SYSTEM
+from fhir_adapters.resources import normalize_reference
+from services.core.errors import FhirError
+
+PARTICIPANT = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
+DraftState = Literal["preliminary", "approved", "rejected", "superseded", "replaced"]
+
+
+@dataclass(frozen=True)
+class Versioned:
+    """A resource and the ETag to send back with If-Match."""
+
+    resource: dict[str, Any]
+    etag: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the server says happened to one of our drafts."""
+
+    draft_ref: str
+    state: DraftState
+    version: str | None
+    authenticator: str | None = None
+    replaced_by: str | None = None
+    change_ratio: float | None = None
+
+
+def etag_of(resource: dict[str, Any]) -> str:
+    """The weak ETag of a resource's current version."""
+    return f'W/"{(resource.get("meta") or {}).get("versionId", "1")}"'
+
+
+async def read_versioned(client: FhirClient, ref: str) -> Versioned:
+    """Read a resource with its ETag."""
+    kind, _, rid = ref.partition("/")
+    response = await client.request("GET", f"{kind}/{rid}")
+    resource = response.json()
+    return Versioned(resource, response.headers.get("ETag") or etag_of(resource))
+
+
+async def _put(client: FhirClient, resource: dict[str, Any], if_match: str) -> dict[str, Any]:
+    ref = f"{resource['resourceType']}/{resource['id']}"
+    response = await client.request("PUT", ref, json=resource, headers={"If-Match": if_match})
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def draft_identifier_of(doc: dict[str, Any]) -> str | None:
+    """Our draft identifier on a DocumentReference, if it is one of ours."""
+    for identifier in doc.get("identifier", []):
+        if identifier.get("system") == DRAFT_IDENTIFIER_SYSTEM:
+            return str(identifier.get("value"))
+    return None
+
+
+def replaced_targets(doc: dict[str, Any]) -> list[str]:
+    """The references a DocumentReference says it replaces."""
+    return [
+        normalize_reference(str(r["target"]["reference"]), {})
+        for r in doc.get("relatesTo", [])
+        if r.get("code") == "replaces" and (r.get("target") or {}).get("reference")
+    ]
+
+
+def readable_text(doc: dict[str, Any]) -> str:
+    """The first text attachment of a DocumentReference, decoded."""
+    for content in doc.get("content", []):
+        attachment = content.get("attachment", {})
+        if str(attachment.get("contentType", "")).startswith("text/") and attachment.get("data"):
+            return base64.b64decode(attachment["data"]).decode("utf-8", errors="replace")
+    return ""
+
+
+def change_ratio(before: str, after: str) -> float:
+    """How much of the text a clinician changed: 0.0 untouched, 1.0 rewritten."""
+    return round(1.0 - difflib.SequenceMatcher(None, before, after, autojunk=False).ratio(), 4)
+
+
+def decision_of(doc: dict[str, Any]) -> Decision:
+    """The state one of our drafts is in, as the server has it."""
+    ref = f"DocumentReference/{doc['id']}"
+    version = (doc.get("meta") or {}).get("versionId")
+    authenticator = (doc.get("authenticator") or {}).get("reference")
+    if doc.get("status") == "entered-in-error":
+        return Decision(ref, "rejected", version)
+    if doc.get("status") == "superseded":
+        return Decision(ref, "superseded", version)
+    if doc.get("docStatus") == "final":
+        return Decision(ref, "approved", version, authenticator=authenticator)
+    return Decision(ref, "preliminary", version)
+
+
+def replacement_decision(draft: dict[str, Any], replacement: dict[str, Any]) -> Decision:
+    """Our draft, edited by a clinician into a new DocumentReference that replaces it."""
+    return Decision(
+        draft_ref=f"DocumentReference/{draft['id']}",
+        state="replaced",
+        version=(draft.get("meta") or {}).get("versionId"),
+        authenticator=(replacement.get("authenticator") or {}).get("reference"),
+        replaced_by=f"DocumentReference/{replacement['id']}",
+        change_ratio=change_ratio(readable_text(draft), readable_text(replacement)),
+    )
+
+
+async def approve(
+    client: FhirClient, ref: str, *, if_match: str, authenticator: dict[str, Any]
+) -> dict[str, Any]:
+    """docStatus final with the approving clinician as authenticator; 412 when the draft moved on."""
+    current = await read_versioned(client, ref)
+    doc = copy.deepcopy(current.resource)
+    if doc.get("status") != "current":
+        raise FhirError(f"{ref} is {doc.get('status')}; only a current draft is approved", status=409)
+    doc["docStatus"] = "final"
+    doc["authenticator"] = authenticator
+    return await _put(client, doc, if_match)
+
+
+async def reject(client: FhirClient, ref: str, *, if_match: str) -> dict[str, Any]:
+    """status entered-in-error; 412 when the draft moved on."""
+    current = await read_versioned(client, ref)
+    doc = copy.deepcopy(current.resource)
+    doc["status"] = "entered-in-error"
+    return await _put(client, doc, if_match)
+
+
+async def supersede(client: FhirClient, old_ref: str, new_ref: str) -> bool:
+    """Mark an older unapproved draft superseded and link the newer one to it; False when it was decided."""
+    old = await read_versioned(client, old_ref)
+    if old.resource.get("status") != "current" or old.resource.get("docStatus") == "final":
+        return False
+    newer = await read_versioned(client, new_ref)
+    doc = copy.deepcopy(newer.resource)
+    if old_ref not in replaced_targets(doc):
+        doc.setdefault("relatesTo", []).append({"code": "replaces", "target": {"reference": old_ref}})
+        await _put(client, doc, newer.etag)
+    await _put(client, {**copy.deepcopy(old.resource), "status": "superseded"}, old.etag)
+    return True
+
+
+async def add_verifier(client: FhirClient, draft_ref: str, verifier: dict[str, Any]) -> bool:
+    """Add the approving clinician as verifier agent on the draft's Provenance; False when already there."""
+    changed = False
+    async for provenance in client.search("Provenance", {"target": draft_ref}):
+        agents = provenance.setdefault("agent", [])
+        if any(a.get("who") == verifier for a in agents):
+            continue
+        agents.append({"type": {"coding": [{"system": PARTICIPANT, "code": "verifier"}]}, "who": verifier})
+        await _put(client, provenance, etag_of(provenance))
+        changed = True
+    return changed

@@ -1,0 +1,107 @@
+"""Drafts over HTTP: list them with their state; approve or reject one for EHRs that cannot edit docStatus."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query
+
+from fhir_adapters.lifecycle import approve as approve_on_server
+from fhir_adapters.lifecycle import decision_of
+from fhir_adapters.lifecycle import reject as reject_on_server
+from services.api.outcomes import operation_outcome
+from services.api.routes import SessionDep
+from services.api.security import DraftsApprove, DraftsRead, Principal
+from services.core.errors import FhirConflict, InputError
+from services.core.settings import get_settings
+from services.jobs.drafts import get_draft, list_drafts
+from services.jobs.models import DraftPublic, DraftState
+from workers.approvals import settle
+from workers.clients import fhir_client
+
+router = APIRouter()
+FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+API_SUBJECT_SYSTEM = "urn:ehr-summarizer:api-subject"
+
+
+def _ref(draft_id: str) -> str:
+    if not FHIR_ID.match(draft_id):
+        raise InputError("draft id must be a FHIR id")
+    return f"DocumentReference/{draft_id}"
+
+
+def authenticator_of(principal: Principal) -> dict[str, Any]:
+    """The clinician as a FHIR Reference: their fhirUser claim, else the token subject as an identifier."""
+    if principal.fhir_user:
+        return {"reference": principal.fhir_user}
+    return {"identifier": {"system": API_SUBJECT_SYSTEM, "value": principal.subject}}
+
+
+@router.get("/v1/drafts", response_model=list[DraftPublic])
+def drafts(
+    session: SessionDep,
+    _: DraftsRead,
+    status: DraftState | None = None,
+    patient: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> Any:
+    """Our drafts, newest first, with their state (preliminary, approved, rejected, superseded, replaced)."""
+    return list_drafts(session=session, state=status, patient_id=patient, limit=limit)
+
+
+@router.get("/v1/drafts/{draft_id}", response_model=DraftPublic)
+def draft(draft_id: str, session: SessionDep, _: DraftsRead) -> Any:
+    """One draft and its state."""
+    return get_draft(session=session, ref=_ref(draft_id))
+
+
+async def _decide(
+    draft_id: str, session: SessionDep, principal: Principal, if_match: str | None, approve: bool
+) -> Any:
+    ref = _ref(draft_id)
+    known = get_draft(session=session, ref=ref)
+    expected = if_match or (f'W/"{known.version}"' if known.version else None)
+    if expected is None:
+        return operation_outcome(428, f"{ref}: send If-Match with the version you reviewed")
+    async with fhir_client(get_settings()) as client:
+        try:
+            if approve:
+                doc = await approve_on_server(
+                    client, ref, if_match=expected, authenticator=authenticator_of(principal)
+                )
+            else:
+                doc = await reject_on_server(client, ref, if_match=expected)
+        except FhirConflict as exc:
+            return operation_outcome(
+                exc.status or 409, f"{ref} changed since version {expected}; nothing was written"
+            )
+        verifier = authenticator_of(principal)
+        label = principal.fhir_user or f"{API_SUBJECT_SYSTEM}|{principal.subject}"
+        decision = replace(decision_of(doc), authenticator=label if approve else None)
+        await settle(client, decision, verifier=verifier if approve else None)
+    session.expire_all()
+    return get_draft(session=session, ref=ref)
+
+
+@router.post("/v1/drafts/{draft_id}/approve", response_model=DraftPublic)
+async def approve_draft(
+    draft_id: str,
+    session: SessionDep,
+    principal: DraftsApprove,
+    if_match: Annotated[str | None, Header(max_length=64)] = None,
+) -> Any:
+    """Approve: docStatus final with the caller as authenticator, If-Match guarded (412 when it moved on)."""
+    return await _decide(draft_id, session, principal, if_match, approve=True)
+
+
+@router.post("/v1/drafts/{draft_id}/reject", response_model=DraftPublic)
+async def reject_draft(
+    draft_id: str,
+    session: SessionDep,
+    principal: DraftsApprove,
+    if_match: Annotated[str | None, Header(max_length=64)] = None,
+) -> Any:
+    """Reject: status entered-in-error, If-Match guarded (412 when it moved on)."""
+    return await _decide(draft_id, session, principal, if_match, approve=False)
