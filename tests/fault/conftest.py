@@ -1,0 +1,222 @@
+"""Fault-injection fixtures: our own worker processes, FHIR server and LLM relay, so tests can kill them."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from deploy.processes import stop
+from tests.conftest import BIN, CACHE, REDIS_URL, REPO, _env
+
+# A Redis db of our own: other test sessions on this machine flush db 9 when they start, which would
+# drop the messages of jobs we are still waiting for.
+os.environ["EHRSUM_BROKER_URL"] = (
+    REDIS_URL.rsplit("/", 1)[0] + "/" + os.environ.get("EHRSUM_FAULT_REDIS_DB", "12")
+)
+
+# Visibility timeout of the broker for the workers these tests start. The service derives it from
+# EHRSUM_LLM_TIMEOUT_S x 3 (30 min by default) and has no setting of its own; a whole-worker SIGKILL
+# is only redelivered after it, so the tests shorten it in the worker process (see WORKER_BOOT).
+VISIBILITY_TIMEOUT_S = 5
+WORKER_BOOT = (
+    "import sys\n"
+    "from workers.celery_app import celery_app\n"
+    "celery_app.conf.broker_transport_options = {{'visibility_timeout': {vt}, "
+    "'unacked_restore_interval': 1, 'unacked_restore_throttle': 1}}\n"
+    "from services.cli import main\n"
+    "sys.exit(main(['worker', '--pool', 'prefork', '--concurrency', '1']))\n"
+)
+
+
+@dataclass
+class Workers:
+    """Celery worker processes started by a test; each is its own process group."""
+
+    logdir: Path
+    env: dict[str, str] = field(default_factory=dict)
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def start(self, **overrides: str) -> subprocess.Popen[bytes]:
+        """Start one worker (prefork, one child) with the test env plus `overrides`."""
+        log = self.logdir / f"worker-{len(self.procs)}.log"
+        boot = WORKER_BOOT.format(vt=VISIBILITY_TIMEOUT_S)
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [str(BIN / "python"), "-c", boot],
+                env={**_env(), **self.env, **overrides},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=REPO,
+                start_new_session=True,
+            )
+        self.procs.append(proc)
+        return proc
+
+    def kill_group(self, proc: subprocess.Popen[bytes]) -> None:
+        """SIGKILL a worker and its pool children at once (a host or container dying)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+
+    def logs(self) -> list[str]:
+        """The output of every worker started so far."""
+        return [p.read_text(errors="replace") for p in sorted(self.logdir.glob("worker-*.log"))]
+
+    def stop_all(self) -> None:
+        """Stop every worker this test started."""
+        for proc in self.procs:
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                    proc.wait(timeout=20)
+                except (ProcessLookupError, subprocess.TimeoutExpired):
+                    self.kill_group(proc)
+
+
+def pool_children(proc: subprocess.Popen[bytes]) -> list[int]:
+    """Pids of a worker's pool processes."""
+    path = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    try:
+        return [int(p) for p in path.read_text().split()]
+    except OSError:
+        return []
+
+
+@pytest.fixture
+def workers(stack: dict[str, str], tmp_path: Path) -> Iterator[Workers]:
+    """Start and kill real `ehrsum` workers in a test; all stopped at the end."""
+    started = Workers(tmp_path)
+    yield started
+    started.stop_all()
+
+
+@pytest.fixture(scope="session")
+def small_files() -> list[Path]:
+    """Three small seeded carebundle records (cached), so loads and fetches take well under a second."""
+    from deploy import patients
+
+    out = CACHE / "patients" / "carebundle-fault-seed7"
+    files = sorted(out.glob("*.json"))
+    if len(files) != 3:
+        out.mkdir(parents=True, exist_ok=True)
+        for stale in files:
+            stale.unlink()
+        files = sorted(patients.generate("carebundle", 3, 7, out))
+    return files
+
+
+def submit(api: str, auth: dict[str, str], patient: str, kinds: list[str] | None = None) -> str:
+    """POST /v1/summaries; the new job's id."""
+    body = {"patient": patient, "kinds": kinds or ["progress"]}
+    answer = httpx.post(f"{api}/v1/summaries", json=body, headers=auth, timeout=30)
+    assert answer.status_code == 202, answer.text
+    return str(answer.json()["id"])
+
+
+def job(api: str, auth: dict[str, str], job_id: str) -> dict[str, Any]:
+    """GET /v1/summaries/{id}."""
+    answer = httpx.get(f"{api}/v1/summaries/{job_id}", headers=auth, timeout=30)
+    assert answer.status_code == 200, answer.text
+    return dict(answer.json())
+
+
+def drafts_of(fhir: str, patient: str) -> list[str]:
+    """Our draft DocumentReferences for a patient on the FHIR server."""
+    from fhir_adapters.labels import DRAFT_IDENTIFIER_SYSTEM
+
+    bundle = httpx.get(
+        f"{fhir}/DocumentReference", params={"subject": f"Patient/{patient}"}, timeout=30
+    ).json()
+    found = []
+    for entry in bundle.get("entry", []):
+        resource = entry["resource"]
+        if any(i.get("system") == DRAFT_IDENTIFIER_SYSTEM for i in resource.get("identifier", [])):
+            found.append(f"DocumentReference/{resource['id']}")
+    return found
+
+
+def wait_until(check: Callable[[], Any], timeout: float, what: str, step: float = 0.2) -> Any:
+    """Poll `check` until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(step)
+    raise TimeoutError(f"{what} not seen within {timeout:.0f} s")
+
+
+class TcpRelay:
+    """A loopback TCP relay on a fixed port: up, the LLM answers through it; down, nothing listens."""
+
+    def __init__(self, port: int, upstream: tuple[str, int]):
+        self.port, self.upstream = port, upstream
+        self.sock: socket.socket | None = None
+        self.conns: list[socket.socket] = []
+
+    def start(self) -> TcpRelay:
+        """Listen and relay in background threads."""
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", self.port))
+        sock.listen(64)
+        self.sock = sock
+        threading.Thread(target=self._accept, args=(sock,), daemon=True).start()
+        return self
+
+    def _accept(self, sock: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = sock.accept()
+            except OSError:
+                return
+            try:
+                server = socket.create_connection(self.upstream, timeout=10)
+            except OSError:
+                client.close()
+                continue
+            server.settimeout(None)
+            self.conns += [client, server]
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def stop(self) -> None:
+        """Stop listening and cut every open connection."""
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+        for conn in self.conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+                conn.close()
+            except OSError:
+                pass
+        self.conns = []
+
+
+__all__ = ["TcpRelay", "Workers", "drafts_of", "job", "pool_children", "stop", "submit", "wait_until"]
