@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.core.errors import EhrSumError, InputError, NotFoundError
@@ -55,6 +56,11 @@ def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         return operation_outcome(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(DataError)
+    async def unstorable_input(_: Request, exc: DataError) -> JSONResponse:
+        # e.g. a NUL byte in an id or a query: Postgres refuses it; the request changed nothing.
+        return operation_outcome(400, "input holds characters the database cannot store")
 
     @app.exception_handler(EhrSumError)
     async def domain_error(_: Request, exc: EhrSumError) -> JSONResponse:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Annotated, Any
 
 import redis
-from fastapi import APIRouter, Depends, Header, status
+from fastapi import APIRouter, Depends, Header, Path, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, field_validator
 from sqlmodel import Session
@@ -35,6 +35,7 @@ def db_session() -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(db_session)]
+JobId = Annotated[str, Path(max_length=36, pattern=r"^[A-Za-z0-9\-]+$", description="A job id.")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
@@ -95,7 +96,7 @@ def create_summary(
 
 
 @router.get("/v1/summaries/{job_id}", response_model=SummaryJobPublic)
-def read_summary(job_id: str, session: SessionDep, _: SummariesRead) -> Any:
+def read_summary(job_id: JobId, session: SessionDep, _: SummariesRead) -> Any:
     """A job's status, draft references and failure reason."""
     return get_job(session=session, job_id=job_id)
 
@@ -103,7 +104,7 @@ def read_summary(job_id: str, session: SessionDep, _: SummariesRead) -> Any:
 @router.post(
     "/v1/summaries/{job_id}/retry", status_code=status.HTTP_202_ACCEPTED, response_model=SummaryJobPublic
 )
-def retry_summary(job_id: str, session: SessionDep, _: SummariesWrite) -> Any:
+def retry_summary(job_id: JobId, session: SessionDep, _: SummariesWrite) -> Any:
     """Queue a failed job again."""
     job = get_job(session=session, job_id=job_id)
     if job.status != JobStatus.failed:
