@@ -177,11 +177,11 @@ ESI = re.compile(r"ESI Level (\d)")
 
 def triage(args: argparse.Namespace) -> None:
     """Max rule-flag severity at each ED triage note vs its ESI level."""
-    folder = CACHE / "clinosim-eval-seed11"
+    folder = CACHE / f"clinosim-eval-{args.patients}-pop{args.population}-seed{args.seed}"
     files = sorted(folder.glob("*.json"))
     if not files:
         folder.mkdir(parents=True, exist_ok=True)
-        files = patients.clinosim_bundles(30, 11, folder, population=1200)
+        files = patients.clinosim_bundles(args.patients, args.seed, folder, population=args.population)
     table: dict[int, Counter[str]] = defaultdict(Counter)
     for path in files:
         record = record_from_bundle(path)
@@ -310,6 +310,7 @@ def main() -> int:
     parser.add_argument("suite", choices=["planted", "triage", "llm"])
     parser.add_argument("--patients", type=int, default=20)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--population", type=int, default=1200, help="clinosim population (triage)")
     args = parser.parse_args()
     {"planted": planted, "triage": triage, "llm": llm}[args.suite](args)
     return 0

@@ -6,7 +6,8 @@ Supplemental oxygen and consciousness count as room air and alert when not recor
 Bands: 0-4 low, any single parameter scoring 3 low-medium, 5-6 medium, 7+ high; high → critical,
 medium or low-medium → warning, low → info.
 
-Critical lab values (latest result of each test; thresholds in CRITICAL_LABS, adult, common laboratory
+Critical lab values (latest result of each test, when taken within 72 h of the record's newest result or
+encounter: an old critical value describes a past state; thresholds in CRITICAL_LABS, adult, common laboratory
 critical-call limits): potassium < 2.8 or > 6.2 mmol/L; sodium < 120 or > 160 mmol/L; glucose < 50 or
 > 400 mg/dL; haemoglobin < 7 g/dL; lactate >= 4 mmol/L (critical), >= 2 (warning); troponin above the
 result's own upper reference limit, else above the limit listed; creatinine rise >= 0.3 mg/dL within 48 h
@@ -30,6 +31,7 @@ RR, SPO2, TEMP, SBP, HR = (
 )
 O2_FLOW, CONSCIOUSNESS = ("3151-8", "3150-0"), ("67775-7", "80288-4")
 ONE_SET = timedelta(hours=24)
+RECENT = timedelta(hours=72)
 
 
 @dataclass(frozen=True)
@@ -197,14 +199,25 @@ def _near(m: Measurement, times: list[datetime]) -> bool:
     return when is not None and all(abs(when - t) <= ONE_SET for t in times)
 
 
+def as_of(timeline: ClinicalTimeline) -> datetime | None:
+    """The record's most recent clinical time: the newest result or encounter start."""
+    times = [_when(s.latest) for s in (*timeline.vitals, *timeline.labs)]
+    times += [_when(Measurement(ref=e.ref, date=e.start)) for e in timeline.encounters]
+    return max((t for t in times if t is not None), default=None)
+
+
 def critical_labs(timeline: ClinicalTimeline) -> list[Flag]:
-    """Flags for the latest results beyond critical-call limits, and creatinine rises."""
+    """Flags for the latest results beyond critical-call limits (taken in the last 72 h), creatinine rises."""
     flags = []
+    now = as_of(timeline)
     for lab in CRITICAL_LABS:
         series = _find(timeline.labs, lab.codes)
         m = series.latest if series else None
         if m is None or m.value is None or (m.unit or "").replace(" ", "") != lab.unit:
             continue
+        taken = _when(m)
+        if now is not None and (taken is None or now - taken > RECENT):
+            continue  # an old critical value describes a past state, not the one being triaged
         high = m.high if lab.use_record_high and m.high is not None else lab.high
         shown = f"{lab.name} {m.value:g} {m.unit} on {_day(m.date)}"
         if (lab.low is not None and m.value < lab.low) or (high is not None and m.value > high):

@@ -144,3 +144,13 @@ def test_merge_keeps_rules_drops_duplicate_model_flags_and_sorts() -> None:
         [Flag(severity="info", title="NEWS2", rationale="", source="rule"), rule], [duplicate, extra]
     )
     assert [f.title for f in merged] == ["Critical potassium", "NEWS2", "Other"]
+
+
+def test_old_critical_value_is_not_flagged_as_current() -> None:
+    flags, _ = rule_flags(
+        timeline(
+            obs("k", "2823-3", 6.8, "mmol/L", when="2024-01-01T08:00:00Z", category=LAB),
+            obs("na", "2951-2", 138, "mmol/L", when="2024-03-01T08:00:00Z", category=LAB),
+        )
+    )
+    assert not any(f.title == "Critical potassium" for f in flags)
