@@ -20,21 +20,44 @@ import pytest
 from deploy.processes import stop
 from tests.conftest import BIN, CACHE, REDIS_URL, REPO, _env
 
-# A Redis db of our own: other test sessions on this machine flush db 9 when they start, which would
-# drop the messages of jobs we are still waiting for.
-os.environ["EHRSUM_BROKER_URL"] = (
-    REDIS_URL.rsplit("/", 1)[0] + "/" + os.environ.get("EHRSUM_FAULT_REDIS_DB", "12")
-)
+
+def _claim_redis_db() -> str:
+    """A Redis db (10-12, 15) no other session holds: sessions share db 9 and flush it when they start."""
+    import atexit
+
+    import redis
+
+    base = REDIS_URL.rsplit("/", 1)[0]
+    admin = redis.Redis.from_url(f"{base}/0")
+    for db in (10, 11, 12, 15):  # 13 and 14 are the benchmarks'
+        key = f"ehrsum:test-broker-db:{db}"
+        if admin.set(key, os.getpid(), nx=True, ex=3 * 3600):
+            atexit.register(admin.delete, key)
+            return f"{base}/{db}"
+    raise RuntimeError("every test Redis db (10-12, 15) is held by another session")
+
+
+# Set before any fixture starts a process: this whole session's broker (the API, the workers).
+os.environ["EHRSUM_BROKER_URL"] = _claim_redis_db()
 
 # Visibility timeout of the broker for the workers these tests start. The service derives it from
 # EHRSUM_LLM_TIMEOUT_S x 3 (30 min by default) and has no setting of its own; a whole-worker SIGKILL
-# is only redelivered after it, so the tests shorten it in the worker process (see WORKER_BOOT).
+# is only redelivered after it, so the kill test shortens it in the worker process (see WORKER_BOOT).
+# Short, it also redelivers messages that are merely slow (a retry's countdown, a long LLM call): the
+# duplicates are harmless for succeeded jobs, so only the kill test uses it.
 VISIBILITY_TIMEOUT_S = 5
 WORKER_BOOT = (
     "import sys\n"
     "from workers.celery_app import celery_app\n"
     "celery_app.conf.broker_transport_options = {{'visibility_timeout': {vt}, "
     "'unacked_restore_interval': 1, 'unacked_restore_throttle': 1}}\n"
+    "from services.cli import main\n"
+    "sys.exit(main(['worker', '--pool', 'prefork', '--concurrency', '1']))\n"
+)
+
+
+PLAIN_BOOT = (
+    "import sys\n"
     "from services.cli import main\n"
     "sys.exit(main(['worker', '--pool', 'prefork', '--concurrency', '1']))\n"
 )
@@ -48,10 +71,10 @@ class Workers:
     env: dict[str, str] = field(default_factory=dict)
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
-    def start(self, **overrides: str) -> subprocess.Popen[bytes]:
-        """Start one worker (prefork, one child) with the test env plus `overrides`."""
+    def start(self, short_visibility: bool = False, **overrides: str) -> subprocess.Popen[bytes]:
+        """Start one worker (prefork, one pool process) with the test env plus `overrides`."""
         log = self.logdir / f"worker-{len(self.procs)}.log"
-        boot = WORKER_BOOT.format(vt=VISIBILITY_TIMEOUT_S)
+        boot = WORKER_BOOT.format(vt=VISIBILITY_TIMEOUT_S) if short_visibility else PLAIN_BOOT
         with log.open("wb") as out:
             proc = subprocess.Popen(
                 [str(BIN / "python"), "-c", boot],

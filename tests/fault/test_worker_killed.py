@@ -58,7 +58,7 @@ def test_sigkill_mid_job_repeatedly(
         n = attempts()
         return n if n > floor else 0
 
-    worker = workers.start()
+    worker = workers.start(short_visibility=True)
     done = seen = 0
     while done < kills:
         # The next attempt of some job starts (attempts goes up); let it run a little, then kill.
@@ -67,7 +67,7 @@ def test_sigkill_mid_job_repeatedly(
         done += 1
         if target == "worker":
             workers.kill_group(worker)  # redelivered once the broker's visibility timeout passes
-            worker = workers.start()
+            worker = workers.start(short_visibility=True)
         else:
             children = pool_children(worker)
             assert children, "the worker has no pool process"
