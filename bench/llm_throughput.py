@@ -74,14 +74,14 @@ def service_env(db: str, fhir: str, llm_url: str) -> dict[str, str]:
     }
 
 
-def load_patients(fhir: str, count: int) -> list[str]:
-    """`count` distinct patients: seeded carebundle records, loaded (repeatedly if needed) into the server."""
-    cache = REPO / ".cache" / "patients" / "carebundle-bench-seed5"
+def load_patients(fhir: str, count: int, seed: int = 5) -> list[str]:
+    """`count` different seeded carebundle records loaded into the server (a new seed, new records)."""
+    cache = REPO / ".cache" / "patients" / f"carebundle-bench-{count}-seed{seed}"
     files = sorted(cache.glob("*.json"))
-    if len(files) < 4:
+    if len(files) != count:
         cache.mkdir(parents=True, exist_ok=True)
-        files = sorted(patients.generate("carebundle", 4, 5, cache))
-    return [patients.load(fhir, files[i % len(files)]) for i in range(count)]
+        files = sorted(patients.generate("carebundle", count, seed, cache))
+    return [patients.load(fhir, path) for path in files]
 
 
 async def first_requests(fhir: str, pids: list[str], env: dict[str, str]) -> list[tuple[Any, Any]]:
@@ -162,13 +162,22 @@ def through_service(
         ids = []
         for pid in pids:
             answer = httpx.post(
-                f"{url}/v1/summaries", json={"patient": pid, "kinds": ["progress"]}, headers=headers
+                f"{url}/v1/summaries",
+                json={"patient": pid, "kinds": ["progress"]},
+                headers=headers,
+                timeout=30,
             )
             answer.raise_for_status()
             ids.append(answer.json()["id"])
         states: list[str] = []
         while time.perf_counter() - started < timeout:
-            states = [httpx.get(f"{url}/v1/summaries/{i}", headers=headers).json()["status"] for i in ids]
+            try:
+                states = [
+                    httpx.get(f"{url}/v1/summaries/{i}", headers=headers, timeout=30).json()["status"]
+                    for i in ids
+                ]
+            except httpx.HTTPError:  # a loaded machine: ask again
+                continue
             if all(s in ("succeeded", "failed") for s in states):
                 break
             time.sleep(0.5)
@@ -266,9 +275,12 @@ def scaleout(args: argparse.Namespace) -> None:
         try:
             fhir = fhir_server.base_url(port)
             with llm(tmp) as llm_url:
+                with database() as db:  # warm-up, not reported: grammar compile, first-request costs
+                    through_service(service_env(db, fhir, llm_url), load_patients(fhir, 1, 90), 1, tmp)
                 for w in levels:
                     with database() as db:
-                        pids = load_patients(fhir, args.patients)  # fresh patients: no draft to find
+                        # Different records per row, so no row profits from another's prefix cache.
+                        pids = load_patients(fhir, args.patients, 100 + w)
                         env = service_env(db, fhir, llm_url)
                         rows.append((w, through_service(env, pids, w, tmp)))
         finally:
