@@ -6,12 +6,13 @@ import asyncio
 import email.utils
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import httpx
 
+from fhir_adapters.smart_auth import SmartTokenSource
 from services.core.errors import (
     FhirAuthError,
     FhirConflict,
@@ -24,16 +25,19 @@ from services.core.errors import (
 FHIR_JSON = "application/fhir+json"
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 MAX_RETRY_AFTER_S = 60.0
+# Called after every exchange with (method, path without query, status or None when unreachable).
+ExchangeHook = Callable[[str, str, int | None], None]
 
 
 @dataclass(frozen=True)
 class FhirAuth:
     """How we authenticate to the FHIR server."""
 
-    kind: Literal["none", "basic", "bearer"] = "none"
+    kind: Literal["none", "basic", "bearer", "smart"] = "none"
     username: str | None = None
     password: str | None = None
     token: str | None = None
+    smart: SmartTokenSource | None = None
 
     def httpx_auth(self) -> httpx.Auth | None:
         """The httpx auth object for basic; None otherwise."""
@@ -81,12 +85,15 @@ class FhirClient:
         backoff_base_s: float = 0.5,
         page_limit: int = 1000,
         transport: httpx.AsyncBaseTransport | None = None,
+        on_exchange: ExchangeHook | None = None,
     ):
         self.base_url = base_url.rstrip("/") + "/"
         self.max_retries = max_retries
         self.backoff_base_s = backoff_base_s
         self.page_limit = page_limit
+        self.on_exchange = on_exchange
         auth = auth or FhirAuth()
+        self._tokens = auth.smart if auth.kind == "smart" else None
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             auth=auth.httpx_auth(),
@@ -120,13 +127,13 @@ class FhirClient:
         for attempt in range(self.max_retries + 1):
             wait: float | None = None
             try:
-                response = await self._http.request(
-                    method, url, params=params, json=json, headers=send_headers
-                )
+                response = await self._send(method, url, params=params, json=json, headers=send_headers)
             except httpx.TransportError as exc:
+                self._exchanged(method, url, None)
                 if attempt >= self.max_retries:
                     raise FhirUnavailable(f"FHIR server unreachable: {label} ({type(exc).__name__})") from exc
             else:
+                self._exchanged(method, url, response.status_code)
                 if response.status_code not in RETRY_STATUSES:
                     raise_for_status(response, label)
                     return response
@@ -140,6 +147,32 @@ class FhirClient:
                 wait = self.backoff_base_s * 2**attempt * (0.5 + random.random())  # noqa: S311
             await asyncio.sleep(wait)
         raise AssertionError("unreachable")
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: dict[str, str] | None,
+        json: dict[str, Any] | None,
+        headers: dict[str, str] | None,
+    ) -> httpx.Response:
+        """One HTTP exchange; with SMART, a bearer token that is renewed once when the server answers 401."""
+        if self._tokens is None:
+            return await self._http.request(method, url, params=params, json=json, headers=headers)
+        for renewed in (False, True):
+            token = await self._tokens.token(self._http)
+            bearer = {**(headers or {}), "Authorization": f"Bearer {token}"}
+            response = await self._http.request(method, url, params=params, json=json, headers=bearer)
+            if response.status_code != 401 or renewed:
+                return response
+            self._tokens.invalidate(token)
+        raise AssertionError("unreachable")
+
+    def _exchanged(self, method: str, url: str, status: int | None) -> None:
+        if self.on_exchange is not None:
+            path = url.split("?")[0].removeprefix(self.base_url)
+            self.on_exchange(method, path, status)
 
     async def get_json(self, url: str, params: dict[str, str] | None = None) -> dict[str, Any]:
         """GET a URL (relative to the base, or absolute) and return its JSON body."""

@@ -20,10 +20,20 @@ class Settings(BaseSettings):
     broker_url: str = "redis://127.0.0.1:6379/0"
 
     fhir_base_url: str = "http://127.0.0.1:8090/fhir"
-    fhir_auth: Literal["none", "basic", "bearer"] = "none"
+    fhir_auth: Literal["none", "basic", "bearer", "smart"] = "none"
     fhir_username: str | None = None
     fhir_password: SecretStr | None = None
     fhir_token: SecretStr | None = None
+    fhir_client_id: str | None = Field(default=None, description="SMART Backend Services client id.")
+    fhir_private_key_path: Path | None = Field(
+        default=None, description="PEM key signing our client assertions."
+    )
+    fhir_key_alg: Literal["RS384", "ES384"] = "RS384"
+    fhir_key_id: str | None = None
+    fhir_scope: str = "system/*.rs system/*.cu"
+    fhir_token_url: str | None = Field(
+        default=None, description="Discovered from smart-configuration if unset."
+    )
     fhir_timeout_s: float = 30.0
     fhir_max_retries: int = 4
     fhir_page_limit: int = 1000
@@ -82,6 +92,24 @@ class Settings(BaseSettings):
             "MedicationRequest",
         ],
         description="Changes to these resource types make a patient's summary due.",
+    )
+    polling: Literal["off", "auto", "always"] = Field(
+        default="auto", description="`_lastUpdated` polling: auto = only while no subscription spoke lately."
+    )
+    poll_interval_s: float = 300.0
+    poll_resource_types: list[str] = Field(
+        default_factory=lambda: [
+            "Encounter",
+            "Observation",
+            "DiagnosticReport",
+            "Condition",
+            "MedicationRequest",
+            "DocumentReference",
+        ]
+    )
+    subscription_stale_s: float = Field(
+        default=900.0,
+        description="No notification or heartbeat for this long: subscriptions count as silent.",
     )
     trigger_kinds: list[str] = Field(default_factory=lambda: ["progress"])
     debounce_s: float = Field(default=60.0, description="Events for one patient within this window: one job.")
