@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from fhir_adapters.client import FhirClient
@@ -67,6 +68,17 @@ def _event_of(resource: dict[str, Any]) -> NotificationEvent:
         version=str(version) if version else None,
         resource=resource,
     )
+
+
+def fhir_instant(when: datetime) -> str:
+    """A FHIR instant in UTC with millisecond precision (what `_lastUpdated` searches take)."""
+    when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+
+
+def events_of(resources: list[dict[str, Any]]) -> list[NotificationEvent]:
+    """Changed resources (from a search) as events, like a rest-hook with the resource would carry."""
+    return [_event_of(r) for r in resources]
 
 
 def _int(value: Any) -> int | None:

@@ -176,6 +176,18 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_beat(args: argparse.Namespace) -> int:
+    """Run Celery beat: `_lastUpdated` polling and the debounce sweep on their schedules."""
+    from services.core.db import init_db
+    from workers.celery_app import celery_app
+
+    init_db()
+    schedule = get_settings().data_dir / "celerybeat-schedule"
+    schedule.parent.mkdir(parents=True, exist_ok=True)
+    celery_app.start(["beat", "--loglevel", args.loglevel, "--schedule", str(schedule)])
+    return 0
+
+
 def cmd_api(args: argparse.Namespace) -> int:
     """Serve the HTTP API."""
     import uvicorn
@@ -254,6 +266,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pool", default="prefork", choices=["prefork", "solo", "threads"])
     p.add_argument("--loglevel", default="INFO")
     p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("beat", help="run the schedules: polling fallback, debounce sweep")
+    p.add_argument("--loglevel", default="INFO")
+    p.set_defaults(func=cmd_beat)
 
     p = sub.add_parser("api", help="serve the HTTP API")
     p.add_argument("--host", default="127.0.0.1")

@@ -22,6 +22,14 @@ def make_celery() -> Celery:
         worker_hijack_root_logger=False,
         # A task unacked for this long is redelivered; it must outlast the slowest LLM call.
         broker_transport_options={"visibility_timeout": int(settings.llm_timeout_s * 3)},
+        # `ehrsum beat` runs these: the polling fallback, and a sweep for lost debounce flushes.
+        beat_schedule={
+            "poll-changes": {"task": "workers.tasks.poll_changes", "schedule": settings.poll_interval_s},
+            "flush-overdue": {
+                "task": "workers.tasks.flush_overdue",
+                "schedule": max(5.0, settings.debounce_s),
+            },
+        },
     )
     return app
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from fhir_adapters.subscriptions import Notification, NotificationEvent, patient_of
+from fhir_adapters.subscriptions import Notification, NotificationEvent, fhir_instant, patient_of
 from services.core.db import session_scope
 from services.core.errors import FhirNotFound
 from services.core.settings import Settings, get_settings
@@ -52,7 +52,7 @@ def patient_event(*, session: Session, patient_id: str, settings: Settings) -> N
 
 def dispatch(note: Notification, settings: Settings) -> DispatchResult:
     """Record a notification's events and queue the work they call for."""
-    from workers.tasks import resolve_event, track_draft
+    from workers.tasks import recover_gap, resolve_event, track_draft
 
     result = DispatchResult()
     with session_scope() as session:
@@ -74,6 +74,7 @@ def dispatch(note: Notification, settings: Settings) -> DispatchResult:
                     gap.last_missing,
                     extra={"status": gap.subscription},
                 )
+                recover_gap.delay(gap.subscription, fhir_instant(gap.since) if gap.since else None)
         for event in note.events:
             key = dedup_key(note, event)
             kind = (event.focus or "").split("/")[0]

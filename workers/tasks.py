@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from services.core.settings import get_settings
 from workers.approvals import track_document
 from workers.celery_app import celery_app
 from workers.events import flush_patient, resolve_focus
 from workers.jobrunner import run_job
+from workers.polling import flush_overdue, poll_due, recover
 
 
 @celery_app.task(name="workers.tasks.summarize", bind=True, acks_late=True, max_retries=None)  # type: ignore[untyped-decorator]
@@ -35,3 +37,21 @@ def resolve_event(focus: str) -> str | None:
 def track_draft(ref: str) -> list[str]:
     """Record what a changed DocumentReference means for our drafts (approved, rejected, replaced)."""
     return track_document(ref)
+
+
+@celery_app.task(name="workers.tasks.poll_changes", acks_late=True)  # type: ignore[untyped-decorator]
+def poll_changes() -> dict[str, int]:
+    """Beat: one `_lastUpdated` polling round when polling is due."""
+    return poll_due(get_settings()).changes
+
+
+@celery_app.task(name="workers.tasks.recover_gap", acks_late=True)  # type: ignore[untyped-decorator]
+def recover_gap(subscription: str, since: str | None) -> dict[str, int]:
+    """Read what a subscription's missed events were about."""
+    return recover(get_settings(), subscription, since).changes
+
+
+@celery_app.task(name="workers.tasks.flush_overdue", acks_late=True)  # type: ignore[untyped-decorator]
+def flush_overdue_triggers() -> list[str]:
+    """Beat: make the jobs of debounce windows whose flush task was lost."""
+    return flush_overdue()

@@ -57,3 +57,15 @@ class SubscriptionState(SubscriptionStateBase, table=True):
 
 class SubscriptionStatePublic(SubscriptionStateBase):
     """What the CLI and API show of a subscription's state."""
+
+
+class PollCursor(SQLModel, table=True):
+    """How far `_lastUpdated` polling has read one resource type (the server's own timestamps)."""
+
+    __tablename__ = "poll_cursor"
+
+    resource_type: str = Field(primary_key=True, max_length=64)
+    since: str = Field(
+        max_length=40, description="meta.lastUpdated of the newest change seen (FHIR instant)."
+    )
+    polled_at: datetime = Field(default_factory=_now)

@@ -10,7 +10,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from services.subscriptions.models import NotificationReceipt, PendingTrigger, SubscriptionState
+from services.subscriptions.models import NotificationReceipt, PendingTrigger, PollCursor, SubscriptionState
 
 
 def _now() -> datetime:
@@ -163,3 +163,29 @@ def note_recovery(*, session: Session, subscription: str) -> None:
 def list_states(*, session: Session) -> list[SubscriptionState]:
     """Every subscription we have heard from."""
     return list(session.exec(select(SubscriptionState).order_by(col(SubscriptionState.subscription))).all())
+
+
+def cursor(*, session: Session, resource_type: str) -> str | None:
+    """Where polling of a resource type stands, if it has started."""
+    row = session.get(PollCursor, resource_type)
+    return row.since if row else None
+
+
+def advance_cursor(*, session: Session, resource_type: str, since: str) -> None:
+    """Move a resource type's polling cursor forward (never back) and commit."""
+    row = session.get(PollCursor, resource_type) or PollCursor(resource_type=resource_type, since=since)
+    row.since = max(row.since, since)
+    row.polled_at = _now()
+    session.add(row)
+    session.commit()
+
+
+def subscriptions_healthy(*, session: Session, stale_s: float) -> bool:
+    """Whether any subscription (event or heartbeat) spoke within `stale_s`."""
+    cutoff = _now() - timedelta(seconds=stale_s)
+    newest = session.exec(
+        select(SubscriptionState.last_notification_at).order_by(
+            col(SubscriptionState.last_notification_at).desc().nulls_last()
+        )
+    ).first()
+    return newest is not None and _aware(newest) >= cutoff
