@@ -205,7 +205,7 @@ def cmd_openapi(_: argparse.Namespace) -> int:
 
 
 def cmd_init_db(_: argparse.Namespace) -> int:
-    """Create missing tables."""
+    """Apply the database migrations."""
     from services.core.db import init_db
 
     init_db()
@@ -285,7 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_subscriptions)
 
     sub.add_parser("openapi", help="print the OpenAPI document").set_defaults(func=cmd_openapi)
-    sub.add_parser("init-db", help="create missing tables").set_defaults(func=cmd_init_db)
+    sub.add_parser("init-db", help="apply database migrations (alembic upgrade head)").set_defaults(
+        func=cmd_init_db
+    )
     return parser
 
 

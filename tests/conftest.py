@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from deploy.processes import stop, wait_http
 from tests.support.identity import IdentityProvider
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,35 +40,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def wait_http(
-    url: str, timeout: float, proc: subprocess.Popen[bytes] | None = None, log: Path | None = None
-) -> None:
-    """Poll url until it answers 2xx; fail with the log tail when the process dies or time runs out."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            tail = log.read_text(errors="replace")[-3000:] if log else ""
-            raise RuntimeError(f"process for {url} exited with {proc.returncode}:\n{tail}")
-        try:
-            if httpx.get(url, timeout=2).is_success:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(f"{url} not ready after {timeout:.0f} s")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    """Terminate a child process, killing it if it lingers."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from celery import Celery
+from celery.signals import worker_process_init
 
 from services.core.settings import get_settings
 
@@ -20,8 +21,10 @@ def make_celery() -> Celery:
         accept_content=["json"],
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
-        # A task unacked for this long is redelivered; it must outlast the slowest LLM call.
-        broker_transport_options={"visibility_timeout": int(settings.llm_timeout_s * 3)},
+        # A task unacked for this long is redelivered (a lost worker's job); it must outlast the slowest job.
+        broker_transport_options={
+            "visibility_timeout": settings.broker_visibility_timeout_s or int(settings.llm_timeout_s * 3)
+        },
         # `ehrsum beat` runs these: the polling fallback, and a sweep for lost debounce flushes.
         beat_schedule={
             "poll-changes": {"task": "workers.tasks.poll_changes", "schedule": settings.poll_interval_s},
@@ -32,6 +35,17 @@ def make_celery() -> Celery:
         },
     )
     return app
+
+
+@worker_process_init.connect  # type: ignore[untyped-decorator]
+def _own_connections(**_: object) -> None:
+    """Give each pool process its own database connections.
+
+    Inherited ones are shared with the parent: a child killed mid-transaction leaves them unusable.
+    """
+    from services.core.db import get_engine
+
+    get_engine().dispose(close=False)
 
 
 celery_app = make_celery()

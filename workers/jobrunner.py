@@ -11,6 +11,7 @@ from services.core.errors import EhrSumError
 from services.core.settings import Settings, get_settings
 from services.jobs.models import JobStatus
 from services.jobs.service import get_job, mark
+from services.metrics.service import record_usage
 from workers.approvals import adopt_drafts
 from workers.clients import fhir_client, llm_client
 from workers.pipeline import Pipeline, RunResult
@@ -36,9 +37,11 @@ def run_job(job_id: str) -> JobOutcome:
     settings = get_settings()
     with session_scope() as session:
         job = get_job(session=session, job_id=job_id)
-        if job.status == JobStatus.succeeded:
-            log.info("job already succeeded", extra={"job_id": job_id})
-            return JobOutcome(JobStatus.succeeded)
+        if job.status in (JobStatus.succeeded, JobStatus.failed):
+            # A redelivered message (a lost worker, a duplicate) must not re-run a finished job;
+            # a failed job runs again only through an explicit retry, which sets it back to queued.
+            log.info("job already finished", extra={"job_id": job_id, "status": job.status.value})
+            return JobOutcome(job.status)
         job = mark(session=session, job=job, status=JobStatus.running)
         extra = {"job_id": job_id, "patient_id": job.patient_id, "attempt": job.attempts}
         log.info("job started", extra=extra)
@@ -69,6 +72,14 @@ def run_job(job_id: str) -> JobOutcome:
             if r.report is not None
         }
         mark(session=session, job=job, status=JobStatus.succeeded, draft_refs=refs, report=report or None)
+        record_usage(
+            session=session,
+            job_id=job_id,
+            timings=result.timings,
+            prompt_tokens=sum(r.prompt_tokens for r in result.results),
+            completion_tokens=sum(r.completion_tokens for r in result.results),
+            statements_dropped=sum(int(r.verification.get("dropped", 0)) for r in result.results),
+        )
         written = [(r.kind, r.draft_ref) for r in result.results if r.draft_ref]
         adopt_drafts(settings, job_id=job_id, patient_id=job.patient_id, drafts=written)
         stages = {name: round(seconds, 3) for name, seconds in result.timings.items()}

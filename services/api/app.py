@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.api.drafts import router as drafts_router
+from services.api.metrics import router as metrics_router
 from services.api.notifications import router as notifications_router
 from services.api.outcomes import install_handlers
 from services.api.routes import router
@@ -27,4 +28,5 @@ def create_app() -> FastAPI:
     app.include_router(router)
     app.include_router(notifications_router)
     app.include_router(drafts_router)
+    app.include_router(metrics_router)
     return app

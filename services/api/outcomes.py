@@ -19,6 +19,7 @@ _ISSUE_CODES = {
     403: "forbidden",
     404: "not-found",
     409: "conflict",
+    412: "conflict",
     422: "invalid",
 }
 

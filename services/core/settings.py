@@ -18,6 +18,9 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path("var"), description="Where the embedded SQLite file lives.")
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; SQLite file when unset.")
     broker_url: str = "redis://127.0.0.1:6379/0"
+    broker_visibility_timeout_s: int | None = Field(
+        default=None, description="Redelivery delay of an unacked task; default 3x the LLM timeout."
+    )
 
     fhir_base_url: str = "http://127.0.0.1:8090/fhir"
     fhir_auth: Literal["none", "basic", "bearer", "smart"] = "none"

@@ -15,18 +15,12 @@ from tests.fault.conftest import Workers, drafts_of, job, pool_children, submit,
 
 KILLS = int(os.environ.get("EHRSUM_FAULT_KILLS", "20"))
 
-POOL_BUG = (
-    "a pool process forked after init_db() shares the parent's Postgres connection; once one is "
-    "SIGKILLed mid-transaction the next one fails with 'connection in transaction status INTRANS' "
-    "and its job stays running (fix: dispose the engine in worker_process_init)"
-)
-
 
 @pytest.mark.parametrize(
     ("target", "kills"),
     [
         pytest.param("worker", KILLS, id="whole-worker"),
-        pytest.param("pool", 4, id="pool-process", marks=pytest.mark.xfail(strict=True, reason=POOL_BUG)),
+        pytest.param("pool", 4, id="pool-process"),
     ],
 )
 def test_sigkill_mid_job_repeatedly(

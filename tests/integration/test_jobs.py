@@ -55,6 +55,10 @@ def test_unreachable_fhir_server_retries_with_backoff_then_fails(
     with session_scope() as session:
         job = get_job(session=session, job_id=job_id)
         assert job.attempts == 3 and job.reason is not None and "unreachable" in job.reason
+    # A redelivered message for the failed job does not run it again.
+    assert run_job(job_id).status == JobStatus.failed
+    with session_scope() as session:
+        assert get_job(session=session, job_id=job_id).attempts == 3
 
 
 def test_unreachable_llm_server_retries_then_fails(
