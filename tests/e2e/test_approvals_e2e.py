@@ -98,7 +98,7 @@ def test_stale_if_match_is_412_and_nothing_is_written(
         headers={**auth, "If-Match": 'W/"1"'},
         timeout=30,
     )
-    assert answer.status_code == 412 and answer.json()["issue"][0]["code"] == "processing"
+    assert answer.status_code == 412 and answer.json()["issue"][0]["code"] == "conflict"
     after = httpx.get(f"{fhir_server}/{ref}", timeout=10).json()
     assert after["docStatus"] == "preliminary" and after["meta"]["versionId"] == "2"
 
