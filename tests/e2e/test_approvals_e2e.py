@@ -149,7 +149,7 @@ def test_clinician_edit_that_replaces_our_draft_is_measured(
     }
     created = httpx.post(f"{fhir_server}/DocumentReference", json=replacement, timeout=10)
     assert created.status_code == 201, created.text
-    row = wait_for(lambda: in_state(ours, "replaced"), 120, "the replacement")
+    row = wait_for(lambda: in_state(ours, "replaced"), 300, "the replacement")
     assert row.replaced_by == f"DocumentReference/{created.json()['id']}"
     assert row.change_ratio is not None and 0.0 < row.change_ratio < 0.5
     assert {"reference": CLINICIAN} in verifiers(fhir_server, ours)
