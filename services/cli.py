@@ -69,12 +69,12 @@ def cmd_summarize(args: argparse.Namespace) -> int:
     with session_scope() as session:
         job, _ = create_job(session=session, patient_id=args.patient.removeprefix("Patient/"), kinds=kinds)
         job_id = job.id
-    if not args.inline:
-        from services.api.routes import enqueue
+        if not args.inline:
+            from workers.queueing import queue_job
 
-        enqueue(job_id)
-        _print_json({"job_id": job_id, "status": "queued"})
-        return 0
+            queued = queue_job(session=session, job=job)
+            _print_json({"job_id": job_id, "status": "queued", "on_broker": queued})
+            return 0
     from workers.jobrunner import run_job
 
     outcome = run_job(job_id)
@@ -154,6 +154,40 @@ def cmd_draft(args: argparse.Namespace) -> int:
         attachment = content.get("attachment", {})
         if str(attachment.get("contentType", "")).startswith("text/markdown"):
             sys.stdout.write(base64.b64decode(attachment.get("data", "")).decode("utf-8"))
+    return 0
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    """Queue failed jobs again with a fresh retry budget: the ones named, or all failed since a time."""
+    from datetime import UTC, datetime, timedelta
+
+    from services.core.db import init_db, session_scope
+    from services.jobs.service import failed_since, reset_failed
+    from workers.queueing import queue_job
+
+    if bool(args.job) == (args.failed_since is not None):
+        raise InputError("name JOB ids, or give --failed-since HOURS")
+    init_db()
+    retried = []
+    with session_scope() as session:
+        since = datetime.now(UTC) - timedelta(hours=args.failed_since or 0)
+        for job_id in args.job or failed_since(session=session, since=since):
+            job = reset_failed(session=session, job_id=job_id)
+            queue_job(session=session, job=job)
+            retried.append(job_id)
+    _print_json({"retried": retried})
+    return 0
+
+
+def cmd_sweep(_: argparse.Namespace) -> int:
+    """Run one job sweep now (beat runs it every EHRSUM_SWEEP_INTERVAL_S) and print what it queued."""
+    from dataclasses import asdict
+
+    from services.core.db import init_db
+    from workers.queueing import sweep_jobs
+
+    init_db()
+    _print_json(asdict(sweep_jobs()))
     return 0
 
 
@@ -260,6 +294,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("ref", help="DocumentReference/ID or ID")
     p.add_argument("--fhir-url", help="FHIR base URL (default: EHRSUM_FHIR_BASE_URL)")
     p.set_defaults(func=cmd_draft)
+
+    p = sub.add_parser("retry", help="queue failed jobs again with a fresh retry budget")
+    p.add_argument("job", nargs="*", help="job ids")
+    p.add_argument(
+        "--failed-since", type=float, metavar="HOURS", help="every job that failed in the last HOURS"
+    )
+    p.set_defaults(func=cmd_retry)
+
+    sub.add_parser("sweep", help="queue again the jobs the broker lost or whose worker died").set_defaults(
+        func=cmd_sweep
+    )
 
     p = sub.add_parser("worker", help="run a Celery worker")
     p.add_argument("--concurrency", type=int, default=1)

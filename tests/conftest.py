@@ -151,7 +151,13 @@ def stack(postgres_db: str, redis_broker: str, fhir_server: str, llm_server: str
 
 
 def _env() -> dict[str, str]:
-    return {**os.environ, "EHRSUM_LOG_LEVEL": "INFO", "EHRSUM_JOB_RETRY_BACKOFF_S": "1"}
+    # A short job lease: a killed worker's job is taken over within seconds, not the default minute.
+    return {
+        **os.environ,
+        "EHRSUM_LOG_LEVEL": "INFO",
+        "EHRSUM_JOB_RETRY_BACKOFF_S": "1",
+        "EHRSUM_JOB_LEASE_S": "6",
+    }
 
 
 @pytest.fixture(scope="session")
@@ -199,21 +205,30 @@ def api(
     stack: dict[str, str], identity: IdentityProvider, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """The real API (`ehrsum api`) on a free port, trusting the test identity provider."""
+    proc, url = start_api(tmp_path_factory.mktemp("api") / "api.log")
+    yield url
+    stop(proc)
+
+
+def start_api(log: Path, **overrides: str) -> tuple[subprocess.Popen[bytes], str]:
+    """Start `ehrsum api` on a free port with the test env plus `overrides`; the process and its URL."""
     port = free_port()
-    log = tmp_path_factory.mktemp("api") / "api.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [str(BIN / "ehrsum"), "api", "--port", str(port)],
-            env=_env(),
+            env={**_env(), **overrides},
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             cwd=REPO,
         )
     url = f"http://127.0.0.1:{port}"
-    wait_http(f"{url}/healthz", 60, proc, log)
-    yield url
-    stop(proc)
+    try:
+        wait_http(f"{url}/healthz", 60, proc, log)
+    except Exception:
+        stop(proc)
+        raise
+    return proc, url
 
 
 def notification_headers(secret: str = NOTIFICATION_SECRET) -> dict[str, str]:

@@ -25,8 +25,14 @@ def make_celery() -> Celery:
         broker_transport_options={
             "visibility_timeout": settings.broker_visibility_timeout_s or int(settings.llm_timeout_s * 3)
         },
-        # `ehrsum beat` runs these: the polling fallback, and a sweep for lost debounce flushes.
+        # `ehrsum beat` runs these: the polling fallback, a sweep for lost debounce flushes, and the job
+        # sweeper (jobs the broker lost, jobs whose worker died). A sweep that waited out an outage expires.
         beat_schedule={
+            "sweep-jobs": {
+                "task": "workers.tasks.sweep_jobs",
+                "schedule": settings.sweep_interval_s,
+                "options": {"expires": settings.sweep_interval_s},
+            },
             "poll-changes": {"task": "workers.tasks.poll_changes", "schedule": settings.poll_interval_s},
             "flush-overdue": {
                 "task": "workers.tasks.flush_overdue",

@@ -17,6 +17,7 @@ from services.core.settings import Settings, get_settings
 from services.jobs.service import create_job
 from services.subscriptions.service import accept_event, debounce, take_due, track_events
 from workers.clients import fhir_client
+from workers.queueing import queue_job
 
 log = logging.getLogger(__name__)
 BACKPORT_TYPES = ("handshake", "heartbeat", "event-notification", "query-status")
@@ -117,7 +118,7 @@ def flush_patient(patient_id: str) -> str | None:
             session=session, patient_id=patient_id, kinds=list(settings.trigger_kinds), idempotency_key=key
         )
         if created:
-            enqueue_job(job.id)
+            queue_job(session=session, job=job)
         log.info("debounced events became a job", extra={"job_id": job.id, "patient_id": patient_id})
         return job.id
 
@@ -140,10 +141,3 @@ def resolve_focus(focus: str) -> str | None:
         with session_scope() as session:
             patient_event(session=session, patient_id=patient_id, settings=settings)
     return patient_id
-
-
-def enqueue_job(job_id: str) -> None:
-    """Queue the summarize task of a committed job."""
-    from workers.tasks import summarize
-
-    summarize.apply_async(args=[job_id], retry=True, retry_policy={"max_retries": 2, "interval_start": 0.2})

@@ -1,16 +1,26 @@
-"""Run one SummaryJob: re-read its state, run the pipeline, record the outcome. Idempotent."""
+"""Run one SummaryJob: claim it, run the pipeline under a lease it keeps renewing, record the outcome.
+
+Idempotent and fenced: only the attempt that holds the job (status running, its attempt number) may
+renew the lease or record the outcome, so a redelivered or swept duplicate never runs a job twice at once
+and a worker that lost its lease (paused, cut off) cannot overwrite the attempt that took over.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from services.core.db import session_scope
 from services.core.errors import EhrSumError
 from services.core.settings import Settings, get_settings
-from services.jobs.models import JobStatus
-from services.jobs.service import get_job, mark
+from services.jobs.models import JobStatus, SummaryJob
+from services.jobs.service import claim_job, get_job, held_by, mark, renew_lease
 from services.metrics.service import record_usage
 from workers.approvals import adopt_drafts
 from workers.clients import fhir_client, llm_client
@@ -21,57 +31,109 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class JobOutcome:
-    """What the caller should do next: nothing, or retry after `retry_in` seconds."""
+    """What the caller should do next: nothing, or queue the job again after `retry_in` seconds."""
 
     status: JobStatus
     retry_in: float | None = None
 
 
-async def _summarize(settings: Settings, patient_id: str, kinds: list[str]) -> RunResult:
+class LeaseLost(Exception):
+    """Another attempt holds the job now; this one stops without recording anything."""
+
+
+def _renew(job_id: str, attempt: int, lease_s: float) -> bool:
+    try:
+        with session_scope() as session:
+            return renew_lease(session=session, job_id=job_id, attempt=attempt, lease_s=lease_s)
+    except SQLAlchemyError as exc:
+        # The database is unreachable: carry on; if the lease lapses meanwhile, the fenced finish tells.
+        log.warning("lease renewal failed: %s", type(exc).__name__, extra={"job_id": job_id})
+        return True
+
+
+async def _summarize(
+    settings: Settings, job_id: str, attempt: int, patient_id: str, kinds: list[str]
+) -> RunResult:
     async with fhir_client(settings) as fhir, llm_client(settings) as llm:
-        return await Pipeline(settings, llm=llm, fhir=fhir).summarize(patient_id, kinds)
+        work = asyncio.create_task(Pipeline(settings, llm=llm, fhir=fhir).summarize(patient_id, kinds))
+        while True:
+            done, _ = await asyncio.wait({work}, timeout=settings.job_lease_s / 3)
+            if done:
+                return work.result()
+            if not await asyncio.to_thread(_renew, job_id, attempt, settings.job_lease_s):
+                work.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await work
+                raise LeaseLost
+
+
+def _not_claimed(job: SummaryJob) -> JobOutcome:
+    """A message for a job this worker may not run: finished, or another attempt holds the lease."""
+    if job.status == JobStatus.running and job.lease_until is not None:
+        lease_until = job.lease_until if job.lease_until.tzinfo else job.lease_until.replace(tzinfo=UTC)
+        wait = max(1.0, (lease_until - datetime.now(UTC)).total_seconds() + 1.0)
+        # Check again once the lease lapses: if its worker died, this message takes the job over.
+        log.info("job held by another attempt", extra={"job_id": job.id, "elapsed_s": round(wait, 1)})
+        return JobOutcome(job.status, retry_in=wait)
+    # A redelivered message (a lost worker, a duplicate) must not re-run a finished job;
+    # a failed job runs again only through an explicit retry, which sets it back to queued.
+    log.info("job already finished", extra={"job_id": job.id, "status": job.status.value})
+    return JobOutcome(job.status)
 
 
 def run_job(job_id: str) -> JobOutcome:
     """Run a job once; a transient failure asks for a retry until the job's retry budget is spent."""
     settings = get_settings()
     with session_scope() as session:
-        job = get_job(session=session, job_id=job_id)
-        if job.status in (JobStatus.succeeded, JobStatus.failed):
-            # A redelivered message (a lost worker, a duplicate) must not re-run a finished job;
-            # a failed job runs again only through an explicit retry, which sets it back to queued.
-            log.info("job already finished", extra={"job_id": job_id, "status": job.status.value})
-            return JobOutcome(job.status)
-        job = mark(session=session, job=job, status=JobStatus.running)
-        extra = {"job_id": job_id, "patient_id": job.patient_id, "attempt": job.attempts}
-        log.info("job started", extra=extra)
-        try:
-            result = asyncio.run(_summarize(settings, job.patient_id, list(job.kinds)))
-        except EhrSumError as exc:
-            if exc.transient and job.attempts <= settings.job_max_retries:
-                delay = settings.job_retry_backoff_s * 2 ** (job.attempts - 1)
-                mark(session=session, job=job, status=JobStatus.queued, reason=f"retrying: {exc}")
-                log.warning("job will retry", extra={**extra, "elapsed_s": delay})
-                return JobOutcome(JobStatus.queued, retry_in=delay)
-            mark(session=session, job=job, status=JobStatus.failed, reason=str(exc))
-            log.warning("job failed: %s", type(exc).__name__, extra=extra)
-            return JobOutcome(JobStatus.failed)
-        except Exception as exc:
-            mark(
-                session=session,
-                job=job,
-                status=JobStatus.failed,
-                reason=f"internal error ({type(exc).__name__})",
-            )
-            log.exception("job crashed", extra=extra)
-            return JobOutcome(JobStatus.failed)
-        refs = [r.draft_ref for r in result.results if r.draft_ref]
-        report = {
-            r.kind: {**r.verification, "violations": [v.model_dump() for v in r.report.violations]}
-            for r in result.results
-            if r.report is not None
-        }
-        mark(session=session, job=job, status=JobStatus.succeeded, draft_refs=refs, report=report or None)
+        job = claim_job(session=session, job_id=job_id, lease_s=settings.job_lease_s)
+        if job is None:
+            return _not_claimed(get_job(session=session, job_id=job_id))
+        attempt, patient_id, kinds = job.attempts, job.patient_id, list(job.kinds)
+    extra: dict[str, Any] = {"job_id": job_id, "patient_id": patient_id, "attempt": attempt}
+    log.info("job started", extra=extra)
+    try:
+        result = asyncio.run(_summarize(settings, job_id, attempt, patient_id, kinds))
+    except LeaseLost:
+        log.warning("lease lost; the attempt that took over finishes the job", extra=extra)
+        return JobOutcome(JobStatus.running)
+    except EhrSumError as exc:
+        if exc.transient and attempt <= settings.job_max_retries:
+            delay = settings.job_retry_backoff_s * 2 ** (attempt - 1)
+            status = _finish(job_id, attempt, JobStatus.queued, reason=f"retrying: {exc}", start_in_s=delay)
+            log.warning("job will retry", extra={**extra, "elapsed_s": delay})
+            return JobOutcome(status, retry_in=delay if status == JobStatus.queued else None)
+        log.warning("job failed: %s", type(exc).__name__, extra=extra)
+        return JobOutcome(_finish(job_id, attempt, JobStatus.failed, reason=str(exc)))
+    except Exception as exc:
+        log.exception("job crashed", extra=extra)
+        reason = f"internal error ({type(exc).__name__})"
+        return JobOutcome(_finish(job_id, attempt, JobStatus.failed, reason=reason))
+    return JobOutcome(_succeeded(settings, job_id, attempt, patient_id, result, extra))
+
+
+def _finish(job_id: str, attempt: int, status: JobStatus, **changes: Any) -> JobStatus:
+    """Record an outcome if this attempt still holds the job; the job's status either way."""
+    with session_scope() as session:
+        job = held_by(session=session, job_id=job_id, attempt=attempt)
+        if job is None:
+            log.warning("outcome not recorded: another attempt holds the job", extra={"job_id": job_id})
+            return get_job(session=session, job_id=job_id).status
+        return mark(session=session, job=job, status=status, **changes).status
+
+
+def _succeeded(
+    settings: Settings, job_id: str, attempt: int, patient_id: str, result: RunResult, extra: dict[str, Any]
+) -> JobStatus:
+    refs = [r.draft_ref for r in result.results if r.draft_ref]
+    report = {
+        r.kind: {**r.verification, "violations": [v.model_dump() for v in r.report.violations]}
+        for r in result.results
+        if r.report is not None
+    }
+    status = _finish(job_id, attempt, JobStatus.succeeded, draft_refs=refs, report=report or None)
+    if status != JobStatus.succeeded:
+        return status
+    with session_scope() as session:
         record_usage(
             session=session,
             job_id=job_id,
@@ -80,8 +142,8 @@ def run_job(job_id: str) -> JobOutcome:
             completion_tokens=sum(r.completion_tokens for r in result.results),
             statements_dropped=sum(int(r.verification.get("dropped", 0)) for r in result.results),
         )
-        written = [(r.kind, r.draft_ref) for r in result.results if r.draft_ref]
-        adopt_drafts(settings, job_id=job_id, patient_id=job.patient_id, drafts=written)
-        stages = {name: round(seconds, 3) for name, seconds in result.timings.items()}
-        log.info("job succeeded", extra={**extra, "draft_ref": ",".join(refs), "stages": stages})
-        return JobOutcome(JobStatus.succeeded)
+    written = [(r.kind, r.draft_ref) for r in result.results if r.draft_ref]
+    adopt_drafts(settings, job_id=job_id, patient_id=patient_id, drafts=written)
+    stages = {name: round(seconds, 3) for name, seconds in result.timings.items()}
+    log.info("job succeeded", extra={**extra, "draft_ref": ",".join(refs), "stages": stages})
+    return status

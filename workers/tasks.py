@@ -2,23 +2,33 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from services.core.settings import get_settings
 from workers.approvals import track_document
 from workers.celery_app import celery_app
 from workers.events import flush_patient, resolve_focus
 from workers.jobrunner import run_job
 from workers.polling import flush_overdue, poll_due, recover
+from workers.queueing import enqueue_job, sweep_jobs
 
 
-@celery_app.task(name="workers.tasks.summarize", bind=True, acks_late=True, max_retries=None)  # type: ignore[untyped-decorator]
-def summarize(self: Any, job_id: str) -> str:
-    """Run a SummaryJob; retry later when it failed transiently."""
+@celery_app.task(name="workers.tasks.summarize", acks_late=True)  # type: ignore[untyped-decorator]
+def summarize(job_id: str) -> str:
+    """Run a SummaryJob; queue it again when it failed transiently or another attempt holds it."""
     outcome = run_job(job_id)
     if outcome.retry_in is not None:
-        raise self.retry(countdown=outcome.retry_in)
+        enqueue_job(job_id, countdown=outcome.retry_in)
     return outcome.status.value
+
+
+@celery_app.task(name="workers.tasks.sweep_jobs", acks_late=True)  # type: ignore[untyped-decorator]
+def sweep() -> dict[str, int]:
+    """Beat: queue again the jobs the broker lost and those whose worker stopped renewing its lease."""
+    result = sweep_jobs()
+    return {
+        "requeued": len(result.requeued),
+        "taken_over": len(result.taken_over),
+        "still_queued": result.still_queued,
+    }
 
 
 @celery_app.task(name="workers.tasks.flush_trigger", acks_late=True)  # type: ignore[untyped-decorator]

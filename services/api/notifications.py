@@ -8,15 +8,14 @@ import json
 import logging
 import re
 import time
-from functools import lru_cache
 from typing import Any
 
-import redis
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from fhir_adapters.subscriptions import parse_notification
 from services.api.outcomes import FHIR_JSON, operation_outcome
+from services.core.broker import broker_redis
 from services.core.errors import AuthenticationError, InputError
 from services.core.settings import Settings, get_settings
 from workers.events import dispatch
@@ -37,15 +36,10 @@ def check_secret(request: Request, settings: Settings) -> None:
     request.state.actor = "notifier"
 
 
-@lru_cache(maxsize=2)
-def _redis(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
-
-
 def over_rate(settings: Settings, client: str) -> bool:
     """Fixed one-minute window per caller, counted in Redis so every API process shares it."""
     key = f"ehrsum:notify-rate:{client}:{int(time.time() // 60)}"
-    r = _redis(settings.broker_url)
+    r = broker_redis(settings.broker_url)
     count = int(r.incr(key))  # type: ignore[arg-type]
     if count == 1:
         r.expire(key, 120)

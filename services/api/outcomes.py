@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.core.errors import EhrSumError, InputError, NotFoundError
+from services.core.errors import ConflictError, EhrSumError, InputError, NotFoundError
 
 FHIR_JSON = "application/fhir+json"
 _ISSUE_CODES = {
@@ -69,4 +69,6 @@ def install_handlers(app: FastAPI) -> None:
             return operation_outcome(404, str(exc))
         if isinstance(exc, InputError):
             return operation_outcome(400, str(exc))
+        if isinstance(exc, ConflictError):
+            return operation_outcome(409, str(exc))
         return operation_outcome(503 if exc.transient else 500, str(exc))

@@ -7,21 +7,20 @@ import logging
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-import redis
 from fastapi import APIRouter, Depends, Header, Path, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, field_validator
 from sqlmodel import Session
 
-from services.api.outcomes import operation_outcome
 from services.api.security import SummariesRead, SummariesWrite
+from services.core.broker import broker_redis
 from services.core.db import ping_db, session_scope
 from services.core.settings import Settings, get_settings
-from services.jobs.models import JobStatus, SummaryJobPublic
-from services.jobs.service import create_job, get_job, mark
+from services.jobs.models import SummaryJobPublic
+from services.jobs.service import create_job, get_job, reset_failed
 from workers.clients import fhir_client, llm_client
-from workers.events import enqueue_job
 from workers.notes import KINDS
+from workers.queueing import queue_job
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -64,11 +63,6 @@ class SummaryRequest(BaseModel):
         return list(dict.fromkeys(value))
 
 
-def enqueue(job_id: str) -> None:
-    """Queue the worker task for a committed job."""
-    enqueue_job(job_id)
-
-
 @router.post("/v1/summaries", status_code=status.HTTP_202_ACCEPTED, response_model=SummaryJobPublic)
 def create_summary(
     body: SummaryRequest,
@@ -76,22 +70,15 @@ def create_summary(
     _: SummariesWrite,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Any:
-    """Create a job (committed first), then queue it; the same Idempotency-Key returns the same job."""
+    """Create a job (committed first), then queue it; the same Idempotency-Key returns the same job.
+
+    With the broker unreachable the job is still accepted: it is durable, and the sweeper queues it.
+    """
     job, created = create_job(
         session=session, patient_id=body.patient, kinds=body.kinds, idempotency_key=idempotency_key
     )
     if created:
-        try:
-            enqueue(job.id)
-        except Exception as exc:
-            mark(
-                session=session,
-                job=job,
-                status=JobStatus.failed,
-                reason="could not queue: broker unreachable",
-            )
-            log.warning("enqueue failed: %s", type(exc).__name__, extra={"job_id": job.id})
-            return operation_outcome(503, f"job {job.id} saved but not queued: broker unreachable; retry it")
+        queue_job(session=session, job=job)
     return job
 
 
@@ -105,13 +92,9 @@ def read_summary(job_id: JobId, session: SessionDep, _: SummariesRead) -> Any:
     "/v1/summaries/{job_id}/retry", status_code=status.HTTP_202_ACCEPTED, response_model=SummaryJobPublic
 )
 def retry_summary(job_id: JobId, session: SessionDep, _: SummariesWrite) -> Any:
-    """Queue a failed job again."""
-    job = get_job(session=session, job_id=job_id)
-    if job.status != JobStatus.failed:
-        return operation_outcome(409, f"job {job_id} is {job.status.value}; only failed jobs are retried")
-    job.attempts = 0
-    job = mark(session=session, job=job, status=JobStatus.queued, reason=None)
-    enqueue(job.id)
+    """Queue a failed job again, with a fresh retry budget (409 for a job that has not failed)."""
+    job = reset_failed(session=session, job_id=job_id)
+    queue_job(session=session, job=job)
     return job
 
 
@@ -133,7 +116,7 @@ async def _check_llm(settings: Settings) -> None:
 
 
 def _check_broker(settings: Settings) -> None:
-    redis.Redis.from_url(settings.broker_url, socket_connect_timeout=2, socket_timeout=2).ping()
+    broker_redis(settings.broker_url).ping()
 
 
 @router.get("/readyz")

@@ -119,6 +119,19 @@ class Settings(BaseSettings):
 
     job_max_retries: int = 5
     job_retry_backoff_s: float = 15.0
+    job_lease_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="A running job's claim; the worker renews it every third of this. A worker silent "
+        "for longer is presumed lost and its job is taken over.",
+    )
+    job_requeue_after_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="A queued job not started this long after it was due is checked against the broker "
+        "and queued again if the broker lost it (a Redis restart, an enqueue that failed).",
+    )
+    sweep_interval_s: float = Field(default=60.0, gt=0, description="How often beat runs the job sweeper.")
     log_level: str = "INFO"
 
     def sqlalchemy_url(self) -> str:

@@ -46,6 +46,12 @@ class SummaryJob(SummaryJobBase, table=True):
     created_at: datetime = Field(default_factory=_now)
     updated_at: datetime = Field(default_factory=_now)
     finished_at: datetime | None = None
+    lease_until: datetime | None = Field(
+        default=None,
+        index=True,
+        description="Running: when the worker's claim lapses unless renewed. Queued: when the sweeper "
+        "next checks that the broker still holds the job's message.",
+    )
 
 
 class SummaryJobPublic(SummaryJobBase):

@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import or_, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
-from services.core.errors import NotFoundError
+from services.core.errors import ConflictError, NotFoundError
+from services.core.settings import get_settings
 from services.jobs.models import JobStatus, SummaryJob
+
+FINISHED = (JobStatus.succeeded, JobStatus.failed)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def requeue_check_at(delay_s: float = 0.0) -> datetime:
+    """When the sweeper should check on a job queued now to start in `delay_s` seconds."""
+    return _now() + timedelta(seconds=delay_s + get_settings().job_requeue_after_s)
 
 
 def create_job(
@@ -22,7 +35,12 @@ def create_job(
         ).first()
         if existing is not None:
             return existing, False
-    job = SummaryJob(patient_id=patient_id, kinds=kinds, idempotency_key=idempotency_key)
+    job = SummaryJob(
+        patient_id=patient_id,
+        kinds=kinds,
+        idempotency_key=idempotency_key,
+        lease_until=requeue_check_at(),
+    )
     session.add(job)
     try:
         session.commit()
@@ -42,6 +60,71 @@ def get_job(*, session: Session, job_id: str) -> SummaryJob:
     return job
 
 
+def claim_job(*, session: Session, job_id: str, lease_s: float) -> SummaryJob | None:
+    """Atomically take a queued job, or a running one whose lease lapsed; None when it is not ours to run."""
+    now = _now()
+    claimed = session.execute(
+        update(SummaryJob)
+        .where(
+            col(SummaryJob.id) == job_id,
+            or_(
+                col(SummaryJob.status) == JobStatus.queued,
+                (col(SummaryJob.status) == JobStatus.running) & (col(SummaryJob.lease_until) < now),
+            ),
+        )
+        .values(
+            status=JobStatus.running,
+            attempts=col(SummaryJob.attempts) + 1,
+            lease_until=now + timedelta(seconds=lease_s),
+            updated_at=now,
+            finished_at=None,
+        )
+        .returning(col(SummaryJob.id))
+    ).first()
+    session.commit()
+    return get_job(session=session, job_id=job_id) if claimed else None
+
+
+def renew_lease(*, session: Session, job_id: str, attempt: int, lease_s: float) -> bool:
+    """Extend a running job's lease; False when this attempt no longer holds the job."""
+    renewed = session.execute(
+        update(SummaryJob)
+        .where(
+            col(SummaryJob.id) == job_id,
+            col(SummaryJob.status) == JobStatus.running,
+            col(SummaryJob.attempts) == attempt,
+        )
+        .values(lease_until=_now() + timedelta(seconds=lease_s))
+        .returning(col(SummaryJob.id))
+    ).first()
+    session.commit()
+    return renewed is not None
+
+
+def held_by(*, session: Session, job_id: str, attempt: int) -> SummaryJob | None:
+    """The job, locked for the rest of the transaction, when `attempt` still holds it."""
+    job = session.exec(select(SummaryJob).where(SummaryJob.id == job_id).with_for_update()).first()
+    if job is None or job.status != JobStatus.running or job.attempts != attempt:
+        session.rollback()
+        return None
+    return job
+
+
+def lapsed_jobs(*, session: Session, limit: int) -> list[SummaryJob]:
+    """Queued or running jobs past their lease, oldest first, locked (others' locked rows are skipped)."""
+    query = (
+        select(SummaryJob)
+        .where(
+            col(SummaryJob.status).in_([JobStatus.queued, JobStatus.running]),
+            col(SummaryJob.lease_until) < _now(),
+        )
+        .order_by(col(SummaryJob.lease_until))
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list(session.exec(query).all())
+
+
 def mark(
     *,
     session: Session,
@@ -50,20 +133,39 @@ def mark(
     reason: str | None = None,
     draft_refs: list[str] | None = None,
     report: dict[str, Any] | None = None,
+    start_in_s: float = 0.0,
 ) -> SummaryJob:
-    """Move a job to a status (and record why), then commit."""
-    now = datetime.now(UTC)
+    """Record a queued or finished job's status (and why), then commit; `claim_job` starts a run."""
+    now = _now()
     job.status = status
     job.reason = reason
     job.updated_at = now
-    if status == JobStatus.running:
-        job.attempts += 1
     if draft_refs is not None:
         job.draft_refs = draft_refs
     if report is not None:
         job.report = report
-    job.finished_at = now if status in (JobStatus.succeeded, JobStatus.failed) else None
+    job.finished_at = now if status in FINISHED else None
+    job.lease_until = requeue_check_at(start_in_s) if status == JobStatus.queued else None
     session.add(job)
     session.commit()
     session.refresh(job)
     return job
+
+
+def reset_failed(*, session: Session, job_id: str) -> SummaryJob:
+    """Set a failed job back to queued with a fresh retry budget; ConflictError for any other status."""
+    job = get_job(session=session, job_id=job_id)
+    if job.status != JobStatus.failed:
+        raise ConflictError(f"job {job_id} is {job.status.value}; only failed jobs are retried")
+    job.attempts = 0
+    return mark(session=session, job=job, status=JobStatus.queued)
+
+
+def failed_since(*, session: Session, since: datetime) -> list[str]:
+    """Ids of the jobs that failed at or after `since`, oldest first."""
+    query = (
+        select(SummaryJob.id)
+        .where(SummaryJob.status == JobStatus.failed, col(SummaryJob.finished_at) >= since)
+        .order_by(col(SummaryJob.finished_at))
+    )
+    return list(session.exec(query).all())

@@ -15,6 +15,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from services.core.broker import broker_redis
 from services.core.db import get_engine
 from services.core.settings import get_settings
 from services.jobs.models import JobStatus, SummaryJob
@@ -26,8 +27,7 @@ QUEUE = "celery"
 
 def queue_depth(broker_url: str) -> int:
     """Tasks waiting in the Redis broker's default queue."""
-    client = redis.Redis.from_url(broker_url, socket_connect_timeout=1, socket_timeout=1)
-    return int(client.llen(QUEUE))  # type: ignore[arg-type]
+    return int(broker_redis(broker_url).llen(QUEUE))  # type: ignore[arg-type]
 
 
 class ServiceCollector(Collector):

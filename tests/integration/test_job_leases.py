@@ -1,0 +1,99 @@
+"""Claims, leases and the sweeper on real Postgres and Redis: one attempt at a time, lost jobs found."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from services.core.broker import broker_redis
+from services.core.db import session_scope
+from services.core.settings import get_settings
+from services.jobs.models import JobStatus
+from services.jobs.service import claim_job, create_job, get_job, held_by, renew_lease
+from workers.jobrunner import run_job
+from workers.queueing import MARKER, enqueue_job, marked, sweep_jobs
+
+pytestmark = pytest.mark.integration
+
+
+def new_job(patient: str) -> str:
+    with session_scope() as session:
+        job, _ = create_job(session=session, patient_id=patient, kinds=["progress"])
+        return job.id
+
+
+def lapse(job_id: str) -> None:
+    """Move a job's lease into the past, as time passing would."""
+    with session_scope() as session:
+        job = get_job(session=session, job_id=job_id)
+        job.lease_until = datetime.now(UTC) - timedelta(seconds=1)
+        session.add(job)
+        session.commit()
+
+
+def test_a_job_is_claimed_by_one_attempt_at_a_time(postgres_db: str) -> None:
+    job_id = new_job("lease-1")
+    with session_scope() as session:
+        first = claim_job(session=session, job_id=job_id, lease_s=60)
+        assert first is not None and first.status == JobStatus.running and first.attempts == 1
+        assert claim_job(session=session, job_id=job_id, lease_s=60) is None
+    # A duplicate message while the lease holds: nothing runs, it looks again once the lease lapses.
+    outcome = run_job(job_id)
+    assert outcome.status == JobStatus.running
+    assert outcome.retry_in is not None and 55 < outcome.retry_in <= 62
+    with session_scope() as session:
+        assert get_job(session=session, job_id=job_id).attempts == 1
+
+
+def test_a_lapsed_lease_is_taken_over_and_the_old_attempt_is_fenced_off(postgres_db: str) -> None:
+    job_id = new_job("lease-2")
+    with session_scope() as session:
+        assert claim_job(session=session, job_id=job_id, lease_s=60) is not None
+        assert renew_lease(session=session, job_id=job_id, attempt=1, lease_s=60)
+    lapse(job_id)
+    with session_scope() as session:
+        second = claim_job(session=session, job_id=job_id, lease_s=60)
+        assert second is not None and second.attempts == 2
+        # The first attempt (a worker that was only paused) can neither renew nor record an outcome.
+        assert not renew_lease(session=session, job_id=job_id, attempt=1, lease_s=60)
+        assert held_by(session=session, job_id=job_id, attempt=1) is None
+        assert held_by(session=session, job_id=job_id, attempt=2) is not None
+
+
+def test_the_sweeper_requeues_lost_and_abandoned_jobs_once(postgres_db: str, redis_broker: str) -> None:
+    settings = get_settings()
+    on_broker, lost, abandoned, live = (new_job(f"sweep-{n}") for n in range(4))
+    enqueue_job(on_broker)  # its message and marker are on the broker
+    broker_redis(settings.broker_url).delete(f"{MARKER}{lost}")  # queued, but the broker lost it
+    with session_scope() as session:
+        assert claim_job(session=session, job_id=abandoned, lease_s=60) is not None  # its worker died
+        assert claim_job(session=session, job_id=live, lease_s=60) is not None  # its worker renews
+    for job_id in (on_broker, lost, abandoned):
+        lapse(job_id)
+
+    swept = sweep_jobs(settings)
+    assert lost in swept.requeued and abandoned in swept.taken_over
+    assert on_broker not in swept.requeued + swept.taken_over and swept.still_queued >= 1
+    assert live not in swept.requeued + swept.taken_over
+    assert {lost, abandoned} <= marked(settings, [lost, abandoned])
+    with session_scope() as session:
+        taken = get_job(session=session, job_id=abandoned)
+        assert taken.status == JobStatus.queued and "lease" in (taken.reason or "")
+        assert taken.lease_until is not None
+    # The next sweep finds nothing of these: their leases moved on, nothing is queued twice.
+    again = sweep_jobs(settings)
+    assert not {on_broker, lost, abandoned, live} & set(again.requeued + again.taken_over)
+
+
+def test_a_claim_sets_a_lease_the_worker_renews(postgres_db: str) -> None:
+    job_id = new_job("lease-3")
+    with session_scope() as session:
+        job = claim_job(session=session, job_id=job_id, lease_s=30)
+        assert job is not None and job.lease_until is not None
+        first = job.lease_until
+    time.sleep(0.05)
+    with session_scope() as session:
+        assert renew_lease(session=session, job_id=job_id, attempt=1, lease_s=30)
+        assert get_job(session=session, job_id=job_id).lease_until > first  # type: ignore[operator]
