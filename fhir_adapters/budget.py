@@ -98,8 +98,17 @@ STAGES: list[tuple[str, Stage]] = [
 
 def fit_budget(timeline: ClinicalTimeline, budget: int, counter: TokenCounter) -> ClinicalTimeline:
     """A copy of the timeline trimmed to `budget` tokens of rendered text, must-keep facts intact."""
-    fitted = timeline.model_copy(deep=True)
-    fitted.token_budget = budget
+    # The stages reassign the timeline's lists, a series' trend and a note's text: copying those objects
+    # keeps the caller's timeline whole without deep-copying every item (~70 ms on 3,000 resources).
+    fitted = timeline.model_copy(
+        update={
+            "labs": [s.model_copy() for s in timeline.labs],
+            "vitals": [s.model_copy() for s in timeline.vitals],
+            "notes": [n.model_copy() for n in timeline.notes],
+            "omitted": dict(timeline.omitted),
+            "token_budget": budget,
+        }
+    )
     rough = EstimateCounter()
     for name, stage in STAGES:
         text = render_timeline(fitted)

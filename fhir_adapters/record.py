@@ -33,17 +33,19 @@ FALLBACK_TYPES = (
     "DiagnosticReport",
     "DocumentReference",
 )
+# What condensation reads. $everything is asked for these (`_type`), and only these are validated: a
+# synthea record is a fifth Claims, EOBs, Provenance and directory resources that no note cites.
+RECORD_TYPES = frozenset({"Patient", "Medication", *FALLBACK_TYPES})
 BUNDLE_TYPES = frozenset({"searchset", "collection", "transaction", "batch", "document", "history"})
 
 
 @dataclass
 class PatientRecord:
-    """Every resource of one patient that we could validate, keyed by "Type/id"."""
+    """The resources of one patient that a note can use (RECORD_TYPES) and that validated, by "Type/id"."""
 
     patient_id: str
     resources: dict[str, Resource]
     rejected: dict[str, str] = field(default_factory=dict)
-    raw_bytes: int = 0
     source: str = "bundle"
 
     @property
@@ -67,7 +69,9 @@ class PatientRecord:
 async def fetch_record(client: FhirClient, patient_id: str, *, since: str | None = None) -> PatientRecord:
     """Fetch one patient's record: $everything (paged), else per-type searches; de-duplicated."""
     raw: list[dict[str, Any]] = []
-    params = {"_since": since} if since else None
+    params = {"_type": ",".join(sorted(RECORD_TYPES))}
+    if since:
+        params["_since"] = since
     source = "$everything"
     try:
         async for bundle in client.pages(f"Patient/{patient_id}/$everything", params):
@@ -84,9 +88,8 @@ async def fetch_record(client: FhirClient, patient_id: str, *, since: str | None
         source = "search"
     if not any(r.get("resourceType") == "Patient" and r.get("id") == patient_id for r in raw):
         raw.append(await _read_patient(client, patient_id))
-    size = sum(len(json.dumps(r, separators=(",", ":"))) for r in raw)
-    parsed = parse_all(raw)
-    return PatientRecord(patient_id, parsed.resources, parsed.rejected, size, source)
+    parsed = parse_all(raw, types=RECORD_TYPES)
+    return PatientRecord(patient_id, parsed.resources, parsed.rejected, source)
 
 
 async def _read_patient(client: FhirClient, patient_id: str) -> dict[str, Any]:
@@ -134,11 +137,11 @@ def record_from_bundle(path: Path, patient_id: str | None = None) -> PatientReco
         bundle = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(f"{path} is not JSON (line {exc.lineno}, column {exc.colno})") from exc
-    return record_from_bundle_json(bundle, patient_id, size=len(text.encode()), label=str(path))
+    return record_from_bundle_json(bundle, patient_id, label=str(path))
 
 
 def record_from_bundle_json(
-    bundle: Any, patient_id: str | None = None, *, size: int = 0, label: str = "bundle"
+    bundle: Any, patient_id: str | None = None, *, label: str = "bundle"
 ) -> PatientRecord:
     """Build a record from a parsed Bundle."""
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
@@ -165,5 +168,5 @@ def record_from_bundle_json(
         patient_id = patients[0]
     elif patient_id not in patients:
         raise InputError(f"{label} holds no Patient/{patient_id}")
-    parsed = parse_all(raw, aliases)
-    return PatientRecord(patient_id, parsed.resources, parsed.rejected, size, "bundle")
+    parsed = parse_all(raw, aliases, types=RECORD_TYPES)
+    return PatientRecord(patient_id, parsed.resources, parsed.rejected, "bundle")

@@ -95,11 +95,18 @@ def _without_paths(data: dict[str, Any], paths: list[tuple[int | str, ...]]) -> 
     return clean
 
 
-def parse_all(raw_resources: list[dict[str, Any]], aliases: dict[str, str] | None = None) -> ParsedResources:
-    """Normalize references, validate, de-duplicate by "Type/id" (latest version wins)."""
+def parse_all(
+    raw_resources: list[dict[str, Any]],
+    aliases: dict[str, str] | None = None,
+    *,
+    types: frozenset[str] | None = None,
+) -> ParsedResources:
+    """Normalize references, validate, de-duplicate by "Type/id" (latest version wins); only `types`."""
     parsed = ParsedResources()
     versions: dict[str, tuple[str, str]] = {}
     for raw in raw_resources:
+        if types is not None and raw.get("resourceType") not in types:
+            continue
         ref = ref_of(raw)
         rewrite_references(raw, aliases or {})
         meta = raw.get("meta") or {}

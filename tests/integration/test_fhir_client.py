@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from fhir_adapters.client import FhirClient
-from fhir_adapters.record import FALLBACK_TYPES, fetch_record
+from fhir_adapters.record import FALLBACK_TYPES, RECORD_TYPES, fetch_record
 from services.core.errors import FhirNotFound, FhirUnavailable, OperationOutcomeError
 from tests.conftest import free_port
 from tests.support.fault_proxy import Fault, FaultProxy
@@ -38,9 +38,15 @@ async def test_search_follows_next_links_across_pages(fhir_server: str, loaded_p
 async def test_everything_gives_the_whole_record(fhir_server: str, loaded_patients: list[str]) -> None:
     async with FhirClient(fhir_server) as client:
         record = await fetch_record(client, loaded_patients[0])
+        served = await client.get_json(f"Patient/{loaded_patients[0]}/$everything")
     assert record.source == "$everything"
     assert record.patient is not None and record.patient.id == loaded_patients[0]
     assert len(record.resources) > 200 and record.rejected == {}
+    # Only what a note can use is kept: sekmet ignores `_type` and also serves Claims, EOBs and the like.
+    kinds = Counter(e["resource"]["resourceType"] for e in served["entry"])
+    assert set(kinds) - RECORD_TYPES, "the test record should hold types a note never uses"
+    assert {ref.split("/")[0] for ref in record.resources} <= RECORD_TYPES
+    assert len(record.resources) == sum(n for kind, n in kinds.items() if kind in RECORD_TYPES)
 
 
 async def test_retries_honour_retry_after_then_succeed(proxy: FaultProxy, loaded_patients: list[str]) -> None:

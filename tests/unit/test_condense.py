@@ -370,7 +370,9 @@ def test_budget_never_drops_must_keep_facts() -> None:
         )
     full = timeline_of(*resources)
     counter = EstimateCounter()
+    before = render_timeline(full)
     fitted = fit_budget(full, 50, counter)  # far below what the must-keep facts need
+    assert render_timeline(full) == before  # trimming a copy leaves the caller's timeline whole
     assert {p.ref for p in fitted.problems if p.active} == {p.ref for p in full.problems if p.active}
     assert {m.ref for m in fitted.medications if m.active} == {m.ref for m in full.medications if m.active}
     assert [a.ref for a in fitted.allergies] == ["AllergyIntolerance/a1"]
