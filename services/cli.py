@@ -226,7 +226,14 @@ def cmd_api(args: argparse.Namespace) -> int:
     """Serve the HTTP API."""
     import uvicorn
 
-    uvicorn.run("services.api.app:create_app", factory=True, host=args.host, port=args.port, log_config=None)
+    uvicorn.run(
+        "services.api.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_config=None,
+    )
     return 0
 
 
@@ -319,6 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("api", help="serve the HTTP API")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8400)
+    p.add_argument("--workers", type=int, default=1, help="API processes (one per core on a VM; 1 in a pod)")
     p.set_defaults(func=cmd_api)
 
     p = sub.add_parser("subscribe", help="register our subscriptions on the FHIR server (idempotent)")

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlmodel import Session
 
 from fhir_adapters.subscriptions import Notification, NotificationEvent, fhir_instant, patient_of
+from services.audit.models import AuditRecord
 from services.core.db import session_scope
 from services.core.errors import FhirNotFound
 from services.core.settings import Settings, get_settings
 from services.jobs.service import create_job
-from services.subscriptions.service import accept_event, debounce, take_due, track_events
+from services.subscriptions.service import accept_events, debounce, take_due, track_events
 from workers.clients import fhir_client
 from workers.queueing import queue_job
 
@@ -42,21 +45,29 @@ def dedup_key(note: Notification, event: NotificationEvent) -> str | None:
     return None
 
 
-def patient_event(*, session: Session, patient_id: str, settings: Settings) -> None:
-    """Fold a change for a patient into its debounce window; the window's first event schedules the flush."""
+Publish = Callable[[], object]
+
+
+def patient_event(*, session: Session, patient_id: str, settings: Settings) -> Publish | None:
+    """Fold a change for a patient into its debounce window; the window's first event returns the flush
+    to publish once the transaction is committed."""
     due = debounce(session=session, patient_id=patient_id, window_s=settings.debounce_s)
-    if due is not None:
-        from workers.tasks import flush_trigger
+    if due is None:
+        return None
+    from workers.tasks import flush_trigger
 
-        flush_trigger.apply_async(args=[patient_id], eta=due)
+    return partial(flush_trigger.apply_async, args=[patient_id], eta=due)
 
 
-def dispatch(note: Notification, settings: Settings) -> DispatchResult:
-    """Record a notification's events and queue the work they call for."""
+def dispatch(note: Notification, settings: Settings, audit: AuditRecord | None = None) -> DispatchResult:
+    """Record a notification's events (and its audit entry) in one transaction, then queue their work."""
     from workers.tasks import recover_gap, resolve_event, track_draft
 
     result = DispatchResult()
+    publish: list[Publish] = []
     with session_scope() as session:
+        if audit is not None:
+            session.add(audit)
         if note.subscription and note.type in BACKPORT_TYPES:
             numbers = [e.number for e in note.events if e.number is not None]
             gap = track_events(
@@ -75,29 +86,37 @@ def dispatch(note: Notification, settings: Settings) -> DispatchResult:
                     gap.last_missing,
                     extra={"status": gap.subscription},
                 )
-                recover_gap.delay(gap.subscription, fhir_instant(gap.since) if gap.since else None)
-        for event in note.events:
-            key = dedup_key(note, event)
+                since = fhir_instant(gap.since) if gap.since else None
+                publish.append(partial(recover_gap.delay, gap.subscription, since))
+        keys = [dedup_key(note, event) for event in note.events]
+        receipts: list[dict[str, str | None]] = [
+            {"dedup_key": key, "subscription": note.subscription, "focus": event.focus}
+            | {"patient_id": event.patient_id}
+            for key, event in zip(keys, note.events, strict=True)
+            if key
+        ]
+        fresh = accept_events(session=session, receipts=receipts)
+        for key, event in zip(keys, note.events, strict=True):
+            if key is not None:
+                if key not in fresh:
+                    result.duplicates += 1
+                    continue
+                fresh.discard(key)  # the same event twice in one notification counts once
             kind = (event.focus or "").split("/")[0]
-            if key and not accept_event(
-                session=session,
-                dedup_key=key,
-                subscription=note.subscription,
-                focus=event.focus,
-                patient_id=event.patient_id,
-            ):
-                result.duplicates += 1
-                continue
             if kind == "DocumentReference" and event.focus:
-                track_draft.delay(event.focus)
+                publish.append(partial(track_draft.delay, event.focus))
             elif kind in settings.trigger_resource_types and event.patient_id:
-                patient_event(session=session, patient_id=event.patient_id, settings=settings)
+                flush = patient_event(session=session, patient_id=event.patient_id, settings=settings)
+                publish += [flush] if flush else []
             elif kind in settings.trigger_resource_types and event.focus:
-                resolve_event.delay(event.focus)
+                publish.append(partial(resolve_event.delay, event.focus))
             else:
                 result.ignored += 1
                 continue
             result.accepted += 1
+        session.commit()
+    for task in publish:
+        task()
     return result
 
 
@@ -139,5 +158,8 @@ def resolve_focus(focus: str) -> str | None:
     patient_id = patient_of(resource)
     if patient_id:
         with session_scope() as session:
-            patient_event(session=session, patient_id=patient_id, settings=settings)
+            flush = patient_event(session=session, patient_id=patient_id, settings=settings)
+            session.commit()
+        if flush:
+            flush()
     return patient_id

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 
 from fhir_adapters.subscriptions import parse_notification
 from services.api.outcomes import FHIR_JSON, operation_outcome
+from services.audit.models import AuditOutcome, AuditRecord
 from services.core.broker import broker_redis
 from services.core.errors import AuthenticationError, InputError
 from services.core.settings import Settings, get_settings
@@ -62,7 +63,16 @@ async def _receive(request: Request, path_focus: str | None) -> JSONResponse:
     except ValueError as exc:
         raise InputError("notification body is not JSON") from exc
     note = parse_notification(body, path_focus=path_focus)
-    result = await asyncio.to_thread(dispatch, note, settings)
+    # The audit entry commits with the receipts: one transaction per notification, on the hottest path.
+    audit = AuditRecord(
+        actor="notifier",
+        action=f"api {request.method} {getattr(request.scope.get('route'), 'path', request.url.path)}",
+        outcome=AuditOutcome.success,
+        resource_ids=[path_focus] if path_focus else [],
+        detail=f"200, {len(note.events)} events",
+    )
+    result = await asyncio.to_thread(dispatch, note, settings, audit)
+    request.state.audited = True
     log.info(
         "notification %s: %d accepted, %d duplicate, %d ignored",
         note.type,

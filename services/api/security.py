@@ -11,8 +11,9 @@ from functools import lru_cache
 from typing import Annotated, Any
 
 import jwt
-from fastapi import Depends, FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.api.outcomes import operation_outcome
 from services.audit.models import AuditOutcome
@@ -99,35 +100,52 @@ DraftsRead = Annotated[Principal, Depends(require(DRAFTS_READ))]
 DraftsApprove = Annotated[Principal, Depends(require(DRAFTS_APPROVE))]
 
 
-async def _audit_requests(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-    started = time.perf_counter()
-    response = await call_next(request)
-    path = request.url.path
-    if path in UNAUDITED_PATHS:
-        return response
-    principal = getattr(request.state, "principal", None)
-    route = request.scope.get("route")
-    template = getattr(route, "path", path)
-    status = response.status_code
-    outcome = (
-        AuditOutcome.success
-        if status < 400
-        else AuditOutcome.denied
-        if status in (401, 403, 429)
-        else AuditOutcome.failure
-    )
-    ids = [str(v) for v in (request.scope.get("path_params") or {}).values()]
-    actor = principal.subject if principal else str(getattr(request.state, "actor", "anonymous"))
-    detail = f"{status} in {time.perf_counter() - started:.3f}s"
-    await asyncio.to_thread(
-        record_detached,
-        actor=actor,
-        action=f"api {request.method} {template}",
-        outcome=outcome,
-        resource_ids=ids,
-        detail=detail,
-    )
-    return response
+class AuditRequests:
+    """Audit every API request (ids only) before its response leaves.
+
+    A pure ASGI middleware: it adds no task or stream per request. A route that records its own entry in
+    the transaction of its work (the notification endpoint) sets `request.state.audited`.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the request on; audit when the response starts."""
+        if scope["type"] != "http" or scope["path"] in UNAUDITED_PATHS:
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+
+        async def audited_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                await self._audit(scope, int(message["status"]), time.perf_counter() - started)
+            await send(message)
+
+        await self.app(scope, receive, audited_send)
+
+    @staticmethod
+    async def _audit(scope: Scope, status: int, seconds: float) -> None:
+        state = scope.get("state") or {}
+        if state.get("audited"):
+            return
+        principal = state.get("principal")
+        outcome = (
+            AuditOutcome.success
+            if status < 400
+            else AuditOutcome.denied
+            if status in (401, 403, 429)
+            else AuditOutcome.failure
+        )
+        template = getattr(scope.get("route"), "path", scope["path"])
+        await asyncio.to_thread(
+            record_detached,
+            actor=principal.subject if principal else str(state.get("actor", "anonymous")),
+            action=f"api {scope['method']} {template}",
+            outcome=outcome,
+            resource_ids=[str(v) for v in (scope.get("path_params") or {}).values()],
+            detail=f"{status} in {seconds:.3f}s",
+        )
 
 
 def install_security(app: FastAPI) -> None:
@@ -145,7 +163,7 @@ def install_security(app: FastAPI) -> None:
         response.headers["WWW-Authenticate"] = 'Bearer error="insufficient_scope"'
         return response
 
-    app.middleware("http")(_audit_requests)
+    app.add_middleware(AuditRequests)
 
 
 def check_config(settings: Settings) -> None:

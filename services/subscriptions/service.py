@@ -1,13 +1,17 @@
-"""Notification bookkeeping; keyword-only functions that take a session and commit."""
+"""Notification bookkeeping; keyword-only functions that take a session.
+
+The ones a notification goes through (accept_events, debounce, track_events) leave the commit to the
+caller, so one notification is one transaction; the others commit.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from services.subscriptions.models import NotificationReceipt, PendingTrigger, PollCursor, SubscriptionState
@@ -21,26 +25,24 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def accept_event(
-    *,
-    session: Session,
-    dedup_key: str,
-    subscription: str | None,
-    focus: str | None,
-    patient_id: str | None,
-) -> bool:
-    """Record a delivered event; False when it was delivered before (a replay or a retry)."""
-    session.add(
-        NotificationReceipt(
-            dedup_key=dedup_key[:300], subscription=subscription, focus=focus, patient_id=patient_id
-        )
+def _insert(session: Session) -> Any:
+    """The dialect's INSERT, which knows ON CONFLICT."""
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+def accept_events(*, session: Session, receipts: list[dict[str, str | None]]) -> set[str]:
+    """Record delivered events (dedup_key, subscription, focus, patient_id); the keys not seen before."""
+    if not receipts:
+        return set()
+    table = NotificationReceipt.__table__  # type: ignore[attr-defined]
+    rows = [{**r, "dedup_key": str(r["dedup_key"])[:300], "received_at": _now()} for r in receipts]
+    # One statement with the rows as parameters: compiled once and cached, sent as one multi-row INSERT.
+    statement = (
+        _insert(session)(table)
+        .on_conflict_do_nothing(index_elements=["dedup_key"])
+        .returning(table.c.dedup_key)
     )
-    try:
-        session.commit()
-    except IntegrityError:
-        session.rollback()
-        return False
-    return True
+    return set(session.execute(statement, rows).scalars())
 
 
 def debounce(*, session: Session, patient_id: str, window_s: float) -> datetime | None:
@@ -48,9 +50,8 @@ def debounce(*, session: Session, patient_id: str, window_s: float) -> datetime 
     now = _now()
     due_at = now + timedelta(seconds=window_s)
     table = PendingTrigger.__table__  # type: ignore[attr-defined]
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     statement = (
-        insert(table)
+        _insert(session)(table)
         .values(patient_id=patient_id, first_event_at=now, last_event_at=now, due_at=due_at, events=1)
         .on_conflict_do_update(
             index_elements=["patient_id"], set_={"last_event_at": now, "events": table.c.events + 1}
@@ -58,7 +59,6 @@ def debounce(*, session: Session, patient_id: str, window_s: float) -> datetime 
         .returning(table.c.events)
     )
     events = session.execute(statement).scalar_one()
-    session.commit()
     return due_at if events == 1 else None
 
 
@@ -135,7 +135,7 @@ def track_events(
         state.last_event_at = now
     state.last_event_number = max(state.last_event_number, highest)
     session.add(state)
-    session.commit()
+    session.flush()
     return gap
 
 

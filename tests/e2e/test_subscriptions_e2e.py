@@ -44,6 +44,28 @@ def test_wrong_or_missing_secret_is_401(api: str) -> None:
         assert answer.status_code == 401 and answer.json()["resourceType"] == "OperationOutcome"
 
 
+def test_each_notification_is_audited_with_its_receipt(api: str) -> None:
+    """Accepted: one success entry written with the receipt. Wrong secret: a denied entry, no receipt."""
+    from services.audit.models import AuditOutcome, AuditRecord
+
+    accepted, refused = (f"audit-{uuid.uuid4().hex[:8]}" for _ in range(2))
+    encounter = {"resourceType": "Encounter", "status": "in-progress", "class": {"code": "AMB"}}
+    for rid, headers, status in (
+        (accepted, notification_headers(), 200),
+        (refused, notification_headers("x"), 401),
+    ):
+        body = {**encounter, "id": rid, "meta": {"versionId": "1"}, "subject": {"reference": "Patient/a1"}}
+        answer = httpx.put(f"{api}/v1/notifications/Encounter/{rid}", json=body, headers=headers, timeout=10)
+        assert answer.status_code == status, answer.text
+    with session_scope() as session:
+        rows = session.exec(select(AuditRecord).where(AuditRecord.action.contains("/v1/notifications"))).all()  # type: ignore[attr-defined]
+        receipts = session.exec(select(NotificationReceipt.focus)).all()
+    mine = {rid: [r for r in rows if any(rid in i for i in r.resource_ids)] for rid in (accepted, refused)}
+    assert [(r.actor, r.outcome) for r in mine[accepted]] == [("notifier", AuditOutcome.success)]
+    assert [(r.actor, r.outcome) for r in mine[refused]] == [("notifier:bad-secret", AuditOutcome.denied)]
+    assert f"Encounter/{accepted}" in receipts and f"Encounter/{refused}" not in receipts
+
+
 def test_replayed_notification_makes_no_second_job(api: str, worker: subprocess.Popen[bytes]) -> None:
     patient, sub = f"replay-{uuid.uuid4().hex[:8]}", f"s-{uuid.uuid4().hex[:8]}"
     body = event_bundle(sub, 1, patient)

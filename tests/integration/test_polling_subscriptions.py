@@ -67,6 +67,7 @@ def test_auto_polling_runs_only_while_subscriptions_are_silent(stack: dict[str, 
             numbers=[],
             events_since_start=0,
         )
+        session.commit()
     settings = get_settings().model_copy(update={"polling": "auto", "subscription_stale_s": 3600.0})
     assert poll_due(settings).skipped == "subscriptions healthy"
     assert poll_due(settings.model_copy(update={"polling": "off"})).skipped == "polling off"
