@@ -21,6 +21,7 @@ from services.core.errors import (
     FhirUnavailable,
     OperationOutcomeError,
 )
+from services.core.tls import tls_context
 
 FHIR_JSON = "application/fhir+json"
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
@@ -100,6 +101,7 @@ class FhirClient:
             headers={"Accept": FHIR_JSON, **auth.headers()},
             timeout=timeout_s,
             transport=transport,
+            verify=tls_context(),
         )
 
     async def __aenter__(self) -> FhirClient:

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 
 from services.core.errors import LlmPermanentError, LlmTransientError
+from services.core.tls import tls_context
 
 TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
@@ -50,6 +51,7 @@ class LlmClient:
             base_url=base_url.rstrip("/") + "/",
             headers=headers,
             timeout=httpx.Timeout(timeout_s, connect=10.0),
+            verify=tls_context(),
         )
 
     async def __aenter__(self) -> LlmClient:
