@@ -59,6 +59,12 @@ def rewrite_references(node: Any, aliases: dict[str, str]) -> Any:
     return node
 
 
+def preload_models(resource_types: frozenset[str]) -> None:
+    """Import the model classes of these resource types now rather than during the first parse."""
+    for resource_type in resource_types:
+        get_fhir_model_class(resource_type)
+
+
 def parse_resource(raw: dict[str, Any]) -> Resource:
     """Validate one resource as R4B, dropping elements the model does not know (and only those)."""
     resource_type = raw.get("resourceType")

@@ -44,14 +44,17 @@ def make_celery() -> Celery:
 
 
 @worker_process_init.connect  # type: ignore[untyped-decorator]
-def _own_connections(**_: object) -> None:
-    """Give each pool process its own database connections.
+def _init_pool_process(**_: object) -> None:
+    """Give each pool process its own database connections, and load what every job needs once.
 
-    Inherited ones are shared with the parent: a child killed mid-transaction leaves them unusable.
+    Inherited connections are shared with the parent: a child killed mid-transaction leaves them
+    unusable. The tokenizer and the FHIR model classes would otherwise load during the first job.
     """
     from services.core.db import get_engine
+    from workers.pipeline import warm_up
 
     get_engine().dispose(close=False)
+    warm_up(get_settings())
 
 
 celery_app = make_celery()

@@ -14,7 +14,8 @@ from pydantic import ValidationError
 from fhir_adapters.budget import fit_budget
 from fhir_adapters.client import FhirClient
 from fhir_adapters.condense import condense
-from fhir_adapters.record import PatientRecord, fetch_record
+from fhir_adapters.record import RECORD_TYPES, PatientRecord, fetch_record
+from fhir_adapters.resources import preload_models
 from fhir_adapters.timeline import ClinicalTimeline
 from fhir_adapters.timeline_text import render_timeline
 from fhir_adapters.tokens import TokenCounter, token_counter
@@ -63,6 +64,12 @@ class RunResult:
             yield
         finally:
             self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - started
+
+
+def warm_up(settings: Settings) -> None:
+    """Load the served model's tokenizer and the FHIR model classes a record needs (once per process)."""
+    token_counter(settings.tokenizer_path)
+    preload_models(RECORD_TYPES)
 
 
 class Pipeline:
