@@ -5,10 +5,13 @@
 .venv/bin/python bench/llm_throughput.py scaleout [--patients 4] [--workers 1,2,4]
 .venv/bin/python bench/llm_throughput.py prefix [--requests 6]
 
-overhead: the same N patients' first prompts sent (a) straight to the LLM server, K at a time, and
-(b) through the whole service (API -> Redis -> K worker processes -> fetch -> condense -> LLM -> verify
--> write-back), side by side in one run. scaleout: (b) with 1, 2 and 4 worker processes against one
-LLM server. prefix: streaming time to first token, vLLM with prefix caching on vs off (two servers
+overhead: N patients through the whole service (b: API -> Redis -> K worker processes -> fetch ->
+condense -> LLM -> verify -> write-back), its LLM calls recorded by a relay in front of the LLM server,
+then (a) exactly those calls replayed straight to the server, K at a time: both sides do the same LLM
+work (regenerations included), with prefix caching off so (a) gains nothing from (b) having run first.
+(b) is timed from the first submit to the last job's finished_at. scaleout: (b) with 1, 2 and 4
+worker processes against one LLM server.
+prefix: streaming time to first token, vLLM with prefix caching on vs off (two servers
 started one after the other), prompts that share the system prompt and differ in the timeline.
 Bounded: small N, loopback only. Patients: seeded carebundle records (small, so a run takes minutes).
 """
@@ -114,30 +117,121 @@ async def first_requests(fhir: str, pids: list[str], env: dict[str, str]) -> lis
     return out
 
 
-async def direct(llm_url: str, reqs: list[tuple[Any, Any]], concurrency: int) -> tuple[float, int]:
-    """Send the requests straight to the LLM server, `concurrency` at a time; wall seconds, tokens out."""
-    from services.core.settings import get_settings
-    from workers.llm_client import LlmClient
+class RecordingRelay:
+    """An OpenAI-compatible relay in front of the LLM server that keeps every chat request body."""
 
-    settings = get_settings()
+    def __init__(self, upstream: str):
+        self.upstream = upstream.rstrip("/")
+        self.port = free_port()
+        self.bodies: list[bytes] = []
+        self.spans: list[tuple[float, float]] = []  # (start, end) of each call, perf_counter seconds
+        self._server: Any = None
+
+    @property
+    def url(self) -> str:
+        """Its /v1 URL."""
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> RecordingRelay:
+        """Serve in a background thread until stop()."""
+        import threading
+
+        import uvicorn
+        from starlette.applications import Starlette
+        from starlette.requests import Request
+        from starlette.responses import Response
+        from starlette.routing import Route
+
+        client = httpx.AsyncClient(timeout=900)
+
+        async def forward(request: Request) -> Response:
+            body = await request.body()
+            if request.method == "POST":
+                self.bodies.append(body)
+            started = time.perf_counter()
+            answer = await client.request(
+                request.method,
+                f"{self.upstream}{request.url.path.removeprefix('/v1')}",
+                content=body,
+                headers={"Content-Type": request.headers.get("content-type", "application/json")},
+            )
+            if request.method == "POST":
+                self.spans.append((started, time.perf_counter()))
+            return Response(answer.content, answer.status_code, media_type=answer.headers.get("content-type"))
+
+        routes = [Route("/v1/{path:path}", forward, methods=["GET", "POST"])]
+        config = uvicorn.Config(
+            Starlette(routes=routes), host="127.0.0.1", port=self.port, log_level="warning"
+        )
+        self._server = uvicorn.Server(config)
+        threading.Thread(target=self._server.run, daemon=True).start()
+        while not self._server.started:
+            time.sleep(0.05)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving."""
+        if self._server is not None:
+            self._server.should_exit = True
+
+
+def in_flight(spans: list[tuple[float, float]]) -> float:
+    """Mean number of LLM calls in flight from the first call's start to the last call's end."""
+    if not spans:
+        return 0.0
+    return sum(end - start for start, end in spans) / (max(e for _, e in spans) - min(s for s, _ in spans))
+
+
+async def replay(llm_url: str, bodies: list[bytes], concurrency: int) -> tuple[float, int, float]:
+    """Send recorded chat requests straight to the LLM server, `concurrency` at a time.
+
+    Wall seconds, completion tokens, mean calls in flight.
+    """
     gate = asyncio.Semaphore(concurrency)
     tokens = 0
-    async with LlmClient(llm_url, MODEL, timeout_s=600) as client:
+    spans: list[tuple[float, float]] = []
+    async with httpx.AsyncClient(timeout=900) as client:
 
-        async def one(messages: Any, schema: Any) -> None:
+        async def one(body: bytes) -> None:
             nonlocal tokens
             async with gate:
-                try:
-                    done = await client.complete_json(
-                        messages, schema, name="progress_note", max_tokens=settings.llm_max_output_tokens
-                    )
-                    tokens += done.completion_tokens
-                except Exception as exc:  # an unusable answer still cost the LLM its time
-                    print(f"direct request: {type(exc).__name__}", file=sys.stderr)
+                started = time.perf_counter()
+                answer = await client.post(
+                    f"{llm_url}/chat/completions", content=body, headers={"Content-Type": "application/json"}
+                )
+                spans.append((started, time.perf_counter()))
+                answer.raise_for_status()
+                tokens += int(answer.json()["usage"]["completion_tokens"])
 
         started = time.perf_counter()
-        await asyncio.gather(*(one(m, s) for m, s in reqs))
-        return time.perf_counter() - started, tokens
+        await asyncio.gather(*(one(b) for b in bodies))
+        return time.perf_counter() - started, tokens, in_flight(spans)
+
+
+def cpu_by_process() -> dict[str, float]:
+    """CPU seconds (user + system) so far of every process on the machine, summed by command name."""
+    tick = os.sysconf("SC_CLK_TCK")
+    totals: dict[str, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        name = text[text.index("(") + 1 : text.rindex(")")]
+        fields = text[text.rindex(")") + 2 :].split()
+        totals[name] = totals.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return totals
+
+
+def cpu_during(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """CPU seconds spent between two snapshots, by component (processes that ended are not counted)."""
+    groups = {"VLLM": "LLM server", "ehrsum": "API + workers", "postgres": "Postgres", "redis": "Redis"}
+    groups |= {"sekmet": "FHIR server", "python": "benchmark + relay", "celery": "API + workers"}
+    spent: dict[str, float] = {}
+    for name, seconds in after.items():
+        group = next((g for prefix, g in groups.items() if name.startswith(prefix)), "other")
+        spent[group] = spent.get(group, 0.0) + max(0.0, seconds - before.get(name, 0.0))
+    return spent
 
 
 def through_service(
@@ -158,6 +252,7 @@ def through_service(
         wait_http(f"{url}/healthz", 60, api)
         time.sleep(8)  # workers connected and idle before the clock starts
         headers = {"Authorization": f"Bearer {DEV_TOKEN}"}
+        cpu_before = cpu_by_process()
         started = time.perf_counter()
         ids = []
         for pid in pids:
@@ -169,25 +264,28 @@ def through_service(
             )
             answer.raise_for_status()
             ids.append(answer.json()["id"])
+        submitted_at = time.time() - (time.perf_counter() - started)
+        # Watch the jobs in the database: polling the API would cost the shared cores more than the jobs.
+        engine = create_engine(env["EHRSUM_DATABASE_URL"])
+        query = text("SELECT status FROM summary_job WHERE id = ANY(:ids)")
         states: list[str] = []
         while time.perf_counter() - started < timeout:
-            try:
-                states = [
-                    httpx.get(f"{url}/v1/summaries/{i}", headers=headers, timeout=30).json()["status"]
-                    for i in ids
-                ]
-            except httpx.HTTPError:  # a loaded machine: ask again
-                continue
+            with engine.connect() as conn:
+                states = [str(s) for s in conn.execute(query, {"ids": ids}).scalars()]
             if all(s in ("succeeded", "failed") for s in states):
                 break
             time.sleep(0.5)
-        wall = time.perf_counter() - started
+        engine.dispose()
+        cpu = cpu_during(cpu_before, cpu_by_process())
     finally:
         stop_group(api)
         for proc in procs:
             stop_group(proc)
     engine = create_engine(env["EHRSUM_DATABASE_URL"])
     with engine.connect() as conn:
+        last = conn.execute(
+            text("SELECT max(finished_at) FROM summary_job WHERE id = ANY(:ids)"), {"ids": ids}
+        ).scalar_one()
         row = conn.execute(
             text(
                 "SELECT sum(fetch_s), sum(condense_s), sum(generate_s), sum(verify_s), sum(write_s),"
@@ -207,8 +305,11 @@ def through_service(
             strict=True,
         )
     )
+    # From the first submit to the last job's end as the worker recorded it (no polling granularity).
+    wall = last.timestamp() - submitted_at
     return {
         "wall": wall,
+        "cpu": cpu,
         "succeeded": states.count("succeeded"),
         "jobs": len(ids),
         "stages": stages,
@@ -224,7 +325,7 @@ def shares(stages: dict[str, float]) -> str:
 
 
 def overhead(args: argparse.Namespace) -> None:
-    """(a) straight to the LLM vs (b) through the whole service, same prompts, same concurrency."""
+    """(b) through the whole service, its LLM calls recorded; (a) the same calls straight to the LLM."""
     with tempfile.TemporaryDirectory() as tmp_s, database() as db:
         tmp = Path(tmp_s)
         port = free_port()
@@ -232,36 +333,50 @@ def overhead(args: argparse.Namespace) -> None:
         try:
             fhir = fhir_server.base_url(port)
             pids = load_patients(fhir, args.patients)
-            with llm(tmp) as llm_url:
-                env = service_env(db, fhir, llm_url)
-                reqs = asyncio.run(first_requests(fhir, pids, env))
-                asyncio.run(direct(llm_url, reqs[:1], 1))  # warm-up: first compile of the grammar etc.
-                wall_a, tokens_a = asyncio.run(direct(llm_url, reqs, args.concurrency))
-                b = through_service(env, pids, args.concurrency, tmp)
+            with llm(tmp, ["--no-enable-prefix-caching"]) as llm_url:
+                relay = RecordingRelay(llm_url).start()
+                try:
+                    warm = load_patients(fhir, 1, 90)  # first-request costs of vLLM, not reported
+                    with database() as warm_db:
+                        through_service(service_env(warm_db, fhir, relay.url), warm, 1, tmp)
+                    relay.bodies.clear()
+                    relay.spans.clear()
+                    b = through_service(service_env(db, fhir, relay.url), pids, args.concurrency, tmp)
+                finally:
+                    relay.stop()
+                wall_a, tokens_a, flight_a = asyncio.run(replay(llm_url, relay.bodies, args.concurrency))
         finally:
             fhir_server.stop(fhir_proc)
-    n = len(pids)
+    n, calls = len(pids), len(relay.bodies)
     print(
-        f"Overhead vs the LLM limit: {n} carebundle patients, K={args.concurrency}, CPU vLLM (Gemma 3 270M)"
+        f"Overhead vs the LLM limit: {n} carebundle patients, K={args.concurrency}, CPU vLLM (Gemma 3 270M), "
+        "prefix caching off"
     )
     print(
-        "one run, (a) then (b) on the same servers; the machine is shared: read the ratio, not the seconds\n"
+        f"(b) ran first through a recording relay; (a) replayed its {calls} LLM calls "
+        f"({b['regenerated']} jobs regenerated once) straight to vLLM; one run, same servers\n"
     )
-    print("| path | jobs ok | wall s | jobs/min | completion tokens | tokens/s | regenerated |")
+    print("| path | jobs ok | LLM calls | wall s | jobs/min | completion tokens | tokens/s |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     print(
-        f"| (a) straight to vLLM | {n} | {wall_a:.1f} | {60 * n / wall_a:.2f} | {tokens_a} | "
-        f"{tokens_a / wall_a:.1f} | - |"
+        f"| (a) the same calls straight to vLLM | {n} | {calls} | {wall_a:.1f} | {60 * n / wall_a:.2f} | "
+        f"{tokens_a} | {tokens_a / wall_a:.1f} |"
     )
     print(
-        f"| (b) API -> queue -> workers -> pipeline | {b['succeeded']}/{b['jobs']} | {b['wall']:.1f} | "
-        f"{60 * b['jobs'] / b['wall']:.2f} | {b['tokens']} | {b['tokens'] / b['wall']:.1f} | "
-        f"{b['regenerated']} |"
+        f"| (b) API -> queue -> workers -> pipeline | {b['succeeded']}/{b['jobs']} | {calls} | "
+        f"{b['wall']:.1f} | {60 * b['jobs'] / b['wall']:.2f} | {b['tokens']} | "
+        f"{b['tokens'] / b['wall']:.1f} |"
     )
-    print(f"\nthroughput (b)/(a) = {wall_a / b['wall']:.2f}; per-stage shares in (b): {shares(b['stages'])}")
+    print(
+        f"\nthroughput (b)/(a) = {wall_a / b['wall']:.3f}: overhead {100 * (1 - wall_a / b['wall']):.1f}%; "
+        f"per-stage shares in (b): {shares(b['stages'])}"
+    )
     non_llm = sum(v for k, v in b["stages"].items() if k != "generate")
     summed = sum(b["stages"].values())
     print(f"our stages (all but generate): {non_llm:.2f} s of {summed:.1f} s summed over jobs")
+    print(f"LLM calls in flight on average: (a) {flight_a:.2f}, (b) {in_flight(relay.spans):.2f}")
+    spent = ", ".join(f"{k} {v:.1f}" for k, v in sorted(b["cpu"].items(), key=lambda kv: -kv[1]) if v >= 0.05)
+    print(f"CPU seconds during (b), by component: {spent}")
 
 
 def scaleout(args: argparse.Namespace) -> None:
