@@ -25,10 +25,10 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -117,14 +117,11 @@ async def first_requests(fhir: str, pids: list[str], env: dict[str, str]) -> lis
     return out
 
 
-class RecordingRelay:
-    """An OpenAI-compatible relay in front of the LLM server that keeps every chat request body."""
+class ThreadServer:
+    """A Starlette app served by uvicorn in a background thread of this process, on a free port."""
 
-    def __init__(self, upstream: str):
-        self.upstream = upstream.rstrip("/")
+    def __init__(self) -> None:
         self.port = free_port()
-        self.bodies: list[bytes] = []
-        self.spans: list[tuple[float, float]] = []  # (start, end) of each call, perf_counter seconds
         self._server: Any = None
 
     @property
@@ -132,38 +129,22 @@ class RecordingRelay:
         """Its /v1 URL."""
         return f"http://127.0.0.1:{self.port}/v1"
 
-    def start(self) -> RecordingRelay:
-        """Serve in a background thread until stop()."""
+    def handle(self, request: Any) -> Awaitable[Any]:
+        """Answer one request under /v1."""
+        raise NotImplementedError
+
+    def start(self) -> Self:
+        """Serve until stop()."""
         import threading
 
         import uvicorn
         from starlette.applications import Starlette
-        from starlette.requests import Request
-        from starlette.responses import Response
         from starlette.routing import Route
 
-        client = httpx.AsyncClient(timeout=900)
-
-        async def forward(request: Request) -> Response:
-            body = await request.body()
-            if request.method == "POST":
-                self.bodies.append(body)
-            started = time.perf_counter()
-            answer = await client.request(
-                request.method,
-                f"{self.upstream}{request.url.path.removeprefix('/v1')}",
-                content=body,
-                headers={"Content-Type": request.headers.get("content-type", "application/json")},
-            )
-            if request.method == "POST":
-                self.spans.append((started, time.perf_counter()))
-            return Response(answer.content, answer.status_code, media_type=answer.headers.get("content-type"))
-
-        routes = [Route("/v1/{path:path}", forward, methods=["GET", "POST"])]
-        config = uvicorn.Config(
-            Starlette(routes=routes), host="127.0.0.1", port=self.port, log_level="warning"
+        app = Starlette(routes=[Route("/v1/{path:path}", self.handle, methods=["GET", "POST"])])
+        self._server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
         )
-        self._server = uvicorn.Server(config)
         threading.Thread(target=self._server.run, daemon=True).start()
         while not self._server.started:
             time.sleep(0.05)
@@ -175,6 +156,68 @@ class RecordingRelay:
             self._server.should_exit = True
 
 
+class RecordingRelay(ThreadServer):
+    """In front of the LLM server: forwards every call and keeps its body, answer and span."""
+
+    def __init__(self, upstream: str):
+        super().__init__()
+        self.upstream = upstream.rstrip("/")
+        self.client = httpx.AsyncClient(timeout=900)
+        self.bodies: list[bytes] = []
+        self.answers: dict[bytes, bytes] = {}
+        self.spans: list[tuple[float, float]] = []  # (start, end) of each call, perf_counter seconds
+
+    async def handle(self, request: Any) -> Any:
+        """Forward a request; record chat completions."""
+        from starlette.responses import Response
+
+        body = await request.body()
+        started = time.perf_counter()
+        answer = await self.client.request(
+            request.method,
+            f"{self.upstream}{request.url.path.removeprefix('/v1')}",
+            content=body,
+            headers={"Content-Type": request.headers.get("content-type", "application/json")},
+        )
+        if request.method == "POST":
+            self.bodies.append(body)
+            self.answers[body] = answer.content
+            self.spans.append((started, time.perf_counter()))
+        return Response(answer.content, answer.status_code, media_type=answer.headers.get("content-type"))
+
+    def clear(self) -> None:
+        """Forget what was recorded so far."""
+        self.bodies, self.answers, self.spans = [], {}, []
+
+
+class ReplayLlm(ThreadServer):
+    """A stand-in for an LLM on its own device: each recorded call answered as recorded, after the time
+    the real server took for it alone with the service idle. It uses none of the CPU the service runs on."""
+
+    def __init__(self, answers: dict[bytes, tuple[bytes, float]]):
+        super().__init__()
+        self.answers = answers
+        self.misses = 0
+        self.spans: list[tuple[float, float]] = []
+
+    async def handle(self, request: Any) -> Any:
+        """A recorded answer after its recorded duration; 404 for a call never recorded."""
+        from starlette.responses import Response
+
+        if request.method == "GET":
+            return Response(
+                json.dumps({"object": "list", "data": [{"id": MODEL}]}), media_type="application/json"
+            )
+        found = self.answers.get(await request.body())
+        if found is None:
+            self.misses += 1
+            return Response(b'{"error": "not recorded"}', 404, media_type="application/json")
+        started = time.perf_counter()
+        await asyncio.sleep(found[1])
+        self.spans.append((started, time.perf_counter()))
+        return Response(found[0], media_type="application/json")
+
+
 def in_flight(spans: list[tuple[float, float]]) -> float:
     """Mean number of LLM calls in flight from the first call's start to the last call's end."""
     if not spans:
@@ -182,14 +225,15 @@ def in_flight(spans: list[tuple[float, float]]) -> float:
     return sum(end - start for start, end in spans) / (max(e for _, e in spans) - min(s for s, _ in spans))
 
 
-async def replay(llm_url: str, bodies: list[bytes], concurrency: int) -> tuple[float, int, float]:
-    """Send recorded chat requests straight to the LLM server, `concurrency` at a time.
+async def replay(llm_url: str, bodies: list[bytes], concurrency: int) -> dict[str, Any]:
+    """Send recorded chat requests straight to an LLM server, `concurrency` at a time.
 
-    Wall seconds, completion tokens, mean calls in flight.
+    Wall seconds, completion tokens, mean calls in flight, and each call's seconds by body.
     """
     gate = asyncio.Semaphore(concurrency)
     tokens = 0
     spans: list[tuple[float, float]] = []
+    seconds: dict[bytes, float] = {}
     async with httpx.AsyncClient(timeout=900) as client:
 
         async def one(body: bytes) -> None:
@@ -200,12 +244,14 @@ async def replay(llm_url: str, bodies: list[bytes], concurrency: int) -> tuple[f
                     f"{llm_url}/chat/completions", content=body, headers={"Content-Type": "application/json"}
                 )
                 spans.append((started, time.perf_counter()))
+                seconds[body] = spans[-1][1] - started
                 answer.raise_for_status()
                 tokens += int(answer.json()["usage"]["completion_tokens"])
 
         started = time.perf_counter()
         await asyncio.gather(*(one(b) for b in bodies))
-        return time.perf_counter() - started, tokens, in_flight(spans)
+        wall = time.perf_counter() - started
+    return {"wall": wall, "tokens": tokens, "in_flight": in_flight(spans), "seconds": seconds}
 
 
 def cpu_by_process() -> dict[str, float]:
@@ -293,6 +339,13 @@ def through_service(
             ),
             {"ids": ids},
         ).one()
+        drafts = [
+            r
+            for refs in conn.execute(
+                text("SELECT draft_refs FROM summary_job WHERE id = ANY(:ids)"), {"ids": ids}
+            ).scalars()
+            for r in (json.loads(refs) if isinstance(refs, str) else refs)
+        ]
         regenerated = conn.execute(
             text("SELECT count(*) FROM summary_job WHERE id = ANY(:ids) AND report::text LIKE :p"),
             {"ids": ids, "p": '%"regenerated": true%'},
@@ -310,6 +363,7 @@ def through_service(
     return {
         "wall": wall,
         "cpu": cpu,
+        "drafts": drafts,
         "succeeded": states.count("succeeded"),
         "jobs": len(ids),
         "stages": stages,
@@ -325,8 +379,12 @@ def shares(stages: dict[str, float]) -> str:
 
 
 def overhead(args: argparse.Namespace) -> None:
-    """(b) through the whole service, its LLM calls recorded; (a) the same calls straight to the LLM."""
-    with tempfile.TemporaryDirectory() as tmp_s, database() as db:
+    """(b) through the whole service, its LLM calls recorded; (a) the same calls straight to the LLM.
+
+    Then the same pair against a replay of those calls from a stand-in that, like an LLM on a GPU,
+    takes the time the calls took but none of the CPU the service runs on: (a') and (b').
+    """
+    with tempfile.TemporaryDirectory() as tmp_s, database() as db, database() as db_gpu:
         tmp = Path(tmp_s)
         port = free_port()
         fhir_proc = fhir_server.start(tmp / "fhir", port)
@@ -339,44 +397,58 @@ def overhead(args: argparse.Namespace) -> None:
                     warm = load_patients(fhir, 1, 90)  # first-request costs of vLLM, not reported
                     with database() as warm_db:
                         through_service(service_env(warm_db, fhir, relay.url), warm, 1, tmp)
-                    relay.bodies.clear()
-                    relay.spans.clear()
+                    relay.clear()
                     b = through_service(service_env(db, fhir, relay.url), pids, args.concurrency, tmp)
+                    b["in_flight"] = in_flight(relay.spans)
                 finally:
                     relay.stop()
-                wall_a, tokens_a, flight_a = asyncio.run(replay(llm_url, relay.bodies, args.concurrency))
+                a = asyncio.run(replay(llm_url, relay.bodies, args.concurrency))
+            for ref in b["drafts"]:  # so (b') writes its drafts again instead of finding (b)'s
+                httpx.delete(f"{fhir}/{ref}", timeout=30).raise_for_status()
+            standin = ReplayLlm({body: (relay.answers[body], a["seconds"][body]) for body in relay.bodies})
+            standin.start()
+            try:
+                a_gpu = asyncio.run(replay(standin.url, relay.bodies, args.concurrency))
+                standin.spans.clear()
+                b_gpu = through_service(service_env(db_gpu, fhir, standin.url), pids, args.concurrency, tmp)
+                b_gpu["in_flight"] = in_flight(standin.spans)
+            finally:
+                standin.stop()
         finally:
             fhir_server.stop(fhir_proc)
     n, calls = len(pids), len(relay.bodies)
     print(
-        f"Overhead vs the LLM limit: {n} carebundle patients, K={args.concurrency}, CPU vLLM (Gemma 3 270M), "
-        "prefix caching off"
+        f"Overhead vs the LLM limit: {n} carebundle patients, K={args.concurrency} (jobs and calls in flight)"
     )
     print(
-        f"(b) ran first through a recording relay; (a) replayed its {calls} LLM calls "
-        f"({b['regenerated']} jobs regenerated once) straight to vLLM; one run, same servers\n"
+        f"(b) ran first, its {calls} LLM calls ({b['regenerated']} jobs regenerated once) recorded by a"
+        " relay; (a) replayed them straight to the LLM.\nCPU vLLM (Gemma 3 270M), prefix caching off:"
+        " it shares the 2 cores with the service. GPU-like stand-in: each recorded answer after the time"
+        " (a) took for it,"
+        f" using no CPU of ours ({standin.misses} calls it did not know).\n"
     )
-    print("| path | jobs ok | LLM calls | wall s | jobs/min | completion tokens | tokens/s |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    print(
-        f"| (a) the same calls straight to vLLM | {n} | {calls} | {wall_a:.1f} | {60 * n / wall_a:.2f} | "
-        f"{tokens_a} | {tokens_a / wall_a:.1f} |"
-    )
-    print(
-        f"| (b) API -> queue -> workers -> pipeline | {b['succeeded']}/{b['jobs']} | {calls} | "
-        f"{b['wall']:.1f} | {60 * b['jobs'] / b['wall']:.2f} | {b['tokens']} | "
-        f"{b['tokens'] / b['wall']:.1f} |"
-    )
-    print(
-        f"\nthroughput (b)/(a) = {wall_a / b['wall']:.3f}: overhead {100 * (1 - wall_a / b['wall']):.1f}%; "
-        f"per-stage shares in (b): {shares(b['stages'])}"
-    )
-    non_llm = sum(v for k, v in b["stages"].items() if k != "generate")
-    summed = sum(b["stages"].values())
-    print(f"our stages (all but generate): {non_llm:.2f} s of {summed:.1f} s summed over jobs")
-    print(f"LLM calls in flight on average: (a) {flight_a:.2f}, (b) {in_flight(relay.spans):.2f}")
-    spent = ", ".join(f"{k} {v:.1f}" for k, v in sorted(b["cpu"].items(), key=lambda kv: -kv[1]) if v >= 0.05)
-    print(f"CPU seconds during (b), by component: {spent}")
+    print("| LLM | path | jobs ok | LLM calls in flight | wall s | jobs/min | (b)/(a) | overhead |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for label, direct, service in (("CPU vLLM", a, b), ("GPU-like stand-in", a_gpu, b_gpu)):
+        ratio = direct["wall"] / service["wall"]
+        for path, row, ok in (
+            ("(a) straight to the LLM", direct, f"{n}/{n}"),
+            ("(b) API -> queue -> workers -> pipeline", service, f"{service['succeeded']}/{service['jobs']}"),
+        ):
+            tail = f"{ratio:.3f} | {100 * (1 - ratio):.1f}% |" if row is service else " | |"
+            print(
+                f"| {label} | {path} | {ok} | {row['in_flight']:.2f} | {row['wall']:.1f} | "
+                f"{60 * n / row['wall']:.2f} | {tail}"
+            )
+    for label, service in (("CPU vLLM", b), ("GPU-like stand-in", b_gpu)):
+        non_llm = sum(v for k, v in service["stages"].items() if k != "generate")
+        spent = ", ".join(
+            f"{k} {v:.1f}" for k, v in sorted(service["cpu"].items(), key=lambda kv: -kv[1]) if v >= 0.05
+        )
+        print(
+            f"\n{label} (b): stage shares {shares(service['stages'])}; our stages {non_llm:.2f} s of "
+            f"{sum(service['stages'].values()):.1f} s summed over jobs; CPU seconds by component: {spent}"
+        )
 
 
 def scaleout(args: argparse.Namespace) -> None:
