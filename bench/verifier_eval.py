@@ -44,12 +44,7 @@ Mutation = Callable[[Statement, PatientRecord, random.Random], Statement | None]
 
 def synthea(count: int, seed: int) -> list[Path]:
     """Seeded synthea records, cached."""
-    out = CACHE / f"eval-synthea-{count}-seed{seed}"
-    files = sorted(out.glob("*.json"))
-    if len(files) != count:
-        out.mkdir(parents=True, exist_ok=True)
-        files = patients.generate("synthea", count, seed, out)
-    return files
+    return patients.cached("synthea", count, seed, CACHE)
 
 
 def clean_statements(t: ClinicalTimeline) -> list[Statement]:

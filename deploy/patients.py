@@ -276,6 +276,18 @@ def generate(
     raise ValueError(f"unknown source {source!r}; expected one of {', '.join(SOURCES)}")
 
 
+def cached(source: str, count: int, seed: int, root: Path) -> list[Path]:
+    """`count` seeded `source` records kept in root/{source}-{count}-seed{seed}, generated on first use."""
+    out = root / f"{source}-{count}-seed{seed}"
+    files = sorted(out.glob("*.json"))
+    if len(files) != count:
+        out.mkdir(parents=True, exist_ok=True)
+        for stale in files:
+            stale.unlink()
+        files = sorted(generate(source, count, seed, out))
+    return files
+
+
 def _patient_entry_index(bundle: Resource) -> int:
     for index, entry in enumerate(bundle.get("entry", [])):
         if entry.get("resource", {}).get("resourceType") == "Patient":

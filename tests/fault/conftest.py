@@ -94,9 +94,10 @@ class Workers:
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
 
-    def logs(self) -> list[str]:
-        """The output of every worker started so far."""
-        return [p.read_text(errors="replace") for p in sorted(self.logdir.glob("worker-*.log"))]
+    def lines(self, containing: str) -> list[str]:
+        """The lines of every worker's output so far that contain `containing`."""
+        logs = [p.read_text(errors="replace") for p in sorted(self.logdir.glob("worker-*.log"))]
+        return [line for log in logs for line in log.splitlines() if containing in line]
 
     def stop_all(self) -> None:
         """Stop every worker this test started."""
@@ -131,14 +132,7 @@ def small_files() -> list[Path]:
     """Three small seeded carebundle records (cached), so loads and fetches take well under a second."""
     from deploy import patients
 
-    out = CACHE / "patients" / "carebundle-fault-seed7"
-    files = sorted(out.glob("*.json"))
-    if len(files) != 3:
-        out.mkdir(parents=True, exist_ok=True)
-        for stale in files:
-            stale.unlink()
-        files = sorted(patients.generate("carebundle", 3, 7, out))
-    return files
+    return patients.cached("carebundle", 3, 7, CACHE / "patients")
 
 
 def submit(api: str, auth: dict[str, str], patient: str, kinds: list[str] | None = None) -> str:
@@ -180,6 +174,31 @@ def wait_until(check: Callable[[], Any], timeout: float, what: str, step: float 
             return found
         time.sleep(step)
     raise TimeoutError(f"{what} not seen within {timeout:.0f} s")
+
+
+def succeeded_with_one_draft_each(
+    api: str,
+    auth: dict[str, str],
+    fhir: str,
+    jobs: dict[str, str],
+    timeout: float,
+    check: Callable[[], None] | None = None,
+) -> None:
+    """Wait until every job (id -> patient) succeeded, failing at once when one failed; then each patient
+    has exactly one draft on the FHIR server, and it is the one its job reports."""
+
+    def all_done() -> bool:
+        if check is not None:
+            check()
+        states = [job(api, auth, j)["status"] for j in jobs]
+        assert "failed" not in states, [job(api, auth, j) for j in jobs]
+        return all(s == "succeeded" for s in states)
+
+    wait_until(all_done, timeout, "every job succeeded", step=1.0)
+    for job_id, patient in jobs.items():
+        found = drafts_of(fhir, patient)
+        assert len(found) == 1, (patient, found)
+        assert job(api, auth, job_id)["draft_refs"] == found
 
 
 class TcpRelay:
@@ -242,4 +261,14 @@ class TcpRelay:
         self.conns = []
 
 
-__all__ = ["TcpRelay", "Workers", "drafts_of", "job", "pool_children", "stop", "submit", "wait_until"]
+__all__ = [
+    "TcpRelay",
+    "Workers",
+    "drafts_of",
+    "job",
+    "pool_children",
+    "stop",
+    "submit",
+    "succeeded_with_one_draft_each",
+    "wait_until",
+]

@@ -8,7 +8,15 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import free_port
-from tests.fault.conftest import TcpRelay, Workers, drafts_of, job, submit, wait_until
+from tests.fault.conftest import (
+    TcpRelay,
+    Workers,
+    job,
+    stop,
+    submit,
+    succeeded_with_one_draft_each,
+    wait_until,
+)
 
 FHIR_OUTAGE_S = 20.0
 
@@ -33,7 +41,7 @@ def test_fhir_server_stopped_during_jobs(
         )
         jobs = {submit(api, auth, pid): pid for pid in pids}
         wait_until(lambda: any(job(api, auth, j)["attempts"] for j in jobs), 60, "a job starting")
-        fhir_server.stop(server)
+        stop(server)
         down_at = time.monotonic()
         reasons: set[str] = set()
         while time.monotonic() - down_at < FHIR_OUTAGE_S:
@@ -41,20 +49,11 @@ def test_fhir_server_stopped_during_jobs(
             time.sleep(0.5)
         server = fhir_server.start(workdir, port)
 
-        def all_done() -> bool:
-            states = [job(api, auth, j)["status"] for j in jobs]
-            assert "failed" not in states, [job(api, auth, j) for j in jobs]
-            return all(s == "succeeded" for s in states)
-
-        wait_until(all_done, 240, "every job succeeded", step=1.0)
+        succeeded_with_one_draft_each(api, auth, url, jobs, 240)
         attempts = {j: int(job(api, auth, j)["attempts"]) for j in jobs}
         assert max(attempts.values()) > 1, attempts  # the outage was seen and retried
-        retries = [line for log in workers.logs() for line in log.splitlines() if "job will retry" in line]
+        retries = workers.lines("job will retry")
         assert retries, "no job retried while the FHIR server was down"
-        for job_id, patient in jobs.items():
-            found = drafts_of(url, patient)
-            assert len(found) == 1, (patient, found)
-            assert job(api, auth, job_id)["draft_refs"] == found
         print(
             f"\nFHIR server down {FHIR_OUTAGE_S:.0f} s: {len(jobs)} jobs, "
             f"attempts {sorted(attempts.values())}, "
@@ -63,7 +62,7 @@ def test_fhir_server_stopped_during_jobs(
             f"total {time.monotonic() - started:.0f} s"
         )
     finally:
-        fhir_server.stop(server)
+        stop(server)
 
 
 def test_llm_down_fails_clearly_then_retry_succeeds(
@@ -103,16 +102,7 @@ def test_llm_down_fails_clearly_then_retry_succeeds(
         for job_id in jobs:
             again = httpx.post(f"{api}/v1/summaries/{job_id}/retry", headers=auth, timeout=30)
             assert again.status_code == 202, again.text
-        wait_until(
-            lambda: all(job(api, auth, j)["status"] == "succeeded" for j in jobs),
-            240,
-            "every retried job succeeded",
-            step=1.0,
-        )
-        for job_id, patient in jobs.items():
-            found = drafts_of(fhir_server, patient)
-            assert len(found) == 1, (patient, found)
-            assert job(api, auth, job_id)["draft_refs"] == found
+        succeeded_with_one_draft_each(api, auth, fhir_server, jobs, 240)
         print(
             f"\nLLM down: {len(jobs)} jobs failed after {max_retries + 1} attempts in {failed_at:.0f} s "
             f"with reason {reason!r}; after POST /retry with the LLM back all succeeded, one draft each; "

@@ -13,7 +13,7 @@ import redis
 
 from deploy.processes import stop
 from tests.conftest import BIN, REPO, _env, free_port, start_api
-from tests.fault.conftest import Workers, drafts_of, job, submit, wait_until
+from tests.fault.conftest import Workers, job, submit, succeeded_with_one_draft_each, wait_until
 
 # Seconds, short so the test waits little: how long a queued job may go unstarted before the sweeper
 # checks the broker for it, and how often beat runs the sweeper.
@@ -110,19 +110,11 @@ def test_redis_restarted_with_jobs_queued(
 
         jobs = {running: pids[0], waiting: pids[1], during: pids[2]}
 
-        def all_done() -> bool:
-            states = [job(api, auth, j)["status"] for j in jobs]
-            assert "failed" not in states, [job(api, auth, j) for j in jobs]
-            return all(s == "succeeded" for s in states)
-
-        wait_until(all_done, 300, "every job succeeded", step=1.0)
-        for job_id, patient in jobs.items():
-            found = drafts_of(fhir_server, patient)
-            assert len(found) == 1, (patient, found)
+        succeeded_with_one_draft_each(api, auth, fhir_server, jobs, 300)
+        for job_id in jobs:
             answer = job(api, auth, job_id)
-            assert answer["draft_refs"] == found
             assert answer["attempts"] == 1, answer  # none ran twice
-        swept = [line for log in workers.logs() for line in log.splitlines() if "sweeper queued" in line]
+        swept = workers.lines("sweeper queued")
         assert swept, "the sweeper never queued a lost job"
         print(
             f"\nRedis restarted empty with 1 job running and 1 waiting, 1 submitted while it was down: "

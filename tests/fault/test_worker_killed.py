@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.fault.conftest import Workers, drafts_of, job, pool_children, submit, wait_until
+from tests.fault.conftest import (
+    Workers,
+    job,
+    pool_children,
+    submit,
+    succeeded_with_one_draft_each,
+    wait_until,
+)
 
 KILLS = int(os.environ.get("EHRSUM_FAULT_KILLS", "20"))
 
@@ -44,7 +51,7 @@ def test_sigkill_mid_job_repeatedly(
         return sum(int(job(api, auth, j)["attempts"]) for j in jobs)
 
     def no_crash() -> None:
-        crashed = [line for log in workers.logs() for line in log.splitlines() if "raised unexpected" in line]
+        crashed = workers.lines("raised unexpected")
         assert not crashed, f"a task crashed and its job is stuck: {crashed[0][:300]}"
 
     def newer(floor: int) -> int:
@@ -69,17 +76,7 @@ def test_sigkill_mid_job_repeatedly(
                 os.kill(pid, signal.SIGKILL)  # reject_on_worker_lost requeues the message at once
     killed_s = time.monotonic() - started
 
-    def all_done() -> bool:
-        no_crash()
-        states = [job(api, auth, j)["status"] for j in jobs]
-        assert "failed" not in states, [job(api, auth, j) for j in jobs]
-        return all(s == "succeeded" for s in states)
-
-    wait_until(all_done, 240, "every job succeeded", step=1.0)
-    for job_id, patient in jobs.items():
-        found = drafts_of(fhir_server, patient)
-        assert len(found) == 1, (patient, found)
-        assert job(api, auth, job_id)["draft_refs"] == found
+    succeeded_with_one_draft_each(api, auth, fhir_server, jobs, 240, check=no_crash)
     total = sum(int(job(api, auth, j)["attempts"]) for j in jobs)
     print(
         f"\n{target} SIGKILLs: {done}; {len(jobs)} jobs, {total} attempts, all succeeded with one draft "

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from deploy import fhir_server as sekmet
+from deploy.processes import stop
 from fhir_adapters.client import FhirAuth, FhirClient
 from fhir_adapters.smart_auth import SmartClientConfig, SmartTokenSource
 from services.core.errors import FhirAuthError
@@ -48,7 +49,7 @@ def smart_fhir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     ]
     proc = start_smart_server(tmp_path_factory.mktemp("sekmet-smart"), port, clients)
     yield sekmet.base_url(port)
-    sekmet.stop(proc)
+    stop(proc)
 
 
 def client_for(url: str, name: str) -> tuple[FhirClient, SmartTokenSource]:

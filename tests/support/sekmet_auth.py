@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from deploy import fhir_server
+from deploy.processes import stop
 
 
 def start_smart_server(workdir: Path, port: int, clients: list[dict[str, Any]]) -> subprocess.Popen[bytes]:
@@ -35,5 +36,5 @@ def start_smart_server(workdir: Path, port: int, clients: list[dict[str, Any]]) 
         if fhir_server.is_up(port):
             return proc
         time.sleep(0.2)
-    fhir_server.stop(proc)
+    stop(proc)
     raise TimeoutError("sekmet with SMART auth did not start")
