@@ -17,6 +17,9 @@ def make_celery() -> Celery:
         task_reject_on_worker_lost=True,
         task_ignore_result=True,
         worker_prefetch_multiplier=1,
+        # A running job survives a broker outage (its lease lives in Postgres); cancelling it, Celery's
+        # announced future default, would only make a redelivery or the sweeper start it over.
+        worker_cancel_long_running_tasks_on_connection_loss=False,
         task_serializer="json",
         accept_content=["json"],
         broker_connection_retry_on_startup=True,
