@@ -64,7 +64,14 @@ def decide(
     replaced_by: str | None = None,
     change_ratio: float | None = None,
 ) -> Draft:
-    """Record what became of a draft (the latest word wins) and commit."""
+    """Record what became of a draft (the latest word wins) and commit.
+
+    A replacement is read off the clinician's new DocumentReference; ours stays as it was, so reading ours
+    again at the version the decision was made on says nothing new and does not undo the decision.
+    """
+    unchanged = version is not None and version == draft.version
+    if state == DraftState.preliminary and draft.state != DraftState.preliminary and unchanged:
+        return draft
     if state != draft.state:
         draft.decided_at = datetime.now(UTC)
     draft.state = state
