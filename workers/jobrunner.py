@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -68,16 +67,15 @@ async def _summarize(
 
 
 def _not_claimed(job: SummaryJob) -> JobOutcome:
-    """A message for a job this worker may not run: finished, or another attempt holds the lease."""
-    if job.status == JobStatus.running and job.lease_until is not None:
-        lease_until = job.lease_until if job.lease_until.tzinfo else job.lease_until.replace(tzinfo=UTC)
-        wait = max(1.0, (lease_until - datetime.now(UTC)).total_seconds() + 1.0)
-        # Check again once the lease lapses: if its worker died, this message takes the job over.
-        log.info("job held by another attempt", extra={"job_id": job.id, "elapsed_s": round(wait, 1)})
-        return JobOutcome(job.status, retry_in=wait)
-    # A redelivered message (a lost worker, a duplicate) must not re-run a finished job;
-    # a failed job runs again only through an explicit retry, which sets it back to queued.
-    log.info("job already finished", extra={"job_id": job.id, "status": job.status.value})
+    """A message for a job this worker may not run: another attempt holds it, or it is finished."""
+    if job.status == JobStatus.running:
+        # A duplicate (a redelivery, a sweep) while the holder renews its lease. Nothing to do: if the
+        # holder dies, its lease lapses and the sweeper queues the job again.
+        log.info("job held by another attempt", extra={"job_id": job.id, "attempt": job.attempts})
+    else:
+        # A redelivered message must not re-run a finished job; a failed job runs again only through an
+        # explicit retry, which sets it back to queued.
+        log.info("job already finished", extra={"job_id": job.id, "status": job.status.value})
     return JobOutcome(job.status)
 
 

@@ -13,7 +13,7 @@ from workers.queueing import enqueue_job, sweep_jobs
 
 @celery_app.task(name="workers.tasks.summarize", acks_late=True)  # type: ignore[untyped-decorator]
 def summarize(job_id: str) -> str:
-    """Run a SummaryJob; queue it again when it failed transiently or another attempt holds it."""
+    """Run a SummaryJob; queue it again, after its backoff, when it failed transiently."""
     outcome = run_job(job_id)
     if outcome.retry_in is not None:
         enqueue_job(job_id, countdown=outcome.retry_in)

@@ -58,6 +58,10 @@ WORKER_BOOT = (
 )
 
 
+# Seconds, short so the tests wait little: how often beat runs the sweeper, and how long a queued job may
+# go unstarted before the sweeper checks the broker for it. Workers run the sweeps, so they get them too.
+SWEEPER_ENV = {"EHRSUM_SWEEP_INTERVAL_S": "2", "EHRSUM_JOB_REQUEUE_AFTER_S": "4", "EHRSUM_POLLING": "off"}
+
 PLAIN_BOOT = (
     "import sys\n"
     "from services.cli import main\n"
@@ -80,7 +84,23 @@ class Workers:
         with log.open("wb") as out:
             proc = subprocess.Popen(
                 [str(BIN / "python"), "-c", boot],
-                env={**_env(), **self.env, **overrides},
+                env={**_env(), **SWEEPER_ENV, **self.env, **overrides},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=REPO,
+                start_new_session=True,
+            )
+        self.procs.append(proc)
+        return proc
+
+    def start_beat(self, **overrides: str) -> subprocess.Popen[bytes]:
+        """Start `ehrsum beat` (the sweeper and the other schedules) with the test env plus `overrides`."""
+        env = {**_env(), **SWEEPER_ENV, "EHRSUM_DATA_DIR": str(self.logdir / "beat"), **self.env, **overrides}
+        with (self.logdir / "beat.log").open("wb") as out:
+            proc = subprocess.Popen(
+                [str(BIN / "ehrsum"), "beat"],
+                env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

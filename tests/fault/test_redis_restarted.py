@@ -12,13 +12,8 @@ import pytest
 import redis
 
 from deploy.processes import stop
-from tests.conftest import BIN, REPO, _env, free_port, start_api
-from tests.fault.conftest import Workers, job, submit, succeeded_with_one_draft_each, wait_until
-
-# Seconds, short so the test waits little: how long a queued job may go unstarted before the sweeper
-# checks the broker for it, and how often beat runs the sweeper.
-REQUEUE_AFTER_S = "4"
-SWEEP_INTERVAL_S = "2"
+from tests.conftest import free_port, start_api
+from tests.fault.conftest import SWEEPER_ENV, Workers, job, submit, succeeded_with_one_draft_each, wait_until
 
 
 class RedisServer:
@@ -77,25 +72,11 @@ def test_redis_restarted_with_jobs_queued(
     from deploy import patients
 
     started = time.monotonic()
-    env = {
-        "EHRSUM_BROKER_URL": private_redis.url,
-        "EHRSUM_JOB_REQUEUE_AFTER_S": REQUEUE_AFTER_S,
-        "EHRSUM_SWEEP_INTERVAL_S": SWEEP_INTERVAL_S,
-        "EHRSUM_POLLING": "off",
-        "EHRSUM_DATA_DIR": str(tmp_path / "var"),
-    }
-    api_proc, api = start_api(tmp_path / "api.log", **env)
-    beat = subprocess.Popen(
-        [str(BIN / "ehrsum"), "beat"],
-        env={**_env(), **env},
-        stdout=(tmp_path / "beat.log").open("wb"),
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        cwd=REPO,
-    )
+    workers.env.update(EHRSUM_BROKER_URL=private_redis.url)
+    api_proc, api = start_api(tmp_path / "api.log", **SWEEPER_ENV, **workers.env)
+    workers.start_beat()
     try:
         pids = [patients.load(fhir_server, path) for path in small_files]
-        workers.env.update(env)
         workers.start()
         running, waiting = submit(api, auth, pids[0]), submit(api, auth, pids[1])
         wait_until(lambda: job(api, auth, running)["status"] == "running", 120, "the first job running")
@@ -122,5 +103,4 @@ def test_redis_restarted_with_jobs_queued(
             f"restart at {restarted_s:.0f} s, total {time.monotonic() - started:.0f} s"
         )
     finally:
-        stop(beat)
         stop(api_proc)

@@ -2,7 +2,9 @@
 
 Each job asks for all three kinds, so an attempt (three LLM calls) outlasts the time to the kill: no job
 finishes before the kills are done, and a kill after a kind's write-back leaves a job half written, whose
-next attempt must find that draft instead of writing a second one.
+next attempt must find that draft instead of writing a second one. Beat runs, as in every deployment:
+a killed worker's job comes back through the broker's redelivery or through the sweeper, whichever
+comes first, and the job's lease lets only one attempt at a time run it.
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ def test_sigkill_mid_job_repeatedly(
         n = attempts()
         return n if n > floor else 0
 
+    workers.start_beat()  # its sweeper takes over the jobs of killed workers once their leases lapse
     worker = workers.start(short_visibility=True)
     done = seen = 0
     while done < kills:
@@ -84,7 +87,9 @@ def test_sigkill_mid_job_repeatedly(
 
     succeeded_with_one_draft_each(api, auth, fhir_server, jobs, 240, check=no_crash)
     total = sum(int(job(api, auth, j)["attempts"]) for j in jobs)
+    swept = len(workers.lines("sweeper queued"))
     print(
         f"\n{target} SIGKILLs: {done}; {len(jobs)} jobs of 3 kinds, {total} attempts, all succeeded with "
-        f"one draft per kind; kill phase {killed_s:.0f} s, total {time.monotonic() - started:.0f} s"
+        f"one draft per kind; sweeps that took over a job: {swept}; kill phase {killed_s:.0f} s, "
+        f"total {time.monotonic() - started:.0f} s"
     )
