@@ -24,6 +24,7 @@ from workers.queueing import queue_job
 
 log = logging.getLogger(__name__)
 BACKPORT_TYPES = ("handshake", "heartbeat", "event-notification", "query-status")
+DEDUP_KEY_MAX = 300  # NotificationReceipt.dedup_key
 
 
 @dataclass
@@ -39,10 +40,12 @@ class DispatchResult:
 def dedup_key(note: Notification, event: NotificationEvent) -> str | None:
     """What identifies a delivery: the subscription's event number, else the resource version."""
     if note.subscription and event.number is not None:
-        return f"{note.subscription}#{event.number}"
-    if event.focus and event.version:
-        return f"{event.focus}/_history/{event.version}"
-    return None
+        key = f"{note.subscription}#{event.number}"
+    elif event.focus and event.version:
+        key = f"{event.focus}/_history/{event.version}"
+    else:
+        return None
+    return key[:DEDUP_KEY_MAX]
 
 
 Publish = Callable[[], object]
@@ -90,8 +93,12 @@ def dispatch(note: Notification, settings: Settings, audit: AuditRecord | None =
                 publish.append(partial(recover_gap.delay, gap.subscription, since))
         keys = [dedup_key(note, event) for event in note.events]
         receipts: list[dict[str, str | None]] = [
-            {"dedup_key": key, "subscription": note.subscription, "focus": event.focus}
-            | {"patient_id": event.patient_id}
+            {
+                "dedup_key": key,
+                "subscription": note.subscription,
+                "focus": event.focus,
+                "patient_id": event.patient_id,
+            }
             for key, event in zip(keys, note.events, strict=True)
             if key
         ]

@@ -35,7 +35,7 @@ def accept_events(*, session: Session, receipts: list[dict[str, str | None]]) ->
     if not receipts:
         return set()
     table = NotificationReceipt.__table__  # type: ignore[attr-defined]
-    rows = [{**r, "dedup_key": str(r["dedup_key"])[:300], "received_at": _now()} for r in receipts]
+    rows = [{**r, "received_at": _now()} for r in receipts]
     # One statement with the rows as parameters: compiled once and cached, sent as one multi-row INSERT.
     statement = (
         _insert(session)(table)

@@ -65,3 +65,13 @@ def test_rest_hook_forms() -> None:
 def test_garbage_is_input_error() -> None:
     with pytest.raises(InputError):
         parse_notification(["not", "a", "resource"])
+
+
+def test_dedup_keys_fit_the_receipt_column() -> None:
+    from fhir_adapters.subscriptions import Notification, NotificationEvent
+    from workers.events import DEDUP_KEY_MAX, dedup_key
+
+    long = Notification(type="rest-hook", events=[NotificationEvent(focus="Encounter/e1", version="v" * 400)])
+    key = dedup_key(long, long.events[0])
+    assert key is not None and len(key) == DEDUP_KEY_MAX and key.startswith("Encounter/e1/_history/v")
+    assert dedup_key(long, NotificationEvent(focus="Encounter/e1")) is None  # no version: no dedup key
