@@ -79,28 +79,20 @@ class Workers:
 
     def start(self, short_visibility: bool = False, **overrides: str) -> subprocess.Popen[bytes]:
         """Start one worker (prefork, one pool process) with the test env plus `overrides`."""
-        log = self.logdir / f"worker-{len(self.procs)}.log"
         boot = WORKER_BOOT.format(vt=VISIBILITY_TIMEOUT_S) if short_visibility else PLAIN_BOOT
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                [str(BIN / "python"), "-c", boot],
-                env={**_env(), **SWEEPER_ENV, **self.env, **overrides},
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                cwd=REPO,
-                start_new_session=True,
-            )
-        self.procs.append(proc)
-        return proc
+        log = self.logdir / f"worker-{len(self.procs)}.log"
+        return self._spawn([str(BIN / "python"), "-c", boot], log, overrides)
 
     def start_beat(self, **overrides: str) -> subprocess.Popen[bytes]:
         """Start `ehrsum beat` (the sweeper and the other schedules) with the test env plus `overrides`."""
-        env = {**_env(), **SWEEPER_ENV, "EHRSUM_DATA_DIR": str(self.logdir / "beat"), **self.env, **overrides}
-        with (self.logdir / "beat.log").open("wb") as out:
+        data = {"EHRSUM_DATA_DIR": str(self.logdir / "beat")}
+        return self._spawn([str(BIN / "ehrsum"), "beat"], self.logdir / "beat.log", {**data, **overrides})
+
+    def _spawn(self, argv: list[str], log: Path, overrides: dict[str, str]) -> subprocess.Popen[bytes]:
+        with log.open("wb") as out:
             proc = subprocess.Popen(
-                [str(BIN / "ehrsum"), "beat"],
-                env=env,
+                argv,
+                env={**_env(), **SWEEPER_ENV, **self.env, **overrides},
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
