@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Iterator
 from typing import Annotated, Any
 
@@ -22,7 +21,6 @@ from workers.clients import fhir_client, llm_client
 from workers.notes import KINDS
 from workers.queueing import queue_job
 
-log = logging.getLogger(__name__)
 router = APIRouter()
 FHIR_ID = r"^[A-Za-z0-9\-.]{1,64}$"
 
