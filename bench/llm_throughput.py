@@ -86,13 +86,13 @@ def load_patients(fhir: str, count: int, seed: int = 5) -> list[str]:
 async def first_requests(fhir: str, pids: list[str], env: dict[str, str]) -> list[tuple[Any, Any]]:
     """The exact first LLM request the pipeline makes for each patient: messages and schema."""
     os.environ.update(env)
+    from clinical_notes import prompts
+    from clinical_notes.kinds import get_kind, note_schema
+    from clinical_notes.timeline_text import render_timeline
     from fhir_adapters.client import FhirClient
     from fhir_adapters.condense import condense
     from fhir_adapters.record import fetch_record
-    from fhir_adapters.timeline_text import render_timeline
     from services.core.settings import get_settings
-    from workers import prompts
-    from workers.notes import get_kind, note_schema
     from workers.pipeline import Pipeline
 
     get_settings.cache_clear()
@@ -519,9 +519,9 @@ def prefix(args: argparse.Namespace) -> None:
                 # Same system prompt, a different patient's timeline each time, one request at a time.
                 results[label] = [asyncio.run(ttft(llm_url, m)) for m, _ in reqs]
                 results[label + " repeat"] = [asyncio.run(ttft(llm_url, reqs[0][0])) for _ in range(3)]
-    from fhir_adapters.tokens import token_counter
-    from workers import prompts
-    from workers.notes import get_kind
+    from clinical_notes import prompts
+    from clinical_notes.kinds import get_kind
+    from clinical_notes.tokens import token_counter
 
     counter = token_counter(llm_cpu.model_dir())
     system = counter.count(prompts.system_prompt(get_kind("progress")))

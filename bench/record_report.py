@@ -18,14 +18,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.stack import served_resources  # noqa: E402
+from clinical_notes.budget import fit_budget  # noqa: E402
+from clinical_notes.timeline_text import render_timeline  # noqa: E402
+from clinical_notes.tokens import token_counter  # noqa: E402
 from deploy import fhir_server, llm_cpu, patients  # noqa: E402
 from deploy.processes import stop  # noqa: E402
-from fhir_adapters.budget import fit_budget  # noqa: E402
 from fhir_adapters.client import FhirClient  # noqa: E402
 from fhir_adapters.condense import condense  # noqa: E402
 from fhir_adapters.record import fetch_record  # noqa: E402
-from fhir_adapters.timeline_text import render_timeline  # noqa: E402
-from fhir_adapters.tokens import token_counter  # noqa: E402
 
 
 async def measure(url: str, patient: str, budget: int) -> dict[str, float | int]:

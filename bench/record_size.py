@@ -30,19 +30,19 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.stack import served_resources  # noqa: E402
+from clinical_notes.kinds import NoteDraft, get_kind  # noqa: E402
+from clinical_notes.render import render_markdown  # noqa: E402
+from clinical_notes.timeline import ClinicalTimeline  # noqa: E402
+from clinical_notes.timeline_text import render_timeline  # noqa: E402
+from clinical_notes.verifier import Verifier, without_failing  # noqa: E402
 from deploy import fhir_server, llm_cpu, patients  # noqa: E402
 from deploy.processes import stop  # noqa: E402
 from fhir_adapters.client import FhirClient  # noqa: E402
 from fhir_adapters.condense import condense  # noqa: E402
 from fhir_adapters.record import PatientRecord, fetch_record  # noqa: E402
-from fhir_adapters.timeline import ClinicalTimeline  # noqa: E402
-from fhir_adapters.timeline_text import render_timeline  # noqa: E402
 from fhir_adapters.writeback import draft_identifier, write_draft  # noqa: E402
 from services.core.settings import Settings  # noqa: E402
-from workers.notes import NoteDraft, get_kind  # noqa: E402
 from workers.pipeline import KindResult, Pipeline  # noqa: E402
-from workers.render import render_markdown  # noqa: E402
-from workers.verifier import Verifier, without_failing  # noqa: E402
 
 PORT = 18561
 UUID_REF = re.compile(r"urn:uuid:[0-9a-fA-F-]{36}")

@@ -29,14 +29,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from clinical_notes.evidence import evidence_of  # noqa: E402
+from clinical_notes.kinds import NoteDraft, Section, Statement  # noqa: E402
+from clinical_notes.timeline import ClinicalTimeline  # noqa: E402
+from clinical_notes.triage import SEVERITY_ORDER, rule_flags  # noqa: E402
+from clinical_notes.verifier import Verifier  # noqa: E402
 from deploy import llm_cpu, patients  # noqa: E402
 from fhir_adapters.condense import condense  # noqa: E402
-from fhir_adapters.evidence import evidence_of  # noqa: E402
 from fhir_adapters.record import PatientRecord, record_from_bundle  # noqa: E402
-from fhir_adapters.timeline import ClinicalTimeline  # noqa: E402
-from workers.notes import NoteDraft, Section, Statement  # noqa: E402
-from workers.triage import SEVERITY_ORDER, rule_flags  # noqa: E402
-from workers.verifier import Verifier  # noqa: E402
 
 CACHE = REPO / ".cache" / "patients"
 Mutation = Callable[[Statement, PatientRecord, random.Random], Statement | None]
@@ -228,9 +228,9 @@ def llm(args: argparse.Namespace) -> None:
     """Schema validity and verifier pass rate per kind, against the CPU vLLM."""
     import os
 
+    from clinical_notes.kinds import get_kind
     from services.core.settings import Settings
     from workers.clients import llm_client
-    from workers.notes import get_kind
     from workers.pipeline import Pipeline, RunResult
 
     model_dir = llm_cpu.ensure_setup()

@@ -24,10 +24,8 @@ from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.procedure import Procedure
 from fhir.resources.R4B.resource import Resource
 
-from fhir_adapters.labels import is_ai_draft
-from fhir_adapters.record import PatientRecord
-from fhir_adapters.reference_ranges import default_range
-from fhir_adapters.timeline import (
+from clinical_notes.reference_ranges import default_range
+from clinical_notes.timeline import (
     Allergy,
     ClinicalTimeline,
     EncounterItem,
@@ -40,6 +38,8 @@ from fhir_adapters.timeline import (
     Series,
     assign_keys,
 )
+from fhir_adapters.labels import is_ai_draft
+from fhir_adapters.record import PatientRecord
 
 ERROR = "entered-in-error"
 ACTIVE_CONDITION = frozenset({"active", "recurrence", "relapse"})

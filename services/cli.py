@@ -23,11 +23,11 @@ def _print_json(data: Any) -> None:
 
 def cmd_timeline(args: argparse.Namespace) -> int:
     """Print a record's timeline, from a Bundle file or from a FHIR server."""
-    from fhir_adapters.budget import fit_budget
+    from clinical_notes.budget import fit_budget
+    from clinical_notes.timeline_text import render_timeline
+    from clinical_notes.tokens import token_counter
     from fhir_adapters.condense import condense
     from fhir_adapters.record import fetch_record, record_from_bundle
-    from fhir_adapters.timeline_text import render_timeline
-    from fhir_adapters.tokens import token_counter
     from workers.clients import fhir_client
 
     settings = get_settings()
@@ -62,8 +62,9 @@ def cmd_summarize(args: argparse.Namespace) -> int:
         return _summarize_file(args, kinds, settings)
     if not args.patient:
         raise InputError("give --patient ID or --record BUNDLE")
-    from services.core.db import init_db, session_scope
+    from services.core.db import session_scope
     from services.jobs.service import create_job
+    from services.schema import init_db
 
     init_db()
     with session_scope() as session:
@@ -118,9 +119,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
     """Check a draft against a record; print the report; exit 1 on any violation."""
     from pydantic import ValidationError
 
+    from clinical_notes.kinds import NoteDraft
+    from clinical_notes.verifier import Verifier
     from fhir_adapters.record import record_from_bundle
-    from workers.notes import NoteDraft
-    from workers.verifier import Verifier
 
     record = record_from_bundle(Path(args.record), args.patient)
     try:
@@ -161,8 +162,9 @@ def cmd_retry(args: argparse.Namespace) -> int:
     """Queue failed jobs again with a fresh retry budget: the ones named, or all failed since a time."""
     from datetime import UTC, datetime, timedelta
 
-    from services.core.db import init_db, session_scope
+    from services.core.db import session_scope
     from services.jobs.service import failed_since, reset_failed
+    from services.schema import init_db
     from workers.queueing import queue_job
 
     if bool(args.job) == (args.failed_since is not None):
@@ -183,7 +185,7 @@ def cmd_sweep(_: argparse.Namespace) -> int:
     """Run one job sweep now (beat runs it every EHRSUM_SWEEP_INTERVAL_S) and print what it queued."""
     from dataclasses import asdict
 
-    from services.core.db import init_db
+    from services.schema import init_db
     from workers.queueing import sweep_jobs
 
     init_db()
@@ -193,7 +195,7 @@ def cmd_sweep(_: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Run a Celery worker."""
-    from services.core.db import init_db
+    from services.schema import init_db
     from workers.celery_app import celery_app
 
     init_db()
@@ -212,7 +214,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_beat(args: argparse.Namespace) -> int:
     """Run Celery beat: `_lastUpdated` polling and the debounce sweep on their schedules."""
-    from services.core.db import init_db
+    from services.schema import init_db
     from workers.celery_app import celery_app
 
     init_db()
@@ -247,7 +249,7 @@ def cmd_openapi(_: argparse.Namespace) -> int:
 
 def cmd_init_db(_: argparse.Namespace) -> int:
     """Apply the database migrations."""
-    from services.core.db import init_db
+    from services.schema import init_db
 
     init_db()
     return 0

@@ -50,7 +50,7 @@ def postgres_db() -> Iterator[str]:
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{TEST_DB}"'))
-    from services.core.db import init_db
+    from services.schema import init_db
 
     init_db()
     yield os.environ["EHRSUM_DATABASE_URL"]

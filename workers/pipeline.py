@@ -11,23 +11,23 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from fhir_adapters.budget import fit_budget
+from clinical_notes import prompts
+from clinical_notes.budget import fit_budget
+from clinical_notes.kinds import NoteDraft, NoteKind, get_kind, note_schema
+from clinical_notes.render import render_markdown
+from clinical_notes.timeline import ClinicalTimeline
+from clinical_notes.timeline_text import render_timeline
+from clinical_notes.tokens import TokenCounter, token_counter
+from clinical_notes.triage import merge_flags, rule_flags
+from clinical_notes.verifier import VerificationReport, Verifier, without_failing
 from fhir_adapters.client import FhirClient
 from fhir_adapters.condense import condense
 from fhir_adapters.record import RECORD_TYPES, PatientRecord, fetch_record
 from fhir_adapters.resources import preload_models
-from fhir_adapters.timeline import ClinicalTimeline
-from fhir_adapters.timeline_text import render_timeline
-from fhir_adapters.tokens import TokenCounter, token_counter
 from fhir_adapters.writeback import DraftDocument, ModelDevice, draft_identifier, find_draft, write_draft
 from services.core.errors import InputError, LlmPermanentError
 from services.core.settings import Settings
-from workers import prompts
 from workers.llm_client import LlmClient, LlmOutputError
-from workers.notes import NoteDraft, NoteKind, get_kind, note_schema
-from workers.render import render_markdown
-from workers.triage import merge_flags, rule_flags
-from workers.verifier import VerificationReport, Verifier, without_failing
 
 log = logging.getLogger(__name__)
 TEMPLATE_MARGIN_TOKENS = 48  # chat-template control tokens and rounding

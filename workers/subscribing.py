@@ -12,9 +12,10 @@ from fhir_adapters.subscriptions import (
     rest_hook_subscription,
     statuses,
 )
-from services.core.db import init_db, session_scope
+from services.core.db import session_scope
 from services.core.errors import ConfigError
 from services.core.settings import Settings
+from services.schema import init_db
 from services.subscriptions.service import ensure_state, list_states
 from workers.clients import fhir_client
 

@@ -10,8 +10,8 @@ from services.api.notifications import router as notifications_router
 from services.api.outcomes import install_handlers
 from services.api.routes import router
 from services.api.security import check_config, install_security
-from services.core.db import init_db
 from services.core.settings import get_settings
+from services.schema import init_db
 
 
 def create_app() -> FastAPI:

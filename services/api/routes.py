@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, field_validator
 from sqlmodel import Session
 
+from clinical_notes.kinds import KINDS
 from services.api.security import SummariesRead, SummariesWrite
 from services.core.broker import broker_redis
 from services.core.db import ping_db, session_scope
@@ -18,7 +19,6 @@ from services.core.settings import Settings, get_settings
 from services.jobs.models import SummaryJobPublic
 from services.jobs.service import create_job, get_job, reset_failed
 from workers.clients import fhir_client, llm_client
-from workers.notes import KINDS
 from workers.queueing import queue_job
 
 router = APIRouter()

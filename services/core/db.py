@@ -5,10 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
-from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, text
 from sqlmodel import Session, create_engine
 
@@ -30,36 +27,6 @@ def get_engine() -> Engine:
     if url.startswith("sqlite:///"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     return engine_for(url)
-
-
-MIGRATIONS = Path(__file__).with_name("migrations")
-MIGRATION_LOCK = 724_011  # pg_advisory_xact_lock key: one process migrates at a time
-
-
-def import_models() -> None:
-    """Import every module that defines tables, so the metadata knows them all."""
-    import services.audit.models
-    import services.jobs.models
-    import services.metrics.models
-    import services.subscriptions.models  # noqa: F401  (registers the tables)
-
-
-def alembic_config() -> Config:
-    """Alembic's configuration, pointing at the migrations shipped in this package."""
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    return config
-
-
-def init_db() -> None:
-    """Bring the database schema to the latest migration (idempotent; concurrent starts wait their turn)."""
-    engine = get_engine()
-    with engine.begin() as connection:
-        if engine.dialect.name == "postgresql":
-            connection.execute(text(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
-        config = alembic_config()
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
 
 
 @contextmanager

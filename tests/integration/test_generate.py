@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from clinical_notes.kinds import NoteDraft, get_kind
 from fhir_adapters.condense import condense
 from fhir_adapters.record import record_from_bundle
 from services.core.errors import LlmPermanentError
 from services.core.settings import get_settings
 from tests.conftest import BIN, REPO, _env
 from workers.clients import llm_client
-from workers.notes import NoteDraft, get_kind
 from workers.pipeline import Pipeline
 
 pytestmark = pytest.mark.integration

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from fhir_adapters.budget import fit_budget
+from clinical_notes.budget import fit_budget
+from clinical_notes.timeline_text import render_timeline
+from clinical_notes.tokens import EstimateCounter
 from fhir_adapters.condense import condense
 from fhir_adapters.record import record_from_bundle, record_from_bundle_json
-from fhir_adapters.timeline_text import render_timeline
-from fhir_adapters.tokens import EstimateCounter
 from services.core.errors import InputError
 
 LOINC = "http://loinc.org"

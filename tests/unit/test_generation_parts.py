@@ -6,13 +6,13 @@ from typing import Any
 
 import pytest
 
+from clinical_notes import prompts
+from clinical_notes.kinds import NoteDraft, get_kind, note_schema
+from clinical_notes.render import BANNER, render_markdown
+from clinical_notes.timeline import Source
 from fhir_adapters.client import retry_after_seconds
 from fhir_adapters.record import record_from_bundle_json
-from fhir_adapters.timeline import Source
 from fhir_adapters.writeback import DraftDocument, ModelDevice, build_transaction, draft_identifier
-from workers import prompts
-from workers.notes import NoteDraft, get_kind, note_schema
-from workers.render import BANNER, render_markdown
 
 KIND = get_kind("progress")
 

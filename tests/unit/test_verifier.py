@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from clinical_notes.kinds import NoteDraft
+from clinical_notes.verifier import Verifier, without_failing
 from fhir_adapters.record import PatientRecord, record_from_bundle_json
-from workers.notes import NoteDraft
-from workers.verifier import Verifier, without_failing
 
 RESOURCES: list[dict[str, Any]] = [
     {"resourceType": "Patient", "id": "p1", "gender": "female", "birthDate": "1950-06-01"},

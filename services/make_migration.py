@@ -9,7 +9,7 @@ from pathlib import Path
 from alembic import command
 from sqlalchemy import create_engine
 
-from services.core.db import alembic_config
+from services.schema import alembic_config
 
 
 def main(message: str) -> None:

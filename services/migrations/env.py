@@ -6,7 +6,8 @@ from alembic import context
 from sqlalchemy import Connection
 from sqlmodel import SQLModel
 
-from services.core.db import get_engine, import_models
+from services.core.db import get_engine
+from services.schema import import_models
 
 import_models()
 target_metadata = SQLModel.metadata

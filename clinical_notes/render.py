@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from fhir_adapters.timeline import Source
-from workers.notes import Flag, NoteDraft, NoteKind
+from clinical_notes.kinds import Flag, NoteDraft, NoteKind
+from clinical_notes.timeline import Source
 
 BANNER = (
     "> **AI-generated draft, not reviewed.** Written by a language model from the FHIR record; "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from fhir_adapters.timeline import ClinicalTimeline, Measurement, Problem, Series
+from clinical_notes.timeline import ClinicalTimeline, Measurement, Problem, Series
 
 Key = Callable[[str], str]
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from fhir_adapters.timeline import ClinicalTimeline
-from fhir_adapters.timeline_text import render_timeline
-from fhir_adapters.tokens import EstimateCounter, TokenCounter
+from clinical_notes.timeline import ClinicalTimeline
+from clinical_notes.timeline_text import render_timeline
+from clinical_notes.tokens import EstimateCounter, TokenCounter
 
 Stage = Callable[[ClinicalTimeline], int]
 ROUGH_MARGIN = 1.5  # the estimate is within ~10% of Gemma's tokenizer on rendered timelines

@@ -19,8 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from fhir_adapters.timeline import ClinicalTimeline, Measurement, Series, series_measurements
-from workers.notes import Flag
+from clinical_notes.kinds import Flag
+from clinical_notes.timeline import ClinicalTimeline, Measurement, Series, series_measurements
 
 RR, SPO2, TEMP, SBP, HR = (
     ("9279-1",),

@@ -15,9 +15,9 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from fhir_adapters.evidence import Evidence, dates_in, evidence_of, quantities_in
+from clinical_notes.evidence import Evidence, dates_in, evidence_of, quantities_in
+from clinical_notes.kinds import NoteDraft
 from fhir_adapters.record import PatientRecord
-from workers.notes import NoteDraft
 
 Rule = Literal[
     "citation_unresolved",

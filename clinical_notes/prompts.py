@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workers.notes import NoteKind
+from clinical_notes.kinds import NoteKind
 
 SYSTEM = """You draft clinical documentation for a clinician to review. Rules:
 - Use only facts from the patient timeline you are given. Never invent findings, values or dates.
