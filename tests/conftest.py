@@ -18,6 +18,7 @@ import pytest
 
 from deploy.processes import stop, wait_http
 from tests.support.identity import IdentityProvider
+from tests.support.redis_db import MAIN_SESSION_DBS, claim_redis_db
 
 REPO = Path(__file__).resolve().parents[1]
 CACHE = Path(os.environ.get("EHRSUM_CACHE", REPO / ".cache"))
@@ -28,7 +29,9 @@ REDIS_URL = os.environ.get("EHRSUM_TEST_REDIS", "redis://127.0.0.1:6379/0")
 # Tests run against their own database and Redis db; set before any project module reads the settings.
 TEST_DB = f"ehrsum_test_{uuid.uuid4().hex[:8]}"
 os.environ.setdefault("EHRSUM_DATABASE_URL", PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{TEST_DB}")
-os.environ.setdefault("EHRSUM_BROKER_URL", REDIS_URL.rsplit("/", 1)[0] + "/9")
+# A Redis db of this session's own: concurrent sessions on one machine would take each other's tasks.
+if "EHRSUM_BROKER_URL" not in os.environ:
+    os.environ["EHRSUM_BROKER_URL"] = claim_redis_db(REDIS_URL, MAIN_SESSION_DBS)
 # Notifications: a shared secret, and a debounce window short enough for tests to wait out.
 NOTIFICATION_SECRET = "test-notification-secret"
 os.environ.setdefault("EHRSUM_NOTIFICATION_SECRET", NOTIFICATION_SECRET)

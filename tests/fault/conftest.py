@@ -19,26 +19,10 @@ import pytest
 
 from deploy.processes import stop
 from tests.conftest import BIN, CACHE, REDIS_URL, REPO, _env
-
-
-def _claim_redis_db() -> str:
-    """A Redis db (10-12, 15) no other session holds: sessions share db 9 and flush it when they start."""
-    import atexit
-
-    import redis
-
-    base = REDIS_URL.rsplit("/", 1)[0]
-    admin = redis.Redis.from_url(f"{base}/0")
-    for db in (10, 11, 12, 15):  # 13 and 14 are the benchmarks'
-        key = f"ehrsum:test-broker-db:{db}"
-        if admin.set(key, os.getpid(), nx=True, ex=3 * 3600):
-            atexit.register(admin.delete, key)
-            return f"{base}/{db}"
-    raise RuntimeError("every test Redis db (10-12, 15) is held by another session")
-
+from tests.support.redis_db import FAULT_SESSION_DBS, claim_redis_db
 
 # Set before any fixture starts a process: this whole session's broker (the API, the workers).
-os.environ["EHRSUM_BROKER_URL"] = _claim_redis_db()
+os.environ["EHRSUM_BROKER_URL"] = claim_redis_db(REDIS_URL, FAULT_SESSION_DBS)
 
 # Visibility timeout of the broker for the workers these tests start. The service derives it from
 # EHRSUM_LLM_TIMEOUT_S x 3 (30 min by default) and has no setting of its own; a whole-worker SIGKILL
