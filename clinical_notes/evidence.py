@@ -1,15 +1,11 @@
-"""What each resource can prove: its numbers with units and its dates (for the deterministic verifier)."""
+"""What a cited resource can prove (values with units, dates, concepts, retraction); how text says them."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
-
-from fhir.resources.R4B.resource import Resource
+from typing import Any, Protocol
 
 # A number followed by a unit ("5.9 mmol/L", "120/80 mmHg", "38.5 °C", "10 MG", "72 years").
 QUANTITY = re.compile(
@@ -17,39 +13,51 @@ QUANTITY = re.compile(
     r"(?P<unit>%|°\s?[CF]|10\*\d+/[A-Za-z]+|[A-Za-z\u00b5\[{/][\w\u00b5\[\]*{}^./#]*)"
 )
 DATE = re.compile(r"\b(?P<y>(?:19|20)\d{2})-(?P<m>0[1-9]|1[0-2])(?:-(?P<d>0[1-9]|[12]\d|3[01]))?\b")
-DATE_KEYS = re.compile(r"(DateTime|Date|date|issued|authoredOn|recorded|start|end|Instant)$")
-# Words that follow numbers in prose without being units.
-NOT_UNITS = frozenset(
-    {
-        "and",
-        "or",
-        "to",
-        "of",
-        "in",
-        "on",
-        "at",
-        "the",
-        "a",
-        "an",
-        "times",
-        "time",
-        "x",
-        "with",
-        "for",
-        "per",
-        "from",
-        "by",
-        "since",
-        "was",
-        "is",
-        "were",
-        "are",
-        "than",
-        "days",
-        "day",
-        "weeks",
-        "months",
-    }
+# A word after a number is read as a unit only when it looks like one: a symbol (/, %, °, [, {, *, ^) or a
+# unit name. Prose ("type 2 diabetes", "stage 3 kidney disease", "12 more") is left alone.
+UNIT_SYMBOLS = re.compile(r"[/%°\[{*^]")
+UNIT_NAMES = frozenset(
+    [
+        "mg",
+        "g",
+        "kg",
+        "lb",
+        "lbs",
+        "mcg",
+        "ug",
+        "µg",
+        "ng",
+        "pg",
+        "mmol",
+        "umol",
+        "µmol",
+        "mol",
+        "meq",
+        "iu",
+        "u",
+        "units",
+        "ml",
+        "l",
+        "dl",
+        "cm",
+        "mm",
+        "m",
+        "ft",
+        "mmhg",
+        "bpm",
+        "cel",
+        "kpa",
+        "fl",
+        "pmol",
+        "nmol",
+        "years",
+        "year",
+        "yr",
+        "yrs",
+        "y",
+        "degc",
+        "degf",
+    ]
 )
 
 # Spellings of one unit, folded to one key (UCUM codes and what people write).
@@ -107,11 +115,13 @@ class Quantity:
 
 @dataclass
 class Evidence:
-    """The checkable facts of one resource."""
+    """The checkable facts of one resource: values, dates, the concepts it names, whether it was retracted."""
 
     ref: str
     quantities: list[Quantity] = field(default_factory=list)
     intervals: list[tuple[date, date]] = field(default_factory=list)
+    terms: set[str] = field(default_factory=set)
+    retracted: str | None = None
 
     def has_quantity(self, quantity: Quantity) -> bool:
         """Whether the resource holds this value in this unit."""
@@ -136,7 +146,7 @@ def quantities_in(text: str) -> list[Quantity]:
     found = []
     for match in QUANTITY.finditer(text):
         unit = match["unit"].rstrip(".,;:")
-        if unit.lower() in NOT_UNITS or not unit:
+        if not unit or not (UNIT_SYMBOLS.search(unit) or unit.lower().replace("µ", "u") in UNIT_NAMES):
             continue
         for part in (match["value"], match["second"]):
             if part is not None:
@@ -149,7 +159,8 @@ def dates_in(text: str) -> list[tuple[date, bool]]:
     return [(date(int(m["y"]), int(m["m"]), int(m["d"] or 1)), m["d"] is None) for m in DATE.finditer(text)]
 
 
-def _as_date(value: Any) -> date | None:
+def parse_day(value: Any) -> date | None:
+    """A date from a date, datetime, or an ISO date/year string; None when there is none."""
     if isinstance(value, datetime):
         return value.date()
     if isinstance(value, date):
@@ -163,50 +174,9 @@ def _as_date(value: Any) -> date | None:
     return None
 
 
-def _walk(node: Any, key: str, evidence: Evidence) -> None:
-    if isinstance(node, dict):
-        if isinstance(node.get("value"), int | float) and isinstance(
-            node.get("unit") or node.get("code"), str
-        ):
-            unit = str(node.get("unit") or node.get("code"))
-            evidence.quantities.append(Quantity(float(node["value"]), unit, _decimals(str(node["value"]))))
-        start, end = _as_date(node.get("start")), _as_date(node.get("end"))
-        if start is not None:
-            evidence.intervals.append((start, end or date.max))  # no end: the period is ongoing
-        elif end is not None:
-            evidence.intervals.append((end, end))
-        for child_key, child in node.items():
-            if child_key == "data" and isinstance(child, str):
-                evidence.quantities.extend(quantities_in(_decoded(child)))
-            elif child_key not in ("start", "end"):
-                _walk(child, child_key, evidence)
-    elif isinstance(node, list):
-        for item in node:
-            _walk(item, key, evidence)
-    elif isinstance(node, str):
-        if DATE_KEYS.search(key):
-            day = _as_date(node)
-            if day:
-                evidence.intervals.append((day, day))
-        elif key in ("display", "text", "conclusion", "description", "div"):
-            evidence.quantities.extend(quantities_in(node))
+class EvidenceSource(Protocol):
+    """The fetched record as the verifier sees it: a reference's evidence, None when not in the record."""
 
-
-def _decoded(data: str) -> str:
-    try:
-        return base64.b64decode(data).decode("utf-8", errors="replace")
-    except (binascii.Error, ValueError):
-        return ""
-
-
-def evidence_of(resource: Resource, today: date | None = None) -> Evidence:
-    """The numbers and dates a resource can vouch for."""
-    ref = f"{resource.get_resource_type()}/{resource.id}"
-    evidence = Evidence(ref)
-    _walk(resource.model_dump(mode="json", exclude_none=True), "", evidence)
-    birth = getattr(resource, "birthDate", None)
-    if resource.get_resource_type() == "Patient" and isinstance(birth, date):
-        now = today or date.today()
-        age = now.year - birth.year - ((now.month, now.day) < (birth.month, birth.day))
-        evidence.quantities.append(Quantity(float(age), "years"))
-    return evidence
+    def evidence(self, ref: str) -> Evidence | None:
+        """What the resource behind ref can prove."""
+        ...

@@ -1,4 +1,7 @@
-"""Note kinds, the draft's shape, and the JSON schema the model must follow.
+"""Note kinds: their sections in the order a clinician reads them, who writes each, and the LOINC type.
+
+The record writes the facts (problems, medications, allergies, results, vital signs, recent care), composed
+by code (clinical_notes.compose); the model writes only what needs synthesis.
 
 LOINC document types (the DocumentReference.type of each kind's draft):
 - progress: 11506-3 "Progress note": an interval summary is what this code names.
@@ -11,60 +14,33 @@ LOINC document types (the DocumentReference.type of each kind's draft):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
 
-from pydantic import BaseModel, Field
-
+from clinical_notes.draft import Author
 from services.core.errors import InputError
 
-Severity = Literal["critical", "warning", "info"]
+SUMMARY = "One sentence: age, sex, the two or three problems that matter most, and why the latest encounter."
+INTERVAL = (
+    "What changed since the previous encounter or note: new or resolved problems, started or stopped "
+    "medications, results that moved. Name each thing you cite."
+)
+ASSESSMENT = (
+    "Hedged clinical reasoning (suggests, consistent with, consider), never a new diagnosis; name the "
+    "problem or result each statement rests on."
+)
+PLAN = (
+    "Follow-up the record supports: results to recheck, monitoring, medications to review. Considerations "
+    "for the clinician, not orders; name what each rests on."
+)
 
 
-class Statement(BaseModel):
-    """One sentence of a note and the FHIR resources it rests on."""
-
-    text: str
-    citations: list[str] = Field(default_factory=list)
-
-
-class Section(BaseModel):
-    """A titled group of statements."""
+@dataclass(frozen=True)
+class SectionSpec:
+    """A section of a kind: its title, who writes it, and (for the model) what belongs in it."""
 
     title: str
-    statements: list[Statement]
-
-
-class Flag(BaseModel):
-    """A triage flag (severity as CDS Hooks card indicators); `source` says who raised it."""
-
-    severity: Severity
-    title: str
-    rationale: str
-    citations: list[str] = Field(default_factory=list)
-    source: Literal["rule", "model"] = "model"
-
-
-class NoteDraft(BaseModel):
-    """The minimum shape every kind shares; `flags` only for triage."""
-
-    kind: str
-    sections: list[Section]
-    flags: list[Flag] = Field(default_factory=list)
-
-    def with_citations(self, mapping: dict[str, str]) -> NoteDraft:
-        """A copy with each citation key replaced by what it maps to (unknown keys stay as they are)."""
-        copy = self.model_copy(deep=True)
-        for section in copy.sections:
-            for statement in section.statements:
-                statement.citations = [mapping.get(c, c) for c in statement.citations]
-        for flag in copy.flags:
-            flag.citations = [mapping.get(c, c) for c in flag.citations]
-        return copy
-
-    def cited(self) -> list[str]:
-        """Every cited reference, in order of first citation."""
-        statements = [c for s in self.sections for st in s.statements for c in st.citations]
-        return list(dict.fromkeys([*statements, *(c for f in self.flags for c in f.citations)]))
+    author: Author
+    guidance: str = ""
+    max_statements: int | None = None
 
 
 @dataclass(frozen=True)
@@ -75,9 +51,17 @@ class NoteKind:
     title: str
     loinc_code: str
     loinc_display: str
-    sections: tuple[str, ...]
-    instructions: str
+    sections: tuple[SectionSpec, ...]
+    task: str
     flags: bool = False
+
+    def model_sections(self) -> tuple[SectionSpec, ...]:
+        """The sections the model writes."""
+        return tuple(s for s in self.sections if s.author == "model")
+
+    def titles(self) -> tuple[str, ...]:
+        """Every section title, in order."""
+        return tuple(s.title for s in self.sections)
 
 
 KINDS: dict[str, NoteKind] = {
@@ -86,39 +70,60 @@ KINDS: dict[str, NoteKind] = {
         title="Progress note summary (AI draft)",
         loinc_code="11506-3",
         loinc_display="Progress note",
-        sections=("Active problems", "Medications and allergies", "Recent results", "Recent care"),
-        instructions=(
-            "Write an interval progress summary for the treating clinician: the active problems, current "
-            "medications and allergies, the most recent results (abnormal ones first) and recent encounters."
+        sections=(
+            SectionSpec("Summary", "model", SUMMARY, max_statements=1),
+            SectionSpec("Interval changes", "model", INTERVAL),
+            SectionSpec("Active problems", "record"),
+            SectionSpec("Medications", "record"),
+            SectionSpec("Allergies", "record"),
+            SectionSpec("Recent results", "record"),
+            SectionSpec("Recent care", "record"),
+            SectionSpec("Assessment", "model", ASSESSMENT),
+            SectionSpec("Plan considerations", "model", PLAN),
         ),
+        task="an interval progress summary for the treating clinician",
     ),
     "soap": NoteKind(
         name="soap",
         title="SOAP note (AI draft)",
         loinc_code="34109-9",
         loinc_display="Note",
-        sections=("Subjective", "Objective", "Assessment", "Plan"),
-        instructions=(
-            "Write a SOAP note for the most recent encounter. Subjective: what prior notes report. "
-            "Objective: vital signs and results. Assessment: hedged (suggests, consistent with, consider), "
-            "never a new "
-            "diagnosis. Plan: follow-up items the record supports (for example results to recheck)."
+        sections=(
+            SectionSpec(
+                "Subjective",
+                "model",
+                "What the prior notes and the latest encounter report (symptoms, reason for visit).",
+            ),
+            SectionSpec("Objective", "record"),
+            SectionSpec("Assessment", "model", ASSESSMENT),
+            SectionSpec("Plan", "model", PLAN),
         ),
+        task="a SOAP note for the most recent encounter",
     ),
     "triage": NoteKind(
         name="triage",
         title="Triage flags (AI draft)",
         loinc_code="51848-0",
         loinc_display="Evaluation note",
-        sections=("Summary",),
-        instructions=(
-            "Flag what needs a clinician's attention: abnormal or critical results, worrying vital signs, "
-            "allergy conflicts. Each flag has a severity (critical, warning or info), a short title and a "
-            "rationale citing its sources. Add a one- or two-statement summary."
+        sections=(
+            SectionSpec(
+                "Summary",
+                "model",
+                "One or two statements: who the patient is and what needs a clinician's attention now.",
+                max_statements=2,
+            ),
+            SectionSpec("Findings", "record"),
+        ),
+        task=(
+            "triage flags: what needs a clinician's attention (abnormal or critical results, worrying vital "
+            "signs, allergy conflicts); each flag has a severity (critical, warning or info), a short title "
+            "naming the finding and a rationale citing the abnormal values it rests on"
         ),
         flags=True,
     ),
 }
+
+ALL_TITLES = frozenset(t for kind in KINDS.values() for t in kind.titles()) | {"Flags", "Sources"}
 
 
 def get_kind(name: str) -> NoteKind:
@@ -126,53 +131,3 @@ def get_kind(name: str) -> NoteKind:
     if name not in KINDS:
         raise InputError(f"unknown note kind {name!r}; known: {', '.join(sorted(KINDS))}")
     return KINDS[name]
-
-
-def note_schema(
-    kind: NoteKind, allowed_refs: list[str], *, max_statements: int, max_chars: int
-) -> dict[str, Any]:
-    """The JSON schema for one kind, with citations restricted to the timeline's citation keys."""
-    citation: dict[str, Any] = (
-        {"type": "string", "enum": allowed_refs} if allowed_refs else {"type": "string"}
-    )
-    citations = {"type": "array", "items": citation, "minItems": 1, "maxItems": 4}
-    text = {"type": "string", "minLength": 1, "maxLength": max_chars}
-    statement = {
-        "type": "object",
-        "properties": {"text": text, "citations": citations},
-        "required": ["text", "citations"],
-        "additionalProperties": False,
-    }
-    section = {
-        "type": "object",
-        "properties": {
-            "title": {"type": "string", "enum": list(kind.sections)},
-            "statements": {"type": "array", "items": statement, "minItems": 1, "maxItems": max_statements},
-        },
-        "required": ["title", "statements"],
-        "additionalProperties": False,
-    }
-    properties: dict[str, Any] = {
-        "kind": {"type": "string", "enum": [kind.name]},
-        "sections": {"type": "array", "items": section, "minItems": 1, "maxItems": len(kind.sections)},
-    }
-    if kind.flags:
-        flag = {
-            "type": "object",
-            "properties": {
-                "severity": {"type": "string", "enum": ["critical", "warning", "info"]},
-                "title": {"type": "string", "minLength": 1, "maxLength": 80},
-                "rationale": text,
-                "citations": citations,
-                "source": {"type": "string", "enum": ["model"]},
-            },
-            "required": ["severity", "title", "rationale", "citations", "source"],
-            "additionalProperties": False,
-        }
-        properties["flags"] = {"type": "array", "items": flag, "minItems": 0, "maxItems": max_statements + 2}
-    return {
-        "type": "object",
-        "properties": properties,
-        "required": list(properties),
-        "additionalProperties": False,
-    }

@@ -1,15 +1,17 @@
-"""The readable markdown of a draft: banner, flags, cited sections, verification, Sources."""
+"""The markdown a clinician reads: banner, flags, sections (who wrote each statement), Sources."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from clinical_notes.kinds import Flag, NoteDraft, NoteKind
+from clinical_notes.draft import Flag, NoteDraft, Statement
+from clinical_notes.kinds import NoteKind
 from clinical_notes.timeline import Source
 
 BANNER = (
-    "> **AI-generated draft, not reviewed.** Written by a language model from the FHIR record; "
-    "every statement cites its sources. A clinician must review, edit and approve it before use."
+    "> **AI-generated draft, not reviewed.** Not a medical device: a clinician must review, edit and approve "
+    "it before use. Statements marked _(model)_ were written by a language model and checked against the "
+    "record; all others were composed from the record. Every statement cites its sources."
 )
 
 
@@ -22,6 +24,10 @@ def render_markdown(
     def marks(citations: list[str]) -> str:
         return "".join(f"[{numbers.setdefault(ref, len(numbers) + 1)}]" for ref in citations)
 
+    def statement_line(s: Statement) -> str:
+        author = " _(model)_" if s.author == "model" else ""
+        return f"- {s.text.strip()} {marks(s.citations)}".rstrip() + author
+
     def flag_lines(flags: list[Flag]) -> list[str]:
         lines = ["## Flags", ""]
         for f in flags:
@@ -31,13 +37,14 @@ def render_markdown(
         return [*lines, ""]
 
     lines = [f"# {kind.title}", "", BANNER, ""]
+    if note.synthesis_unavailable:
+        reason = note.synthesis_unavailable
+        lines += [f"_Model synthesis unavailable: {reason}. The facts below are from the record._", ""]
     critical_first = any(f.severity == "critical" for f in note.flags)
     if note.flags and critical_first:
         lines += flag_lines(note.flags)
     for section in note.sections:
-        lines += [f"## {section.title}", ""]
-        lines += [f"- {s.text.strip()} {marks(s.citations)}".rstrip() for s in section.statements]
-        lines.append("")
+        lines += [f"## {section.title}", "", *map(statement_line, section.statements), ""]
     if note.flags and not critical_first:
         lines += flag_lines(note.flags)
     if verification:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import NamedTuple
 
 from pydantic import BaseModel, Field
@@ -35,6 +36,7 @@ class Problem(BaseModel):
     onset: str | None = None
     abatement: str | None = None
     first_onset: str | None = None
+    first_ref: str | None = Field(default=None, description="The Condition recording the first onset.")
 
 
 class Medication(BaseModel):
@@ -173,6 +175,16 @@ class ClinicalTimeline(BaseModel):
             add(n.ref, n.title, n.date)
         return found
 
+    def source_labels(self) -> dict[str, Source]:
+        """The sources, plus the earlier records of each problem that composed statements cite."""
+        found = self.sources()
+        for p in self.problems:
+            if p.first_ref:
+                found.setdefault(p.first_ref, Source(p.name, p.first_onset))
+            for ref in p.refs:
+                found.setdefault(ref, Source(p.name, None))
+        return found
+
     def refs(self) -> list[str]:
         """Every FHIR reference the timeline shows, in order of first appearance."""
         return list(self.sources())
@@ -211,3 +223,14 @@ def series_measurements(series: Series) -> list[Measurement]:
     if series.latest_abnormal is not None:
         values.append(series.latest_abnormal)
     return values + series.trend
+
+
+def when(value: str | None) -> datetime | None:
+    """A timeline date or date-time as a naive datetime (None when absent or unreadable)."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 
 from clinical_notes.timeline import ClinicalTimeline, Measurement, Problem, Series
@@ -40,6 +41,10 @@ def _series_line(series: Series, key: Key) -> str:
     if series.trend:
         parts.append("before: " + ", ".join(_value(m, key) for m in series.trend))
     return "; ".join(parts)
+
+
+def _quoted(text: str) -> str:
+    return json.dumps(" ".join(text.split()), ensure_ascii=False)
 
 
 def _section(title: str, lines: Iterable[str]) -> list[str]:
@@ -105,7 +110,8 @@ def render_timeline(t: ClinicalTimeline) -> str:
     lines += _section("IMMUNIZATIONS", (f"- [{k(e.ref)}] {_day(e.date)}: {e.name}" for e in t.immunizations))
     lines += _section(
         "PRIOR NOTES",
-        (f"- [{k(n.ref)}] {_day(n.date)} {n.title}: {' '.join(n.text.split())}" for n in t.notes),
+        # Free text goes in as one quoted, escaped string: data to read, not instructions to follow.
+        (f"- [{k(n.ref)}] {_day(n.date)} {n.title}: {_quoted(n.text)}" for n in t.notes),
     )
     if t.omitted:
         lines.append(

@@ -19,8 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from clinical_notes.kinds import Flag
-from clinical_notes.timeline import ClinicalTimeline, Measurement, Series, series_measurements
+from clinical_notes.draft import SEVERITY_ORDER, Flag
+from clinical_notes.timeline import ClinicalTimeline, Measurement, Series, series_measurements, when
 
 RR, SPO2, TEMP, SBP, HR = (
     ("9279-1",),
@@ -75,13 +75,7 @@ def _day(value: str | None) -> str:
 
 
 def _when(m: Measurement) -> datetime | None:
-    if not m.date:
-        return None
-    try:
-        parsed = datetime.fromisoformat(m.date)
-    except ValueError:
-        return None
-    return parsed.replace(tzinfo=None)
+    return when(m.date)
 
 
 def _find(series: list[Series], codes: tuple[str, ...]) -> Series | None:
@@ -305,9 +299,6 @@ def rule_flags(timeline: ClinicalTimeline) -> tuple[list[Flag], News2]:
     """Every deterministic flag, and the NEWS2 result behind the first one."""
     score = news2(timeline)
     return [score.flag(), *critical_labs(timeline), *allergy_conflicts(timeline)], score
-
-
-SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 
 
 def merge_flags(rules: list[Flag], model: list[Flag]) -> list[Flag]:

@@ -1,40 +1,52 @@
-"""Deterministic checks of a draft against the fetched record: "no source, no assertion".
+"""Deterministic checks of a draft against the fetched record: "no source, no assertion", and nothing hollow.
 
-Every statement (and triage flag rationale) must cite resources that exist in the record (and were shown
-to the model, when that is known); every number with a unit and every date in it must be found in a cited
-resource; clinical statements without a citation are rejected unless they are on a small allow-list of
-non-clinical phrasing; assessments must use hedged language, never a definitive new diagnosis.
+Every statement (and model flag) must cite resources that exist in the record, are not retracted
+(entered-in-error, refuted, cancelled) and, for model statements, were shown to the model; every number
+with a unit and every date in it must be found in a cited resource; it must say something (not a section
+title, not filler) and mention a concept, value or date of each resource it cites; clinical statements
+without a citation are rejected unless they are statements about the record itself ("No allergy records
+found in the record"); assessments must be hedged, never a definitive new diagnosis. A model flag at
+warning or critical must cite data that backs it (an abnormal result or vital sign, a rule finding, an
+allergy conflict); otherwise it is downgraded to info with the reason.
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from clinical_notes.evidence import Evidence, dates_in, evidence_of, quantities_in
-from clinical_notes.kinds import NoteDraft
-from fhir_adapters.record import PatientRecord
+from clinical_notes.concepts import filler, is_hollow, mentions
+from clinical_notes.draft import Flag, NoteDraft
+from clinical_notes.evidence import Evidence, EvidenceSource, dates_in, quantities_in
+from clinical_notes.kinds import ALL_TITLES
+from clinical_notes.timeline import ClinicalTimeline, series_measurements
 
 Rule = Literal[
     "citation_unresolved",
+    "citation_retracted",
     "citation_not_in_prompt",
     "number_unsupported",
     "date_unsupported",
     "uncited_claim",
+    "hollow_statement",
+    "filler",
+    "ungrounded",
     "definitive_diagnosis",
+    "flag_unbacked",
 ]
 
-NON_CLINICAL = [
+# Statements about the record itself, which need no citation.
+ABOUT_THE_RECORD = [
     re.compile(p, re.IGNORECASE)
     for p in (
-        r"^(this|the) (draft|summary|note) (is|was) (generated|written|drafted)\b",
-        r"^(see|refer to) (the )?(sources|record|chart)\b",
-        r"^no (new |further |recent )?(data|information|documentation|results|notes)"
-        r" (is |are |were |was )?(available|recorded|documented)\b",
+        r"^no ([\w-]+ ){0,4}(records?|entries|results|notes|data|documentation) "
+        r"(is |are |were |was )?(found|recorded|documented|available)\b.*\bin the record\b",
+        r"\bare in the record,? not listed( here)?\.?$",
     )
 ]
 ASSESSMENT_TITLES = re.compile(r"assessment|impression|differential", re.IGNORECASE)
@@ -50,6 +62,7 @@ HEDGED = re.compile(
     r"may|might|could|suspect(ed)?|concern for|cannot be excluded|rule out|differential|history of|known)\b",
     re.IGNORECASE,
 )
+UNBACKED = "downgraded to info: cites no abnormal result or vital sign, rule finding or allergy conflict"
 
 
 class Violation(BaseModel):
@@ -68,8 +81,8 @@ class VerificationReport(BaseModel):
     violations: list[Violation] = Field(default_factory=list)
 
     def failing(self) -> set[str]:
-        """Locations with at least one violation."""
-        return {v.location for v in self.violations}
+        """Locations with a violation that removes them (an unbacked flag is downgraded instead)."""
+        return {v.location for v in self.violations if v.rule != "flag_unbacked"}
 
     def counts(self) -> dict[str, int]:
         """Violations per rule."""
@@ -80,49 +93,85 @@ class VerificationReport(BaseModel):
         return "; ".join(f"{v.location}: {v.detail}" for v in self.violations[:limit])
 
 
-def _claims(note: NoteDraft) -> Iterator[tuple[str, str, list[str], bool]]:
-    """(location, text, citations, is_assessment) for every statement and flag rationale."""
+@dataclass(frozen=True)
+class Claim:
+    """One checkable statement or model flag of a draft."""
+
+    location: str
+    text: str
+    citations: list[str]
+    assessment: bool
+    model: bool
+    flag: Flag | None = None
+
+
+def claims(note: NoteDraft) -> Iterator[Claim]:
+    """Every statement and model flag, located."""
     for i, section in enumerate(note.sections):
         assessment = bool(ASSESSMENT_TITLES.search(section.title))
-        for j, statement in enumerate(section.statements):
-            yield f"sections[{i}].statements[{j}]", statement.text, statement.citations, assessment
+        for j, st in enumerate(section.statements):
+            yield Claim(
+                f"sections[{i}].statements[{j}]", st.text, st.citations, assessment, st.author == "model"
+            )
     for k, flag in enumerate(note.flags):
         if flag.source == "model":
-            yield f"flags[{k}]", f"{flag.title}. {flag.rationale}", flag.citations, False
+            yield Claim(f"flags[{k}]", f"{flag.title}. {flag.rationale}", flag.citations, False, True, flag)
 
 
 class Verifier:
-    """Checks drafts against one record; caches what each cited resource can prove."""
+    """Checks drafts against one record.
 
-    def __init__(self, record: PatientRecord, prompt_refs: set[str] | None = None):
+    `prompt_refs`: what the model was shown (None when unknown). `backing`: references that back a flag
+    (abnormal results and vital signs, rule findings); None skips the flag check.
+    """
+
+    def __init__(
+        self,
+        record: EvidenceSource,
+        prompt_refs: set[str] | None = None,
+        *,
+        backing: set[str] | None = None,
+        titles: Iterable[str] = ALL_TITLES,
+    ):
         self.record = record
         self.prompt_refs = prompt_refs
-        self._evidence: dict[str, Evidence] = {}
+        self.backing = backing
+        self.titles = tuple(titles)
 
-    def evidence(self, ref: str) -> Evidence:
-        """What a cited resource can prove (computed once)."""
-        if ref not in self._evidence:
-            self._evidence[ref] = evidence_of(self.record.resources[ref])
-        return self._evidence[ref]
-
-    def check(self, location: str, text: str, citations: list[str], assessment: bool) -> list[Violation]:
-        """Every violation of one statement."""
+    def check(self, claim: Claim) -> list[Violation]:
+        """Every violation of one statement or model flag."""
         found: list[Violation] = []
 
         def add(rule: Rule, detail: str) -> None:
-            found.append(Violation(location=location, rule=rule, detail=detail))
+            found.append(Violation(location=claim.location, rule=rule, detail=detail))
 
-        resolved = []
-        for ref in citations:
-            if ref not in self.record.resources:
+        text = claim.text
+        resolved: list[Evidence] = []
+        for ref in claim.citations:
+            evidence = self.record.evidence(ref)
+            if evidence is None:
                 add("citation_unresolved", f"{ref} is not in the record")
-            elif self.prompt_refs is not None and ref not in self.prompt_refs:
+            elif evidence.retracted:
+                add("citation_retracted", f"{ref} was retracted ({evidence.retracted})")
+            elif claim.model and self.prompt_refs is not None and ref not in self.prompt_refs:
                 add("citation_not_in_prompt", f"{ref} was not in the timeline the model saw")
             else:
-                resolved.append(self.evidence(ref))
-        if not citations and not any(p.search(text.strip()) for p in NON_CLINICAL):
+                resolved.append(evidence)
+        statement = claim.flag.rationale if claim.flag else text
+        if is_hollow(statement, self.titles):
+            add("hollow_statement", "says nothing: a title or only generic words")
+        phrase = filler(text)
+        if phrase:
+            add("filler", f"filler ({phrase!r}) states nothing about the patient")
+        if not claim.citations and not any(p.search(text.strip()) for p in ABOUT_THE_RECORD):
             add("uncited_claim", "clinical statement without a citation")
-        if citations:
+        for evidence in resolved:
+            if not mentions(text, evidence):
+                add(
+                    "ungrounded",
+                    f"does not mention what {evidence.ref} records; name it or cite what you state",
+                )
+        if claim.citations:
             for quantity in quantities_in(text):
                 if not any(e.has_quantity(quantity) for e in resolved):
                     add("number_unsupported", f"{quantity.value:g} {quantity.unit} is in no cited resource")
@@ -130,23 +179,33 @@ class Verifier:
                 if not any(e.covers(day, month_only) for e in resolved):
                     shown = day.strftime("%Y-%m") if month_only else day.isoformat()
                     add("date_unsupported", f"{shown} is outside every cited resource's dates")
-        if assessment and DEFINITIVE.search(text) and not HEDGED.search(text):
+        if claim.assessment and DEFINITIVE.search(text) and not HEDGED.search(text):
             add("definitive_diagnosis", "assessment states a definitive diagnosis; use hedged language")
+        flag = claim.flag
+        backing = self.backing
+        if (
+            flag is not None
+            and backing is not None
+            and flag.severity != "info"
+            and not set(flag.citations) & backing
+        ):
+            add("flag_unbacked", f"{flag.severity} flag {UNBACKED}")
         return found
 
     def verify(self, note: NoteDraft) -> VerificationReport:
         """Check every statement and model flag of a draft."""
         violations: list[Violation] = []
         count = 0
-        for location, text, citations, assessment in _claims(note):
+        for claim in claims(note):
             count += 1
-            violations.extend(self.check(location, text, citations, assessment))
+            violations.extend(self.check(claim))
         return VerificationReport(passed=not violations, statements=count, violations=violations)
 
 
 def without_failing(note: NoteDraft, report: VerificationReport) -> tuple[NoteDraft, int]:
-    """The draft with every failing statement and model flag removed, and how many were removed."""
+    """The draft without failing statements and model flags (unbacked flags downgraded); how many went."""
     failing = report.failing()
+    unbacked = {v.location for v in report.violations if v.rule == "flag_unbacked"}
     kept = note.model_copy(deep=True)
     dropped = 0
     for i, section in enumerate(kept.sections):
@@ -156,7 +215,25 @@ def without_failing(note: NoteDraft, report: VerificationReport) -> tuple[NoteDr
         ]
         dropped += before - len(section.statements)
     kept.sections = [s for s in kept.sections if s.statements]
-    flags = [f for k, f in enumerate(kept.flags) if f"flags[{k}]" not in failing]
-    dropped += len(kept.flags) - len(flags)
+    flags = []
+    for k, flag in enumerate(kept.flags):
+        location = f"flags[{k}]"
+        if location in failing:
+            dropped += 1
+            continue
+        if location in unbacked:
+            flag = flag.model_copy(update={"severity": "info", "rationale": f"{flag.rationale} ({UNBACKED})"})
+        flags.append(flag)
     kept.flags = flags
     return kept, dropped
+
+
+def flag_backing(timeline: ClinicalTimeline, rules: Iterable[Flag]) -> set[str]:
+    """What can back a warning or critical flag: abnormal results and vital signs, rule findings."""
+    found = {
+        m.ref
+        for series in (*timeline.labs, *timeline.vitals)
+        for m in series_measurements(series)
+        if m.abnormal
+    }
+    return found | {ref for flag in rules if flag.severity != "info" for ref in flag.citations}

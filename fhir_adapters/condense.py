@@ -15,6 +15,7 @@ from fhir.resources.R4B.codeableconcept import CodeableConcept
 from fhir.resources.R4B.condition import Condition
 from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 from fhir.resources.R4B.documentreference import DocumentReference
+from fhir.resources.R4B.dosage import Dosage
 from fhir.resources.R4B.encounter import Encounter
 from fhir.resources.R4B.immunization import Immunization
 from fhir.resources.R4B.medication import Medication as FhirMedication
@@ -24,7 +25,7 @@ from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.procedure import Procedure
 from fhir.resources.R4B.resource import Resource
 
-from clinical_notes.reference_ranges import default_range
+from clinical_notes.reference_ranges import VITAL_SIGNS, default_range
 from clinical_notes.timeline import (
     Allergy,
     ClinicalTimeline,
@@ -48,6 +49,9 @@ ABNORMAL_CODES = frozenset({"H", "HH", "HU", "L", "LL", "LU", "A", "AA", "<", ">
 NORMAL_CODES = frozenset({"N", "NEG", "ND", "S"})
 LOINC = "http://loinc.org"
 BP_PANEL = "85354-9"
+ADULT_AGE = 18
+# Identifying answers some sources file as laboratory results (56799-0 Address): never a note's business.
+NOT_FOR_NOTES = frozenset({"56799-0"})
 NOTE_TYPES = frozenset({"text/plain", "text/markdown", "text/html"})
 _TAGS = re.compile(r"<[^>]+>")
 R = TypeVar("R", bound=Resource)
@@ -60,8 +64,13 @@ def condense(record: PatientRecord, today: date | None = None) -> ClinicalTimeli
     for resource in record.resources.values():
         by_type[resource.get_resource_type()].append(resource)
     medications = {f"Medication/{m.id}": m for m in by_type["Medication"] if isinstance(m, FhirMedication)}
+    patient = _patient(record, today or date.today())
+    adult = patient.age_years is None or patient.age_years >= ADULT_AGE
+    observations = [
+        o for o in _live(by_type["Observation"], Observation) if _code(o.code, LOINC) not in NOT_FOR_NOTES
+    ]
     timeline = ClinicalTimeline(
-        patient=_patient(record, today or date.today()),
+        patient=patient,
         problems=_merge_problems(
             _newest([_problem(c) for c in _live(by_type["Condition"], Condition)], lambda p: p.onset)
         ),
@@ -73,8 +82,8 @@ def condense(record: PatientRecord, today: date | None = None) -> ClinicalTimeli
             )
         ),
         allergies=[_allergy(a) for a in _live(by_type["AllergyIntolerance"], AllergyIntolerance)],
-        vitals=_series(_live(by_type["Observation"], Observation), "vital-signs"),
-        labs=_series(_live(by_type["Observation"], Observation), "laboratory"),
+        vitals=_series([o for o in observations if _is_vital(o)], adult),
+        labs=_series([o for o in observations if "laboratory" in _category(o) and not _is_vital(o)], adult),
         encounters=_newest(
             [_encounter(e) for e in _live(by_type["Encounter"], Encounter)], lambda e: e.start
         ),
@@ -182,10 +191,13 @@ def _merge_problems(problems: list[Problem]) -> list[Problem]:
     merged: dict[tuple[str, bool], Problem] = {}
     for problem in problems:
         key = (problem.code or problem.name, problem.active)
-        kept = merged.setdefault(key, problem.model_copy(update={"refs": [], "first_onset": problem.onset}))
+        kept = merged.setdefault(
+            key,
+            problem.model_copy(update={"refs": [], "first_onset": problem.onset, "first_ref": problem.ref}),
+        )
         kept.refs.append(problem.ref)
         if problem.onset and (kept.first_onset is None or problem.onset < kept.first_onset):
-            kept.first_onset = problem.onset
+            kept.first_onset, kept.first_ref = problem.onset, problem.ref
     return list(merged.values())
 
 
@@ -227,7 +239,7 @@ def _med(
             or (resource.effectivePeriod.start if resource.effectivePeriod else None)
         )
         dosages = resource.dosage or []
-    dosage = "; ".join(str(d.text) for d in dosages if d.text) or None
+    dosage = "; ".join(_dosage(d) for d in dosages) or None
     return Medication(
         ref=ref,
         refs=refs,
@@ -237,6 +249,36 @@ def _med(
         date=when,
         dosage=dosage,
     )
+
+
+_TIMES = {1: "once", 2: "twice", 3: "three times", 4: "four times"}
+_PER = {"h": "hourly", "d": "daily", "wk": "weekly", "mo": "monthly", "a": "yearly"}
+_EVERY = {"min": "minutes", "h": "hours", "d": "days", "wk": "weeks", "mo": "months"}
+
+
+def _dosage(dosage: Dosage) -> str:
+    """A dosage as recorded: its text, else dose, frequency, route and as-needed from its structure."""
+    if dosage.text:
+        return str(dosage.text)
+    parts = []
+    dose = next((d.doseQuantity for d in dosage.doseAndRate or [] if d.doseQuantity), None)
+    if dose is not None and dose.value is not None:
+        unit = dose.unit or dose.code
+        # Without a unit the number stays after its word, where the verifier does not read it as a quantity.
+        parts.append(f"{_num(dose.value):g} {unit}" if unit else f"dose {_num(dose.value):g}")
+    repeat = dosage.timing.repeat if dosage.timing else None
+    if repeat is not None and repeat.frequency and repeat.period and repeat.periodUnit:
+        period = _num(repeat.period) or 1
+        times = _TIMES.get(repeat.frequency, f"{repeat.frequency} times")
+        if period == 1 and repeat.periodUnit in _PER:
+            parts.append(f"{times} {_PER[repeat.periodUnit]}")
+        elif repeat.periodUnit in _EVERY:
+            parts.append(f"{times} every {period:g} {_EVERY[repeat.periodUnit]}")
+    if dosage.route is not None:
+        parts.append(text_of(dosage.route).lower())
+    if dosage.asNeededBoolean or dosage.asNeededCodeableConcept is not None:
+        parts.append("as needed")
+    return ", ".join(parts)
 
 
 def _allergy(allergy: AllergyIntolerance) -> Allergy:
@@ -256,13 +298,18 @@ def _category(observation: Observation) -> set[str]:
     return {str(c.code) for cat in observation.category or [] for c in cat.coding or [] if c.code}
 
 
-def _series(observations: list[Observation], category: str) -> list[Series]:
+def _is_vital(observation: Observation) -> bool:
+    """Vital signs by category or by code (some sources file blood pressure under laboratory)."""
+    return "vital-signs" in _category(observation) or _code(observation.code, LOINC) in VITAL_SIGNS
+
+
+def _series(observations: list[Observation], adult: bool) -> list[Series]:
     grouped: dict[str, list[tuple[str, Measurement]]] = defaultdict(list)
     names: dict[str, str] = {}
     for obs in observations:
-        if category not in _category(obs) or obs.status in ("cancelled", "preliminary"):
+        if obs.status in ("cancelled", "preliminary"):
             continue
-        for key, name, measurement in _measurements(obs):
+        for key, name, measurement in _measurements(obs, adult):
             grouped[key].append((measurement.date or "", measurement))
             names.setdefault(key, name)
     result = []
@@ -274,7 +321,7 @@ def _series(observations: list[Observation], category: str) -> list[Series]:
     return sorted(result, key=lambda s: (not s.latest.abnormal, s.name))
 
 
-def _measurements(obs: Observation) -> list[tuple[str, str, Measurement]]:
+def _measurements(obs: Observation, adult: bool) -> list[tuple[str, str, Measurement]]:
     ref = f"Observation/{obs.id}"
     when = iso(
         obs.effectiveDateTime or (obs.effectivePeriod.start if obs.effectivePeriod else None) or obs.issued
@@ -298,7 +345,7 @@ def _measurements(obs: Observation) -> list[tuple[str, str, Measurement]]:
             m.high = _num(ranges[0].high.value) if ranges[0].high else None
             m.range_source = "record"
         elif number is not None:
-            fallback = default_range(key, unit)
+            fallback = default_range(key, unit, adult=adult)
             if fallback:
                 m.low, m.high = fallback
                 m.range_source = "default"

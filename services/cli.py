@@ -119,8 +119,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
     """Check a draft against a record; print the report; exit 1 on any violation."""
     from pydantic import ValidationError
 
-    from clinical_notes.kinds import NoteDraft
-    from clinical_notes.verifier import Verifier
+    from clinical_notes.draft import NoteDraft
+    from clinical_notes.triage import rule_flags
+    from clinical_notes.verifier import Verifier, flag_backing
+    from fhir_adapters.condense import condense
+    from fhir_adapters.evidence import RecordEvidence
     from fhir_adapters.record import record_from_bundle
 
     record = record_from_bundle(Path(args.record), args.patient)
@@ -132,7 +135,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
         raise InputError(
             f"{args.draft} is not a draft of the minimum shape ({exc.error_count()} errors)"
         ) from exc
-    report = Verifier(record).verify(draft)
+    timeline = condense(record)
+    backing = flag_backing(timeline, rule_flags(timeline)[0])
+    report = Verifier(RecordEvidence(record), backing=backing).verify(draft)
     _print_json(report.model_dump())
     return 0 if report.passed else 1
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from dataclasses import dataclass
-from typing import Any
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import httpx
 
@@ -14,20 +16,44 @@ from services.core.errors import LlmPermanentError, LlmTransientError
 from services.core.tls import tls_context
 
 TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class Completion:
-    """A parsed JSON answer and what it cost."""
+    """A parsed JSON answer, what it cost, and how long the first token took."""
 
     content: dict[str, Any]
     prompt_tokens: int
     completion_tokens: int
     finish_reason: str | None
+    ttft_s: float | None = None
 
 
 class LlmOutputError(LlmPermanentError):
     """The answer was not JSON, or was cut off."""
+
+
+@dataclass
+class _Streamed:
+    """What a streamed answer has delivered so far."""
+
+    parts: list[str] = field(default_factory=list)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finish_reason: str | None = None
+    ttft_s: float | None = None
+
+    def add(self, event: dict[str, Any]) -> None:
+        """Fold one streamed chunk in."""
+        for choice in event.get("choices") or []:
+            delta = (choice.get("delta") or {}).get("content")
+            if delta:
+                self.parts.append(str(delta))
+            self.finish_reason = choice.get("finish_reason") or self.finish_reason
+        usage = event.get("usage") or {}
+        self.prompt_tokens = int(usage.get("prompt_tokens", self.prompt_tokens))
+        self.completion_tokens = int(usage.get("completion_tokens", self.completion_tokens))
 
 
 class LlmClient:
@@ -64,26 +90,48 @@ class LlmClient:
         """Close the connection pool."""
         await self._http.aclose()
 
-    async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def _retrying(self, attempt_once: Callable[[], Awaitable[T]]) -> T:
+        """Run one request, retrying transport errors and transient statuses with jittered backoff."""
         for attempt in range(self.max_retries + 1):
             try:
-                response = await self._http.post(path, json=body)
-            except httpx.TransportError as exc:
-                error: Exception = LlmTransientError(f"LLM server unreachable ({type(exc).__name__})")
-                error.__cause__ = exc
-            else:
-                if response.status_code < 400:
-                    data = response.json()
-                    if not isinstance(data, dict):
-                        raise LlmPermanentError("LLM server answered a non-object")
-                    return data
-                if response.status_code not in TRANSIENT_STATUSES:
-                    raise LlmPermanentError(f"LLM server rejected the request: {response.status_code}")
-                error = LlmTransientError(f"LLM server error: {response.status_code}")
-            if attempt >= self.max_retries:
-                raise error
+                return await attempt_once()
+            except LlmTransientError:
+                if attempt >= self.max_retries:
+                    raise
             await asyncio.sleep(self.backoff_base_s * 2**attempt * (0.5 + random.random()))  # noqa: S311
         raise AssertionError("unreachable")
+
+    @staticmethod
+    def _refused(status: int) -> Exception:
+        if status in TRANSIENT_STATUSES:
+            return LlmTransientError(f"LLM server error: {status}")
+        return LlmPermanentError(f"LLM server rejected the request: {status}")
+
+    async def _stream(self, body: dict[str, Any], first_token: asyncio.Event | None) -> _Streamed:
+        """One streamed completion: the text, its usage and finish reason, the time to its first token."""
+        started = time.perf_counter()
+        out = _Streamed()
+        try:
+            async with self._http.stream("POST", "chat/completions", json=body) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    raise self._refused(response.status_code)
+                async for line in response.aiter_lines():
+                    if not line.startswith("data:"):
+                        continue
+                    data = line[5:].strip()
+                    if data == "[DONE]":
+                        break
+                    out.add(json.loads(data))
+                    if out.ttft_s is None and out.parts:
+                        out.ttft_s = time.perf_counter() - started
+                        if first_token is not None:
+                            first_token.set()
+        except httpx.TransportError as exc:
+            raise LlmTransientError(f"LLM server unreachable ({type(exc).__name__})") from exc
+        except json.JSONDecodeError as exc:
+            raise LlmPermanentError("LLM server streamed a malformed event") from exc
+        return out
 
     async def complete_json(
         self,
@@ -93,28 +141,29 @@ class LlmClient:
         name: str,
         max_tokens: int,
         temperature: float = 0.0,
+        first_token: asyncio.Event | None = None,
     ) -> Completion:
-        """One chat completion constrained to `schema`; returns the parsed JSON object."""
+        """One streamed chat completion constrained to `schema`; `first_token` is set when it starts."""
         body = {
             "model": self.model,
             "messages": messages,
             "max_tokens": max_tokens,
             "temperature": temperature,
+            "stream": True,
+            "stream_options": {"include_usage": True},
             "response_format": {
                 "type": "json_schema",
                 "json_schema": {"name": name, "schema": schema, "strict": True},
             },
         }
-        data = await self._post("chat/completions", body)
         try:
-            choice = data["choices"][0]
-            text = choice["message"]["content"] or ""
-        except (KeyError, IndexError, TypeError) as exc:
-            raise LlmPermanentError("LLM answer has no message content") from exc
-        usage = data.get("usage") or {}
-        finish = choice.get("finish_reason")
-        if finish == "length":
+            streamed = await self._retrying(lambda: self._stream(body, first_token))
+        finally:
+            if first_token is not None:
+                first_token.set()  # whatever happened, whoever waits on the prefix need not wait longer
+        if streamed.finish_reason == "length":
             raise LlmOutputError(f"answer cut off at max_tokens={max_tokens}")
+        text = "".join(streamed.parts)
         try:
             content = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -122,7 +171,11 @@ class LlmClient:
         if not isinstance(content, dict):
             raise LlmOutputError("answer is JSON but not an object")
         return Completion(
-            content, int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)), finish
+            content,
+            streamed.prompt_tokens,
+            streamed.completion_tokens,
+            streamed.finish_reason,
+            streamed.ttft_s,
         )
 
     async def models(self) -> list[str]:

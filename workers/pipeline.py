@@ -1,7 +1,15 @@
-"""The one data path: fetch → condense → generate → verify → write back."""
+"""The one data path: fetch → condense → compose → generate → verify → write back.
+
+The record's facts are composed by code for every kind; the model writes only the synthesis. The kinds
+of one job share their prompt's prefix (system text + timeline): the first kind's request goes alone and
+the others follow as soon as its first token arrives, so the server prefills the timeline once and batches
+the rest from its prefix cache. A weak or failing model never empties a draft: when its answer is
+unusable the record's facts and the rule flags go out, marked "model synthesis unavailable" with the reason.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Iterator
@@ -13,15 +21,19 @@ from pydantic import ValidationError
 
 from clinical_notes import prompts
 from clinical_notes.budget import fit_budget
-from clinical_notes.kinds import NoteDraft, NoteKind, get_kind, note_schema
+from clinical_notes.compose import compose, sections
+from clinical_notes.draft import Flag, NoteDraft, Statement
+from clinical_notes.kinds import NoteKind, get_kind
 from clinical_notes.render import render_markdown
+from clinical_notes.schema import answer_to_draft, model_schema
 from clinical_notes.timeline import ClinicalTimeline
 from clinical_notes.timeline_text import render_timeline
 from clinical_notes.tokens import TokenCounter, token_counter
 from clinical_notes.triage import merge_flags, rule_flags
-from clinical_notes.verifier import VerificationReport, Verifier, without_failing
+from clinical_notes.verifier import VerificationReport, Verifier, flag_backing, without_failing
 from fhir_adapters.client import FhirClient
 from fhir_adapters.condense import condense
+from fhir_adapters.evidence import RecordEvidence
 from fhir_adapters.record import RECORD_TYPES, PatientRecord, fetch_record
 from fhir_adapters.resources import preload_models
 from fhir_adapters.writeback import DraftDocument, ModelDevice, draft_identifier, find_draft, write_draft
@@ -46,6 +58,7 @@ class KindResult:
     verification: dict[str, Any] = field(default_factory=dict)
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    ttft_s: float | None = None
 
 
 @dataclass
@@ -66,6 +79,38 @@ class RunResult:
             self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - started
 
 
+@dataclass
+class Synthesis:
+    """What the model wrote for one kind, after verification, or why there is nothing."""
+
+    note: NoteDraft | None = None
+    report: VerificationReport | None = None
+    first: VerificationReport | None = None
+    dropped: int = 0
+    unavailable: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    ttft_s: float | None = None
+
+
+@dataclass
+class Job:
+    """Everything the kinds of one run share: the record, its timelines, evidence and rule flags."""
+
+    record: PatientRecord
+    full: ClinicalTimeline
+    fitted: ClinicalTimeline | None
+    unfitted_reason: str | None
+    evidence: RecordEvidence
+    rules: list[Flag]
+    news2: int | None
+
+    def verifier(self) -> Verifier:
+        """A verifier knowing what the model saw and what can back a flag."""
+        shown = set(self.fitted.refs()) if self.fitted is not None else set()
+        return Verifier(self.evidence, prompt_refs=shown, backing=flag_backing(self.full, self.rules))
+
+
 def warm_up(settings: Settings) -> None:
     """Load the served model's tokenizer and the FHIR model classes a record needs (once per process)."""
     token_counter(settings.tokenizer_path)
@@ -81,29 +126,43 @@ class Pipeline:
         self.fhir = fhir
         self.counter: TokenCounter = token_counter(settings.tokenizer_path)
 
-    def prompt_budget(self, kind: NoteKind) -> int:
-        """Tokens left for the timeline once the system prompt, wrapper and answer are reserved."""
-        fixed = self.counter.count(prompts.system_prompt(kind) + prompts.user_prompt(""))
+    def prompt_budget(self) -> int:
+        """Tokens left for the timeline once the system text, the longest task and the answer are reserved."""
+        fixed = self.counter.count(prompts.fixed_text())
         s = self.settings
         return s.llm_context_tokens - s.llm_max_output_tokens - fixed - TEMPLATE_MARGIN_TOKENS
 
-    def fit(self, timeline: ClinicalTimeline, kind: NoteKind) -> ClinicalTimeline:
-        """The timeline fitted to this kind's prompt budget; InputError when must-keep facts overflow it."""
-        budget = self.prompt_budget(kind)
+    def fit(self, timeline: ClinicalTimeline) -> ClinicalTimeline:
+        """The timeline fitted to the prompt budget; InputError when must-keep facts overflow it."""
+        budget = self.prompt_budget()
         fitted = fit_budget(timeline, budget, self.counter)
         if fitted.tokens is not None and fitted.tokens > budget:
             raise InputError(
-                f"{timeline.patient.ref}: the facts that are never dropped need {fitted.tokens} tokens, "
-                f"over the prompt budget of {budget}; raise EHRSUM_LLM_CONTEXT_TOKENS"
+                f"the facts that are never dropped need {fitted.tokens} tokens, over the prompt budget of "
+                f"{budget}; raise EHRSUM_LLM_CONTEXT_TOKENS"
             )
         return fitted
 
+    def prepare(self, record: PatientRecord) -> Job:
+        """Condense once, fit once (every kind shares the fitted timeline), run the triage rules."""
+        full = condense(record)
+        try:
+            fitted, reason = self.fit(full), None
+        except InputError as exc:
+            fitted, reason = None, str(exc)
+        rules, score = rule_flags(full)
+        return Job(record, full, fitted, reason, RecordEvidence(record), rules, score.score)
+
     async def generate(
-        self, kind: NoteKind, timeline: ClinicalTimeline, feedback: str | None = None
-    ) -> tuple[NoteDraft, int, int]:
-        """Ask the model for a note; one retry when the answer does not fit the schema."""
+        self,
+        kind: NoteKind,
+        timeline: ClinicalTimeline,
+        feedback: str | None = None,
+        first_token: asyncio.Event | None = None,
+    ) -> tuple[NoteDraft, int, int, float | None]:
+        """The model's answer as a draft of its sections; one retry when it does not fit the schema."""
         keys = timeline.citation_keys()
-        schema = note_schema(
+        schema = model_schema(
             kind,
             list(keys),
             max_statements=self.settings.note_max_statements,
@@ -116,82 +175,135 @@ class Pipeline:
                 completion = await self.llm.complete_json(
                     prompts.messages(kind, text, problem or feedback),
                     schema,
-                    name=f"{kind.name}_note",
+                    name=f"{kind.name}_synthesis",
                     max_tokens=self.settings.llm_max_output_tokens,
                     temperature=self.settings.llm_temperature,
+                    first_token=first_token,
                 )
-                note = NoteDraft.model_validate(completion.content)
-                if note.kind != kind.name:
-                    raise LlmOutputError(f"answer is a {note.kind!r} note")
-                return note.with_citations(keys), completion.prompt_tokens, completion.completion_tokens
+                note = answer_to_draft(kind, completion.content).with_citations(keys)
+                return note, completion.prompt_tokens, completion.completion_tokens, completion.ttft_s
             except (LlmOutputError, ValidationError) as exc:
                 problem = str(exc).splitlines()[0][:200]
                 log.warning("unusable model answer (attempt %d): %s", attempt + 1, type(exc).__name__)
-        raise LlmPermanentError(f"model output did not fit the {kind.name} schema after a retry: {problem}")
+        raise LlmOutputError(f"the answer did not fit the {kind.name} schema after a retry: {problem}")
 
-    async def draft(
-        self, kind: NoteKind, record: PatientRecord, full: ClinicalTimeline, result: RunResult
-    ) -> KindResult:
-        """Generate, verify (regenerating once with the violations), keep only what passed, merge rules."""
-        outcome = KindResult(kind=kind.name)
-        with result.timed("condense"):
-            timeline = self.fit(full, kind)
-        verifier = Verifier(record, prompt_refs=set(timeline.refs()))
-        with result.timed("generate"):
-            note, outcome.prompt_tokens, outcome.completion_tokens = await self.generate(kind, timeline)
-        with result.timed("verify"):
-            report = first = verifier.verify(note)
-        if not report.passed:
-            with result.timed("generate"):
-                note, prompt_tokens, completion_tokens = await self.generate(
-                    kind, timeline, report.feedback()
+    async def synthesize(self, kind: NoteKind, job: Job, first_token: asyncio.Event | None) -> Synthesis:
+        """Generate, verify (regenerating once with the violations), keep what passed; never raise for
+        an unusable answer (a transient LLM error still propagates, so the job is retried)."""
+        out = Synthesis()
+        if job.fitted is None:
+            out.unavailable = job.unfitted_reason
+            return out
+        verifier = job.verifier()
+        try:
+            note, out.prompt_tokens, out.completion_tokens, out.ttft_s = await self.generate(
+                kind, job.fitted, first_token=first_token
+            )
+            out.first = out.report = verifier.verify(note)
+            if not out.report.passed:
+                note, prompt_tokens, completion_tokens, _ = await self.generate(
+                    kind, job.fitted, out.report.feedback()
                 )
-            outcome.prompt_tokens += prompt_tokens
-            outcome.completion_tokens += completion_tokens
-            with result.timed("verify"):
-                report = verifier.verify(note)
-        kept, dropped = without_failing(note, report)
-        if kind.flags:
-            rules, score = rule_flags(full)
-            kept.flags = merge_flags(rules, kept.flags)
-            outcome.verification["news2"] = score.score
-        if not kept.sections and not kept.flags:
-            raise LlmPermanentError(f"no statement of the {kind.name} draft passed verification")
-        outcome.report = report
-        outcome.verification |= {
-            "status": "verified" if report.passed else "partially_verified",
-            "statements_checked": report.statements,
-            "dropped": dropped,
-            "violations_first_answer": first.counts(),
-            "violations_final_answer": report.counts(),
-            "regenerated": not first.passed,
+                out.prompt_tokens += prompt_tokens
+                out.completion_tokens += completion_tokens
+                out.report = verifier.verify(note)
+        except LlmPermanentError as exc:
+            out.unavailable = str(exc)
+            return out
+        out.note, out.dropped = without_failing(note, out.report)
+        if not out.note.sections and not out.note.flags:
+            out.unavailable = f"nothing the model wrote passed verification ({_counts(out.report)})"
+        return out
+
+    async def draft(self, kind: NoteKind, job: Job, first_token: asyncio.Event | None = None) -> KindResult:
+        """One kind's draft: the record's facts, the model's verified synthesis, the rule flags."""
+        try:
+            synthesis = await self.synthesize(kind, job, first_token)
+        finally:
+            if first_token is not None:
+                first_token.set()
+        model: dict[str, list[Statement]] = {}
+        for section in synthesis.note.sections if synthesis.note else []:
+            model[section.title] = section.statements
+        flags = synthesis.note.flags if synthesis.note else []
+        draft = NoteDraft(
+            kind=kind.name,
+            sections=sections(kind, compose(kind, job.full), model),
+            flags=merge_flags(job.rules, flags) if kind.flags else [],
+            synthesis_unavailable=synthesis.unavailable,
+        )
+        final = job.verifier().verify(draft)
+        kept, record_dropped = without_failing(draft, final)
+        if record_dropped:
+            # A composed statement that fails the verifier is our bug; it is left out rather than written.
+            log.error(
+                "composed statements failed verification: %s", final.counts(), extra={"kind": kind.name}
+            )
+        outcome = KindResult(
+            kind=kind.name,
+            note=kept,
+            report=synthesis.report,
+            prompt_tokens=synthesis.prompt_tokens,
+            completion_tokens=synthesis.completion_tokens,
+            ttft_s=synthesis.ttft_s,
+        )
+        authors = [s.author for section in kept.sections for s in section.statements]
+        outcome.verification = {
+            "status": "verified"
+            if synthesis.report is None or synthesis.report.passed
+            else "partially_verified",
+            "statements_checked": final.statements,
+            "record_statements": authors.count("record"),
+            "model_statements": authors.count("model"),
+            "dropped": synthesis.dropped,
+            "record_statements_dropped": record_dropped,
+            "synthesis": "unavailable" if synthesis.unavailable else "model",
+            "violations_first_answer": synthesis.first.counts() if synthesis.first else {},
+            "violations_final_answer": synthesis.report.counts() if synthesis.report else {},
+            "regenerated": bool(synthesis.first and not synthesis.first.passed),
         }
-        outcome.note = kept
-        outcome.markdown = render_markdown(kept, kind, full.sources(), outcome.verification)
+        if synthesis.unavailable:
+            outcome.verification["synthesis_unavailable"] = synthesis.unavailable
+        if kind.flags:
+            outcome.verification["news2"] = job.news2
+        outcome.markdown = render_markdown(kept, kind, job.full.source_labels(), outcome.verification)
         return outcome
 
+    async def draft_all(self, kinds: list[NoteKind], job: Job) -> list[KindResult]:
+        """Every kind's draft: the first alone until its first token, then the rest together."""
+        if not kinds:
+            return []
+        started = asyncio.Event()
+        first = asyncio.create_task(self.draft(kinds[0], job, started))
+        await started.wait()
+        rest = await asyncio.gather(*(self.draft(kind, job) for kind in kinds[1:]))
+        return [await first, *rest]
+
     async def run(self, record: PatientRecord, kinds: list[str], *, write: bool) -> RunResult:
-        """Generate every kind for a fetched record, writing drafts back when asked."""
+        """Draft every kind for a fetched record, writing drafts back when asked."""
         result = RunResult(record.patient_id)
         digest = record.digest()
         with result.timed("condense"):
-            full = condense(record)
+            job = self.prepare(record)
+        identifiers = {name: draft_identifier(record.patient_id, name, digest) for name in kinds}
+        existing: dict[str, str] = {}
+        if write and self.fhir is not None:
+            for name, identifier in identifiers.items():
+                found = await find_draft(self.fhir, identifier)
+                if found:
+                    existing[name] = found  # written by an earlier try
+        todo = [get_kind(name) for name in kinds if name not in existing]
+        with result.timed("generate"):
+            drafted = {r.kind: r for r in await self.draft_all(todo, job)}
         for name in kinds:
-            kind = get_kind(name)
-            identifier = draft_identifier(record.patient_id, name, digest)
-            if write and self.fhir is not None:
-                existing = await find_draft(self.fhir, identifier)
-                if existing:
-                    result.results.append(
-                        KindResult(kind=name, draft_ref=existing)
-                    )  # written by an earlier try
-                    continue
-            outcome = await self.draft(kind, record, full, result)
+            if name in existing:
+                result.results.append(KindResult(kind=name, draft_ref=existing[name]))
+                continue
+            outcome = drafted[name]
             if write and self.fhir is not None and outcome.note is not None:
                 with result.timed("write"):
-                    written = await write_draft(
-                        self.fhir, self.document(record, kind, identifier, full, outcome)
-                    )
+                    document = self.document(record, get_kind(name), identifiers[name], job.full, outcome)
+                    written = await write_draft(self.fhir, document)
                 outcome.draft_ref, outcome.created = written.draft_ref, written.created
             result.results.append(outcome)
         return result
@@ -237,3 +349,8 @@ class Pipeline:
         result = await self.run(record, kinds, write=write)
         result.timings["fetch"] = fetch_s
         return result
+
+
+def _counts(report: VerificationReport | None) -> str:
+    counts = report.counts() if report else {}
+    return ", ".join(f"{rule} {n}" for rule, n in sorted(counts.items())) or "no statements"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import subprocess
 import time
@@ -10,7 +11,13 @@ from typing import Any
 import httpx
 import pytest
 
+from clinical_notes.coverage import missing, must_mention
+from clinical_notes.draft import NoteDraft
+from fhir_adapters.client import FhirClient
+from fhir_adapters.condense import condense
+from fhir_adapters.evidence import RecordEvidence
 from fhir_adapters.labels import AIAST_SYSTEM
+from fhir_adapters.record import PatientRecord, fetch_record
 from tests.conftest import BIN, REPO, _env
 
 pytestmark = pytest.mark.e2e
@@ -34,6 +41,11 @@ def drafts_of(fhir: str, patient: str) -> list[dict[str, Any]]:
     ]
 
 
+async def fetched(fhir: str, patient: str) -> PatientRecord:
+    async with FhirClient(fhir) as client:
+        return await fetch_record(client, patient)
+
+
 def test_summary_request_ends_with_one_verified_draft(
     api: str,
     auth: dict[str, str],
@@ -55,6 +67,12 @@ def test_summary_request_ends_with_one_verified_draft(
     assert any(s["code"] == "AIAST" for s in doc["meta"]["security"])
     markdown = base64.b64decode(doc["content"][0]["attachment"]["data"]).decode()
     assert "AI-generated draft" in markdown and "## Sources" in markdown
+    # Complete whatever the model wrote: every active problem, active medication and allergy stated and cited.
+    draft = NoteDraft.model_validate_json(base64.b64decode(doc["content"][1]["attachment"]["data"]))
+    record = asyncio.run(fetched(fhir_server, patient))
+    facts = must_mention(condense(record))
+    assert {f.category for f in facts} >= {"active problem", "active medication"}
+    assert missing(draft, facts, RecordEvidence(record)) == []
     provenance = httpx.get(f"{fhir_server}/Provenance", params={"target": draft_ref}, timeout=30).json()
     [prov] = [e["resource"] for e in provenance["entry"]]
     cited = {e["what"]["reference"] for e in prov["entity"]}

@@ -45,12 +45,17 @@ def test_one_job_writes_three_verified_drafts(
     for code, doc in docs.items():
         assert doc["docStatus"] == "preliminary"
         structured = json.loads(base64.b64decode(doc["content"][1]["attachment"]["data"]))
-        assert structured["verification"]["status"] in ("verified", "partially_verified")
+        markdown = base64.b64decode(doc["content"][0]["attachment"]["data"]).decode()
+        verification = structured["verification"]
+        assert verification["status"] in ("verified", "partially_verified")
+        assert verification["record_statements"] > 0 and verification["record_statements_dropped"] == 0
+        authors = {s["author"] for section in structured["sections"] for s in section["statements"]}
+        assert "record" in authors and authors <= {"record", "model"}
+        assert (verification["synthesis"] == "unavailable") == ("Model synthesis unavailable" in markdown)
         assert (
             structured["verification"]["violations_final_answer"] == {}
             or structured["verification"]["dropped"]
         )
-        markdown = base64.b64decode(doc["content"][0]["attachment"]["data"]).decode()
         assert "_Verification:" in markdown
         if code == LOINC["triage"]:
             rule_titles = [f["title"] for f in structured["flags"] if f["source"] == "rule"]

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from clinical_notes.kinds import NoteDraft
+from clinical_notes.draft import NoteDraft
 from clinical_notes.verifier import Verifier, without_failing
+from fhir_adapters.evidence import RecordEvidence
 from fhir_adapters.record import PatientRecord, record_from_bundle_json
 
 RESOURCES: list[dict[str, Any]] = [
@@ -81,7 +82,7 @@ def check(
             "sections": [{"title": title, "statements": [{"text": text, "citations": citations}]}],
         }
     )
-    return [v.rule for v in Verifier(record, prompt_refs).verify(note).violations]
+    return [v.rule for v in Verifier(RecordEvidence(record), prompt_refs).verify(note).violations]
 
 
 @pytest.mark.parametrize(
@@ -128,17 +129,17 @@ def test_citation_must_have_been_in_the_prompt(record: PatientRecord) -> None:
 
 
 def test_assessment_must_be_hedged(record: PatientRecord) -> None:
-    assert check(record, "The patient has pneumonia.", ["Condition/c1"], title="Assessment") == [
-        "definitive_diagnosis"
-    ]
-    assert (
-        check(record, "Findings are consistent with pneumonia.", ["Condition/c1"], title="Assessment") == []
-    )
-    assert check(record, "The patient has pneumonia.", ["Condition/c1"], title="Objective") == []
+    definitive = "The patient has hypertensive heart disease."
+    assert check(record, definitive, ["Condition/c1"], title="Assessment") == ["definitive_diagnosis"]
+    hedged = "Findings are consistent with hypertensive heart disease."
+    assert check(record, hedged, ["Condition/c1"], title="Assessment") == []
+    assert check(record, definitive, ["Condition/c1"], title="Objective") == []
 
 
-def test_non_clinical_phrasing_needs_no_citation(record: PatientRecord) -> None:
-    assert check(record, "No new results are available.", []) == []
+def test_statements_about_the_record_need_no_citation(record: PatientRecord) -> None:
+    assert check(record, "No allergy records found in the record.", []) == []
+    assert check(record, "12 earlier encounters are in the record, not listed.", []) == []
+    assert check(record, "No new results are available.", []) == ["uncited_claim"]
 
 
 def test_failing_statements_are_removed(record: PatientRecord) -> None:
@@ -160,7 +161,7 @@ def test_failing_statements_are_removed(record: PatientRecord) -> None:
             ],
         }
     )
-    report = Verifier(record).verify(note)
+    report = Verifier(RecordEvidence(record)).verify(note)
     kept, dropped = without_failing(note, report)
     assert not report.passed and report.statements == 3 and dropped == 2
     assert [s.text for sec in kept.sections for s in sec.statements] == ["Potassium was 5.9 mmol/L."]
