@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 from celery import Celery
 from celery.signals import worker_process_init
 
 from services.core.settings import get_settings
+
+# Task names: publishers send by name, so nothing that queues work imports the task bodies (no cycles).
+SUMMARIZE = "workers.tasks.summarize"
+SWEEP_JOBS = "workers.tasks.sweep_jobs"
+FLUSH_TRIGGER = "workers.tasks.flush_trigger"
+RESOLVE_EVENT = "workers.tasks.resolve_event"
+TRACK_DRAFT = "workers.tasks.track_draft"
+POLL_CHANGES = "workers.tasks.poll_changes"
+RECOVER_GAP = "workers.tasks.recover_gap"
+FLUSH_OVERDUE = "workers.tasks.flush_overdue"
 
 
 def make_celery() -> Celery:
@@ -32,13 +45,13 @@ def make_celery() -> Celery:
         # sweeper (jobs the broker lost, jobs whose worker died). A sweep that waited out an outage expires.
         beat_schedule={
             "sweep-jobs": {
-                "task": "workers.tasks.sweep_jobs",
+                "task": SWEEP_JOBS,
                 "schedule": settings.sweep_interval_s,
                 "options": {"expires": settings.sweep_interval_s},
             },
-            "poll-changes": {"task": "workers.tasks.poll_changes", "schedule": settings.poll_interval_s},
+            "poll-changes": {"task": POLL_CHANGES, "schedule": settings.poll_interval_s},
             "flush-overdue": {
-                "task": "workers.tasks.flush_overdue",
+                "task": FLUSH_OVERDUE,
                 "schedule": max(5.0, settings.debounce_s),
             },
         },
@@ -61,3 +74,10 @@ def _init_pool_process(**_: object) -> None:
 
 
 celery_app = make_celery()
+
+
+def publish(
+    name: str, *args: Any, countdown: float | None = None, eta: datetime | None = None, **options: Any
+) -> None:
+    """Queue a task by name."""
+    celery_app.send_task(name, args=list(args), countdown=countdown, eta=eta, **options)

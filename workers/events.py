@@ -19,6 +19,7 @@ from services.core.errors import FhirNotFound
 from services.core.settings import Settings, get_settings
 from services.jobs.service import create_job
 from services.subscriptions.service import accept_events, debounce, take_due, track_events
+from workers.celery_app import FLUSH_TRIGGER, RECOVER_GAP, RESOLVE_EVENT, TRACK_DRAFT, publish
 from workers.clients import fhir_client
 from workers.queueing import queue_job
 
@@ -57,17 +58,13 @@ def patient_event(*, session: Session, patient_id: str, settings: Settings) -> P
     due = debounce(session=session, patient_id=patient_id, window_s=settings.debounce_s)
     if due is None:
         return None
-    from workers.tasks import flush_trigger
-
-    return partial(flush_trigger.apply_async, args=[patient_id], eta=due)
+    return partial(publish, FLUSH_TRIGGER, patient_id, eta=due)
 
 
 def dispatch(note: Notification, settings: Settings, audit: AuditRecord | None = None) -> DispatchResult:
     """Record a notification's events (and its audit entry) in one transaction, then queue their work."""
-    from workers.tasks import recover_gap, resolve_event, track_draft
-
     result = DispatchResult()
-    publish: list[Publish] = []
+    outbox: list[Publish] = []
     with session_scope() as session:
         if audit is not None:
             session.add(audit)
@@ -90,7 +87,7 @@ def dispatch(note: Notification, settings: Settings, audit: AuditRecord | None =
                     extra={"status": gap.subscription},
                 )
                 since = fhir_instant(gap.since) if gap.since else None
-                publish.append(partial(recover_gap.delay, gap.subscription, since))
+                outbox.append(partial(publish, RECOVER_GAP, gap.subscription, since))
         keys = [dedup_key(note, event) for event in note.events]
         receipts: list[dict[str, str | None]] = [
             {
@@ -111,33 +108,31 @@ def dispatch(note: Notification, settings: Settings, audit: AuditRecord | None =
                 fresh.discard(key)  # the same event twice in one notification counts once
             kind = (event.focus or "").split("/")[0]
             if kind == "DocumentReference" and event.focus:
-                publish.append(partial(track_draft.delay, event.focus))
+                outbox.append(partial(publish, TRACK_DRAFT, event.focus))
             elif kind in settings.trigger_resource_types and event.patient_id:
                 flush = patient_event(session=session, patient_id=event.patient_id, settings=settings)
-                publish += [flush] if flush else []
+                outbox += [flush] if flush else []
             elif kind in settings.trigger_resource_types and event.focus:
-                publish.append(partial(resolve_event.delay, event.focus))
+                outbox.append(partial(publish, RESOLVE_EVENT, event.focus))
             else:
                 result.ignored += 1
                 continue
             result.accepted += 1
         session.commit()
-    for task in publish:
+    for task in outbox:
         task()
     return result
 
 
 def flush_patient(patient_id: str) -> str | None:
     """Make the job of a closed debounce window (once), or look again when the window is still open."""
-    from workers.tasks import flush_trigger
-
     settings = get_settings()
     with session_scope() as session:
         due = take_due(session=session, patient_id=patient_id)
         if due is None:
             return None
         if isinstance(due, datetime):
-            flush_trigger.apply_async(args=[patient_id], eta=due)
+            publish(FLUSH_TRIGGER, patient_id, eta=due)
             return None
         key = f"debounce:{patient_id}:{due.first_event_at.isoformat()}"
         job, created = create_job(

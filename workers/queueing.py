@@ -23,6 +23,7 @@ from services.core.db import session_scope
 from services.core.settings import Settings, get_settings
 from services.jobs.models import JobStatus, SummaryJob
 from services.jobs.service import lapsed_jobs, requeue_check_at
+from workers.celery_app import SUMMARIZE, publish
 
 log = logging.getLogger(__name__)
 MARKER = "ehrsum:job-queued:"
@@ -38,11 +39,10 @@ def _marker_ttl_s(settings: Settings) -> int:
 
 def enqueue_job(job_id: str, countdown: float = 0.0) -> None:
     """Publish the summarize task of a committed job (to start after `countdown` s) and mark it queued."""
-    from workers.tasks import summarize
-
     settings = get_settings()
-    summarize.apply_async(
-        args=[job_id],
+    publish(
+        SUMMARIZE,
+        job_id,
         countdown=countdown or None,
         retry=True,
         retry_policy={"max_retries": 2, "interval_start": 0.2},

@@ -4,14 +4,24 @@ from __future__ import annotations
 
 from services.core.settings import get_settings
 from workers.approvals import track_document
-from workers.celery_app import celery_app
+from workers.celery_app import (
+    FLUSH_OVERDUE,
+    FLUSH_TRIGGER,
+    POLL_CHANGES,
+    RECOVER_GAP,
+    RESOLVE_EVENT,
+    SUMMARIZE,
+    SWEEP_JOBS,
+    TRACK_DRAFT,
+    celery_app,
+)
 from workers.events import flush_patient, resolve_focus
 from workers.jobrunner import run_job
 from workers.polling import flush_overdue, poll_due, recover
 from workers.queueing import enqueue_job, sweep_jobs
 
 
-@celery_app.task(name="workers.tasks.summarize", acks_late=True)  # type: ignore[untyped-decorator]
+@celery_app.task(name=SUMMARIZE, acks_late=True)  # type: ignore[untyped-decorator]
 def summarize(job_id: str) -> str:
     """Run a SummaryJob; queue it again, after its backoff, when it failed transiently."""
     outcome = run_job(job_id)
@@ -20,7 +30,7 @@ def summarize(job_id: str) -> str:
     return outcome.status.value
 
 
-@celery_app.task(name="workers.tasks.sweep_jobs", acks_late=True)  # type: ignore[untyped-decorator]
+@celery_app.task(name=SWEEP_JOBS, acks_late=True)  # type: ignore[untyped-decorator]
 def sweep() -> dict[str, int]:
     """Beat: queue again the jobs the broker lost and those whose worker stopped renewing its lease."""
     result = sweep_jobs()
@@ -31,37 +41,37 @@ def sweep() -> dict[str, int]:
     }
 
 
-@celery_app.task(name="workers.tasks.flush_trigger", acks_late=True)  # type: ignore[untyped-decorator]
+@celery_app.task(name=FLUSH_TRIGGER, acks_late=True)  # type: ignore[untyped-decorator]
 def flush_trigger(patient_id: str) -> str | None:
     """Turn a patient's closed debounce window into one queued job."""
     return flush_patient(patient_id)
 
 
-@celery_app.task(name="workers.tasks.resolve_event", acks_late=True, max_retries=5)  # type: ignore[untyped-decorator]
+@celery_app.task(name=RESOLVE_EVENT, acks_late=True, max_retries=5)  # type: ignore[untyped-decorator]
 def resolve_event(focus: str) -> str | None:
     """Find the patient of an id-only event and fold it into that patient's debounce window."""
     return resolve_focus(focus)
 
 
-@celery_app.task(name="workers.tasks.track_draft", acks_late=True)  # type: ignore[untyped-decorator]
+@celery_app.task(name=TRACK_DRAFT, acks_late=True)  # type: ignore[untyped-decorator]
 def track_draft(ref: str) -> list[str]:
     """Record what a changed DocumentReference means for our drafts (approved, rejected, replaced)."""
     return track_document(ref)
 
 
-@celery_app.task(name="workers.tasks.poll_changes", acks_late=True)  # type: ignore[untyped-decorator]
+@celery_app.task(name=POLL_CHANGES, acks_late=True)  # type: ignore[untyped-decorator]
 def poll_changes() -> dict[str, int]:
     """Beat: one `_lastUpdated` polling round when polling is due."""
     return poll_due(get_settings()).changes
 
 
-@celery_app.task(name="workers.tasks.recover_gap", acks_late=True)  # type: ignore[untyped-decorator]
+@celery_app.task(name=RECOVER_GAP, acks_late=True)  # type: ignore[untyped-decorator]
 def recover_gap(subscription: str, since: str | None) -> dict[str, int]:
     """Read what a subscription's missed events were about."""
     return recover(get_settings(), subscription, since).changes
 
 
-@celery_app.task(name="workers.tasks.flush_overdue", acks_late=True)  # type: ignore[untyped-decorator]
+@celery_app.task(name=FLUSH_OVERDUE, acks_late=True)  # type: ignore[untyped-decorator]
 def flush_overdue_triggers() -> list[str]:
     """Beat: make the jobs of debounce windows whose flush task was lost."""
     return flush_overdue()
