@@ -109,7 +109,6 @@ async def first_requests(fhir: str, pids: list[str], env: dict[str, str]) -> lis
             fitted = pipeline.fit(condense(await fetch_record(client, pid)))
             schema = model_schema(
                 kind,
-                list(fitted.citation_keys()),
                 max_statements=settings.note_max_statements,
                 max_chars=settings.statement_max_chars,
             )
@@ -585,9 +584,21 @@ async def one_job(llm_url: str, requests: list[tuple[Layout, dict[str, Any]]], h
         return {"ttft": ttfts, "wall": time.perf_counter() - begun}
 
 
+def with_enum(schema: dict[str, Any], keys: list[str]) -> dict[str, Any]:
+    """The schema as it was before: citations an enum of this patient's keys (a new grammar every job)."""
+    from clinical_notes.timeline import KEY_PATTERN
+
+    pattern = json.dumps({"type": "string", "pattern": KEY_PATTERN})
+    enum = json.dumps({"type": "string", "enum": keys})
+    return dict(json.loads(json.dumps(schema).replace(pattern, enum)))
+
+
 def kinds(args: argparse.Namespace) -> None:
-    """TTFT of the second and third kind of a job, and its wall time: the old layout in turn vs the
-    shared prefix (staggered, and all at once), each run with the prefix cache emptied first."""
+    """TTFT of the second and third kind of a job, and its wall time: the old design (kind instructions
+    first, a per-patient citation enum, kinds in turn) against each change on its own and together.
+
+    The prefix cache is emptied before each job; the answer grammars that are the same for every patient
+    are compiled once at warm-up, as a long-running server has them."""
     from math import isnan
     from statistics import median
 
@@ -607,25 +618,34 @@ def kinds(args: argparse.Namespace) -> None:
     settings = get_settings()
     pipeline = Pipeline(settings, llm=None)  # type: ignore[arg-type]  # prompts only
     files = patients.cached("synthea", args.patients, args.seed, REPO / ".cache" / "patients")
-    jobs: dict[str, list[list[tuple[Layout, dict[str, Any]]]]] = {"before": [], "after": []}
+    limits = {"max_statements": settings.note_max_statements, "max_chars": settings.statement_max_chars}
+    schemas = [model_schema(k, **limits) for k in KINDS.values()]
+    runs = {
+        ("kind first, citation enum", "in turn"): [],
+        ("kind first, key pattern", "in turn"): [],
+        ("shared prefix, key pattern", "in turn"): [],
+        ("shared prefix, key pattern", "staggered"): [],
+        ("shared prefix, key pattern", "all at once"): [],
+    }
+    jobs: list[dict[str, list[tuple[Layout, dict[str, Any]]]]] = []
     for path in files:
         fitted = pipeline.fit(condense(record_from_bundle(path)))
-        text = render_timeline(fitted)
-        limits = {"max_statements": settings.note_max_statements, "max_chars": settings.statement_max_chars}
-        schemas = [model_schema(k, list(fitted.citation_keys()), **limits) for k in KINDS.values()]
-        jobs["before"].append(
-            [(kinds_before(k, text), s) for k, s in zip(KINDS.values(), schemas, strict=True)]
+        text, keys = render_timeline(fitted), list(fitted.citation_keys())
+        pairs = list(zip(KINDS.values(), schemas, strict=True))
+        jobs.append(
+            {
+                "kind first, citation enum": [(kinds_before(k, text), with_enum(s, keys)) for k, s in pairs],
+                "kind first, key pattern": [(kinds_before(k, text), s) for k, s in pairs],
+                "shared prefix, key pattern": [(prompts.messages(k, text), s) for k, s in pairs],
+            }
         )
-        jobs["after"].append(
-            [(prompts.messages(k, text), s) for k, s in zip(KINDS.values(), schemas, strict=True)]
-        )
-    runs = (("before", "in turn"), ("after", "staggered"), ("after", "all at once"))
     results: dict[tuple[str, str], list[dict[str, Any]]] = {run: [] for run in runs}
     with tempfile.TemporaryDirectory() as tmp, llm(Path(tmp), env_extra={"VLLM_SERVER_DEV_MODE": "1"}) as url:
-        asyncio.run(one_job(url, jobs["after"][0][:1], "in turn"))  # warm-up: compile, caches
-        for i in range(len(files)):
+        warm = [([{"role": "user", "content": "warm-up"}], s) for s in schemas]
+        asyncio.run(one_job(url, warm, "in turn"))
+        for job in jobs:
             for layout, how in runs:
-                results[(layout, how)].append(asyncio.run(one_job(url, jobs[layout][i], how)))
+                results[(layout, how)].append(asyncio.run(one_job(url, job[layout], how)))
 
     def med(values: list[float]) -> float:
         kept = [v for v in values if not isnan(v)]
@@ -636,15 +656,15 @@ def kinds(args: argparse.Namespace) -> None:
     )
     print("prefix cache emptied before each job; TTFT of each request from its own start; medians.\n")
     print(
-        "| layout | kinds sent | TTFT 1st ms | TTFT 2nd ms | TTFT 3rd ms | 2nd/1st | 3rd/1st | job wall s |"
+        "| prompt and schema | kinds sent | TTFT 1st ms | TTFT 2nd ms | TTFT 3rd ms | 2nd/1st | 3rd/1st "
+        "| job wall s |"
     )
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for (layout, how), rows in results.items():
         t = [med([r["ttft"][k] for r in rows]) for k in range(3)]
         wall = med([r["wall"] for r in rows])
-        name = "kind first, then timeline" if layout == "before" else "shared prefix, kind last"
         print(
-            f"| {name} | {how} | {1000 * t[0]:.0f} | {1000 * t[1]:.0f} | {1000 * t[2]:.0f} | "
+            f"| {layout} | {how} | {1000 * t[0]:.0f} | {1000 * t[1]:.0f} | {1000 * t[2]:.0f} | "
             f"{t[1] / t[0]:.2f} | {t[2] / t[0]:.2f} | {wall:.1f} |"
         )
 

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from clinical_notes.draft import Flag, NoteDraft, Section, Severity, Statement
 from clinical_notes.kinds import NoteKind
+from clinical_notes.timeline import KEY_PATTERN
 
 
 def slug(title: str) -> str:
@@ -16,13 +17,10 @@ def slug(title: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", title.lower()).strip("_")
 
 
-def model_schema(
-    kind: NoteKind, citation_keys: list[str], *, max_statements: int, max_chars: int
-) -> dict[str, Any]:
-    """The schema of one kind's answer, with citations restricted to the timeline's citation keys."""
-    citation: dict[str, Any] = (
-        {"type": "string", "enum": citation_keys} if citation_keys else {"type": "string"}
-    )
+def model_schema(kind: NoteKind, *, max_statements: int, max_chars: int) -> dict[str, Any]:
+    """The schema of one kind's answer: the same for every patient; citations are key-shaped (a key the
+    timeline did not show stays unresolved and the verifier rejects its statement)."""
+    citation: dict[str, Any] = {"type": "string", "pattern": KEY_PATTERN}
     citations = {"type": "array", "items": citation, "minItems": 1, "maxItems": 4}
     text = {"type": "string", "minLength": 1, "maxLength": max_chars}
     statement = {

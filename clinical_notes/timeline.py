@@ -206,6 +206,11 @@ _KEY_PREFIX = {
 }
 
 
+# Every key a timeline can show, as a pattern: the same for every patient, so the server compiles the
+# answer's grammar once per kind, not once per job (an enum of one patient's keys took ~5 s to compile).
+KEY_PATTERN = "^(" + "|".join(sorted({*_KEY_PREFIX.values(), "X"}, key=len, reverse=True)) + ")[0-9]{1,5}$"
+
+
 def assign_keys(refs: list[str]) -> dict[str, str]:
     """Short, stable keys ("O12") for references: UUID ids cost ~30 tokens each, a key about 3."""
     counts: dict[str, int] = {}

@@ -164,7 +164,6 @@ class Pipeline:
         keys = timeline.citation_keys()
         schema = model_schema(
             kind,
-            list(keys),
             max_statements=self.settings.note_max_statements,
             max_chars=self.settings.statement_max_chars,
         )

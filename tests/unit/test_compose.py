@@ -101,7 +101,8 @@ def test_results_put_abnormal_first_with_range_change_and_older_abnormal_value()
     )
     assert first.citations == ["Observation/2823-3-0", "Observation/2823-3-1"]
     assert second.text == (
-        "Sodium 140 mmol/L (range 135 to 145) on 2024-05-01, up 12 from 128 (low; range 135 to 145) on 2023-01-01"
+        "Sodium 140 mmol/L (range 135 to 145) on 2024-05-01, "
+        "up 12 from 128 (low; range 135 to 145) on 2023-01-01"
     )
 
 
