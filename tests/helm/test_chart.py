@@ -548,15 +548,30 @@ VLLM_BASE = {"vllm": {"structuredOutputsConfig": {"backend": "guidance", "disabl
     [
         (
             {},
-            ["--tensor-parallel-size", "1", "--enable-prefix-caching"],
+            [
+                "--tensor-parallel-size",
+                "1",
+                "--enable-prefix-caching",
+                "--prefix-cache-retention-interval",
+                "256",
+            ],
             1,
         ),
         (
-            {"vllm": {"tensorParallelSize": 2, "quantization": "fp8", "kvCacheDtype": "fp8"}},
+            {
+                "vllm": {
+                    "tensorParallelSize": 2,
+                    "quantization": "fp8",
+                    "kvCacheDtype": "fp8",
+                    "prefixCacheRetentionInterval": 512,
+                }
+            },
             [
                 "--tensor-parallel-size",
                 "2",
                 "--enable-prefix-caching",
+                "--prefix-cache-retention-interval",
+                "512",
                 "--quantization",
                 "fp8",
                 "--kv-cache-dtype",

@@ -412,6 +412,8 @@ checksum/config: {{ include (print .Template.BasePath "/configmap.yaml") . | sha
 - {{ int $v.tensorParallelSize | quote }}
 {{- if $v.enablePrefixCaching }}
 - "--enable-prefix-caching"
+- "--prefix-cache-retention-interval"
+- {{ int $v.prefixCacheRetentionInterval | quote }}
 {{- else }}
 - "--no-enable-prefix-caching"
 {{- end }}
