@@ -59,3 +59,37 @@ def test_violation_exits_1_with_the_report(tmp_path: Path) -> None:
 def test_malformed_draft_is_one_line_exit_2(tmp_path: Path, bad: Any) -> None:
     done = run_verify(tmp_path, bad)
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and done.stderr.startswith("ehrsum: error:")
+
+
+def test_hollow_filler_and_ungrounded_statements_are_violations(tmp_path: Path) -> None:
+    """Whatever made the draft: a title, filler, and a statement naming nothing it cites all fail."""
+    bad = {
+        "kind": "triage",
+        "sections": [
+            {
+                "title": "Summary",
+                "statements": [
+                    {"text": "Recent results", "citations": ["Observation/k1"]},
+                    {"text": "This is a summary of the patient's record.", "citations": ["Observation/k1"]},
+                    {"text": "Lisinopril 10 mg daily.", "citations": ["Condition/c1"]},
+                ],
+            }
+        ],
+        "flags": [
+            {
+                "severity": "critical",
+                "title": "Hypertension",
+                "rationale": "Hypertension since 2015-01-10.",
+                "citations": ["Condition/c1"],
+            }
+        ],
+    }
+    done = run_verify(tmp_path, bad)
+    rules = {(v["location"], v["rule"]) for v in json.loads(done.stdout)["violations"]}
+    assert done.returncode == 1
+    assert {
+        ("sections[0].statements[0]", "hollow_statement"),
+        ("sections[0].statements[1]", "filler"),
+        ("sections[0].statements[2]", "ungrounded"),
+        ("flags[0]", "flag_unbacked"),
+    } <= rules
