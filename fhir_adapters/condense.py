@@ -88,6 +88,9 @@ def condense(record: PatientRecord, today: date | None = None) -> ClinicalTimeli
         ),
         rejected=sorted(record.rejected),
     )
+    from fhir_adapters.presentation import presentations  # it builds on this module's readers
+
+    timeline.presentations = presentations(record, timeline)
     timeline.keys = assign_keys(timeline.refs())
     return timeline
 
