@@ -62,6 +62,9 @@ QSOFA = "qSOFA (Seymour 2016; Sepsis-3, Singer 2016)"
 SIRS = "SIRS (Bone 1992, ACCP/SCCM)"
 SHOCK_INDEX = "Shock index (Allgöwer 1967; Rady 1994)"
 NEWS2 = "NEWS2 (Royal College of Physicians 2017)"
+CRITICAL_LABS = "critical lab value (critical-call limits, clinical_notes.triage)"
+KDIGO = "creatinine rise (KDIGO acute kidney injury criteria)"
+ALLERGY = "drug-allergy conflict (active medication against an active allergy)"
 ACUTE_CLASSES = frozenset({"EMER", "IMP", "ACUTE", "NONAC", "OBSENC"})
 ADULT_YEARS = 18
 NEWS2_MIN_YEARS = 16
@@ -192,12 +195,19 @@ class _Context:
         self.add("info", title, rule, why, refs=refs, not_assessed=True)
 
 
-def triage(timeline: ClinicalTimeline, encounter: str | None = None) -> tuple[Screen, list[Flag]]:
+def triage(timeline: ClinicalTimeline, encounter: str | None = None) -> tuple[Screen, list[TriageFlag]]:
     """The screen of one encounter, and every rule flag: the screen's, critical labs and allergy conflicts."""
     result = screen(timeline, encounter)
-    extra = [*critical_labs(timeline), *allergy_conflicts(timeline)]
-    flags: list[Flag] = [*result.flags, *extra]
-    return result, sorted(flags, key=lambda f: SEVERITY_ORDER[f.severity])
+    labs = [
+        _ruled(f, KDIGO if f.title.startswith("Creatinine") else CRITICAL_LABS)
+        for f in critical_labs(timeline)
+    ]
+    allergies = [_ruled(f, ALLERGY) for f in allergy_conflicts(timeline)]
+    return result, sorted([*result.flags, *labs, *allergies], key=lambda f: SEVERITY_ORDER[f.severity])
+
+
+def _ruled(flag: Flag, rule: str) -> TriageFlag:
+    return TriageFlag(**flag.model_dump(), rule=rule)
 
 
 def presentation_of(timeline: ClinicalTimeline, encounter: str | None = None) -> Presentation | None:
