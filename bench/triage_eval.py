@@ -24,9 +24,9 @@ import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import NamedTuple
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -45,8 +45,7 @@ SEVERITIES = ("critical", "warning", "info", "none")
 _NUMBERS = re.compile(r"\s*\(?\d+(\.\d+)?( of \d)?\)?")
 
 
-@dataclass(frozen=True)
-class Labelled:
+class Labelled(NamedTuple):
     """An encounter with its ESI level and the day it began."""
 
     encounter: str

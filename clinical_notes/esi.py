@@ -191,6 +191,14 @@ class _Context:
             )
         )
 
+    def reading(
+        self, severity: Severity, title: str, rule: str, why: str, vital: Vital, esi: int | None = None
+    ) -> None:
+        """A flag resting on one reading."""
+        self.add(
+            severity, title, rule, why, values=[vital.shown], refs=[vital.ref], references=(ESI,), esi=esi
+        )
+
     def skip(self, title: str, rule: str, why: str, refs: list[str] | None = None) -> None:
         self.add("info", title, rule, why, refs=refs, not_assessed=True)
 
@@ -358,14 +366,12 @@ def _vital_rules(ctx: _Context) -> None:
     v = ctx.vitals
     spo2, gcs, pain = v.get("SpO2"), v.get("GCS"), v.get("pain")
     if spo2 is not None and spo2.value < ESI1_SPO2:
-        ctx.add(
+        ctx.reading(
             "critical",
             "SpO2 below 90 %",
             f"{ESI} decision point A: needs an immediate life-saving intervention",
             "Oxygen saturation under 90 %",
-            values=[spo2.shown],
-            refs=[spo2.ref],
-            references=(ESI,),
+            spo2,
             esi=1,
         )
     unresponsive = v.avpu_letter in ("P", "U") or (gcs is not None and gcs.value <= 8)
@@ -395,14 +401,12 @@ def _vital_rules(ctx: _Context) -> None:
             esi=2,
         )
     if pain is not None and pain.value >= 7:
-        ctx.add(
+        ctx.reading(
             "warning",
             "Severe pain",
             f"{ESI} decision point B: severe pain or distress (pain >= 7/10)",
             "Pain rated 7 or more out of 10",
-            values=[pain.shown],
-            refs=[pain.ref],
-            references=(ESI,),
+            pain,
             esi=2,
         )
 
@@ -444,25 +448,21 @@ def _young_fever(ctx: _Context, temperature: Vital | None) -> None:
         return
     if years < DANGER_ZONE[0][0] and temperature.value > FEVER_C:
         newborn = days <= NEWBORN_DAYS
-        ctx.add(
+        ctx.reading(
             "warning",
             "Fever in a newborn (28 days or younger)" if newborn else "Fever in an infant of 1 to 3 months",
             f"{ESI} footnote D: " + ("assign at least level 2" if newborn else "consider level 2"),
             "Temperature above 38.0 °C",
-            values=[temperature.shown],
-            refs=[temperature.ref],
-            references=(ESI,),
+            temperature,
             esi=2,
         )
     elif years < DANGER_ZONE[1][0] and temperature.value > YOUNG_FEVER_C:
-        ctx.add(
+        ctx.reading(
             "info",
             "Fever in a child of 3 months to 3 years",
             f"{ESI} footnote D: consider level 3 (incomplete immunizations or no obvious source)",
             "Temperature above 39.0 °C",
-            values=[temperature.shown],
-            refs=[temperature.ref],
-            references=(ESI,),
+            temperature,
         )
 
 

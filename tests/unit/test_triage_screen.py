@@ -69,14 +69,16 @@ def vitals(
     ]
 
 
-def encounter(kind: str = "EMER", reason: str | None = None, **extra: Any) -> dict[str, Any]:
+def encounter(
+    kind: str = "EMER", reason: str | None = None, rid: str = "e1", start: str = START, **extra: Any
+) -> dict[str, Any]:
     resource: dict[str, Any] = {
         "resourceType": "Encounter",
-        "id": "e1",
+        "id": rid,
         "status": "finished",
         "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": kind},
         "subject": {"reference": "Patient/p1"},
-        "period": {"start": START, "end": "2024-03-01T12:00:00Z"},
+        "period": {"start": start},
         **extra,
     }
     if reason:
@@ -200,14 +202,7 @@ def test_complaints_from_reason_observation_triage_note_and_diagnosis() -> None:
 
 
 def test_admission_is_screened_at_the_ed_visit_it_began_with() -> None:
-    admission = {
-        "resourceType": "Encounter",
-        "id": "adm",
-        "status": "finished",
-        "class": {"code": "IMP"},
-        "subject": {"reference": "Patient/p1"},
-        "period": {"start": "2024-03-01T13:00:00Z"},
-    }
+    admission = encounter("IMP", rid="adm", start="2024-03-01T13:00:00Z")
     result = run(admission, encounter(reason="CP", partOf={"reference": "Encounter/adm"}), *vitals())
     assert result.encounter == ENC and result.kind == "EMER"
 
