@@ -39,7 +39,7 @@ LONG_WORD = 10
 
 @dataclass(frozen=True)
 class Finding:
-    """A concept found in a complaint, with the words that matched."""
+    """A concept found in a complaint, with the (normalized) words that matched."""
 
     concept: Concept
     phrase: str
@@ -201,7 +201,8 @@ def read_complaint(text: str) -> ReadComplaint:
                 for start in _occurrences(clause, tokens):
                     if _negated(clause, start) or _covered(clause, start, len(tokens), concept.unless):
                         continue
-                    findings.setdefault(concept.name, Finding(concept, phrase))
+                    matched = " ".join(clause[start : start + len(tokens)])
+                    findings.setdefault(concept.name, Finding(concept, matched))
     return ReadComplaint(
         text=text,
         normalized=_joined(parts),
