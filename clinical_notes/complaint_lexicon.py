@@ -5,9 +5,10 @@ Sources
   Department Care, Version 4. Implementation Handbook, 2012 Edition. AHRQ Publication No. 12-0014: the
   algorithm (decision point A: "intubated, apneic, pulseless, severe respiratory distress, SpO2 < 90, acute
   mental status changes, or unresponsive"; B: "high-risk situation, confused/lethargic/disoriented, severe
-  pain/distress"), chapter 3 (level 1), chapter 4 (level-2 high-risk situations, Table 3-1 / 4-x examples:
-  possible acute coronary syndrome, stroke signs, suicidal or homicidal patients, overdose, GI bleeding,
-  sudden loss of vision, testicular torsion, ectopic pregnancy, high-risk mechanism of injury), chapter 6
+  pain/distress"), chapter 2 (overview; examples of level-1 patients), chapter 3 (ESI level 2: high-risk
+  situations and the Table 3-1 examples: possible acute coronary syndrome, stroke signs, suicidal or
+  homicidal patients, overdose, GI bleeding, sudden loss of vision, testicular torsion, ectopic pregnancy,
+  high-risk mechanism of injury), chapter 5 (vital signs, decision point D), chapter 6
   (paediatrics: Table 6-2 level-1 conditions: respiratory or cardiopulmonary arrest, active seizures,
   respiratory failure, shock, anaphylaxis; Table 6-3 level-2 conditions: immunocompromised with fever,
   rule out meningitis, prolonged postictal period, moderate to severe croup or respiratory distress).
@@ -306,7 +307,7 @@ CONCEPTS: tuple[Concept, ...] = (
             "st elevation myocardial infarction",
             "heart attack",
         ),
-        "ESI chapter 4 (chest pain suspicious for acute coronary syndrome); AHA/ACC 2021 (ECG within 10 min)",
+        "ESI chapter 3 (chest pain suspicious for acute coronary syndrome); AHA/ACC 2021 (ECG within 10 min)",
         ("old myocardial infarction",),
     ),
     Concept(
@@ -333,7 +334,7 @@ CONCEPTS: tuple[Concept, ...] = (
             "intracranial hemorrhage",
             "subarachnoid hemorrhage",
         ),
-        "ESI chapter 4 (signs of stroke)",
+        "ESI chapter 3 (signs of stroke)",
         ("sequelae of stroke", "late effects of stroke", "heat stroke"),
     ),
     Concept(
@@ -352,14 +353,14 @@ CONCEPTS: tuple[Concept, ...] = (
             "danger to self",
             "danger to others",
         ),
-        "ESI chapter 4 (suicidal or homicidal patients)",
+        "ESI chapter 3 (suicidal or homicidal patients)",
     ),
     Concept(
         "overdose",
         "overdose or poisoning",
         "B",
         ("overdose", "poisoning", "intentional ingestion", "toxic ingestion"),
-        "ESI chapter 4 (overdose)",
+        "ESI chapter 3 (overdose)",
     ),
     Concept(
         "gi_bleed",
@@ -448,14 +449,14 @@ CONCEPTS: tuple[Concept, ...] = (
         "possible testicular torsion",
         "B",
         ("testicular torsion", "testicular pain", "scrotal pain"),
-        "ESI chapter 4 (testicular torsion)",
+        "ESI chapter 3 (testicular torsion)",
     ),
     Concept(
         "ectopic",
         "possible ectopic pregnancy",
         "B",
         ("ectopic pregnancy",),
-        "ESI chapter 4 (signs of ectopic pregnancy)",
+        "ESI chapter 3 (signs of ectopic pregnancy)",
     ),
     Concept(
         "high_risk_trauma",
@@ -475,7 +476,7 @@ CONCEPTS: tuple[Concept, ...] = (
             "multiple trauma",
             "trauma activation",
         ),
-        "ESI chapter 4 (high-risk mechanism of injury)",
+        "ESI chapter 3 (high-risk mechanism of injury)",
     ),
     Concept(
         "time_critical_vascular",
@@ -488,7 +489,7 @@ CONCEPTS: tuple[Concept, ...] = (
             "pulmonary embolism",
             "pulmonary embolus",
         ),
-        "ESI chapter 4 (high-risk situation: time-critical diagnosis)",
+        "ESI chapter 3 (high-risk situation: time-critical diagnosis)",
     ),
     # Context groups: not ESI criteria alone; the combined rules in clinical_notes.esi read them.
     Concept(
@@ -550,16 +551,16 @@ CONCEPTS: tuple[Concept, ...] = (
         "vaginal bleeding or abdominal pain",
         "context",
         ("vaginal bleeding", "abdominal pain", "pelvic pain"),
-        "ESI chapter 4 (signs of ectopic pregnancy)",
+        "ESI chapter 3 (signs of ectopic pregnancy)",
     ),
     Concept(
         "hypoglycemia",
         "hypoglycaemia",
         "context",
         ("hypoglycemia", "low blood sugar", "low sugar"),
-        "ESI chapter 3 (hypoglycaemia with a change in mental status)",
+        "ESI chapter 2 (level-1 examples: hypoglycaemia with a change in mental status)",
     ),
-    Concept("pregnant", "pregnant", "context", ("pregnant",), "ESI chapter 4 (signs of ectopic pregnancy)"),
+    Concept("pregnant", "pregnant", "context", ("pregnant",), "ESI chapter 3 (signs of ectopic pregnancy)"),
 )
 
 # Words a complaint may use that are no concept's: the misspelling correction leaves them alone.

@@ -8,19 +8,19 @@ Every threshold is the published source's; none was fitted to a data set.
   A, immediate life-saving intervention (level 1) → critical: intubated, apnoeic, pulseless, severe
   respiratory distress, SpO2 < 90 %, unresponsive (AVPU P or U; GCS <= 8 read as P or U after Kelly CA,
   Upex A, Bateman DN, Ann Emerg Med 2004;44:108-13, where P matched a median GCS of 8), and the level-1
-  conditions of chapter 3 and Table 6-2 when the complaint names them; hypoglycaemia with a change in mental
-  status (chapter 3).
-  B, high-risk situation (level 2) → warning: the high-risk complaints of chapter 4, Table 3-1 and Table 6-3
+  conditions of chapter 2 and Table 6-2 when the complaint names them; hypoglycaemia with a change in mental
+  status (chapter 2's level-1 examples).
+  B, high-risk situation (level 2) → warning: the high-risk complaints of chapter 3, Table 3-1 and Table 6-3
   (see clinical_notes.complaint_lexicon); new confusion, lethargy or disorientation (AVPU V or C, GCS 9-14,
   or the complaint); severe pain or distress: pain >= 7 on a 0-10 scale (algorithm, footnote B) or
   severe pain observed in the complaint; immunocompromised with fever (Table 6-3; fever > 38.0 °C, the
   algorithm's footnote D limit, or named in the complaint); pregnant with vaginal bleeding or abdominal
-  pain (chapter 4, ectopic pregnancy). The ESI's own level-1 list puts "acute mental status changes"
-  beside unresponsiveness; chapter 3 defines the level-1 case as needing a noxious stimulus, so confusion
+  pain (chapter 3, ectopic pregnancy). The ESI's own level-1 list puts "acute mental status changes"
+  beside unresponsiveness; chapter 2 defines the level-1 case as needing a noxious stimulus, so confusion
   and lethargy are level 2 here, as decision point B names them.
-  D, danger-zone vital signs (the algorithm says "consider" level 2) → warning: under 3 months HR > 180 or
-  RR > 50; 3 months to 3 years HR > 160 or RR > 40; 3 to 8 years HR > 140 or RR > 30; over 8 years
-  HR > 100 or RR > 20; any age SpO2 < 92 %. Fever in the young (footnote D): 1-28 days old with a
+  D, danger-zone vital signs (chapter 5; the algorithm says "consider" level 2) → warning: under 3 months
+  HR > 180 or RR > 50; 3 months to 3 years HR > 160 or RR > 40; 3 to 8 years HR > 140 or RR > 30; over
+  8 years HR > 100 or RR > 20; any age SpO2 < 92 %. Fever in the young (footnote D): 1-28 days old with a
   temperature > 38.0 °C: at least level 2 (warning); 1-3 months > 38.0 °C: consider level 2 (warning);
   3 months-3 years > 39.0 °C: consider level 3 (info).
 - qSOFA (Seymour CW et al., JAMA 2016;315:762-74; Singer M et al., Sepsis-3, JAMA 2016;315:801-10), adults:
