@@ -42,7 +42,7 @@ ACUITY = "56839-4"
 TRIAGE_NOTE = "54094-8"
 FLAGGED = ("critical", "warning")
 SEVERITIES = ("critical", "warning", "info", "none")
-_NUMBERS = re.compile(r"\s*\(?\d+(\.\d+)?( of \d)?\)?")
+_SCORE = re.compile(r"^(qSOFA|SIRS|Shock index|NEWS2) [\d.]+( of \d)?")
 
 
 class Labelled(NamedTuple):
@@ -83,8 +83,8 @@ def labels(record: PatientRecord) -> Iterator[Labelled]:
 
 
 def _rule(title: str) -> str:
-    """A flag title without its numbers: "qSOFA 2" and "qSOFA 3" are one rule."""
-    return _NUMBERS.sub("", title).strip()
+    """A flag title without its score: "qSOFA 2" and "qSOFA 3" are one rule."""
+    return _SCORE.sub(r"\1", title)
 
 
 def evaluate(files: list[Path]) -> None:
