@@ -31,7 +31,7 @@ RR, SPO2, TEMP, SBP, HR = (
     ("8867-4",),
 )
 O2_FLOW, CONSCIOUSNESS = ("3151-8", "3150-0"), ("67775-7", "80288-4")
-FAHRENHEIT = ("[degf]", "°f", "degf", "f", "deg f", "fahrenheit")
+FAHRENHEIT = frozenset({"[degf]", "°f", "degf", "f", "deg f", "fahrenheit"})
 ONE_SET = timedelta(hours=24)
 RECENT = timedelta(hours=72)
 

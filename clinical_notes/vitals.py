@@ -21,12 +21,10 @@ import re
 from dataclasses import dataclass, field
 
 from clinical_notes.timeline import Measurement, Presentation
+from clinical_notes.triage import FAHRENHEIT, HR, RR, SBP, SPO2, TEMP
 
-HEART_RATE = ("8867-4", "8889-8")
-RESPIRATORY_RATE = ("9279-1",)
-SYSTOLIC = ("8480-6",)
-SATURATION = ("59408-5", "2708-6", "2710-2")
-TEMPERATURE = ("8310-5", "8331-1", "8332-9")
+HEART_RATE = (*HR, "8889-8")
+TEMPERATURE = (*TEMP, "8332-9")
 PAIN = ("72514-3", "38208-5", "98137-3")
 GCS = ("9269-2", "35088-4")
 AVPU = ("67775-7", "80288-4")
@@ -43,8 +41,15 @@ RATE_UNITS = frozenset(
 PERCENT_UNITS = frozenset({"%", "percent", "%{oxygen}"})
 MMHG_UNITS = frozenset({"mm[hg]", "mmhg", "mm hg"})
 CELSIUS = frozenset({"cel", "°c", "c", "degc", "deg c", "celsius", "[degc]"})
-FAHRENHEIT = frozenset({"[degf]", "°f", "f", "degf", "deg f", "fahrenheit"})
+RATIO_UNITS = frozenset({"1", "{ratio}", "ratio"})
 KPA_TO_MMHG = 7.50062
+# Accepted units (none recorded is accepted too), the canonical unit shown, and the kind of unit.
+UNIT_KINDS = {
+    "HR": (RATE_UNITS, "/min", "a rate per minute"),
+    "RR": (RATE_UNITS, "/min", "a rate per minute"),
+    "SpO2": (PERCENT_UNITS, "%", "a percent"),
+    "SBP": (MMHG_UNITS, "mmHg", "a pressure"),
+}
 PLAUSIBLE = {
     "HR": (1.0, 300.0),
     "RR": (1.0, 120.0),
@@ -125,41 +130,33 @@ def _shown(value: float, unit: str | None) -> str:
 def _convert(name: str, m: Measurement, value: float) -> tuple[float, str] | str:
     """(value in the canonical unit, how it is shown) or why the unit cannot be read."""
     unit, raw = _unit(m), _shown(value, m.unit)
-    if name in ("HR", "RR"):
-        return (
-            (value, f"{raw}" if unit else f"{value:g} /min")
-            if unit in RATE_UNITS or not unit
-            else (f"unit {m.unit!r} is not a rate per minute")
-        )
-    if name == "SpO2":
-        if unit in ("1", "{ratio}", "ratio") and 0 < value <= 1:
-            return value * 100, f"{raw} ({value * 100:g} %)"
-        return (
-            (value, f"{value:g} %")
-            if unit in PERCENT_UNITS or not unit
-            else f"unit {m.unit!r} is not a percent"
-        )
-    if name == "SBP":
-        if unit == "kpa":
-            return value * KPA_TO_MMHG, f"{raw} ({value * KPA_TO_MMHG:.0f} mmHg)"
-        return (
-            (value, f"{value:g} mmHg")
-            if unit in MMHG_UNITS or not unit
-            else f"unit {m.unit!r} is not a pressure"
-        )
+    if name == "SpO2" and unit in RATIO_UNITS and 0 < value <= 1:
+        return value * 100, f"{raw} ({value * 100:g} %)"
+    if name == "SBP" and unit == "kpa":
+        return value * KPA_TO_MMHG, f"{raw} ({value * KPA_TO_MMHG:.0f} mmHg)"
     if name == "temperature":
-        if unit in CELSIUS:
-            return value, f"{value:g} °C"
-        if unit in FAHRENHEIT or (not unit and 77 <= value <= 113):
-            celsius = (value - 32) * 5 / 9
-            read = "°F" if unit else "°F (no unit recorded)"
-            return celsius, f"{value:g} {read} ({celsius:.1f} °C)"
-        if unit == "k":
-            return value - 273.15, f"{raw} ({value - 273.15:.1f} °C)"
-        if not unit and 25 <= value <= 45:
-            return value, f"{value:g} °C (no unit recorded)"
-        return f"unit {m.unit!r} is not a temperature" if unit else "no unit recorded and the value fits none"
+        return _celsius(m, value)
+    if name in UNIT_KINDS:
+        accepted, canonical, kind = UNIT_KINDS[name]
+        if unit and unit not in accepted:
+            return f"unit {m.unit!r} is not {kind}"
+        return value, f"{value:g} {canonical}"
     return value, raw
+
+
+def _celsius(m: Measurement, value: float) -> tuple[float, str] | str:
+    unit, raw = _unit(m), _shown(value, m.unit)
+    if unit in CELSIUS:
+        return value, f"{value:g} °C"
+    if unit in FAHRENHEIT or (not unit and 77 <= value <= 113):
+        celsius = (value - 32) * 5 / 9
+        read = "°F" if unit else "°F (no unit recorded)"
+        return celsius, f"{value:g} {read} ({celsius:.1f} °C)"
+    if unit == "k":
+        return value - 273.15, f"{raw} ({value - 273.15:.1f} °C)"
+    if not unit and 25 <= value <= 45:
+        return value, f"{value:g} °C (no unit recorded)"
+    return f"unit {m.unit!r} is not a temperature" if unit else "no unit recorded and the value fits none"
 
 
 def read_vitals(presentation: Presentation) -> VitalSet:
@@ -167,9 +164,9 @@ def read_vitals(presentation: Presentation) -> VitalSet:
     vitals = VitalSet()
     sources = {
         "HR": HEART_RATE,
-        "RR": RESPIRATORY_RATE,
-        "SBP": SYSTOLIC,
-        "SpO2": SATURATION,
+        "RR": RR,
+        "SBP": SBP,
+        "SpO2": SPO2,
         "temperature": TEMPERATURE,
         "pain": PAIN,
         "GCS": GCS,
@@ -193,13 +190,13 @@ def read_vitals(presentation: Presentation) -> VitalSet:
             vitals.not_assessed.append((label, f"{label} {shown} is not a possible reading"))
             continue
         vitals.readings[name] = Vital(name, value, f"{label} {shown}", m.ref, m.date)
-    _check_zero_pulse(presentation, vitals)
+    _check_zero_pulse(vitals)
     _read_avpu(presentation, vitals)
     _read_oxygen(presentation, vitals)
     return vitals
 
 
-def _check_zero_pulse(presentation: Presentation, vitals: VitalSet) -> None:
+def _check_zero_pulse(vitals: VitalSet) -> None:
     """Say, for a heart rate of 0, which readings of the same set show a pulse."""
     for i, (label, reason) in enumerate(vitals.not_assessed):
         if label != NAMES["HR"] or not reason.endswith("not a possible reading"):
