@@ -415,11 +415,8 @@ def _danger_zone(ctx: _Context) -> None:
     """ESI decision point D by age, and fever in the young."""
     v = ctx.vitals
     years = ctx.years
-    _, hr_limit, rr_limit, label = next(
-        b for b in DANGER_ZONE if years is None or years < b[0] or b[0] == float("inf")
-    )
-    if years is None:
-        _, hr_limit, rr_limit, label = DANGER_ZONE[-1]
+    band = DANGER_ZONE[-1] if years is None else next(b for b in DANGER_ZONE if years < b[0])
+    _, hr_limit, rr_limit, label = band
     hr, rr, spo2 = v.get("HR"), v.get("RR"), v.get("SpO2")
     exceeded = [
         (x, f"{x.shown} > {limit}") for x, limit in ((hr, hr_limit), (rr, rr_limit)) if x and x.value > limit
