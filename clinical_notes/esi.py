@@ -69,6 +69,7 @@ ACUTE_CLASSES = frozenset({"EMER", "IMP", "ACUTE", "NONAC", "OBSENC"})
 ADULT_YEARS = 18
 NEWS2_MIN_YEARS = 16
 DAYS_PER_YEAR = 365.25
+DAYS_PER_MONTH = DAYS_PER_YEAR / 12
 SOURCE_ORDER = ("chief complaint", "triage note", "reason for visit", "encounter diagnosis")
 # ESI danger zone: (age in years below which the band applies, HR limit, RR limit, band).
 DANGER_ZONE = (
@@ -146,11 +147,11 @@ class _Context:
         days = self.presentation.age_days
         if days is None:
             return "of unrecorded age"
-        if days < 2 * 30.44:
+        if days < 2 * DAYS_PER_MONTH:
             return f"{days} days old"
         if days < 2 * DAYS_PER_YEAR:
-            return f"{days / 30.44:.0f} months old"
-        return f"{days / DAYS_PER_YEAR:.0f} years old"
+            return f"{int(days // DAYS_PER_MONTH)} months old"
+        return f"{int(days // DAYS_PER_YEAR)} years old"  # whole years: 17.6 is 17, not 18
 
     @property
     def years(self) -> float | None:
