@@ -386,3 +386,10 @@ def test_rule_flags_keep_news2_first_and_add_the_screen() -> None:
     assert flags[0].title.startswith("NEWS2") and score.score == 0
     assert any(f.title == "High-risk complaint: chest pain (possible acute coronary syndrome)" for f in flags)
     assert sum(f.title.startswith("NEWS2") for f in flags) == 1
+
+
+def test_children_are_not_given_adult_sepsis_screens_and_the_age_is_said_in_whole_years() -> None:
+    result = run(encounter(reason="fever, cough"), *vitals(hr=130, rr=30, temp=38.9), birth="2006-09-01")
+    skipped = next(f for f in result.flags if f.title == "Sepsis screens and shock index not assessed")
+    assert "the patient is 17 years old" in skipped.rationale and skipped.not_assessed
+    assert not any(f.title.startswith(("qSOFA", "SIRS", "Shock index")) for f in result.flags)
