@@ -33,6 +33,11 @@ FIO2 = ("3150-0",)
 CHIEF_COMPLAINT = ("8661-1", "10154-3", "46239-0", "29299-5")
 PREGNANCY_STATUS = ("82810-3", "11449-6")
 CORE = ("HR", "RR", "SBP", "SpO2", "temperature")
+# Every observation code a presentation keeps (the BP panel holds the systolic pressure).
+PRESENTATION_CODES = frozenset(
+    {*HEART_RATE, *RR, *SBP, "85354-9", *SPO2, *TEMPERATURE, *PAIN, *GCS, *AVPU, *O2_FLOW, *FIO2}
+    | {*CHIEF_COMPLAINT, *PREGNANCY_STATUS}
+)
 
 RATE_UNITS = frozenset(
     {"/min", "1/min", "min-1", "{beats}/min", "beats/min", "beats/minute", "bpm", "{breaths}/min"}

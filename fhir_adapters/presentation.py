@@ -25,7 +25,7 @@ from fhir.resources.R4B.reference import Reference
 from fhir.resources.R4B.resource import Resource
 
 from clinical_notes.timeline import ClinicalTimeline, Complaint, Measurement, Presentation
-from clinical_notes.vitals import CHIEF_COMPLAINT, PREGNANCY_STATUS
+from clinical_notes.vitals import CHIEF_COMPLAINT, PREGNANCY_STATUS, PRESENTATION_CODES
 from fhir_adapters.condense import (
     _category,
     _code,
@@ -74,11 +74,22 @@ def presentations(record: PatientRecord, timeline: ClinicalTimeline) -> list[Pre
         by_type[resource.get_resource_type()].append(resource)
     linked: dict[str | None, list[Observation]] = defaultdict(list)
     for obs in _live(by_type["Observation"], Observation):
-        linked[_ref(obs.encounter)].append(obs)
+        codes = _codes(obs.code) | {code for c in obs.component or [] for code in _codes(c.code)}
+        if codes & PRESENTATION_CODES and "laboratory" not in _category(obs):
+            linked[_ref(obs.encounter)].append(obs)
     unlinked = [(o, _observed(o)) for o in linked.pop(None, [])]
     conditions = _live(by_type["Condition"], Condition)
-    documents = _live(by_type["DocumentReference"], DocumentReference)
+    diagnosed: dict[str | None, list[Condition]] = defaultdict(list)
+    for condition in conditions:
+        if any(_code(category) == "encounter-diagnosis" for category in condition.category or []):
+            diagnosed[_ref(condition.encounter)].append(condition)
+    pregnancies = [c for c in conditions if _codes(c.code) & PREGNANT]
     notes = {n.ref: n.text for n in timeline.notes}
+    documents = [
+        d
+        for d in _live(by_type["DocumentReference"], DocumentReference)
+        if TRIAGE_NOTE in _codes(d.type) and f"DocumentReference/{d.id}" in notes
+    ]
     birth = record.patient.birthDate if record.patient is not None else None
     found = []
     for encounter in _live(by_type["Encounter"], Encounter):
@@ -97,7 +108,7 @@ def presentations(record: PatientRecord, timeline: ClinicalTimeline) -> list[Pre
                 *_reasons(encounter, record),
                 *_chief_complaints(own),
                 *_triage_notes(ref, documents, notes, within),
-                *_diagnoses(encounter, record, conditions),
+                *_diagnoses(encounter, record, diagnosed.get(ref, [])),
             ],
             readings=_first_readings(own),
         )
@@ -105,7 +116,7 @@ def presentations(record: PatientRecord, timeline: ClinicalTimeline) -> list[Pre
         for complaint in presentation.complaints:
             unique.setdefault((complaint.source, complaint.text.lower()), complaint)
         presentation.complaints = list(unique.values())
-        _pregnancy(presentation, own, conditions, _parse(start))
+        _pregnancy(presentation, own, pregnancies, _parse(start))
         found.append(presentation)
     return sorted(found, key=lambda p: p.start or "", reverse=True)
 
@@ -136,7 +147,7 @@ def _age_days(birth: Any, start: datetime | None) -> int | None:
 def _first_readings(observations: list[Observation]) -> dict[str, Measurement]:
     readings: dict[str, Measurement] = {}
     for obs in observations:
-        if "laboratory" in _category(obs) or obs.status in ("cancelled", "preliminary"):
+        if obs.status in ("cancelled", "preliminary"):
             continue
         for key, _, measurement in _measurements(obs):
             kept = readings.get(key)
@@ -183,8 +194,6 @@ def _triage_notes(
     found = []
     for doc in documents:
         doc_ref = f"DocumentReference/{doc.id}"
-        if TRIAGE_NOTE not in _codes(doc.type) or doc_ref not in notes:
-            continue
         linked = [_ref(e) for e in (doc.context.encounter or [])] if doc.context else []
         if ref in linked or (not linked and within(None, _parse(iso(doc.date)))):
             found += [
@@ -194,19 +203,14 @@ def _triage_notes(
     return found
 
 
-def _diagnoses(encounter: Encounter, record: PatientRecord, conditions: list[Condition]) -> list[Complaint]:
-    ref = f"Encounter/{encounter.id}"
+def _diagnoses(encounter: Encounter, record: PatientRecord, diagnosed: list[Condition]) -> list[Complaint]:
+    """Encounter.diagnosis other than comorbidities, and the encounter-diagnosis Conditions pointing at it."""
     refs = [
         _ref(d.condition)
         for d in encounter.diagnosis or []
         if _code(d.use) != COMORBIDITY and _ref(d.condition)
     ]
-    refs += [
-        f"Condition/{c.id}"
-        for c in conditions
-        if _ref(c.encounter) == ref
-        and any(_code(category) == "encounter-diagnosis" for category in c.category or [])
-    ]
+    refs += [f"Condition/{c.id}" for c in diagnosed]
     found = []
     for condition_ref in dict.fromkeys(r for r in refs if r):
         condition = record.resources.get(condition_ref)
@@ -228,7 +232,8 @@ def _pregnancy(
     conditions: list[Condition],
     start: datetime | None,
 ) -> None:
-    """Pregnancy: an observation of the encounter first, else a pregnancy Condition current at its start."""
+    """Pregnancy: an observation of the encounter first, else a pregnancy Condition (of those given) current
+    at its start."""
     for obs in observations:
         if _codes(obs.code) & set(PREGNANCY_STATUS) and obs.valueCodeableConcept is not None:
             code = _code(obs.valueCodeableConcept)
@@ -240,8 +245,6 @@ def _pregnancy(
     if start is None:
         return
     for condition in conditions:
-        if not _codes(condition.code) & PREGNANT:
-            continue
         onset = _parse(iso(condition.onsetDateTime or condition.recordedDate))
         abated = _parse(iso(condition.abatementDateTime))
         if (
