@@ -39,7 +39,7 @@ from clinical_notes.coverage import missing, missing_flags, must_mention  # noqa
 from clinical_notes.draft import NoteDraft  # noqa: E402
 from clinical_notes.evidence import EvidenceSource  # noqa: E402
 from clinical_notes.kinds import ALL_TITLES, KINDS  # noqa: E402
-from clinical_notes.triage import rule_flags  # noqa: E402
+from clinical_notes.rules import rule_flags  # noqa: E402
 from clinical_notes.verifier import flag_backing  # noqa: E402
 from deploy import llm_cpu, patients  # noqa: E402
 from fhir_adapters.condense import condense  # noqa: E402

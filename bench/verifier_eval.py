@@ -34,8 +34,8 @@ from clinical_notes.compose import compose  # noqa: E402
 from clinical_notes.draft import SEVERITY_ORDER, Flag, NoteDraft, Section, Statement  # noqa: E402
 from clinical_notes.evidence import Evidence, EvidenceSource  # noqa: E402
 from clinical_notes.kinds import KINDS  # noqa: E402
+from clinical_notes.rules import rule_flags  # noqa: E402
 from clinical_notes.timeline import ClinicalTimeline  # noqa: E402
-from clinical_notes.triage import rule_flags  # noqa: E402
 from clinical_notes.verifier import Verifier, flag_backing  # noqa: E402
 from deploy import llm_cpu, patients  # noqa: E402
 from fhir_adapters.condense import condense  # noqa: E402
@@ -345,14 +345,19 @@ def triage(args: argparse.Namespace) -> None:
     )
 
 
-def _severity_at(record: PatientRecord, cutoff: date) -> str:
-    """Max severity of the rule flags on the record truncated to what was known by the cutoff day."""
+def record_as_of(record: PatientRecord, cutoff: date) -> PatientRecord:
+    """The record truncated to what was known by the cutoff day (undated resources kept)."""
     kept = {}
     for ref, resource in record.resources.items():
         starts = [start for start, _ in evidence_of(resource).intervals]
         if not starts or min(starts) <= cutoff:
             kept[ref] = resource
-    flags, _ = rule_flags(condense(PatientRecord(record.patient_id, kept)))
+    return PatientRecord(record.patient_id, kept)
+
+
+def _severity_at(record: PatientRecord, cutoff: date) -> str:
+    """Max severity of the rule flags on the record truncated to what was known by the cutoff day."""
+    flags, _ = rule_flags(condense(record_as_of(record, cutoff)))
     return min((f.severity for f in flags), key=SEVERITY_ORDER.__getitem__, default="info")
 
 

@@ -121,6 +121,31 @@ class Note(BaseModel):
     truncated: bool = False
 
 
+class Complaint(BaseModel):
+    """Why the patient came, as recorded: the words, a code when there is one, and where they were read."""
+
+    ref: str
+    text: str
+    code: str | None = None
+    source: str = Field(description="reason for visit, chief complaint, triage note or encounter diagnosis")
+
+
+class Presentation(BaseModel):
+    """What a triage nurse sees of one encounter: the complaint, the first readings, age and pregnancy."""
+
+    encounter: str
+    kind: str | None = Field(default=None, description="Encounter.class code (EMER, IMP, AMB...).")
+    start: str | None = None
+    part_of: str | None = None
+    age_days: int | None = Field(default=None, description="Age at the encounter's start.")
+    complaints: list[Complaint] = Field(default_factory=list)
+    readings: dict[str, Measurement] = Field(
+        default_factory=dict, description="The first value of each observation code during the encounter."
+    )
+    pregnant: bool | None = None
+    pregnancy_ref: str | None = None
+
+
 class ClinicalTimeline(BaseModel):
     """A patient's record condensed for a prompt; `omitted` counts what the token budget left out."""
 
@@ -134,6 +159,9 @@ class ClinicalTimeline(BaseModel):
     procedures: list[Event] = Field(default_factory=list)
     immunizations: list[Event] = Field(default_factory=list)
     notes: list[Note] = Field(default_factory=list)
+    presentations: list[Presentation] = Field(
+        default_factory=list, description="Per encounter, newest first: what triage rules read."
+    )
     omitted: dict[str, int] = Field(default_factory=dict)
     rejected: list[str] = Field(default_factory=list, description="Refs that failed validation.")
     keys: dict[str, str] = Field(

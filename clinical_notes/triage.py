@@ -1,4 +1,5 @@
-"""Deterministic triage rules, run on every triage draft: NEWS2, critical lab values, drug-allergy conflicts.
+"""Deterministic triage rules, run on every triage draft: NEWS2, critical lab values, drug-allergy conflicts,
+and the triage screen of the current encounter (ESI decision points, sepsis screens: clinical_notes.esi).
 
 NEWS2 (Royal College of Physicians, 2017), SpO2 scale 1, from the latest value of each parameter when all
 were taken within 24 hours of each other; a missing parameter makes the score not computable (never 0).
@@ -19,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from clinical_notes.draft import SEVERITY_ORDER, Flag
+from clinical_notes.draft import Flag
 from clinical_notes.timeline import ClinicalTimeline, Measurement, Series, series_measurements, when
 
 RR, SPO2, TEMP, SBP, HR = (
@@ -30,6 +31,7 @@ RR, SPO2, TEMP, SBP, HR = (
     ("8867-4",),
 )
 O2_FLOW, CONSCIOUSNESS = ("3151-8", "3150-0"), ("67775-7", "80288-4")
+FAHRENHEIT = frozenset({"[degf]", "°f", "degf", "f", "deg f", "fahrenheit"})
 ONE_SET = timedelta(hours=24)
 RECENT = timedelta(hours=72)
 
@@ -102,6 +104,20 @@ class News2:
     assumed: list[str] = field(default_factory=list)
     not_computable: str | None = None
 
+    def banded(self) -> News2:
+        """This result with its score and band set from its parameters' points."""
+        self.score = sum(self.parameters.values())
+        self.band = (
+            "high"
+            if self.score >= 7
+            else "medium"
+            if self.score >= 5
+            else "low-medium"
+            if 3 in self.parameters.values()
+            else "low"
+        )
+        return self
+
     def flag(self) -> Flag:
         """The NEWS2 result as a triage flag."""
         if self.score is None:
@@ -124,6 +140,17 @@ class News2:
             citations=self.refs,
             source="rule",
         )
+
+
+def news2_points(value: dict[str, float]) -> dict[str, int]:
+    """NEWS2 points of the five measured parameters (temperature in °C, SpO2 scale 1)."""
+    return {
+        "respiratory rate": _band(value["respiratory rate"], [(8, 3), (11, 1), (20, 0), (24, 2)], 3),
+        "SpO2": _band(value["SpO2"], [(91, 3), (93, 2), (95, 1)], 0),
+        "temperature": _band(value["temperature"], [(35.0, 3), (36.0, 1), (38.0, 0), (39.0, 1)], 2),
+        "systolic BP": _band(value["systolic BP"], [(90, 3), (100, 2), (110, 1), (219, 0)], 3),
+        "heart rate": _band(value["heart rate"], [(40, 3), (50, 1), (90, 0), (110, 1), (130, 2)], 3),
+    }
 
 
 def news2(timeline: ClinicalTimeline) -> News2:
@@ -151,15 +178,9 @@ def news2(timeline: ClinicalTimeline) -> News2:
         )
     value = {name: float(m.value or 0) for name, m in latest.items()}
     temperature = latest["temperature"]
-    if (temperature.unit or "").lower() in ("[degf]", "°f", "degf"):
+    if (temperature.unit or "").lower() in FAHRENHEIT:
         value["temperature"] = (value["temperature"] - 32) * 5 / 9
-    points = {
-        "respiratory rate": _band(value["respiratory rate"], [(8, 3), (11, 1), (20, 0), (24, 2)], 3),
-        "SpO2": _band(value["SpO2"], [(91, 3), (93, 2), (95, 1)], 0),
-        "temperature": _band(value["temperature"], [(35.0, 3), (36.0, 1), (38.0, 0), (39.0, 1)], 2),
-        "systolic BP": _band(value["systolic BP"], [(90, 3), (100, 2), (110, 1), (219, 0)], 3),
-        "heart rate": _band(value["heart rate"], [(40, 3), (50, 1), (90, 0), (110, 1), (130, 2)], 3),
-    }
+    points = news2_points(value)
     refs = [m.ref for m in latest.values()]
     result = News2(parameters=points, refs=refs)
     oxygen = _find(vitals, O2_FLOW)
@@ -175,17 +196,7 @@ def news2(timeline: ClinicalTimeline) -> News2:
         refs.append(consciousness.latest.ref)
     else:
         result.assumed.append("alert")
-    result.score = sum(points.values())
-    result.band = (
-        "high"
-        if result.score >= 7
-        else "medium"
-        if result.score >= 5
-        else "low-medium"
-        if 3 in points.values()
-        else "low"
-    )
-    return result
+    return result.banded()
 
 
 def _near(m: Measurement, times: list[datetime]) -> bool:
@@ -293,16 +304,3 @@ def allergy_conflicts(timeline: ClinicalTimeline) -> list[Flag]:
                     )
                 )
     return flags
-
-
-def rule_flags(timeline: ClinicalTimeline) -> tuple[list[Flag], News2]:
-    """Every deterministic flag, and the NEWS2 result behind the first one."""
-    score = news2(timeline)
-    return [score.flag(), *critical_labs(timeline), *allergy_conflicts(timeline)], score
-
-
-def merge_flags(rules: list[Flag], model: list[Flag]) -> list[Flag]:
-    """Rule flags always; model flags unless a rule flag already covers their citations; critical first."""
-    covered = [set(f.citations) for f in rules]
-    kept = [f for f in model if not any(set(f.citations) <= c for c in covered)]
-    return sorted([*rules, *kept], key=lambda f: (SEVERITY_ORDER[f.severity], f.source != "rule"))

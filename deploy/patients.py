@@ -12,7 +12,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -135,20 +135,44 @@ def clinosim_bundles(
     disease: str | None = None,
 ) -> list[Path]:
     """Generate `count` clinosim hospital records with SOAP progress notes and ED triage notes."""
+    if disease:
+        command = [_bin("clinosim"), "test-disease", disease, f"--count={count}"]
+    else:
+        command = [_bin("clinosim"), "simulate", f"--population={population}", f"--end={end}"]
+    resources = _clinosim(command, seed)
+    return _write_patients(
+        resources, seed, outdir, lambda owners: _patients_with_notes(resources, owners, count)
+    )
+
+
+def clinosim_ed_bundles(seed: int, outdir: Path, *, population: int, end: str = CLINOSIM_END) -> list[Path]:
+    """Every patient of a clinosim population who has an ED triage note, one transaction Bundle each."""
+    resources = _clinosim([_bin("clinosim"), "simulate", f"--population={population}", f"--end={end}"], seed)
+
+    def triaged(owners: dict[str, set[str]]) -> list[str]:
+        notes = (r for r in resources if r["resourceType"] == "DocumentReference")
+        return sorted({pid for r in notes if _note_code(r) == ED_TRIAGE_NOTE for pid in owners[_key(r)]})
+
+    return _write_patients(resources, seed, outdir, triaged)
+
+
+def _clinosim(command: list[str], seed: int) -> list[Resource]:
+    """Run a clinosim command with the seed and FHIR R4 output; its resources."""
     with tempfile.TemporaryDirectory(prefix="clinosim-") as tmp:
         work = Path(tmp)
-        if disease:
-            command = [_bin("clinosim"), "test-disease", disease, f"--count={count}"]
-        else:
-            command = [_bin("clinosim"), "simulate", f"--population={population}", f"--end={end}"]
-        command += [f"--seed={seed}", "--country=US", "--format=fhir-r4", f"--output={work / 'out'}"]
+        command = [*command, f"--seed={seed}", "--country=US", "--format=fhir-r4", f"--output={work / 'out'}"]
         _run(command, cwd=work)
-        resources = list(_read_ndjson(work / "out" / "fhir_r4"))
+        return list(_read_ndjson(work / "out" / "fhir_r4"))
+
+
+def _write_patients(
+    resources: list[Resource], seed: int, outdir: Path, chosen: Callable[[dict[str, set[str]]], list[str]]
+) -> list[Path]:
     by_key = {_key(r): r for r in resources}
     owners = {key: _patients_of(r) for key, r in by_key.items()}
     return [
         _write_compact(_patient_bundle(by_key, owners, pid), outdir / f"clinosim-{seed}-{pid}.json")
-        for pid in _patients_with_notes(resources, owners, count)
+        for pid in chosen(owners)
     ]
 
 

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import date, datetime
-from decimal import Decimal
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from fhir.resources.R4B.allergyintolerance import AllergyIntolerance
 from fhir.resources.R4B.attachment import Attachment
-from fhir.resources.R4B.codeableconcept import CodeableConcept
 from fhir.resources.R4B.condition import Condition
 from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 from fhir.resources.R4B.documentreference import DocumentReference
@@ -25,7 +23,7 @@ from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.procedure import Procedure
 from fhir.resources.R4B.resource import Resource
 
-from clinical_notes.reference_ranges import VITAL_SIGNS, default_range
+from clinical_notes.reference_ranges import VITAL_SIGNS
 from clinical_notes.timeline import (
     Allergy,
     ClinicalTimeline,
@@ -40,21 +38,26 @@ from clinical_notes.timeline import (
     assign_keys,
 )
 from fhir_adapters.labels import is_ai_draft
+from fhir_adapters.presentation import presentations
+from fhir_adapters.readers import (
+    LOINC,
+    as_float,
+    categories,
+    code_of,
+    iso,
+    live,
+    measurements,
+    text_of,
+)
 from fhir_adapters.record import PatientRecord
 
-ERROR = "entered-in-error"
 ACTIVE_CONDITION = frozenset({"active", "recurrence", "relapse"})
 ACTIVE_MEDICATION = frozenset({"active", "on-hold", "intended"})
-ABNORMAL_CODES = frozenset({"H", "HH", "HU", "L", "LL", "LU", "A", "AA", "<", ">", "POS", "DET", "R"})
-NORMAL_CODES = frozenset({"N", "NEG", "ND", "S"})
-LOINC = "http://loinc.org"
-BP_PANEL = "85354-9"
 ADULT_AGE = 18
 # Identifying answers some sources file as laboratory results (56799-0 Address): never a note's business.
 NOT_FOR_NOTES = frozenset({"56799-0"})
 NOTE_TYPES = frozenset({"text/plain", "text/markdown", "text/html"})
 _TAGS = re.compile(r"<[^>]+>")
-R = TypeVar("R", bound=Resource)
 T = TypeVar("T")
 
 
@@ -67,29 +70,27 @@ def condense(record: PatientRecord, today: date | None = None) -> ClinicalTimeli
     patient = _patient(record, today or date.today())
     adult = patient.age_years is None or patient.age_years >= ADULT_AGE
     observations = [
-        o for o in _live(by_type["Observation"], Observation) if _code(o.code, LOINC) not in NOT_FOR_NOTES
+        o for o in live(by_type["Observation"], Observation) if code_of(o.code, LOINC) not in NOT_FOR_NOTES
     ]
     timeline = ClinicalTimeline(
         patient=patient,
         problems=_merge_problems(
-            _newest([_problem(c) for c in _live(by_type["Condition"], Condition)], lambda p: p.onset)
+            _newest([_problem(c) for c in live(by_type["Condition"], Condition)], lambda p: p.onset)
         ),
         medications=_merge_medications(
             _newest(
-                [_med(m, medications) for m in _live(by_type["MedicationRequest"], MedicationRequest)]
-                + [_med(m, medications) for m in _live(by_type["MedicationStatement"], MedicationStatement)],
+                [_med(m, medications) for m in live(by_type["MedicationRequest"], MedicationRequest)]
+                + [_med(m, medications) for m in live(by_type["MedicationStatement"], MedicationStatement)],
                 lambda m: m.date,
             )
         ),
-        allergies=[_allergy(a) for a in _live(by_type["AllergyIntolerance"], AllergyIntolerance)],
+        allergies=[_allergy(a) for a in live(by_type["AllergyIntolerance"], AllergyIntolerance)],
         vitals=_series([o for o in observations if _is_vital(o)], adult),
-        labs=_series([o for o in observations if "laboratory" in _category(o) and not _is_vital(o)], adult),
-        encounters=_newest(
-            [_encounter(e) for e in _live(by_type["Encounter"], Encounter)], lambda e: e.start
-        ),
-        procedures=_newest([_procedure(p) for p in _live(by_type["Procedure"], Procedure)], lambda p: p.date),
+        labs=_series([o for o in observations if "laboratory" in categories(o) and not _is_vital(o)], adult),
+        encounters=_newest([_encounter(e) for e in live(by_type["Encounter"], Encounter)], lambda e: e.start),
+        procedures=_newest([_procedure(p) for p in live(by_type["Procedure"], Procedure)], lambda p: p.date),
         immunizations=_newest(
-            [_immunization(i) for i in _live(by_type["Immunization"], Immunization)], lambda i: i.date
+            [_immunization(i) for i in live(by_type["Immunization"], Immunization)], lambda i: i.date
         ),
         notes=_newest(
             [n for n in _notes(by_type["DocumentReference"], by_type["DiagnosticReport"]) if n.text],
@@ -97,62 +98,13 @@ def condense(record: PatientRecord, today: date | None = None) -> ClinicalTimeli
         ),
         rejected=sorted(record.rejected),
     )
+    timeline.presentations = presentations(record, timeline)
     timeline.keys = assign_keys(timeline.refs())
     return timeline
 
 
-def _live(resources: Iterable[Resource], model: type[R]) -> list[R]:
-    """Resources of a type that are not entered-in-error."""
-    return [r for r in resources if isinstance(r, model) and not _entered_in_error(r)]
-
-
-def _entered_in_error(resource: Resource) -> bool:
-    for attr in ("status", "docStatus"):
-        if getattr(resource, attr, None) == ERROR:
-            return True
-    verification = getattr(resource, "verificationStatus", None)
-    return isinstance(verification, CodeableConcept) and _code(verification) == ERROR
-
-
 def _newest(items: list[T], key: Callable[[T], str | None]) -> list[T]:
     return sorted(items, key=lambda item: key(item) or "", reverse=True)
-
-
-def text_of(concept: CodeableConcept | None) -> str:
-    """The human label of a CodeableConcept."""
-    if concept is None:
-        return "unknown"
-    if concept.text:
-        return str(concept.text)
-    for coding in concept.coding or []:
-        if coding.display:
-            return str(coding.display)
-    for coding in concept.coding or []:
-        if coding.code:
-            return str(coding.code)
-    return "unknown"
-
-
-def _code(concept: CodeableConcept | None, system: str | None = None) -> str | None:
-    for coding in (concept.coding or []) if concept else []:
-        if coding.code and (system is None or coding.system == system):
-            return str(coding.code)
-    return None
-
-
-def iso(value: Any) -> str | None:
-    """A FHIR date/dateTime/instant as an ISO string (dates stay dates)."""
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    return str(value)
-
-
-def _num(value: Decimal | float | int | None) -> float | None:
-    return None if value is None else float(value)
 
 
 def _patient(record: PatientRecord, today: date) -> PatientFacts:
@@ -172,11 +124,11 @@ def _patient(record: PatientRecord, today: date) -> PatientFacts:
 
 
 def _problem(condition: Condition) -> Problem:
-    status = _code(condition.clinicalStatus)
+    status = code_of(condition.clinicalStatus)
     return Problem(
         ref=f"Condition/{condition.id}",
         name=text_of(condition.code),
-        code=_code(condition.code),
+        code=code_of(condition.code),
         active=status in ACTIVE_CONDITION if status else condition.abatementDateTime is None,
         clinical_status=status,
         onset=iso(
@@ -265,10 +217,10 @@ def _dosage(dosage: Dosage) -> str:
     if dose is not None and dose.value is not None:
         unit = dose.unit or dose.code
         # Without a unit the number stays after its word, where the verifier does not read it as a quantity.
-        parts.append(f"{_num(dose.value):g} {unit}" if unit else f"dose {_num(dose.value):g}")
+        parts.append(f"{as_float(dose.value):g} {unit}" if unit else f"dose {as_float(dose.value):g}")
     repeat = dosage.timing.repeat if dosage.timing else None
     if repeat is not None and repeat.frequency and repeat.period and repeat.periodUnit:
-        period = _num(repeat.period) or 1
+        period = as_float(repeat.period) or 1
         times = _TIMES.get(repeat.frequency, f"{repeat.frequency} times")
         if period == 1 and repeat.periodUnit in _PER:
             parts.append(f"{times} {_PER[repeat.periodUnit]}")
@@ -282,7 +234,7 @@ def _dosage(dosage: Dosage) -> str:
 
 
 def _allergy(allergy: AllergyIntolerance) -> Allergy:
-    status = _code(allergy.clinicalStatus)
+    status = code_of(allergy.clinicalStatus)
     reactions = [text_of(m) for reaction in allergy.reaction or [] for m in reaction.manifestation or []]
     return Allergy(
         ref=f"AllergyIntolerance/{allergy.id}",
@@ -294,13 +246,9 @@ def _allergy(allergy: AllergyIntolerance) -> Allergy:
     )
 
 
-def _category(observation: Observation) -> set[str]:
-    return {str(c.code) for cat in observation.category or [] for c in cat.coding or [] if c.code}
-
-
 def _is_vital(observation: Observation) -> bool:
     """Vital signs by category or by code (some sources file blood pressure under laboratory)."""
-    return "vital-signs" in _category(observation) or _code(observation.code, LOINC) in VITAL_SIGNS
+    return "vital-signs" in categories(observation) or code_of(observation.code, LOINC) in VITAL_SIGNS
 
 
 def _series(observations: list[Observation], adult: bool) -> list[Series]:
@@ -309,7 +257,7 @@ def _series(observations: list[Observation], adult: bool) -> list[Series]:
     for obs in observations:
         if obs.status in ("cancelled", "preliminary"):
             continue
-        for key, name, measurement in _measurements(obs, adult):
+        for key, name, measurement in measurements(obs, adult):
             grouped[key].append((measurement.date or "", measurement))
             names.setdefault(key, name)
     result = []
@@ -319,64 +267,6 @@ def _series(observations: list[Observation], adult: bool) -> list[Series]:
         abnormal = next((m for m in older if m.abnormal), None) if not latest.abnormal else None
         result.append(Series(name=names[key], code=key, latest=latest, latest_abnormal=abnormal, trend=older))
     return sorted(result, key=lambda s: (not s.latest.abnormal, s.name))
-
-
-def _measurements(obs: Observation, adult: bool) -> list[tuple[str, str, Measurement]]:
-    ref = f"Observation/{obs.id}"
-    when = iso(
-        obs.effectiveDateTime or (obs.effectivePeriod.start if obs.effectivePeriod else None) or obs.issued
-    )
-    parts: list[tuple[CodeableConcept, Any, list[Any], list[Any]]] = []
-    if obs.component and (_code(obs.code, LOINC) == BP_PANEL or _value_of(obs) is None):
-        parts = [(c.code, c, c.interpretation or [], c.referenceRange or []) for c in obs.component]
-    else:
-        parts = [(obs.code, obs, obs.interpretation or [], obs.referenceRange or [])]
-    found = []
-    for code, holder, interpretations, ranges in parts:
-        value = _value_of(holder)
-        if value is None:
-            continue
-        number, text, unit = value
-        key = _code(code, LOINC) or _code(code) or text_of(code)
-        m = Measurement(ref=ref, date=when, value=number, text=text, unit=unit)
-        m.interpretation = next((_code(i) for i in interpretations if _code(i)), None)
-        if ranges:
-            m.low = _num(ranges[0].low.value) if ranges[0].low else None
-            m.high = _num(ranges[0].high.value) if ranges[0].high else None
-            m.range_source = "record"
-        elif number is not None:
-            fallback = default_range(key, unit, adult=adult)
-            if fallback:
-                m.low, m.high = fallback
-                m.range_source = "default"
-        m.abnormal = _is_abnormal(m)
-        found.append((key, text_of(code), m))
-    return found
-
-
-def _value_of(holder: Any) -> tuple[float | None, str | None, str | None] | None:
-    quantity = getattr(holder, "valueQuantity", None)
-    if quantity is not None and quantity.value is not None:
-        return _num(quantity.value), None, quantity.unit or quantity.code
-    concept = getattr(holder, "valueCodeableConcept", None)
-    if concept is not None:
-        return None, text_of(concept), None
-    for attr in ("valueString", "valueInteger", "valueBoolean"):
-        value = getattr(holder, attr, None)
-        if value is not None:
-            return (_num(value), None, None) if attr == "valueInteger" else (None, str(value), None)
-    return None
-
-
-def _is_abnormal(m: Measurement) -> bool | None:
-    code = (m.interpretation or "").upper()
-    if code in ABNORMAL_CODES:
-        return True
-    if code in NORMAL_CODES:
-        return False
-    if m.value is None or (m.low is None and m.high is None):
-        return None
-    return (m.low is not None and m.value < m.low) or (m.high is not None and m.value > m.high)
 
 
 def _encounter(encounter: Encounter) -> EncounterItem:
@@ -412,7 +302,7 @@ def _immunization(immunization: Immunization) -> Event:
 
 def _notes(documents: list[Resource], reports: list[Resource]) -> list[Note]:
     notes = []
-    for doc in _live(documents, DocumentReference):
+    for doc in live(documents, DocumentReference):
         if is_ai_draft(doc):
             continue  # never feed our own unapproved output back in as a source
         text = "\n".join(_decode(c.attachment) for c in doc.content or [] if c.attachment)
@@ -420,7 +310,7 @@ def _notes(documents: list[Resource], reports: list[Resource]) -> list[Note]:
         notes.append(
             Note(ref=f"DocumentReference/{doc.id}", title=str(title), date=iso(doc.date), text=text.strip())
         )
-    for report in _live(reports, DiagnosticReport):
+    for report in live(reports, DiagnosticReport):
         parts = [_decode(a) for a in report.presentedForm or []]
         if report.conclusion:
             parts.append(str(report.conclusion))

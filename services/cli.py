@@ -8,7 +8,7 @@ import base64
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,87 @@ def cmd_timeline(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(render_timeline(timeline) + "\n")
     return 0
+
+
+def cmd_triage(args: argparse.Namespace) -> int:
+    """Screen records with the triage rules alone (no model): one line, or one block, per record."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from fhir_adapters.record import fetch_record
+    from workers.clients import fhir_client
+
+    if not args.files and not args.patient:
+        raise InputError("give Bundle FILEs, or --patient ID (with --fhir-url or EHRSUM_FHIR_BASE_URL)")
+    if args.jobs < 1:
+        raise InputError("--jobs must be at least 1")
+    if args.files:
+        jobs = [(str(path), args.patient, args.encounter) for path in args.files]
+        if args.jobs == 1 or len(jobs) == 1:
+            return _print_triage(map(_triage_file, jobs), args.json)
+        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+            chunk = max(1, len(jobs) // (args.jobs * 8))
+            return _print_triage(pool.map(_triage_file, jobs, chunksize=chunk), args.json)
+
+    async def fetch() -> Any:
+        async with fhir_client(get_settings(), args.fhir_url) as client:
+            return await fetch_record(client, args.patient)
+
+    return _print_triage(iter([_triage_line(None, asyncio.run(fetch()), args.encounter)]), args.json)
+
+
+def _print_triage(lines: Iterator[dict[str, Any]], as_json: bool) -> int:
+    """Print each record's line as it comes; 2 when a file could not be read."""
+    failed = 0
+    for line in lines:
+        if "error" in line:
+            failed += 1
+            sys.stderr.write(f"ehrsum: error: {line['error']}\n")
+        if as_json:
+            sys.stdout.write(
+                json.dumps({k: v for k, v in line.items() if k != "complaints"}, ensure_ascii=False)
+            )
+            sys.stdout.write("\n")
+        elif "error" not in line:
+            sys.stdout.write(_screen_text(line))
+    return 2 if failed else 0
+
+
+def _triage_file(job: tuple[str, str | None, str | None]) -> dict[str, Any]:
+    """The triage line of one Bundle file, or its error (runs in a worker process)."""
+    from fhir_adapters.record import record_from_bundle
+
+    path, patient, encounter = job
+    try:
+        return _triage_line(path, record_from_bundle(Path(path), patient), encounter)
+    except InputError as exc:
+        return {"file": path, "error": str(exc)}
+
+
+def _triage_line(label: str | None, record: Any, encounter: str | None) -> dict[str, Any]:
+    """What `ehrsum triage` prints of a record: its screen's encounter, highest severity, flags, statement."""
+    from clinical_notes.esi import highest, triage
+    from fhir_adapters.condense import condense
+
+    result, flags = triage(condense(record), encounter)
+    return {
+        "file": label,
+        "patient": f"Patient/{record.patient_id}",
+        "encounter": result.encounter,
+        "severity": highest(flags),
+        "flags": [f.model_dump(exclude_none=True) for f in flags],
+        "statement": result.statement,
+        "complaints": result.complaints,
+    }
+
+
+def _screen_text(line: dict[str, Any]) -> str:
+    """A screen as a clinician reads it on a terminal."""
+    head = " ".join(str(x) for x in (line["file"], line["patient"], line["encounter"] or "no encounter") if x)
+    lines = [f"{head}: {line['severity'].upper()}", f"  {line['statement']}"]
+    lines += [f"  complaint {c}" for c in line["complaints"]]
+    for flag in line["flags"]:
+        lines.append(f"  - {flag['severity'].upper()} {flag['title']}: {flag['rationale']}")
+    return "\n".join(lines) + "\n\n"
 
 
 def cmd_summarize(args: argparse.Namespace) -> int:
@@ -120,7 +201,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from clinical_notes.draft import NoteDraft
-    from clinical_notes.triage import rule_flags
+    from clinical_notes.rules import rule_flags
     from clinical_notes.verifier import Verifier, flag_backing
     from fhir_adapters.condense import condense
     from fhir_adapters.evidence import RecordEvidence
@@ -288,6 +369,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", type=int, help="fit to this many tokens")
     p.add_argument("--json", action="store_true", help="print JSON instead of prompt text")
     p.set_defaults(func=cmd_timeline)
+
+    p = sub.add_parser("triage", help="screen records with the triage rules alone (no model)")
+    p.add_argument("files", nargs="*", type=Path, metavar="FILE", help="Bundle JSON files")
+    p.add_argument("--patient", help="patient id (on the server, or within the file)")
+    p.add_argument(
+        "--encounter", help="screen this encounter (default: the newest, or the ED visit it began with)"
+    )
+    p.add_argument("--fhir-url", help="FHIR base URL (default: EHRSUM_FHIR_BASE_URL)")
+    p.add_argument("--json", action="store_true", help="one JSON line per record")
+    p.add_argument("--jobs", type=int, default=1, help="worker processes for many files (default 1)")
+    p.set_defaults(func=cmd_triage)
 
     p = sub.add_parser("summarize", help="summarize a patient")
     p.add_argument("--patient", help="patient id on the FHIR server")

@@ -25,11 +25,11 @@ from clinical_notes.compose import compose, sections
 from clinical_notes.draft import Flag, NoteDraft, Statement
 from clinical_notes.kinds import NoteKind, get_kind
 from clinical_notes.render import render_markdown
+from clinical_notes.rules import merge_flags, rule_flags
 from clinical_notes.schema import answer_to_draft, model_schema
 from clinical_notes.timeline import ClinicalTimeline
 from clinical_notes.timeline_text import render_timeline
 from clinical_notes.tokens import TokenCounter, token_counter
-from clinical_notes.triage import merge_flags, rule_flags
 from clinical_notes.verifier import VerificationReport, Verifier, flag_backing, without_failing
 from fhir_adapters.client import FhirClient
 from fhir_adapters.condense import condense

@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from clinical_notes.budget import fit_budget
+from clinical_notes.esi import triage
 from clinical_notes.timeline_text import render_timeline
 from clinical_notes.tokens import EstimateCounter
 from fhir_adapters.condense import condense
@@ -157,6 +158,8 @@ def test_messy_bundles_condense_and_fit_keeping_must_keep_facts(bundle: dict[str
         return
     full = condense(record, today=TODAY)
     render_timeline(full)
+    screened, flags = triage(full)  # the triage screen says what it could not assess; it never raises
+    assert screened.statement and all(f.rationale for f in flags)
     fitted = fit_budget(full, budget, EstimateCounter())
     text = render_timeline(fitted)
     assert {p.ref for p in fitted.problems if p.active} == {p.ref for p in full.problems if p.active}

@@ -16,6 +16,7 @@ from clinical_notes.compose import (
 from clinical_notes.coverage import missing, must_mention
 from clinical_notes.draft import NoteDraft, Section
 from clinical_notes.kinds import KINDS, get_kind
+from clinical_notes.rules import rule_flags
 from clinical_notes.timeline import (
     Allergy,
     ClinicalTimeline,
@@ -24,7 +25,6 @@ from clinical_notes.timeline import (
     Problem,
     Series,
 )
-from clinical_notes.triage import rule_flags
 from clinical_notes.verifier import Verifier, flag_backing
 from fhir_adapters.condense import condense
 from fhir_adapters.evidence import RecordEvidence

@@ -9,7 +9,7 @@ import pytest
 from clinical_notes.concepts import filler, is_hollow, mentions, stem
 from clinical_notes.draft import Flag, NoteDraft
 from clinical_notes.kinds import ALL_TITLES
-from clinical_notes.triage import rule_flags
+from clinical_notes.rules import rule_flags
 from clinical_notes.verifier import Verifier, flag_backing, without_failing
 from fhir_adapters.condense import condense
 from fhir_adapters.evidence import RecordEvidence, evidence_of

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from clinical_notes.draft import Flag
-from clinical_notes.triage import merge_flags, news2, rule_flags
+from clinical_notes.rules import merge_flags, rule_flags
+from clinical_notes.triage import news2
 from fhir_adapters.condense import condense
 from fhir_adapters.record import record_from_bundle_json
 
