@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 
 from clinical_notes.draft import Section, Statement
+from clinical_notes.esi import screen
 from clinical_notes.kinds import NoteKind
 from clinical_notes.timeline import ClinicalTimeline, Measurement, Problem, Series, when
 from clinical_notes.triage import as_of
@@ -33,6 +34,7 @@ SEMANTIC_TAG = re.compile(
     r"observable entity|event|substance|organism|qualifier value|product|medicinal product)\)\s*$",
     re.IGNORECASE,
 )
+NO_KNOWN_ALLERGY = re.compile(r"^\s*(no known (drug )?allerg|nkda?\b)", re.IGNORECASE)
 LATER_TAGS = ("(finding)", "(situation)", "(person)", "(event)", "(observable entity)")
 SHOWN_UNITS = {"mm[Hg]": "mmHg", "Cel": "°C", "[degF]": "°F"}
 ANNOTATION = re.compile(r"\{[^}]*\}")
@@ -70,8 +72,11 @@ def unit(value: str | None) -> str:
 
 
 def number(value: float) -> str:
-    """A value to four significant digits: instruments report noise beyond that (56.27173 U/L)."""
-    return f"{value:.4g}"
+    """A value to four significant digits (instruments report noise beyond that: 56.27173 U/L), whole
+    numbers from 1,000 up, never in exponent form (13062 /uL, not 1.306e+04)."""
+    if abs(value) >= 1000:
+        return str(round(value))
+    return f"{value:.4g}" if abs(value) >= 1e-3 or value == 0 else f"{value:f}".rstrip("0")
 
 
 def shown(m: Measurement) -> str:
@@ -168,12 +173,18 @@ def allergies(t: ClinicalTimeline) -> list[Statement]:
     if not t.allergies:
         return [record("No allergy records found in the record.")]
     out = []
-    for a in (a for a in t.allergies if a.active):
+    stated = [a for a in t.allergies if NO_KNOWN_ALLERGY.match(a.substance)]
+    if stated:
+        # The record's own "no known allergies" entry: said as the record says it, whatever its status.
+        out.append(
+            record(f"The record states {plain(stated[0].substance).lower()}.", [a.ref for a in stated])
+        )
+    for a in (a for a in t.allergies if a.active and a not in stated):
         details = [f"reactions: {', '.join(a.reactions)}" if a.reactions else "reaction not recorded"]
         if a.criticality:
             details.append(f"criticality {a.criticality}")
         out.append(record(f"{plain(a.substance)}: {'; '.join(details)}", [a.ref]))
-    inactive = [(plain(a.substance), a.ref) for a in t.allergies if not a.active]
+    inactive = [(plain(a.substance), a.ref) for a in t.allergies if not a.active and a not in stated]
     if inactive:
         group = _names(inactive)
         out.append(record(f"Inactive or resolved allergy records: {group.text}.", group.citations))
@@ -198,7 +209,7 @@ def _result(series: Series) -> Statement:
     if previous is not None and m.value is not None and previous.value is not None:
         change = m.value - previous.value
         direction = "up" if change > 0 else "down" if change < 0 else "unchanged"
-        amount = f" {abs(change):.3g}" if change else ""
+        amount = f" {number(abs(change))}" if change else ""
         state = _state(previous) if old is previous else ""
         text += f", {direction}{amount} from {number(previous.value)}{state} on {day(previous.date)}"
         refs.append(previous.ref)
@@ -325,14 +336,26 @@ def _within(m: Measurement, now: datetime | None, window: timedelta) -> bool:
     return now is None or (taken is not None and now - taken <= window)
 
 
+def screen_statement(t: ClinicalTimeline) -> list[Statement]:
+    """Which ESI criteria the current encounter meets, citing the encounter and the findings behind them."""
+    found = screen(t)
+    if found.encounter is None:
+        return [record("No encounter to triage found in the record.")]
+    setting = SETTINGS.get(found.kind or "", found.kind or "encounter")
+    refs = [found.encounter, *(ref for f in found.flags if f.severity != "info" for ref in f.citations)]
+    return [
+        record(f"Triage screen of the {setting} encounter on {day(found.start)}: {found.statement}", refs)
+    ]
+
+
 def triage_findings(t: ClinicalTimeline) -> list[Statement]:
     """Abnormal vital signs of the newest set and abnormal results of the 30 days before the record's end."""
-    out = _abnormal_vitals(latest_vitals(t))
+    out = screen_statement(t) + _abnormal_vitals(latest_vitals(t))
     now = as_of(t)
     recent = [s for s in t.labs if s.latest.abnormal and _within(s.latest, now, TRIAGE_WINDOW)]
     out += [_result(s) for s in sorted(recent, key=lambda s: s.latest.date or "", reverse=True)]
-    if not out:
-        out.append(record("No abnormal vital signs or results found in the last 30 days of the record."))
+    if len(out) == 1:
+        out.append(record("No abnormal vital signs or results from the last 30 days found in the record."))
     return out
 
 

@@ -423,7 +423,7 @@ def _danger_zone(ctx: _Context) -> None:
         (x, f"{x.shown} > {limit}") for x, limit in ((hr, hr_limit), (rr, rr_limit)) if x and x.value > limit
     ]
     if spo2 is not None and spo2.value < DANGER_SPO2:
-        exceeded.append((spo2, f"{spo2.shown} < {DANGER_SPO2} %"))
+        exceeded.append((spo2, f"{spo2.shown} < {DANGER_SPO2}"))  # a threshold, not a reading: no unit
     if exceeded:
         age = label if years is not None else f"{label}: age not recorded, adult limits used"
         ctx.add(

@@ -59,11 +59,19 @@ FILLER = (
     r"\b(see|refer to) (above|below)\b",
     r"\b(lorem ipsum|to be determined|not applicable|tbd)\b",
     r"\bno (further|additional) (comments?|information|details)\b",
-    r"\bthe (patient'?s? )?(medical )?(record|chart|history) (contains|includes|shows|lists)\b",
     r"\bplease (review|see|refer|note)\b",
 )
 
 SYNONYM_GROUPS: tuple[tuple[str, ...], ...] = (
+    # the record says there is nothing ("nka" is the group's own word: "no known allergies" is a statement)
+    (
+        "no known allergies",
+        "no known allergy",
+        "nka",
+        "nkda",
+        "no known drug allergies",
+        "no known drug allergy",
+    ),
     # sex
     ("female", "woman", "women", "girl", "lady", "f"),
     ("male", "man", "men", "boy", "gentleman", "m"),

@@ -44,8 +44,7 @@ Rule = Literal[
 ABOUT_THE_RECORD = [
     re.compile(p, re.IGNORECASE)
     for p in (
-        r"^no ([\w-]+ ){0,4}(records?|entries|results|notes|data|documentation) "
-        r"(is |are |were |was )?(found|recorded|documented|available)\b.*\bin the record\b",
+        r"^no [^.]*\b(found|recorded|documented)\b[^.]*\bin the record\.?$",
         r"\bare in the record,? not listed( here)?\.?$",
     )
 ]
