@@ -24,7 +24,7 @@ from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.reference import Reference
 from fhir.resources.R4B.resource import Resource
 
-from clinical_notes.timeline import ClinicalTimeline, Complaint, Measurement, Presentation
+from clinical_notes.timeline import ClinicalTimeline, Complaint, Measurement, Presentation, when
 from clinical_notes.vitals import CHIEF_COMPLAINT, PREGNANCY_STATUS, PRESENTATION_CODES
 from fhir_adapters.readers import categories, code_of, iso, live, measurements, text_of
 from fhir_adapters.record import PatientRecord
@@ -48,16 +48,6 @@ def _ref(reference: Reference | None) -> str | None:
 
 def _codes(concept: CodeableConcept | None) -> set[str]:
     return {str(c.code) for c in (concept.coding or []) if c.code} if concept is not None else set()
-
-
-def _parse(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed.replace(tzinfo=None)
 
 
 def presentations(record: PatientRecord, timeline: ClinicalTimeline) -> list[Presentation]:
@@ -89,14 +79,14 @@ def presentations(record: PatientRecord, timeline: ClinicalTimeline) -> list[Pre
         ref = f"Encounter/{encounter.id}"
         period = encounter.period
         start, end = (iso(period.start), iso(period.end)) if period else (None, None)
-        within = _window(ref, _parse(start), _parse(end))
+        within = _window(ref, when(start), when(end))
         own = linked.get(ref, []) + [o for o, when in unlinked if within(None, when)]
         presentation = Presentation(
             encounter=ref,
             kind=encounter.class_fhir.code if encounter.class_fhir else None,
             start=start,
             part_of=_ref(encounter.partOf),
-            age_days=_age_days(birth, _parse(start)),
+            age_days=_age_days(birth, when(start)),
             complaints=[
                 *_reasons(encounter, record),
                 *_chief_complaints(own),
@@ -109,7 +99,7 @@ def presentations(record: PatientRecord, timeline: ClinicalTimeline) -> list[Pre
         for complaint in presentation.complaints:
             unique.setdefault((complaint.source, complaint.text.lower()), complaint)
         presentation.complaints = list(unique.values())
-        _pregnancy(presentation, own, pregnancies, _parse(start))
+        _pregnancy(presentation, own, pregnancies, when(start))
         found.append(presentation)
     return sorted(found, key=lambda p: p.start or "", reverse=True)
 
@@ -128,7 +118,7 @@ def _window(ref: str, start: datetime | None, end: datetime | None) -> Within:
 
 def _observed(obs: Observation) -> datetime | None:
     when = obs.effectiveDateTime or (obs.effectivePeriod.start if obs.effectivePeriod else None) or obs.issued
-    return _parse(iso(when))
+    return when(iso(when))
 
 
 def _age_days(birth: Any, start: datetime | None) -> int | None:
@@ -189,7 +179,7 @@ def _triage_notes(
     for doc in documents:
         doc_ref = f"DocumentReference/{doc.id}"
         linked = [_ref(e) for e in (doc.context.encounter or [])] if doc.context else []
-        if ref in linked or (not linked and within(None, _parse(iso(doc.date)))):
+        if ref in linked or (not linked and within(None, when(iso(doc.date)))):
             found += [
                 Complaint(ref=doc_ref, text=line, source="triage note")
                 for line in _COMPLAINT_LINE.findall(notes[doc_ref])
@@ -239,8 +229,8 @@ def _pregnancy(
     if start is None:
         return
     for condition in conditions:
-        onset = _parse(iso(condition.onsetDateTime or condition.recordedDate))
-        abated = _parse(iso(condition.abatementDateTime))
+        onset = when(iso(condition.onsetDateTime or condition.recordedDate))
+        abated = when(iso(condition.abatementDateTime))
         if (
             onset is not None
             and start - PREGNANCY_SPAN <= onset <= start
