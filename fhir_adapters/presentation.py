@@ -24,7 +24,8 @@ from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.reference import Reference
 from fhir.resources.R4B.resource import Resource
 
-from clinical_notes.timeline import ClinicalTimeline, Complaint, Measurement, Presentation, when
+from clinical_notes.timeline import ClinicalTimeline, Complaint, Measurement, Presentation
+from clinical_notes.timeline import when as parse_when
 from clinical_notes.vitals import CHIEF_COMPLAINT, PREGNANCY_STATUS, PRESENTATION_CODES
 from fhir_adapters.readers import categories, code_of, iso, live, measurements, text_of
 from fhir_adapters.record import PatientRecord
@@ -79,14 +80,14 @@ def presentations(record: PatientRecord, timeline: ClinicalTimeline) -> list[Pre
         ref = f"Encounter/{encounter.id}"
         period = encounter.period
         start, end = (iso(period.start), iso(period.end)) if period else (None, None)
-        within = _window(ref, when(start), when(end))
+        within = _window(ref, parse_when(start), parse_when(end))
         own = linked.get(ref, []) + [o for o, when in unlinked if within(None, when)]
         presentation = Presentation(
             encounter=ref,
             kind=encounter.class_fhir.code if encounter.class_fhir else None,
             start=start,
             part_of=_ref(encounter.partOf),
-            age_days=_age_days(birth, when(start)),
+            age_days=_age_days(birth, parse_when(start)),
             complaints=[
                 *_reasons(encounter, record),
                 *_chief_complaints(own),
@@ -99,7 +100,7 @@ def presentations(record: PatientRecord, timeline: ClinicalTimeline) -> list[Pre
         for complaint in presentation.complaints:
             unique.setdefault((complaint.source, complaint.text.lower()), complaint)
         presentation.complaints = list(unique.values())
-        _pregnancy(presentation, own, pregnancies, when(start))
+        _pregnancy(presentation, own, pregnancies, parse_when(start))
         found.append(presentation)
     return sorted(found, key=lambda p: p.start or "", reverse=True)
 
@@ -118,7 +119,7 @@ def _window(ref: str, start: datetime | None, end: datetime | None) -> Within:
 
 def _observed(obs: Observation) -> datetime | None:
     when = obs.effectiveDateTime or (obs.effectivePeriod.start if obs.effectivePeriod else None) or obs.issued
-    return when(iso(when))
+    return parse_when(iso(when))
 
 
 def _age_days(birth: Any, start: datetime | None) -> int | None:
@@ -179,7 +180,7 @@ def _triage_notes(
     for doc in documents:
         doc_ref = f"DocumentReference/{doc.id}"
         linked = [_ref(e) for e in (doc.context.encounter or [])] if doc.context else []
-        if ref in linked or (not linked and within(None, when(iso(doc.date)))):
+        if ref in linked or (not linked and within(None, parse_when(iso(doc.date)))):
             found += [
                 Complaint(ref=doc_ref, text=line, source="triage note")
                 for line in _COMPLAINT_LINE.findall(notes[doc_ref])
@@ -229,8 +230,8 @@ def _pregnancy(
     if start is None:
         return
     for condition in conditions:
-        onset = when(iso(condition.onsetDateTime or condition.recordedDate))
-        abated = when(iso(condition.abatementDateTime))
+        onset = parse_when(iso(condition.onsetDateTime or condition.recordedDate))
+        abated = parse_when(iso(condition.abatementDateTime))
         if (
             onset is not None
             and start - PREGNANCY_SPAN <= onset <= start
