@@ -48,11 +48,16 @@ MODEL = "gemma3-270m"
 
 
 @contextmanager
-def llm(tmp: Path, extra: list[str] | None = None, env_extra: dict[str, str] | None = None) -> Iterator[str]:
-    """The CPU vLLM on a free port (with extra server flags and environment); its /v1 URL."""
-    llm_cpu.ensure_setup()
+def llm(
+    tmp: Path,
+    extra: list[str] | None = None,
+    env_extra: dict[str, str] | None = None,
+    profile: str = llm_cpu.DEFAULT_PROFILE,
+) -> Iterator[str]:
+    """The CPU vLLM serving a model profile on a free port (with extra flags and environment); its /v1 URL."""
+    llm_cpu.ensure_setup(profile)
     port = free_port()
-    command, env = llm_cpu.server_command(port, "127.0.0.1", MODEL)
+    command, env = llm_cpu.server_command(port, "127.0.0.1", profile=profile)
     log = tmp / f"vllm-{port}.log"
     proc = spawn([*command, *(extra or [])], {**env, **(env_extra or {})}, log)
     url = f"http://127.0.0.1:{port}/v1"

@@ -118,7 +118,7 @@ def main() -> int:
     )
     parser.add_argument("--patients", type=int, default=3)
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--profile", default=llm_cpu.MODEL_NAME, help="the CPU model profile to serve")
+    parser.add_argument("--profile", default=llm_cpu.DEFAULT_PROFILE, choices=list(llm_cpu.PROFILES))
     parser.add_argument("--old-commit", default=OLD_COMMIT)
     args = parser.parse_args()
     files = patients.cached("synthea", args.patients, args.seed, REPO / ".cache" / "patients")
@@ -130,12 +130,12 @@ def main() -> int:
             ["git", "worktree", "add", "--detach", str(old), args.old_commit], cwd=REPO, check=True
         )
         try:
-            with llm(tmp) as url:
+            with llm(tmp, profile=args.profile) as url:
                 env = {
                     **os.environ,
                     "EHRSUM_LLM_BASE_URL": url,
-                    "EHRSUM_LLM_MODEL": llm_cpu.MODEL_NAME,
-                    "EHRSUM_TOKENIZER_PATH": str(llm_cpu.model_dir()),
+                    "EHRSUM_LLM_MODEL": llm_cpu.get_profile(args.profile).name,
+                    "EHRSUM_TOKENIZER_PATH": str(llm_cpu.model_dir(args.profile)),
                     "EHRSUM_LOG_LEVEL": "WARNING",
                     **llm_cpu.DEMO_LIMITS,
                 }
