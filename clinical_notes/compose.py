@@ -349,9 +349,11 @@ def screen_statement(t: ClinicalTimeline) -> list[Statement]:
 
 
 def triage_findings(t: ClinicalTimeline) -> list[Statement]:
-    """Abnormal vital signs of the newest set and abnormal results of the 30 days before the record's end."""
-    out = screen_statement(t) + _abnormal_vitals(latest_vitals(t))
+    """The encounter's screen, then abnormal vital signs and results of the 30 days before the record's end
+    (a vital sign from last year says nothing about the patient being triaged)."""
     now = as_of(t)
+    vitals = [s for s in latest_vitals(t) if _within(s.latest, now, TRIAGE_WINDOW)]
+    out = screen_statement(t) + _abnormal_vitals(vitals)
     recent = [s for s in t.labs if s.latest.abnormal and _within(s.latest, now, TRIAGE_WINDOW)]
     out += [_result(s) for s in sorted(recent, key=lambda s: s.latest.date or "", reverse=True)]
     if len(out) == 1:

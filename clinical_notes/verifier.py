@@ -61,6 +61,20 @@ HEDGED = re.compile(
     r"may|might|could|suspect(ed)?|concern for|cannot be excluded|rule out|differential|history of|known)\b",
     re.IGNORECASE,
 )
+# What each rule means to a reader of the draft ("nothing the model wrote passed: 16 citations of ...").
+RULE_TEXT: dict[str, str] = {
+    "citation_unresolved": "citations of nothing in the record",
+    "citation_retracted": "citations of retracted resources",
+    "citation_not_in_prompt": "citations of resources the model was not shown",
+    "number_unsupported": "numbers no cited resource holds",
+    "date_unsupported": "dates outside the cited resources",
+    "uncited_claim": "uncited claims",
+    "hollow_statement": "statements that say nothing",
+    "filler": "filler statements",
+    "ungrounded": "statements not naming what they cite",
+    "definitive_diagnosis": "unhedged diagnoses",
+    "flag_unbacked": "flags without abnormal data behind them",
+}
 UNBACKED = "downgraded to info: cites no abnormal result or vital sign, rule finding or allergy conflict"
 
 
@@ -86,6 +100,11 @@ class VerificationReport(BaseModel):
     def counts(self) -> dict[str, int]:
         """Violations per rule."""
         return dict(Counter(v.rule for v in self.violations))
+
+    def summary(self) -> str:
+        """The violations counted in words ("16 citations of nothing in the record")."""
+        counts = sorted(self.counts().items(), key=lambda kv: -kv[1])
+        return "; ".join(f"{n} {RULE_TEXT.get(rule, rule)}" for rule, n in counts) or "no statements"
 
     def feedback(self, limit: int = 12) -> str:
         """The violations as instructions for a corrected answer."""

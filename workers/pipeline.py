@@ -211,7 +211,7 @@ class Pipeline:
             return out
         out.note, out.dropped = without_failing(note, out.report)
         if not out.note.sections and not out.note.flags:
-            out.unavailable = f"nothing the model wrote passed verification ({_counts(out.report)})"
+            out.unavailable = f"nothing the model wrote passed verification ({out.report.summary()})"
         return out
 
     async def draft(self, kind: NoteKind, job: Job, first_token: asyncio.Event | None = None) -> KindResult:
@@ -348,8 +348,3 @@ class Pipeline:
         result = await self.run(record, kinds, write=write)
         result.timings["fetch"] = fetch_s
         return result
-
-
-def _counts(report: VerificationReport | None) -> str:
-    counts = report.counts() if report else {}
-    return ", ".join(f"{rule} {n}" for rule, n in sorted(counts.items())) or "no statements"
