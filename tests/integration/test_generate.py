@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from clinical_notes.coverage import missing, must_mention
 from clinical_notes.draft import NoteDraft
 from clinical_notes.kinds import get_kind
+from clinical_notes.timeline import KEY_PATTERN
 from clinical_notes.verifier import Verifier
 from fhir_adapters.condense import condense
 from fhir_adapters.evidence import RecordEvidence
@@ -39,12 +41,19 @@ async def test_synthesis_is_schema_valid_and_cites_the_timeline(
     assert 0 < completion_tokens <= settings.llm_max_output_tokens and ttft is not None and ttft > 0
     model_titles = {s.title for s in kind.model_sections()}
     allowed = set(timeline.refs())
+    key_shaped = re.compile(KEY_PATTERN)
     for section in note.sections:
         assert section.title in model_titles
         assert 1 <= len(section.statements) <= settings.note_max_statements
         for statement in section.statements:
             assert statement.author == "model" and 0 < len(statement.text) <= settings.statement_max_chars
-            assert statement.citations and set(statement.citations) <= allowed
+            # A key the timeline showed maps to its FHIR reference; any other key stays as written (the
+            # schema only shapes keys) and the verifier rejects its statement as citing nothing.
+            assert statement.citations
+            assert all(c in allowed or key_shaped.match(c) for c in statement.citations)
+    unresolved = [c for s in note.sections for st in s.statements for c in st.citations if c not in allowed]
+    report = Verifier(RecordEvidence(record)).verify(note)
+    assert len([v for v in report.violations if v.rule == "citation_unresolved"]) == len(unresolved)
 
 
 async def test_an_unusable_answer_still_gives_a_complete_draft(
