@@ -36,6 +36,12 @@ if "EHRSUM_BROKER_URL" not in os.environ:
 NOTIFICATION_SECRET = "test-notification-secret"
 os.environ.setdefault("EHRSUM_NOTIFICATION_SECRET", NOTIFICATION_SECRET)
 os.environ.setdefault("EHRSUM_DEBOUNCE_S", "2")
+# One session sends thousands of requests, and hundreds of deliberately bad credentials, from 127.0.0.1
+# within minutes (the fuzzers above all); tests of the limits start an API of their own with low ones.
+os.environ.setdefault("EHRSUM_API_RATE_PER_MINUTE", "1000000")
+os.environ.setdefault("EHRSUM_AUTH_FAILURES_PER_MINUTE", "1000000")
+# Schemathesis reads the schema from the running API's /openapi.json.
+os.environ.setdefault("EHRSUM_API_DOCS", "true")
 
 
 def free_port() -> int:
@@ -225,6 +231,17 @@ def start_api(log: Path, **overrides: str) -> tuple[subprocess.Popen[bytes], str
         stop(proc)
         raise
     return proc, url
+
+
+def registered(subscription_id: str, events: int = 0) -> str:
+    """Record a subscription as one `ehrsum subscribe` registered (Backport notifications need that)."""
+    from services.core.db import session_scope
+    from services.subscriptions.service import ensure_state
+
+    ref = f"Subscription/{subscription_id}"
+    with session_scope() as session:
+        ensure_state(session=session, subscription=ref, kind="backport", criteria="test", events=events)
+    return subscription_id
 
 
 def notification_headers(secret: str = NOTIFICATION_SECRET) -> dict[str, str]:
