@@ -81,7 +81,8 @@ def test_api_approve_and_reject_update_the_fhir_server(
     assert verifiers(fhir_server, to_approve) == [doc["authenticator"]]
 
     answer = httpx.post(
-        f"{api}/v1/{to_reject.replace('DocumentReference', 'drafts')}/reject", headers=approver
+        f"{api}/v1/{to_reject.replace('DocumentReference', 'drafts')}/reject",
+        headers={**approver, "If-Match": 'W/"1"'},
     )
     assert answer.status_code == 200 and answer.json()["state"] == "rejected", answer.text
     assert httpx.get(f"{fhir_server}/{to_reject}", timeout=10).json()["status"] == "entered-in-error"
