@@ -316,3 +316,35 @@ def test_openapi_declares_the_bearer_and_secret_schemes() -> None:
                 assert operation["security"] == [{"notificationSecret": []}]
             else:
                 assert operation["security"] == [{"bearer": []}], path
+
+
+def test_generated_records_are_private(tmp_path: Path) -> None:
+    """Item 14: generated patient records are written 0600 in 0700 directories, older ones tightened."""
+    from deploy.patients import _write_compact, private
+
+    written = _write_compact({"resourceType": "Bundle"}, tmp_path / "records" / "one.json")
+    older = tmp_path / "records" / "older.json"
+    older.write_text("{}")
+    older.chmod(0o644)
+    private(tmp_path / "records")
+    assert stat.S_IMODE(os.stat(written).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(older).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(tmp_path / "records").st_mode) == 0o700
+
+
+def test_cli_writes_private_files(tmp_path: Path) -> None:
+    """Item 14: `ehrsum` runs with umask 077, so the embedded database and beat's schedule stay ours."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EHRSUM_")}
+    env["EHRSUM_DATA_DIR"] = str(tmp_path / "var")
+    ehrsum = Path(sys.executable).with_name("ehrsum")
+    done = subprocess.run([str(ehrsum), "init-db"], env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert stat.S_IMODE(os.stat(tmp_path / "var").st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(tmp_path / "var" / "ehrsum.db").st_mode) == 0o600
+    bad = subprocess.run(
+        [str(ehrsum), "init-db"], env={**env, "EHRSUM_FHIR_AUTHH": "smart"}, capture_output=True, text=True
+    )
+    assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "EHRSUM_FHIR_AUTHH" in bad.stderr
