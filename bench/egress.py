@@ -43,7 +43,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from deploy import fhir_server, llm_cpu, patients  # noqa: E402
-from deploy.processes import stop, wait_http  # noqa: E402
+from deploy.processes import stop, wait_for, wait_http  # noqa: E402
 
 BIN = Path(sys.executable).parent
 CACHE = Path(os.environ.get("EHRSUM_CACHE", REPO / ".cache"))
@@ -160,16 +160,6 @@ def service_env(stack: Stack, database_url: str, identity: Any, model_dir: Path)
     return env
 
 
-def wait_until(what: str, timeout: float, check: Any) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(1)
-    raise TimeoutError(f"{what} not seen within {timeout:.0f} s")
-
-
 def workload(stack: Stack, env: dict[str, str], identity: Any) -> dict[str, Any]:
     """Jobs, notifications and approvals, as an EHR and a clinician drive them; what happened."""
     api = f"http://127.0.0.1:{stack.ports['api']}"
@@ -190,23 +180,17 @@ def workload(stack: Stack, env: dict[str, str], identity: Any) -> dict[str, Any]
         state = httpx.get(f"{api}/v1/summaries/{job['id']}", headers=auth, timeout=30).json()
         return state if state["status"] in ("succeeded", "failed") else None
 
-    state = wait_until("the API job", 900, finished)
+    state = wait_for(finished, 900, "the API job", interval=1)
     done["api_job"] = state["status"]
     say(f"API job {state['status']}; an Encounter on the FHIR server for the notifications to carry")
-    encounter = {
-        "resourceType": "Encounter",
-        "status": "in-progress",
-        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
-        "subject": {"reference": f"Patient/{second}"},
-        "period": {"start": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
-    }
+    encounter = patients.encounter_now(second)
     httpx.post(f"{fhir}/Encounter", json=encounter, timeout=30).raise_for_status()
 
     def notified_draft() -> Any:
         drafts = httpx.get(f"{api}/v1/drafts", params={"patient": second}, headers=auth, timeout=30).json()
         return drafts[0] if drafts else None
 
-    draft = wait_until("the notified job's draft", 900, notified_draft)
+    draft = wait_for(notified_draft, 900, "the notified job's draft", interval=1)
     done["notified_draft"] = draft["ref"]
     say(f"notification led to {draft['ref']}; approving one draft by API and one on the FHIR server")
     [api_draft] = state["draft_refs"] or [None]
@@ -228,7 +212,7 @@ def workload(stack: Stack, env: dict[str, str], identity: Any) -> dict[str, Any]
         )
         return row.json()["state"] if row.json().get("state") == "approved" else None
 
-    done["ehr_approval"] = wait_until("the approval on the FHIR server to come back", 300, tracked)
+    done["ehr_approval"] = wait_for(tracked, 300, "the approval on the FHIR server to come back", interval=1)
     done["readyz"] = httpx.get(f"{api}/readyz", timeout=30).json()["checks"]
     time.sleep(20)  # a polling round and a sweep by beat
     return done

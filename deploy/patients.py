@@ -375,6 +375,17 @@ def load(base_url: str, bundle_path: Path) -> str:
         return _id_from_location(location) or _find_by_identifier(client, bundle["entry"][index]["resource"])
 
 
+def encounter_now(patient_id: str) -> dict[str, Any]:
+    """An ambulatory Encounter of a patient starting now: what makes subscriptions notify."""
+    return {
+        "resourceType": "Encounter",
+        "status": "in-progress",
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "period": {"start": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
+    }
+
+
 def _parse_ages(text: str) -> tuple[int, int]:
     low, _, high = text.partition("-")
     return int(low), int(high or low)

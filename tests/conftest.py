@@ -9,14 +9,14 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from deploy.processes import stop, wait_http
+from deploy.processes import stop, wait_for, wait_http
 from tests.support.identity import IdentityProvider
 from tests.support.redis_db import MAIN_SESSION_DBS, claim_redis_db
 
@@ -263,17 +263,6 @@ def subscribed(api: str, fhir_server: str, worker: subprocess.Popen[bytes]) -> I
         httpx.delete(f"{fhir_server}/{sub['subscription']}", timeout=10)
 
 
-def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Poll `check` until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.25)
-    raise TimeoutError(f"{what} not seen within {timeout:.0f} s")
-
-
 def jobs_of(patient_id: str) -> list[Any]:
     """Every SummaryJob of a patient, oldest first."""
     from sqlmodel import col, select
@@ -294,13 +283,7 @@ def notified_draft(
     from deploy import patients
 
     patient = patients.load(fhir_server, min(synthea_files, key=lambda p: p.stat().st_size))
-    encounter = {
-        "resourceType": "Encounter",
-        "status": "in-progress",
-        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
-        "subject": {"reference": f"Patient/{patient}"},
-        "period": {"start": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
-    }
+    encounter = patients.encounter_now(patient)
     started = time.monotonic()
     created = httpx.post(f"{fhir_server}/Encounter", json=encounter, timeout=30)
     assert created.status_code == 201, created.text

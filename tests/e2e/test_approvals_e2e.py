@@ -9,10 +9,10 @@ from typing import Any
 import httpx
 import pytest
 
+from deploy.processes import wait_for
 from services.core.db import session_scope
 from services.core.settings import get_settings
 from services.jobs.models import Draft
-from tests.conftest import wait_for
 from tests.support.drafts import make_draft
 from tests.support.identity import IdentityProvider
 from workers.approvals import adopt_drafts

@@ -17,6 +17,7 @@ import httpx
 import pytest
 from sqlmodel import col, select
 
+from deploy.processes import wait_for
 from services.audit.models import AuditRecord
 from services.core.db import session_scope
 from services.core.settings import get_settings
@@ -28,7 +29,6 @@ from tests.conftest import (
     notification_headers,
     registered,
     start_api,
-    wait_for,
 )
 from tests.support.drafts import make_draft
 from tests.support.identity import IdentityProvider
@@ -60,6 +60,15 @@ def limits_broker(redis_broker: str) -> str:
     return url
 
 
+def limited_api(
+    tmp: pytest.TempPathFactory, name: str, broker: str, **extra: str
+) -> Iterator[tuple[Any, str]]:
+    """An API process with LIMITS (and `extra`) on the limits' own broker db."""
+    proc, url = start_api(tmp.mktemp(name) / "api.log", EHRSUM_BROKER_URL=broker, **LIMITS, **extra)
+    yield proc, url
+    stop(proc)
+
+
 @pytest.fixture(scope="module")
 def strict_server(
     stack: dict[str, str],
@@ -68,11 +77,7 @@ def strict_server(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """An API with low limits, a dev token, docs off, and no trusted proxy."""
-    proc, url = start_api(
-        tmp_path_factory.mktemp("strict") / "api.log", EHRSUM_BROKER_URL=limits_broker, **LIMITS
-    )
-    yield proc, url
-    stop(proc)
+    yield from limited_api(tmp_path_factory, "strict", limits_broker)
 
 
 @pytest.fixture(scope="module")
@@ -83,14 +88,10 @@ def proxied_server(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[str]:
     """The same limits behind a trusted proxy on 127.0.0.1: X-Forwarded-For names the client."""
-    proc, url = start_api(
-        tmp_path_factory.mktemp("proxied") / "api.log",
-        EHRSUM_BROKER_URL=limits_broker,
-        EHRSUM_API_TRUSTED_PROXIES='["127.0.0.1/32"]',
-        **LIMITS,
-    )
-    yield url
-    stop(proc)
+    for _, url in limited_api(
+        tmp_path_factory, "proxied", limits_broker, EHRSUM_API_TRUSTED_PROXIES='["127.0.0.1/32"]'
+    ):
+        yield url
 
 
 def fresh_counters(broker: str) -> None:

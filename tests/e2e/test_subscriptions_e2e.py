@@ -13,10 +13,11 @@ import pytest
 from sekmet.subscriptions import backport as bp
 from sqlmodel import select
 
+from deploy.processes import wait_for
 from services.core.db import session_scope
 from services.core.settings import get_settings
 from services.subscriptions.models import NotificationReceipt, SubscriptionState
-from tests.conftest import BIN, REPO, _env, jobs_of, notification_headers, registered, wait_for
+from tests.conftest import BIN, REPO, _env, jobs_of, notification_headers, registered
 
 pytestmark = pytest.mark.e2e
 TOPIC = "http://sekmet.dev/fhir/SubscriptionTopic/encounter-start"

@@ -123,6 +123,17 @@ notification_bodies = st.one_of(
 )
 
 
+def fuzz(examples: int) -> settings:
+    """Reproducible hypothesis settings for `examples` inputs."""
+    return settings(
+        max_examples=examples,
+        derandomize=True,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+
+
 def _check_parsed(body: Any) -> str:
     try:
         note = parse_notification(body, base_url=BASE, max_events=MAX_EVENTS)
@@ -143,13 +154,7 @@ def test_parser_admits_only_checked_ids() -> None:
     """Whatever the body, the parser raises InputError or answers events with checked ids only."""
     seen: Counter[str] = Counter()
 
-    @settings(
-        max_examples=3000,
-        derandomize=True,
-        deadline=None,
-        database=None,
-        suppress_health_check=list(HealthCheck),
-    )
+    @fuzz(2000)
     @given(body=notification_bodies)
     def parse(body: Any) -> None:
         seen[_check_parsed(body)] += 1
@@ -167,13 +172,7 @@ def test_endpoint_never_answers_5xx(fuzz_api: str) -> None:
     as_sent = notification_bodies.map(lambda b: json.dumps(b, default=str).replace(BASE, live_base).encode())
     with httpx.Client(base_url=fuzz_api, headers=notification_headers(), timeout=30) as client:
 
-        @settings(
-            max_examples=400,
-            derandomize=True,
-            deadline=None,
-            database=None,
-            suppress_health_check=list(HealthCheck),
-        )
+        @fuzz(400)
         @given(
             body=st.one_of(
                 as_sent,

@@ -11,12 +11,13 @@ from typing import Any
 import httpx
 import pytest
 
+from deploy.processes import wait_for
 from fhir_adapters.client import FhirClient
 from services.core.db import session_scope
 from services.core.settings import Settings, get_settings
 from services.subscriptions.models import PendingTrigger, SubscriptionState
 from services.subscriptions.service import ensure_state, track_events
-from tests.conftest import jobs_of, notification_headers, registered, wait_for
+from tests.conftest import jobs_of, notification_headers, registered
 from workers.celery_app import celery_app
 from workers.polling import poll_due, poll_once
 
