@@ -1,4 +1,4 @@
-"""API security: bearer JWTs checked against the JWKS, scopes per route, every request audited.
+"""API callers: bearer JWTs checked against the JWKS (or the dev token), and the scope each route needs.
 
 Who is calling is settled by `services.api.guard` before a route runs (and before the body is read); the
 route dependencies here check the scope of the principal it found and declare the scheme in OpenAPI.
