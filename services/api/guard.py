@@ -22,12 +22,14 @@ import logging
 import re
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import accumulate
 from typing import Literal
 
 import redis
 from fastapi import FastAPI
 from starlette.datastructures import Headers
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.api.docs import is_docs_path
@@ -300,15 +302,33 @@ class AuditRequests:
             if status in (401, 403, 429)
             else AuditOutcome.failure
         )
-        template = getattr(scope.get("route"), "path", scope["path"])
+        template, params = _route_of(scope)
         await asyncio.to_thread(
             record_detached,
             actor=principal.subject if principal else str(state.get("actor", "anonymous")),
             action=f"api {scope['method']} {template}",
             outcome=outcome,
-            resource_ids=[str(v) for v in (scope.get("path_params") or {}).values()],
+            resource_ids=[str(v) for v in params.values()],
             detail=f"{status} in {seconds:.3f}s",
         )
+
+
+def _route_of(scope: Scope) -> tuple[str, dict[str, object]]:
+    """The route template and path parameters of a request, also when the guard refused it unrouted."""
+    if hasattr(scope.get("route"), "path"):
+        return str(scope["route"].path), scope.get("path_params") or {}
+    app = scope.get("app")
+    for template, pattern in _templates(app) if isinstance(app, FastAPI) else []:
+        match = pattern.match(scope["path"])
+        if match:
+            return template, dict(match.groupdict())
+    return scope["path"], {}
+
+
+@lru_cache(maxsize=4)
+def _templates(app: FastAPI) -> list[tuple[str, re.Pattern[str]]]:
+    """The app's documented path templates, compiled as Starlette compiles them (its OpenAPI is cached)."""
+    return [(path, compile_path(path)[0]) for path in app.openapi().get("paths", {})]
 
 
 def install_guards(app: FastAPI, settings: Settings) -> None:
