@@ -11,9 +11,10 @@ from typing import Any, Literal
 from fhir_adapters.client import FhirClient, json_body
 from fhir_adapters.labels import DRAFT_IDENTIFIER_SYSTEM
 from fhir_adapters.references import parse_reference
-from services.core.errors import ConflictError, InputError
+from services.core.errors import ConflictError, FhirConflict, InputError
 
 PARTICIPANT = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
+VERIFIER_ATTEMPTS = 3
 DraftState = Literal["preliminary", "approved", "rejected", "superseded", "replaced"]
 
 
@@ -175,10 +176,23 @@ async def add_verifier(client: FhirClient, draft_ref: str, verifier: dict[str, A
     """Add the approving clinician as verifier agent on the draft's Provenance; False when already there."""
     changed = False
     async for provenance in client.search("Provenance", {"target": draft_ref}):
+        changed = await _add_agent(client, provenance, verifier) or changed
+    return changed
+
+
+async def _add_agent(client: FhirClient, provenance: dict[str, Any], verifier: dict[str, Any]) -> bool:
+    # The same decision often arrives twice at once (a notification and a poll, an API approval and its
+    # notification): when another delivery wrote the Provenance first (412), read it again and look.
+    for attempt in range(VERIFIER_ATTEMPTS):
         agents = provenance.setdefault("agent", [])
         if any(a.get("who") == verifier for a in agents):
-            continue
+            return False
         agents.append({"type": {"coding": [{"system": PARTICIPANT, "code": "verifier"}]}, "who": verifier})
-        await _put(client, provenance, etag_of(provenance))
-        changed = True
-    return changed
+        try:
+            await _put(client, provenance, etag_of(provenance))
+            return True
+        except FhirConflict:
+            if attempt + 1 == VERIFIER_ATTEMPTS:
+                raise
+            provenance = (await read_versioned(client, f"Provenance/{provenance.get('id')}")).resource
+    return False
