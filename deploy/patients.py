@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -50,9 +51,20 @@ def _run(command: list[str], cwd: Path) -> None:
         raise RuntimeError(f"{Path(command[0]).name} exited with status {proc.returncode}:\n{output}")
 
 
+def private(path: Path) -> Path:
+    """A directory only our user may enter (0700), made if missing, and its files 0600 (records are PHI)."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)
+    for child in path.iterdir():
+        if child.is_file():
+            child.chmod(0o600)
+    return path
+
+
 def _write_compact(bundle: Resource, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(bundle, ensure_ascii=False, separators=(",", ":")), encoding="utf-8")
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as out:
+        out.write(json.dumps(bundle, ensure_ascii=False, separators=(",", ":")))
     return path
 
 
@@ -121,8 +133,11 @@ def carebundle_bundles(
         produced = sorted((work / "out").glob("*.json"))
         if len(produced) != count:
             raise RuntimeError(f"carebundle wrote {len(produced)} bundles, expected {count}")
-        outdir.mkdir(parents=True, exist_ok=True)
-        return [Path(shutil.copyfile(src, outdir / f"carebundle-{src.name}")) for src in produced]
+        private(outdir)
+        copies = [Path(shutil.copyfile(src, outdir / f"carebundle-{src.name}")) for src in produced]
+        for copy_ in copies:
+            copy_.chmod(0o600)
+        return copies
 
 
 def clinosim_bundles(
@@ -302,10 +317,9 @@ def generate(
 
 def cached(source: str, count: int, seed: int, root: Path) -> list[Path]:
     """`count` seeded `source` records kept in root/{source}-{count}-seed{seed}, generated on first use."""
-    out = root / f"{source}-{count}-seed{seed}"
+    out = private(private(root) / f"{source}-{count}-seed{seed}")
     files = sorted(out.glob("*.json"))
     if len(files) != count:
-        out.mkdir(parents=True, exist_ok=True)
         for stale in files:
             stale.unlink()
         files = sorted(generate(source, count, seed, out))
@@ -359,6 +373,17 @@ def load(base_url: str, bundle_path: Path) -> str:
         # R4 returns transaction-response entries in request order.
         location = entries[index].get("response", {}).get("location", "") if index < len(entries) else ""
         return _id_from_location(location) or _find_by_identifier(client, bundle["entry"][index]["resource"])
+
+
+def encounter_now(patient_id: str) -> dict[str, Any]:
+    """An ambulatory Encounter of a patient starting now: what makes subscriptions notify."""
+    return {
+        "resourceType": "Encounter",
+        "status": "in-progress",
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "period": {"start": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
+    }
 
 
 def _parse_ages(text: str) -> tuple[int, int]:

@@ -1,4 +1,8 @@
-"""Async FHIR REST client: auth, retries with backoff, typed errors, opaque paging."""
+"""Async FHIR REST client: auth, retries with backoff, typed errors, opaque paging.
+
+Every request stays under the configured base URL: a relative path is resolved beneath it, and an absolute
+URL (a server's `link[next]`) is sent only when it is the same server's, so our credentials go nowhere else.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from typing import Any, Literal
 
 import httpx
 
+from fhir_adapters.references import fhir_id, resource_type, within_base
 from fhir_adapters.smart_auth import SmartTokenSource
 from services.core.errors import (
     FhirAuthError,
@@ -89,6 +94,7 @@ class FhirClient:
         on_exchange: ExchangeHook | None = None,
     ):
         self.base_url = base_url.rstrip("/") + "/"
+        self._base = httpx.URL(self.base_url)
         self.max_retries = max_retries
         self.backoff_base_s = backoff_base_s
         self.page_limit = page_limit
@@ -125,11 +131,12 @@ class FhirClient:
     ) -> httpx.Response:
         """Send one request, retrying transient failures; raise typed errors for the rest."""
         label = f"{method} {url.split('?')[0]}"
+        target = self.target(url)
         send_headers = {"Content-Type": FHIR_JSON, **(headers or {})} if json is not None else headers
         for attempt in range(self.max_retries + 1):
             wait: float | None = None
             try:
-                response = await self._send(method, url, params=params, json=json, headers=send_headers)
+                response = await self._send(method, target, params=params, json=json, headers=send_headers)
             except httpx.TransportError as exc:
                 self._exchanged(method, url, None)
                 if attempt >= self.max_retries:
@@ -150,10 +157,22 @@ class FhirClient:
             await asyncio.sleep(wait)
         raise AssertionError("unreachable")
 
+    def target(self, url: str) -> httpx.URL:
+        """The absolute URL of a request path or URL; FhirError when it would leave the configured server."""
+        try:
+            target = httpx.URL(url) if "://" in url else httpx.URL(self.base_url + url.lstrip("/"))
+        except httpx.InvalidURL as exc:
+            raise FhirError("not a valid FHIR request URL") from exc
+        if not within_base(target, self._base):
+            raise FhirError(
+                f"refused a request outside the configured FHIR server ({target.scheme}://{target.host})"
+            )
+        return target
+
     async def _send(
         self,
         method: str,
-        url: str,
+        url: httpx.URL,
         *,
         params: dict[str, str] | None,
         json: dict[str, Any] | None,
@@ -179,11 +198,11 @@ class FhirClient:
     async def get_json(self, url: str, params: dict[str, str] | None = None) -> dict[str, Any]:
         """GET a URL (relative to the base, or absolute) and return its JSON body."""
         response = await self.request("GET", url, params=params)
-        return _json_body(response, url)
+        return json_body(response, url)
 
-    async def read(self, resource_type: str, resource_id: str) -> dict[str, Any]:
-        """Read one resource."""
-        return await self.get_json(f"{resource_type}/{resource_id}")
+    async def read(self, kind: str, resource_id: str) -> dict[str, Any]:
+        """Read one resource (InputError for a type or id that is not FHIR's)."""
+        return await self.get_json(f"{resource_type(kind)}/{fhir_id(resource_id)}")
 
     async def pages(self, url: str, params: dict[str, str] | None = None) -> AsyncIterator[dict[str, Any]]:
         """Yield a Bundle and each following page, following link[next] as an opaque URL."""
@@ -208,7 +227,7 @@ class FhirClient:
     async def transaction(self, bundle: dict[str, Any]) -> dict[str, Any]:
         """POST a transaction Bundle and return the transaction-response."""
         response = await self.request("POST", "", json=bundle)
-        return _json_body(response, "transaction")
+        return json_body(response, "transaction")
 
     async def capability(self) -> dict[str, Any]:
         """The server's CapabilityStatement."""
@@ -247,7 +266,8 @@ def raise_for_status(response: httpx.Response, label: str) -> None:
     raise OperationOutcomeError(message, status=status, outcome=outcome)
 
 
-def _json_body(response: httpx.Response, label: str) -> dict[str, Any]:
+def json_body(response: httpx.Response, label: str) -> dict[str, Any]:
+    """The JSON object a response carries; FhirError when it carries something else."""
     try:
         body = response.json()
     except ValueError as exc:

@@ -8,12 +8,13 @@ import difflib
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from fhir_adapters.client import FhirClient
+from fhir_adapters.client import FhirClient, json_body
 from fhir_adapters.labels import DRAFT_IDENTIFIER_SYSTEM
-from fhir_adapters.resources import normalize_reference
-from services.core.errors import FhirError
+from fhir_adapters.references import parse_reference
+from services.core.errors import ConflictError, FhirConflict, InputError
 
 PARTICIPANT = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
+VERIFIER_ATTEMPTS = 3
 DraftState = Literal["preliminary", "approved", "rejected", "superseded", "replaced"]
 
 
@@ -44,17 +45,16 @@ def etag_of(resource: dict[str, Any]) -> str:
 
 async def read_versioned(client: FhirClient, ref: str) -> Versioned:
     """Read a resource with its ETag."""
-    kind, _, rid = ref.partition("/")
-    response = await client.request("GET", f"{kind}/{rid}")
-    resource = response.json()
+    path = str(parse_reference(ref))
+    response = await client.request("GET", path)
+    resource = json_body(response, path)
     return Versioned(resource, response.headers.get("ETag") or etag_of(resource))
 
 
 async def _put(client: FhirClient, resource: dict[str, Any], if_match: str) -> dict[str, Any]:
-    ref = f"{resource['resourceType']}/{resource['id']}"
-    response = await client.request("PUT", ref, json=resource, headers={"If-Match": if_match})
-    body: dict[str, Any] = response.json()
-    return body
+    path = str(parse_reference(f"{resource.get('resourceType')}/{resource.get('id')}"))
+    response = await client.request("PUT", path, json=resource, headers={"If-Match": if_match})
+    return json_body(response, path)
 
 
 def draft_identifier_of(doc: dict[str, Any]) -> str | None:
@@ -65,13 +65,22 @@ def draft_identifier_of(doc: dict[str, Any]) -> str | None:
     return None
 
 
-def replaced_targets(doc: dict[str, Any]) -> list[str]:
-    """The references a DocumentReference says it replaces."""
-    return [
-        normalize_reference(str(r["target"]["reference"]), {})
-        for r in doc.get("relatesTo", [])
-        if r.get("code") == "replaces" and (r.get("target") or {}).get("reference")
-    ]
+def _reference_or_none(value: Any, base_url: str | None, types: set[str]) -> str | None:
+    try:
+        return str(parse_reference(value, base_url=base_url, types=types))
+    except InputError:
+        return None
+
+
+def replaced_targets(doc: dict[str, Any], *, base_url: str | None = None) -> list[str]:
+    """The DocumentReferences a DocumentReference says it replaces (malformed references left out)."""
+    relations = doc.get("relatesTo")
+    targets = (
+        _reference_or_none(r.get("target", {}).get("reference"), base_url, {"DocumentReference"})
+        for r in (relations if isinstance(relations, list) else [])
+        if isinstance(r, dict) and r.get("code") == "replaces" and isinstance(r.get("target"), dict)
+    )
+    return [t for t in targets if t is not None]
 
 
 def readable_text(doc: dict[str, Any]) -> str:
@@ -102,13 +111,27 @@ def decision_of(doc: dict[str, Any]) -> Decision:
     return Decision(ref, "preliminary", version)
 
 
-def replacement_decision(draft: dict[str, Any], replacement: dict[str, Any]) -> Decision:
-    """Our draft, edited by a clinician into a new DocumentReference that replaces it."""
+def replacement_decision(
+    draft: dict[str, Any], replacement: dict[str, Any], *, base_url: str | None = None
+) -> Decision | None:
+    """Our draft, edited by a clinician into a new DocumentReference that replaces it.
+
+    Only a final, current document authenticated by a Practitioner replaces a draft (the Practitioner is
+    recorded as its authenticator); anything else that says it replaces ours is no decision: None.
+    """
+    authenticator = replacement.get("authenticator")
+    clinician = _reference_or_none(
+        authenticator.get("reference") if isinstance(authenticator, dict) else None,
+        base_url,
+        {"Practitioner"},
+    )
+    if clinician is None or replacement.get("status") != "current" or replacement.get("docStatus") != "final":
+        return None
     return Decision(
         draft_ref=f"DocumentReference/{draft['id']}",
         state="replaced",
         version=(draft.get("meta") or {}).get("versionId"),
-        authenticator=(replacement.get("authenticator") or {}).get("reference"),
+        authenticator=clinician,
         replaced_by=f"DocumentReference/{replacement['id']}",
         change_ratio=change_ratio(readable_text(draft), readable_text(replacement)),
     )
@@ -121,7 +144,7 @@ async def approve(
     current = await read_versioned(client, ref)
     doc = copy.deepcopy(current.resource)
     if doc.get("status") != "current":
-        raise FhirError(f"{ref} is {doc.get('status')}; only a current draft is approved", status=409)
+        raise ConflictError(f"{ref} is {doc.get('status')}; only a current draft is approved")
     doc["docStatus"] = "final"
     doc["authenticator"] = authenticator
     return await _put(client, doc, if_match)
@@ -153,10 +176,23 @@ async def add_verifier(client: FhirClient, draft_ref: str, verifier: dict[str, A
     """Add the approving clinician as verifier agent on the draft's Provenance; False when already there."""
     changed = False
     async for provenance in client.search("Provenance", {"target": draft_ref}):
+        changed = await _add_agent(client, provenance, verifier) or changed
+    return changed
+
+
+async def _add_agent(client: FhirClient, provenance: dict[str, Any], verifier: dict[str, Any]) -> bool:
+    # The same decision often arrives twice at once (a notification and a poll, an API approval and its
+    # notification): when another delivery wrote the Provenance first (412), read it again and look.
+    for attempt in range(VERIFIER_ATTEMPTS):
         agents = provenance.setdefault("agent", [])
         if any(a.get("who") == verifier for a in agents):
-            continue
+            return False
         agents.append({"type": {"coding": [{"system": PARTICIPANT, "code": "verifier"}]}, "who": verifier})
-        await _put(client, provenance, etag_of(provenance))
-        changed = True
-    return changed
+        try:
+            await _put(client, provenance, etag_of(provenance))
+            return True
+        except FhirConflict:
+            if attempt + 1 == VERIFIER_ATTEMPTS:
+                raise
+            provenance = (await read_versioned(client, f"Provenance/{provenance.get('id')}")).resource
+    return False

@@ -15,6 +15,7 @@ from fhir.resources.R4B.resource import Resource
 
 from fhir_adapters.client import FhirClient
 from fhir_adapters.labels import is_ai_draft
+from fhir_adapters.references import fhir_id
 from fhir_adapters.resources import normalize_reference, parse_all, ref_of
 from services.core.errors import FhirError, FhirNotFound, FhirUnavailable, InputError
 
@@ -68,6 +69,7 @@ class PatientRecord:
 
 async def fetch_record(client: FhirClient, patient_id: str, *, since: str | None = None) -> PatientRecord:
     """Fetch one patient's record: $everything (paged), else per-type searches; de-duplicated."""
+    fhir_id(patient_id, "patient id")
     raw: list[dict[str, Any]] = []
     params = {"_type": ",".join(sorted(RECORD_TYPES))}
     if since:

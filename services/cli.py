@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import base64
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -28,16 +29,18 @@ def cmd_timeline(args: argparse.Namespace) -> int:
     from clinical_notes.tokens import token_counter
     from fhir_adapters.condense import condense
     from fhir_adapters.record import fetch_record, record_from_bundle
+    from fhir_adapters.references import fhir_id
     from workers.clients import fhir_client
 
     settings = get_settings()
     if args.file:
         record = record_from_bundle(Path(args.file), args.patient)
     elif args.patient:
+        patient_id = fhir_id(args.patient.removeprefix("Patient/"), "--patient")
 
         async def fetch() -> Any:
             async with fhir_client(settings, args.fhir_url) as client:
-                return await fetch_record(client, args.patient)
+                return await fetch_record(client, patient_id)
 
         record = asyncio.run(fetch())
     else:
@@ -143,13 +146,15 @@ def cmd_summarize(args: argparse.Namespace) -> int:
         return _summarize_file(args, kinds, settings)
     if not args.patient:
         raise InputError("give --patient ID or --record BUNDLE")
+    from fhir_adapters.references import fhir_id
     from services.core.db import session_scope
     from services.jobs.service import create_job
     from services.schema import init_db
 
     init_db()
     with session_scope() as session:
-        job, _ = create_job(session=session, patient_id=args.patient.removeprefix("Patient/"), kinds=kinds)
+        patient_id = fhir_id(args.patient.removeprefix("Patient/"), "--patient")
+        job, _ = create_job(session=session, patient_id=patient_id, kinds=kinds)
         job_id = job.id
         if not args.inline:
             from workers.queueing import queue_job
@@ -225,15 +230,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_draft(args: argparse.Namespace) -> int:
     """Print a draft DocumentReference as a clinician reads it."""
+    from fhir_adapters.references import parse_reference
     from workers.clients import fhir_client
 
     settings = get_settings()
-    ref = args.ref if "/" in args.ref else f"DocumentReference/{args.ref}"
+    ref = parse_reference(args.ref if "/" in args.ref else f"DocumentReference/{args.ref}", what="REF")
 
     async def read() -> dict[str, Any]:
         async with fhir_client(settings, args.fhir_url) as client:
-            kind, _, rid = ref.partition("/")
-            return await client.read(kind, rid)
+            return await client.read(ref.type, ref.id)
 
     doc = asyncio.run(read())
     sys.stdout.write(f"{ref}  status={doc.get('status')}  docStatus={doc.get('docStatus')}\n\n")
@@ -280,13 +285,17 @@ def cmd_sweep(_: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    """Run a Celery worker."""
+    """Run a Celery worker on EHRSUM_WORKER_QUEUES."""
     from services.schema import init_db
     from workers.celery_app import celery_app
+    from workers.clients import check_clients
 
+    check_clients(get_settings())
     init_db()
     argv = [
         "worker",
+        "--queues",
+        ",".join(get_settings().worker_queues),
         "--loglevel",
         args.loglevel,
         "--concurrency",
@@ -300,12 +309,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_beat(args: argparse.Namespace) -> int:
     """Run Celery beat: `_lastUpdated` polling and the debounce sweep on their schedules."""
+    from services.core.db import private_dir
     from services.schema import init_db
     from workers.celery_app import celery_app
+    from workers.clients import check_clients
 
+    check_clients(get_settings())
     init_db()
-    schedule = get_settings().data_dir / "celerybeat-schedule"
-    schedule.parent.mkdir(parents=True, exist_ok=True)
+    schedule = private_dir(get_settings().data_dir) / "celerybeat-schedule"
     celery_app.start(["beat", "--loglevel", args.loglevel, "--schedule", str(schedule)])
     return 0
 
@@ -314,6 +325,10 @@ def cmd_api(args: argparse.Namespace) -> int:
     """Serve the HTTP API."""
     import uvicorn
 
+    from workers.clients import check_clients
+
+    settings = get_settings()
+    check_clients(settings)
     uvicorn.run(
         "services.api.app:create_app",
         factory=True,
@@ -321,6 +336,10 @@ def cmd_api(args: argparse.Namespace) -> int:
         port=args.port,
         workers=args.workers,
         log_config=None,
+        # uvicorn would believe X-Forwarded-For from loopback by default: only the configured proxies.
+        proxy_headers=bool(settings.api_trusted_proxies),
+        forwarded_allow_ips=settings.api_trusted_proxies,
+        server_header=False,
     )
     return 0
 
@@ -444,10 +463,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: one line on stderr and exit 2 for bad input, 1 for other known failures."""
+    """Entry point: one line on stderr and exit 2 for bad input, 1 for other known failures.
+
+    The settings are validated first, so a misconfigured api, worker or beat stops at start with one line.
+    """
     args = build_parser().parse_args(argv)
-    configure_logging(get_settings().log_level)
+    # What we write (the SQLite database, beat's schedule) is ours alone: it may hold PHI.
+    os.umask(0o077)
     try:
+        configure_logging(get_settings().log_level)
         return int(args.func(args))
     except InputError as exc:
         sys.stderr.write(f"ehrsum: error: {exc}\n")

@@ -9,14 +9,14 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from deploy.processes import stop, wait_http
+from deploy.processes import stop, wait_for, wait_http
 from tests.support.identity import IdentityProvider
 from tests.support.redis_db import MAIN_SESSION_DBS, claim_redis_db
 
@@ -36,6 +36,12 @@ if "EHRSUM_BROKER_URL" not in os.environ:
 NOTIFICATION_SECRET = "test-notification-secret"
 os.environ.setdefault("EHRSUM_NOTIFICATION_SECRET", NOTIFICATION_SECRET)
 os.environ.setdefault("EHRSUM_DEBOUNCE_S", "2")
+# One session sends thousands of requests, and hundreds of deliberately bad credentials, from 127.0.0.1
+# within minutes (the fuzzers above all); tests of the limits start an API of their own with low ones.
+os.environ.setdefault("EHRSUM_API_RATE_PER_MINUTE", "1000000")
+os.environ.setdefault("EHRSUM_AUTH_FAILURES_PER_MINUTE", "1000000")
+# Schemathesis reads the schema from the running API's /openapi.json.
+os.environ.setdefault("EHRSUM_API_DOCS", "true")
 
 
 def free_port() -> int:
@@ -227,6 +233,17 @@ def start_api(log: Path, **overrides: str) -> tuple[subprocess.Popen[bytes], str
     return proc, url
 
 
+def registered(subscription_id: str, events: int = 0) -> str:
+    """Record a subscription as one `ehrsum subscribe` registered (Backport notifications need that)."""
+    from services.core.db import session_scope
+    from services.subscriptions.service import ensure_state
+
+    ref = f"Subscription/{subscription_id}"
+    with session_scope() as session:
+        ensure_state(session=session, subscription=ref, kind="backport", criteria="test", events=events)
+    return subscription_id
+
+
 def notification_headers(secret: str = NOTIFICATION_SECRET) -> dict[str, str]:
     """The shared-secret header the FHIR server sends with each notification."""
     return {"X-Ehrsum-Secret": secret, "Content-Type": "application/fhir+json"}
@@ -244,17 +261,6 @@ def subscribed(api: str, fhir_server: str, worker: subprocess.Popen[bytes]) -> I
     yield subs
     for sub in subs:
         httpx.delete(f"{fhir_server}/{sub['subscription']}", timeout=10)
-
-
-def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Poll `check` until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.25)
-    raise TimeoutError(f"{what} not seen within {timeout:.0f} s")
 
 
 def jobs_of(patient_id: str) -> list[Any]:
@@ -277,13 +283,7 @@ def notified_draft(
     from deploy import patients
 
     patient = patients.load(fhir_server, min(synthea_files, key=lambda p: p.stat().st_size))
-    encounter = {
-        "resourceType": "Encounter",
-        "status": "in-progress",
-        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
-        "subject": {"reference": f"Patient/{patient}"},
-        "period": {"start": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
-    }
+    encounter = patients.encounter_now(patient)
     started = time.monotonic()
     created = httpx.post(f"{fhir_server}/Encounter", json=encounter, timeout=30)
     assert created.status_code == 201, created.text

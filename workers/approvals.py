@@ -93,13 +93,19 @@ async def track(client: FhirClient, ref: str) -> list[Draft]:
         # Ours: its relatesTo links are our own supersedes, not a clinician's edit.
         return [d for d in [await settle(client, decision_of(doc))] if d is not None]
     settled: list[Draft | None] = []
-    for target in replaced_targets(doc):
+    for target in replaced_targets(doc, base_url=client.base_url):
         with session_scope() as session:
             ours = session.get(Draft, target)
         if ours is None:
             continue
         original = (await read_versioned(client, target)).resource
-        settled.append(await settle(client, replacement_decision(original, doc)))
+        decision = replacement_decision(original, doc, base_url=client.base_url)
+        if decision is None:
+            log.warning(
+                "replacement not final or not by a Practitioner: ignored", extra={"draft_ref": target}
+            )
+            continue
+        settled.append(await settle(client, decision))
     return [d for d in settled if d is not None]
 
 

@@ -26,6 +26,8 @@ def make_celery() -> Celery:
     settings = get_settings()
     app = Celery("ehrsum", broker=settings.broker_url, include=["workers.tasks"])
     app.conf.update(
+        # Published to the first of EHRSUM_WORKER_QUEUES; workers consume them all (`ehrsum worker`).
+        task_default_queue=settings.worker_queues[0],
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         task_ignore_result=True,

@@ -18,7 +18,7 @@ def _token_source(url: str, config: SmartClientConfig, timeout_s: float) -> Smar
 
 def smart_tokens(settings: Settings, url: str) -> SmartTokenSource:
     """One token source per server and registration, so a token outlives a single client (and job)."""
-    if not settings.fhir_client_id or not settings.fhir_private_key_path:
+    if not settings.fhir_client_id or not settings.fhir_private_key_path:  # Settings checks it; for mypy
         raise ConfigError(
             "EHRSUM_FHIR_AUTH=smart needs EHRSUM_FHIR_CLIENT_ID and EHRSUM_FHIR_PRIVATE_KEY_PATH"
         )
@@ -31,6 +31,12 @@ def smart_tokens(settings: Settings, url: str) -> SmartTokenSource:
         token_url=settings.fhir_token_url,
     )
     return _token_source(url, config, settings.fhir_timeout_s)
+
+
+def check_clients(settings: Settings) -> None:
+    """What a client needs at first use, checked at process start: the SMART key must load (ConfigError)."""
+    if settings.fhir_auth == "smart":
+        smart_tokens(settings, settings.fhir_base_url)
 
 
 def audit_exchange(method: str, path: str, status: int | None) -> None:

@@ -12,13 +12,20 @@ from typing import Any
 
 from sqlmodel import Session
 
-from fhir_adapters.subscriptions import Notification, NotificationEvent, fhir_instant, patient_of
+from fhir_adapters.references import parse_reference
+from fhir_adapters.subscriptions import Notification, NotificationEvent, events_of, fhir_instant
 from services.audit.models import AuditRecord
 from services.core.db import session_scope
-from services.core.errors import FhirNotFound
+from services.core.errors import FhirNotFound, InputError
 from services.core.settings import Settings, get_settings
 from services.jobs.service import create_job
-from services.subscriptions.service import accept_events, debounce, take_due, track_events
+from services.subscriptions.service import (
+    accept_events,
+    debounce,
+    is_registered,
+    take_due,
+    track_events,
+)
 from workers.celery_app import FLUSH_TRIGGER, RECOVER_GAP, RESOLVE_EVENT, TRACK_DRAFT, publish
 from workers.clients import fhir_client
 from workers.queueing import queue_job
@@ -61,33 +68,41 @@ def patient_event(*, session: Session, patient_id: str, settings: Settings) -> P
     return partial(publish, FLUSH_TRIGGER, patient_id, eta=due)
 
 
-def dispatch(note: Notification, settings: Settings, audit: AuditRecord | None = None) -> DispatchResult:
-    """Record a notification's events (and its audit entry) in one transaction, then queue their work."""
+def dispatch(
+    note: Notification, settings: Settings, audit: AuditRecord | None = None, *, from_server: bool = False
+) -> DispatchResult:
+    """Record a notification's events (and its audit entry) in one transaction, then queue their work.
+
+    Backport notifications count only for subscriptions we registered (InputError otherwise; a handshake
+    may come while `ehrsum subscribe` registers, and changes nothing). An event without a version or event
+    number cannot be deduplicated: unless it was read from the server (`from_server`), the server is asked
+    for the resource, so its version and patient come from there, not from whoever sent the notification.
+    """
     result = DispatchResult()
     outbox: list[Publish] = []
     with session_scope() as session:
         if audit is not None:
             session.add(audit)
         if note.subscription and note.type in BACKPORT_TYPES:
-            numbers = [e.number for e in note.events if e.number is not None]
-            gap = track_events(
-                session=session,
-                subscription=note.subscription,
-                kind="backport",
-                criteria=note.topic or "",
-                numbers=numbers,
-                events_since_start=note.events_since_start,
-            )
-            if gap is not None:
-                result.gap = True
-                log.warning(
-                    "missed events %d-%d",
-                    gap.first_missing,
-                    gap.last_missing,
-                    extra={"status": gap.subscription},
+            if is_registered(session=session, subscription=note.subscription):
+                gap = track_events(
+                    session=session,
+                    subscription=note.subscription,
+                    numbers=[e.number for e in note.events if e.number is not None],
+                    events_since_start=note.events_since_start,
                 )
-                since = fhir_instant(gap.since) if gap.since else None
-                outbox.append(partial(publish, RECOVER_GAP, gap.subscription, since))
+                if gap is not None:
+                    result.gap = True
+                    log.warning(
+                        "missed events %d-%d",
+                        gap.first_missing,
+                        gap.last_missing,
+                        extra={"status": gap.subscription},
+                    )
+                    since = fhir_instant(gap.since) if gap.since else None
+                    outbox.append(partial(publish, RECOVER_GAP, gap.subscription, since))
+            elif note.type != "handshake":
+                raise InputError(f"{note.subscription} is not a subscription of ours")
         keys = [dedup_key(note, event) for event in note.events]
         receipts: list[dict[str, str | None]] = [
             {
@@ -107,12 +122,13 @@ def dispatch(note: Notification, settings: Settings, audit: AuditRecord | None =
                     continue
                 fresh.discard(key)  # the same event twice in one notification counts once
             kind = (event.focus or "").split("/")[0]
+            trusted = key is not None or from_server
             if kind == "DocumentReference" and event.focus:
                 outbox.append(partial(publish, TRACK_DRAFT, event.focus))
-            elif kind in settings.trigger_resource_types and event.patient_id:
+            elif kind in settings.trigger_resource_types and event.patient_id and trusted:
                 flush = patient_event(session=session, patient_id=event.patient_id, settings=settings)
                 outbox += [flush] if flush else []
-            elif kind in settings.trigger_resource_types and event.focus:
+            elif kind in settings.trigger_resource_types and event.focus and not from_server:
                 outbox.append(partial(publish, RESOLVE_EVENT, event.focus))
             else:
                 result.ignored += 1
@@ -145,23 +161,18 @@ def flush_patient(patient_id: str) -> str | None:
 
 
 def resolve_focus(focus: str) -> str | None:
-    """Read an id-only event's resource to learn its patient, then debounce; the patient id, if any."""
+    """Read an event's resource from the server and record it (once per version) as a change; its patient."""
     settings = get_settings()
-    kind, _, rid = focus.partition("/")
+    ref = parse_reference(focus)
 
     async def read() -> dict[str, Any]:
         async with fhir_client(settings) as client:
-            return await client.read(kind, rid)
+            return await client.read(ref.type, ref.id)
 
     try:
         resource = asyncio.run(read())
     except FhirNotFound:
         return None
-    patient_id = patient_of(resource)
-    if patient_id:
-        with session_scope() as session:
-            flush = patient_event(session=session, patient_id=patient_id, settings=settings)
-            session.commit()
-        if flush:
-            flush()
-    return patient_id
+    events = events_of([resource], base_url=settings.fhir_base_url)
+    done = dispatch(Notification(type="rest-hook", events=events), settings, from_server=True)
+    return events[0].patient_id if events and done.accepted else None

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from fhir_adapters.client import FhirClient
@@ -66,9 +67,8 @@ async def poll_once(client: FhirClient, settings: Settings, *, since: str | None
         if not resources:
             continue
         # Re-reading the change at the cursor is harmless: its version was recorded and is skipped.
-        done = await asyncio.to_thread(
-            dispatch, Notification(type="rest-hook", events=events_of(resources)), settings
-        )
+        note = Notification(type="rest-hook", events=events_of(resources, base_url=settings.fhir_base_url))
+        done = await asyncio.to_thread(partial(dispatch, note, settings, from_server=True))
         result.accepted += done.accepted
         with session_scope() as session:
             advance_cursor(session=session, resource_type=resource_type, since=max(map(_updated, resources)))

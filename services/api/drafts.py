@@ -11,10 +11,11 @@ from fastapi import APIRouter, Header, Query
 from fhir_adapters.lifecycle import approve as approve_on_server
 from fhir_adapters.lifecycle import decision_of
 from fhir_adapters.lifecycle import reject as reject_on_server
+from fhir_adapters.references import fhir_id
 from services.api.outcomes import operation_outcome
 from services.api.routes import SessionDep
 from services.api.security import DraftsApprove, DraftsRead, Principal
-from services.core.errors import FhirConflict, InputError
+from services.core.errors import InputError
 from services.core.settings import get_settings
 from services.jobs.drafts import get_draft, list_drafts
 from services.jobs.models import DraftPublic, DraftState
@@ -22,14 +23,21 @@ from workers.approvals import settle
 from workers.clients import fhir_client
 
 router = APIRouter()
-FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 API_SUBJECT_SYSTEM = "urn:ehr-summarizer:api-subject"
+# A strong or weak ETag of one version: W/"3" or "3".
+ETAG = re.compile(r'(?:W/)?"([A-Za-z0-9\-.]{1,64})"')
 
 
 def _ref(draft_id: str) -> str:
-    if not FHIR_ID.match(draft_id):
-        raise InputError("draft id must be a FHIR id")
-    return f"DocumentReference/{draft_id}"
+    return f"DocumentReference/{fhir_id(draft_id, 'draft id')}"
+
+
+def version_of(if_match: str) -> str:
+    """The weak ETag of the version an If-Match names; InputError for anything else."""
+    match = ETAG.fullmatch(if_match.strip())
+    if match is None:
+        raise InputError('If-Match must be the ETag of the version reviewed, like W/"3"')
+    return f'W/"{match[1]}"'
 
 
 def authenticator_of(principal: Principal) -> dict[str, Any]:
@@ -48,7 +56,8 @@ def drafts(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> Any:
     """Our drafts, newest first, with their state (preliminary, approved, rejected, superseded, replaced)."""
-    return list_drafts(session=session, state=status, patient_id=patient, limit=limit)
+    patient_id = fhir_id(patient, "patient") if patient is not None else None
+    return list_drafts(session=session, state=status, patient_id=patient_id, limit=limit)
 
 
 @router.get("/v1/drafts/{draft_id}", response_model=DraftPublic)
@@ -61,22 +70,18 @@ async def _decide(
     draft_id: str, session: SessionDep, principal: Principal, if_match: str | None, approve: bool
 ) -> Any:
     ref = _ref(draft_id)
-    known = get_draft(session=session, ref=ref)
-    expected = if_match or (f'W/"{known.version}"' if known.version else None)
-    if expected is None:
+    if not if_match:
+        # Deciding on "whatever version is there now" would approve text nobody reviewed.
         return operation_outcome(428, f"{ref}: send If-Match with the version you reviewed")
+    expected = version_of(if_match)
+    get_draft(session=session, ref=ref)
     async with fhir_client(get_settings()) as client:
-        try:
-            if approve:
-                doc = await approve_on_server(
-                    client, ref, if_match=expected, authenticator=authenticator_of(principal)
-                )
-            else:
-                doc = await reject_on_server(client, ref, if_match=expected)
-        except FhirConflict as exc:
-            return operation_outcome(
-                exc.status or 409, f"{ref} changed since version {expected}; nothing was written"
+        if approve:
+            doc = await approve_on_server(
+                client, ref, if_match=expected, authenticator=authenticator_of(principal)
             )
+        else:
+            doc = await reject_on_server(client, ref, if_match=expected)
         verifier = authenticator_of(principal)
         label = principal.fhir_user or f"{API_SUBJECT_SYSTEM}|{principal.subject}"
         decision = replace(decision_of(doc), authenticator=label if approve else None)
@@ -92,7 +97,7 @@ async def approve_draft(
     principal: DraftsApprove,
     if_match: Annotated[str | None, Header(max_length=64)] = None,
 ) -> Any:
-    """Approve: docStatus final with the caller as authenticator, If-Match guarded (412 when it moved on)."""
+    """Approve: docStatus final, caller as authenticator; If-Match required (428), 412 when it moved on."""
     return await _decide(draft_id, session, principal, if_match, approve=True)
 
 
@@ -103,5 +108,5 @@ async def reject_draft(
     principal: DraftsApprove,
     if_match: Annotated[str | None, Header(max_length=64)] = None,
 ) -> Any:
-    """Reject: status entered-in-error, If-Match guarded (412 when it moved on)."""
+    """Reject: status entered-in-error; If-Match required (428), 412 when it moved on."""
     return await _decide(draft_id, session, principal, if_match, approve=False)

@@ -1,4 +1,4 @@
-"""Errors over HTTP as FHIR OperationOutcome."""
+"""Errors over HTTP as FHIR OperationOutcome: one mapping from the error tree to status codes."""
 
 from __future__ import annotations
 
@@ -10,7 +10,19 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.core.errors import ConflictError, EhrSumError, InputError, NotFoundError
+from services.core.errors import (
+    AuthenticationError,
+    ConflictError,
+    EhrSumError,
+    FhirConflict,
+    FhirError,
+    FhirNotFound,
+    InputError,
+    InputMismatch,
+    NotFoundError,
+    PermissionDenied,
+    TooLarge,
+)
 
 FHIR_JSON = "application/fhir+json"
 _ISSUE_CODES = {
@@ -20,12 +32,17 @@ _ISSUE_CODES = {
     404: "not-found",
     409: "conflict",
     412: "conflict",
+    413: "too-costly",
     422: "invalid",
+    428: "required",
+    429: "throttled",
+    503: "transient",
 }
+BEARER_CHALLENGE = 'Bearer realm="ehr-summarizer"'
 
 
-def operation_outcome(status: int, diagnostics: str, *, expression: list[str] | None = None) -> JSONResponse:
-    """A JSONResponse carrying one OperationOutcome issue."""
+def outcome_body(status: int, diagnostics: str, *, expression: list[str] | None = None) -> dict[str, Any]:
+    """An OperationOutcome with one issue for an HTTP status."""
     issue: dict[str, Any] = {
         "severity": "error",
         "code": _ISSUE_CODES.get(status, "exception" if status >= 500 else "processing"),
@@ -33,8 +50,37 @@ def operation_outcome(status: int, diagnostics: str, *, expression: list[str] | 
     }
     if expression:
         issue["expression"] = expression
-    body = {"resourceType": "OperationOutcome", "issue": [issue]}
+    return {"resourceType": "OperationOutcome", "issue": [issue]}
+
+
+def operation_outcome(status: int, diagnostics: str, *, expression: list[str] | None = None) -> JSONResponse:
+    """A JSONResponse carrying one OperationOutcome issue."""
+    body = outcome_body(status, diagnostics, expression=expression)
     return JSONResponse(body, status_code=status, media_type=FHIR_JSON)
+
+
+def status_of(exc: EhrSumError) -> int:
+    """The HTTP status of an error of ours: the caller's fault 4xx, the FHIR server's answer mirrored."""
+    if isinstance(exc, AuthenticationError):
+        return 401
+    if isinstance(exc, PermissionDenied):
+        return 403
+    if isinstance(exc, TooLarge):
+        return 413
+    if isinstance(exc, InputMismatch):
+        return 422
+    if isinstance(exc, InputError):
+        return 400
+    if isinstance(exc, NotFoundError | FhirNotFound):
+        return 404
+    if isinstance(exc, ConflictError):
+        return 409
+    if isinstance(exc, FhirConflict):
+        return exc.status or 409
+    if exc.transient:
+        return 503
+    # The FHIR server refused or failed a request of ours: the gateway's fault, not the caller's.
+    return 502 if isinstance(exc, FhirError) else 500
 
 
 def install_handlers(app: FastAPI) -> None:
@@ -65,10 +111,10 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(EhrSumError)
     async def domain_error(_: Request, exc: EhrSumError) -> JSONResponse:
-        if isinstance(exc, NotFoundError):
-            return operation_outcome(404, str(exc))
-        if isinstance(exc, InputError):
-            return operation_outcome(400, str(exc))
-        if isinstance(exc, ConflictError):
-            return operation_outcome(409, str(exc))
-        return operation_outcome(503 if exc.transient else 500, str(exc))
+        status = status_of(exc)
+        response = operation_outcome(status, str(exc))
+        if status == 401:
+            response.headers["WWW-Authenticate"] = BEARER_CHALLENGE
+        elif status == 403:
+            response.headers["WWW-Authenticate"] = 'Bearer error="insufficient_scope"'
+        return response

@@ -12,17 +12,18 @@ from pydantic import BaseModel, Field, field_validator
 from sqlmodel import Session
 
 from clinical_notes.kinds import KINDS
+from fhir_adapters.references import fhir_id
 from services.api.security import SummariesRead, SummariesWrite
 from services.core.broker import broker_redis
 from services.core.db import ping_db, session_scope
+from services.core.errors import InputError
 from services.core.settings import Settings, get_settings
 from services.jobs.models import SummaryJobPublic
-from services.jobs.service import create_job, get_job, reset_failed
+from services.jobs.service import caller_key, create_job, get_job, reset_failed
 from workers.clients import fhir_client, llm_client
 from workers.queueing import queue_job
 
 router = APIRouter()
-FHIR_ID = r"^[A-Za-z0-9\-.]{1,64}$"
 
 
 def db_session() -> Iterator[Session]:
@@ -45,12 +46,10 @@ class SummaryRequest(BaseModel):
     @field_validator("patient")
     @classmethod
     def _patient_id(cls, value: str) -> str:
-        import re
-
-        value = value.removeprefix("Patient/")
-        if not re.match(FHIR_ID, value):
-            raise ValueError("must be a FHIR id (1-64 of A-Z a-z 0-9 - .)")
-        return value
+        try:
+            return fhir_id(value.removeprefix("Patient/"), "patient")
+        except InputError as exc:
+            raise ValueError(str(exc)) from exc
 
     @field_validator("kinds")
     @classmethod
@@ -65,16 +64,16 @@ class SummaryRequest(BaseModel):
 def create_summary(
     body: SummaryRequest,
     session: SessionDep,
-    _: SummariesWrite,
+    principal: SummariesWrite,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Any:
-    """Create a job (committed first), then queue it; the same Idempotency-Key returns the same job.
+    """Create a job (committed first), then queue it.
 
-    With the broker unreachable the job is still accepted: it is durable, and the sweeper queues it.
+    The same Idempotency-Key from the same caller returns the same job; with a different body, 422. With the
+    broker unreachable the job is still accepted: it is durable, and the sweeper queues it.
     """
-    job, created = create_job(
-        session=session, patient_id=body.patient, kinds=body.kinds, idempotency_key=idempotency_key
-    )
+    key = caller_key(principal.subject, idempotency_key) if idempotency_key else None
+    job, created = create_job(session=session, patient_id=body.patient, kinds=body.kinds, idempotency_key=key)
     if created:
         queue_job(session=session, job=job)
     return job

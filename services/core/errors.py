@@ -2,7 +2,9 @@
 
 EhrSumError                  root; `transient` says whether a retry may succeed
 ├── ConfigError              settings that cannot work
-├── InputError               bad input from a user or a file (one line on the CLI, 4xx over HTTP)
+├── InputError               bad input from a user or a file (one line on the CLI, 400 over HTTP)
+│   ├── TooLarge             more than a limit allows: bytes, nesting, events (413)
+│   └── InputMismatch        input that contradicts an earlier request, e.g. a reused Idempotency-Key (422)
 ├── NotFoundError            a job or draft of ours that does not exist
 ├── AuthenticationError      a caller without valid credentials (401 over HTTP)
 ├── PermissionDenied         a caller whose token lacks the scope (403 over HTTP)
@@ -37,6 +39,14 @@ class ConfigError(EhrSumError):
 
 class InputError(EhrSumError):
     """Bad input from a caller or a file."""
+
+
+class TooLarge(InputError):
+    """Input over a size, depth or count limit."""
+
+
+class InputMismatch(InputError):
+    """Input that contradicts what an earlier request with the same key said."""
 
 
 class NotFoundError(EhrSumError):

@@ -1,19 +1,43 @@
-"""Settings, read once from the environment (prefix EHRSUM_) with embedded defaults."""
+"""Settings, read once from the environment (prefix EHRSUM_) with embedded defaults.
+
+Every EHRSUM_* variable in the environment must be a setting (or one of TOOLING_ENV): a misspelt name is
+an error at process start, not a default silently used. Cross-field checks run at the same time.
+"""
 
 from __future__ import annotations
 
+import ipaddress
+import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field, SecretStr
+import httpx
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.core.errors import ConfigError
+
+PREFIX = "EHRSUM_"
+# EHRSUM_* names that are not service settings: the test, bench and demo tooling's own, and the chart's
+# Redis password, which the kubelet expands into EHRSUM_BROKER_URL. The service never reads them.
+TOOLING_ENV = frozenset(
+    {
+        "EHRSUM_CACHE",
+        "EHRSUM_TEST_PG",
+        "EHRSUM_TEST_REDIS",
+        "EHRSUM_BENCH_PG",
+        "EHRSUM_BENCH_REDIS",
+        "EHRSUM_FAULT_KILLS",
+        "EHRSUM_REDIS_PASSWORD",
+    }
+)
 
 
 class Settings(BaseSettings):
     """All configuration of the service; defaults run the embedded local stack."""
 
-    model_config = SettingsConfigDict(env_prefix="EHRSUM_", env_file=None, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=PREFIX, env_file=None, extra="forbid")
 
     data_dir: Path = Field(default=Path("var"), description="Where the embedded SQLite file lives.")
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; SQLite file when unset.")
@@ -68,6 +92,21 @@ class Settings(BaseSettings):
         default=False, description="Accept api_dev_token; never in production."
     )
     api_dev_token: SecretStr | None = None
+    api_docs: bool = Field(
+        default=False, description="Serve /docs, /redoc and /openapi.json (assets from the service itself)."
+    )
+    api_trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses or CIDRs of proxies whose X-Forwarded-For is believed (none by default).",
+    )
+    api_max_body_bytes: int = Field(default=65_536, gt=0, description="Largest request body of a /v1 route.")
+    api_max_json_depth: int = Field(default=32, gt=0, description="Deepest JSON nesting a body may have.")
+    api_rate_per_minute: int = Field(default=600, gt=0, description="Requests per minute per API caller.")
+    auth_failures_per_minute: int = Field(
+        default=20,
+        gt=0,
+        description="Failed tokens or notification secrets per minute from one address before it gets 429.",
+    )
 
     notification_secret: SecretStr | None = Field(
         default=None, description="Shared secret the FHIR server sends in Subscription.channel.header."
@@ -76,7 +115,11 @@ class Settings(BaseSettings):
     notification_endpoint_url: str = Field(
         default="http://127.0.0.1:8400/v1/notifications", description="Where the FHIR server reaches us."
     )
-    notification_rate_per_minute: int = 1200
+    notification_rate_per_minute: int = Field(default=1200, gt=0, description="Notifications per minute.")
+    notification_max_body_bytes: int = Field(default=5_000_000, gt=0)
+    notification_max_events: int = Field(
+        default=100, gt=0, description="Most events (Bundle entries) one notification may carry."
+    )
     subscription_criteria: list[str] = Field(
         default_factory=lambda: ["Encounter?status=in-progress", "DocumentReference"],
         description="R4 criteria-based rest-hook subscriptions that `ehrsum subscribe` registers.",
@@ -132,7 +175,50 @@ class Settings(BaseSettings):
         "and queued again if the broker lost it (a Redis restart, an enqueue that failed).",
     )
     sweep_interval_s: float = Field(default=60.0, gt=0, description="How often beat runs the job sweeper.")
-    log_level: str = "INFO"
+    worker_queues: list[str] = Field(
+        default_factory=lambda: ["celery"],
+        min_length=1,
+        description="Celery queues a worker consumes; tasks are published to the first.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _only_known_names(cls, data: object) -> object:
+        names = {f"{PREFIX}{name}".upper() for name in cls.model_fields} | TOOLING_ENV
+        unknown = sorted(k for k in os.environ if k.upper().startswith(PREFIX) and k.upper() not in names)
+        if unknown:
+            raise ValueError(f"unknown variable {', '.join(unknown)} (not a setting; misspelt?)")
+        return data
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        needs = {
+            "basic": ("fhir_username", "fhir_password"),
+            "bearer": ("fhir_token",),
+            "smart": ("fhir_client_id", "fhir_private_key_path"),
+        }.get(self.fhir_auth, ())
+        missing = [f"{PREFIX}{n.upper()}" for n in needs if not getattr(self, n)]
+        if missing:
+            raise ValueError(f"{PREFIX}FHIR_AUTH={self.fhir_auth} needs {' and '.join(missing)}")
+        if self.api_dev_token_enabled and not self.api_dev_token:
+            raise ValueError(f"{PREFIX}API_DEV_TOKEN_ENABLED needs {PREFIX}API_DEV_TOKEN")
+        for name in (
+            "fhir_base_url",
+            "llm_base_url",
+            "notification_endpoint_url",
+            "api_jwks_url",
+            "fhir_token_url",
+        ):
+            value = getattr(self, name)
+            if value is not None and not _is_http_url(value):
+                raise ValueError(f"{PREFIX}{name.upper()} must be an absolute http(s) URL")
+        for proxy in self.api_trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{PREFIX}API_TRUSTED_PROXIES: {proxy!r} is not an address or CIDR") from exc
+        return self
 
     def sqlalchemy_url(self) -> str:
         """The database URL, defaulting to a SQLite file under data_dir."""
@@ -141,7 +227,27 @@ class Settings(BaseSettings):
         return f"sqlite:///{(self.data_dir / 'ehrsum.db').resolve()}"
 
 
+def _is_http_url(value: str) -> bool:
+    try:
+        url = httpx.URL(value)
+    except httpx.InvalidURL:
+        return False
+    return url.scheme in ("http", "https") and bool(url.host)
+
+
+def describe(error: ValidationError) -> str:
+    """A validation error of the settings as one line naming the variables."""
+    parts = []
+    for err in error.errors():
+        name = f"{PREFIX}{err['loc'][0]}".upper() + ": " if err["loc"] else ""
+        parts.append(name + str(err["msg"]).removeprefix("Value error, "))
+    return "; ".join(parts)
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process-wide settings, read once."""
-    return Settings()
+    """The process-wide settings, read once; ConfigError (one line) when they cannot work."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise ConfigError(f"configuration: {describe(exc)}") from None

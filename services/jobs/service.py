@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -9,7 +10,7 @@ from sqlalchemy import or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from services.core.errors import ConflictError, NotFoundError
+from services.core.errors import ConflictError, InputMismatch, NotFoundError
 from services.core.settings import get_settings
 from services.jobs.models import JobStatus, SummaryJob
 
@@ -25,16 +26,29 @@ def requeue_check_at(delay_s: float = 0.0) -> datetime:
     return _now() + timedelta(seconds=delay_s + get_settings().job_requeue_after_s)
 
 
+def caller_key(caller: str, key: str) -> str:
+    """An API caller's Idempotency-Key, scoped to that caller: another caller's same key is another key."""
+    return "api:" + hashlib.sha256(f"{caller}\0{key}".encode()).hexdigest()
+
+
+def _same_request(job: SummaryJob, patient_id: str, kinds: list[str]) -> SummaryJob:
+    """The job made under an idempotency key, if this request is the one it was made for."""
+    if job.patient_id != patient_id or sorted(job.kinds) != sorted(kinds):
+        raise InputMismatch("Idempotency-Key already used for a different request")
+    return job
+
+
 def create_job(
     *, session: Session, patient_id: str, kinds: list[str], idempotency_key: str | None = None
 ) -> tuple[SummaryJob, bool]:
-    """Insert a queued job and commit; with a known idempotency key, return that job instead."""
+    """Insert a queued job and commit; with a known idempotency key, that job instead (InputMismatch when
+    the key was used for another patient or kinds)."""
     if idempotency_key:
         existing = session.exec(
             select(SummaryJob).where(SummaryJob.idempotency_key == idempotency_key)
         ).first()
         if existing is not None:
-            return existing, False
+            return _same_request(existing, patient_id, kinds), False
     job = SummaryJob(
         patient_id=patient_id,
         kinds=kinds,
@@ -47,7 +61,7 @@ def create_job(
     except IntegrityError:
         session.rollback()
         existing = session.exec(select(SummaryJob).where(SummaryJob.idempotency_key == idempotency_key)).one()
-        return existing, False
+        return _same_request(existing, patient_id, kinds), False
     session.refresh(job)
     return job, True
 

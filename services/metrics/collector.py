@@ -22,12 +22,13 @@ from services.jobs.models import JobStatus, SummaryJob
 from services.metrics.models import JobUsage
 
 STAGES = ("fetch", "condense", "generate", "verify", "write")
-QUEUE = "celery"
 
 
-def queue_depth(broker_url: str) -> int:
-    """Tasks waiting in the Redis broker's default queue."""
-    return int(broker_redis(broker_url).llen(QUEUE))  # type: ignore[arg-type]
+def queue_depth(broker_url: str, queues: list[str]) -> int:
+    """Tasks waiting in the Redis broker's queues."""
+    client = broker_redis(broker_url)
+    lengths: list[int] = [client.llen(queue) for queue in queues]  # type: ignore[misc]
+    return sum(lengths)
 
 
 class ServiceCollector(Collector):
@@ -80,7 +81,8 @@ class ServiceCollector(Collector):
         yield decisions
         depth = GaugeMetricFamily("ehrsum_queue_depth", "Tasks waiting in the broker.")
         try:
-            depth.add_metric([], float(queue_depth(get_settings().broker_url)))
+            settings = get_settings()
+            depth.add_metric([], float(queue_depth(settings.broker_url, settings.worker_queues)))
         except redis.RedisError:
             depth.add_metric([], float("nan"))
         yield depth

@@ -107,27 +107,25 @@ class Gap:
     since: datetime | None
 
 
+def is_registered(*, session: Session, subscription: str) -> bool:
+    """Whether a subscription is one we registered (`ensure_state` by `ehrsum subscribe`)."""
+    return session.get(SubscriptionState, subscription) is not None
+
+
 def track_events(
-    *,
-    session: Session,
-    subscription: str,
-    kind: str,
-    criteria: str,
-    numbers: list[int],
-    events_since_start: int | None,
+    *, session: Session, subscription: str, numbers: list[int], events_since_start: int | None
 ) -> Gap | None:
-    """Advance the subscription's event counter; the gap when numbers were skipped."""
+    """Advance a registered subscription's event counter; the gap when numbers were skipped."""
     state = session.get(SubscriptionState, subscription)
-    known = state is not None
     if state is None:
-        state = SubscriptionState(subscription=subscription, kind=kind, criteria=criteria)
+        return None
     now = _now()
     state.last_notification_at = now
     highest = max([*numbers, events_since_start or 0])
     expected_next = state.last_event_number + 1
     lowest_new = min(numbers) if numbers else highest + 1
     gap: Gap | None = None
-    if known and lowest_new > expected_next:
+    if lowest_new > expected_next:
         last_missing = lowest_new - 1
         gap = Gap(subscription, expected_next, last_missing, state.last_event_at)
         state.missed_events += last_missing - expected_next + 1

@@ -9,10 +9,10 @@ from typing import Any
 import httpx
 import pytest
 
+from deploy.processes import wait_for
 from services.core.db import session_scope
 from services.core.settings import get_settings
 from services.jobs.models import Draft
-from tests.conftest import wait_for
 from tests.support.drafts import make_draft
 from tests.support.identity import IdentityProvider
 from workers.approvals import adopt_drafts
@@ -81,7 +81,8 @@ def test_api_approve_and_reject_update_the_fhir_server(
     assert verifiers(fhir_server, to_approve) == [doc["authenticator"]]
 
     answer = httpx.post(
-        f"{api}/v1/{to_reject.replace('DocumentReference', 'drafts')}/reject", headers=approver
+        f"{api}/v1/{to_reject.replace('DocumentReference', 'drafts')}/reject",
+        headers={**approver, "If-Match": 'W/"1"'},
     )
     assert answer.status_code == 200 and answer.json()["state"] == "rejected", answer.text
     assert httpx.get(f"{fhir_server}/{to_reject}", timeout=10).json()["status"] == "entered-in-error"

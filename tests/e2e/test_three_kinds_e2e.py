@@ -24,7 +24,7 @@ def metric(text: str, name: str) -> float:
 
 
 def test_one_job_writes_three_verified_drafts(
-    stack: dict[str, str], api: str, fhir_server: str, loaded_patients: list[str]
+    stack: dict[str, str], api: str, auth: dict[str, str], fhir_server: str, loaded_patients: list[str]
 ) -> None:
     patient = loaded_patients[2]
     command = [str(BIN / "ehrsum"), "summarize", "--patient", patient, "--inline"]
@@ -70,7 +70,7 @@ def test_one_job_writes_three_verified_drafts(
             }
 
     # The job's cost shows in the API's metrics (read from the database, so any process's jobs count).
-    exposition = httpx.get(f"{api}/metrics", timeout=30).text
+    exposition = httpx.get(f"{api}/metrics", headers=auth, timeout=30).text
     assert metric(exposition, 'ehrsum_jobs{state="succeeded"}') >= 1
     assert metric(exposition, 'ehrsum_stage_seconds_count{stage="generate"}') >= 1
     assert metric(exposition, 'ehrsum_stage_seconds_sum{stage="generate"}') > 0

@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ import httpx
 import pytest
 
 from deploy.processes import stop
+from deploy.processes import wait_for as wait_until
 from tests.conftest import BIN, CACHE, REDIS_URL, REPO, _env
 from tests.support.redis_db import FAULT_SESSION_DBS, claim_redis_db
 
@@ -163,17 +163,6 @@ def drafts_of(fhir: str, patient: str) -> list[str]:
     return found
 
 
-def wait_until(check: Callable[[], Any], timeout: float, what: str, step: float = 0.2) -> Any:
-    """Poll `check` until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(step)
-    raise TimeoutError(f"{what} not seen within {timeout:.0f} s")
-
-
 def succeeded_with_one_draft_each(
     api: str,
     auth: dict[str, str],
@@ -192,7 +181,7 @@ def succeeded_with_one_draft_each(
         assert "failed" not in states, [job(api, auth, j) for j in jobs]
         return all(s == "succeeded" for s in states)
 
-    wait_until(all_done, timeout, "every job succeeded", step=1.0)
+    wait_until(all_done, timeout, "every job succeeded", interval=1.0)
     for job_id, patient in jobs.items():
         found, answer = drafts_of(fhir, patient), job(api, auth, job_id)
         assert len(found) == len(answer["kinds"]), (patient, answer["kinds"], found)

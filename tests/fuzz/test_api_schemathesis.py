@@ -1,4 +1,5 @@
-"""Schemathesis against the real API process: no generated request gets a 5xx or kills the process."""
+"""Schemathesis against the real API process: no generated request, valid or not, single or in a
+sequence, gets a 5xx or kills the process."""
 
 from __future__ import annotations
 
@@ -8,12 +9,36 @@ from typing import Any
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
 EXAMPLES_PER_OPERATION = 60
+STATEFUL_SCENARIOS = 40
+STATEFUL_STEPS = 6
+FUZZ_SETTINGS = settings(
+    max_examples=EXAMPLES_PER_OPERATION,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
 
 
-def test_no_server_errors(api: str, api_schema: Any, api_headers: dict[str, str]) -> None:
+def _report(label: str, statuses: Counter[str]) -> int:
+    total = sum(statuses.values())
+    server_errors = sum(n for key, n in statuses.items() if key.endswith(" 5xx"))
+    print(f"\nschemathesis {label}: {total} requests, {server_errors} 5xx")
+    for key, count in sorted(statuses.items()):
+        print(f"  {key}: {count}")
+    return total
+
+
+@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=lambda m: m.value)
+def test_no_server_errors(
+    fuzz_api: str, api_schema: Any, api_headers: dict[str, str], mode: GenerationMode
+) -> None:
+    """Every operation, with requests that fit its schema (positive) and that break it (negative)."""
     # Schemathesis's pytest plugin does not load under this pytest (Function._nodeid), so each operation
     # runs as its own hypothesis test built from the operation's strategy: same generation, same check.
     statuses: Counter[str] = Counter()
@@ -21,14 +46,8 @@ def test_no_server_errors(api: str, api_schema: Any, api_headers: dict[str, str]
     operations = [result.ok() for result in api_schema.get_all_operations()]
     for operation in operations:
 
-        @settings(
-            max_examples=EXAMPLES_PER_OPERATION,
-            derandomize=True,
-            deadline=None,
-            database=None,
-            suppress_health_check=list(HealthCheck),
-        )
-        @given(case=operation.as_strategy())
+        @FUZZ_SETTINGS
+        @given(case=operation.as_strategy(generation_mode=mode))
         def check(case: Any) -> None:
             response = case.call(headers=api_headers, timeout=30)
             statuses[f"{case.method} {case.path} {response.status_code // 100}xx"] += 1
@@ -36,15 +55,50 @@ def test_no_server_errors(api: str, api_schema: Any, api_headers: dict[str, str]
 
         try:
             check()
+        except Unsatisfiable:
+            # No parameters, no body: nothing about the request can be made invalid (GET /healthz).
+            assert mode == GenerationMode.NEGATIVE, f"{operation.path}: no valid request could be made"
         except Exception as exc:  # keep going: report every operation that fails, not just the first
             failures.append(f"{operation.method.upper()} {operation.path}: {str(exc)[:400]}")
-    total = sum(statuses.values())
-    print(f"\nschemathesis: {len(operations)} operations, {total} requests")
-    for key, count in sorted(statuses.items()):
-        print(f"  {key}: {count}")
+    total = _report(f"{mode.value}, {len(operations)} operations", statuses)
     assert not failures, "\n".join(failures)
     assert total >= len(operations)
-    assert httpx.get(f"{api}/healthz", timeout=10).status_code == 200, "the API process died"
+    assert httpx.get(f"{fuzz_api}/healthz", timeout=10).status_code == 200, "the API process died"
+
+
+def test_stateful_sequences_have_no_server_errors(
+    fuzz_api: str, api_schema: Any, api_headers: dict[str, str]
+) -> None:
+    """Sequences along the links schemathesis infers (a job created, then read and retried; a notification,
+    then another for what it named): no step answers 5xx."""
+    statuses: Counter[str] = Counter()
+    machine = api_schema.as_state_machine()
+
+    class Sequences(machine):  # type: ignore[misc, valid-type]
+        def get_call_kwargs(self, case: Any) -> dict[str, Any]:
+            return {"headers": api_headers, "timeout": 30}
+
+        def after_call(self, response: Any, case: Any) -> None:
+            statuses[f"{case.method} {case.path} {response.status_code // 100}xx"] += 1
+
+        def validate_response(self, response: Any, case: Any, **kwargs: Any) -> None:
+            case.validate_response(response, checks=[not_a_server_error])
+
+    transitions = [name for name in dir(Sequences) if "__" in name and not name.startswith(("_", "RANDOM"))]
+    assert transitions, "schemathesis inferred no links: the stateful run would test nothing"
+    Sequences.run(
+        settings=settings(
+            max_examples=STATEFUL_SCENARIOS,
+            stateful_step_count=STATEFUL_STEPS,
+            derandomize=True,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+    )
+    total = _report(f"stateful, {len(transitions)} links", statuses)
+    assert total >= STATEFUL_SCENARIOS
+    assert httpx.get(f"{fuzz_api}/healthz", timeout=10).status_code == 200, "the API process died"
 
 
 NUL_CASES = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import pytest
 
@@ -116,3 +116,75 @@ async def test_operation_outcome_becomes_a_typed_error(fhir_server: str) -> None
             await client.transaction(bad)
     assert caught.value.outcome is not None and caught.value.outcome["resourceType"] == "OperationOutcome"
     assert 400 <= (caught.value.status or 0) < 500
+
+
+class _Recorder:
+    """A real HTTP server on loopback that answers every GET with one JSON body and records who asked."""
+
+    def __init__(self, body: Mapping[str, object]) -> None:
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        recorder = self
+        self.seen: list[tuple[str, str | None]] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                recorder.seen.append((self.path, self.headers.get("Authorization")))
+                payload = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/fhir+json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/fhir"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+async def test_next_link_to_another_host_is_not_followed() -> None:
+    """Item 10: a server's link[next] elsewhere is refused, and our Authorization header never goes there."""
+    from fhir_adapters.client import FhirAuth
+    from services.core.errors import FhirError
+
+    elsewhere = _Recorder({"resourceType": "Bundle", "type": "searchset", "entry": []})
+    page = {"resourceType": "Bundle", "type": "searchset", "link": [{"relation": "next", "url": ""}]}
+    ours = _Recorder(page)
+    try:
+        for next_url in (
+            f"{elsewhere.url}/Observation?page=2",
+            f"{ours.url.replace('127.0.0.1', 'localhost')}/Observation?page=2",  # another origin too
+            f"{ours.url}/../fhir-other/Observation?page=2",
+        ):
+            page["link"] = [{"relation": "next", "url": next_url}]
+            async with FhirClient(ours.url, auth=FhirAuth(kind="bearer", token="s3cret")) as client:
+                with pytest.raises(FhirError, match="outside the configured FHIR server"):
+                    [b async for b in client.pages("Observation", {})]
+        assert elsewhere.seen == []
+        assert [auth for _, auth in ours.seen] == ["Bearer s3cret"] * 3
+    finally:
+        ours.stop()
+        elsewhere.stop()
+
+
+async def test_next_link_on_the_same_server_is_followed() -> None:
+    """Control: a next link under the configured base is followed as an opaque URL (once: it repeats)."""
+    page: dict[str, object] = {"resourceType": "Bundle", "type": "searchset", "entry": []}
+    server = _Recorder(page)
+    page["link"] = [{"relation": "next", "url": f"{server.url}/Observation?_offset=50"}]
+    try:
+        async with FhirClient(server.url) as client:
+            pages = [b async for b in client.pages("Observation", {})]
+        assert len(pages) == 2
+        assert [path for path, _ in server.seen] == ["/fhir/Observation", "/fhir/Observation?_offset=50"]
+    finally:
+        server.stop()

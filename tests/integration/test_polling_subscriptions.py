@@ -11,12 +11,13 @@ from typing import Any
 import httpx
 import pytest
 
+from deploy.processes import wait_for
 from fhir_adapters.client import FhirClient
 from services.core.db import session_scope
 from services.core.settings import Settings, get_settings
 from services.subscriptions.models import PendingTrigger, SubscriptionState
-from services.subscriptions.service import track_events
-from tests.conftest import jobs_of, notification_headers, wait_for
+from services.subscriptions.service import ensure_state, track_events
+from tests.conftest import jobs_of, notification_headers, registered
 from workers.celery_app import celery_app
 from workers.polling import poll_due, poll_once
 
@@ -58,15 +59,10 @@ def test_polling_turns_changes_into_a_debounced_trigger(stack: dict[str, str], f
 
 
 def test_auto_polling_runs_only_while_subscriptions_are_silent(stack: dict[str, str]) -> None:
+    subscription = f"Subscription/{uuid.uuid4().hex[:8]}"
     with session_scope() as session:
-        track_events(
-            session=session,
-            subscription=f"Subscription/{uuid.uuid4().hex[:8]}",
-            kind="backport",
-            criteria="t",
-            numbers=[],
-            events_since_start=0,
-        )
+        ensure_state(session=session, subscription=subscription, kind="backport", criteria="t", events=0)
+        track_events(session=session, subscription=subscription, numbers=[], events_since_start=0)
         session.commit()
     settings = get_settings().model_copy(update={"polling": "auto", "subscription_stale_s": 3600.0})
     assert poll_due(settings).skipped == "subscriptions healthy"
@@ -81,7 +77,7 @@ def test_a_gap_in_event_numbers_is_recovered_by_lastupdated(
     from tests.e2e.test_subscriptions_e2e import event_bundle
 
     sub, seen, missed = (
-        f"s-{uuid.uuid4().hex[:8]}",
+        registered(f"s-{uuid.uuid4().hex[:8]}"),
         f"seen-{uuid.uuid4().hex[:8]}",
         f"miss-{uuid.uuid4().hex[:8]}",
     )

@@ -1,4 +1,8 @@
-"""A real HTTP proxy in front of a real server that injects faults (status codes, Retry-After) on demand."""
+"""A real HTTP proxy in front of a real server that injects faults (status codes, Retry-After) on demand.
+
+Like a reverse proxy configured for its upstream, it answers the upstream's absolute URLs (a Bundle's
+next links) under its own base: the client follows links only on the server it was configured with.
+"""
 
 from __future__ import annotations
 
@@ -75,9 +79,10 @@ class FaultProxy:
                         "content-encoding",
                     ):
                         self.send_header(key, value)
-                self.send_header("Content-Length", str(len(answer.content)))
+                content = answer.content.replace(proxy.upstream.rstrip("/").encode(), proxy.url.encode())
+                self.send_header("Content-Length", str(len(content)))
                 self.end_headers()
-                self.wfile.write(answer.content)
+                self.wfile.write(content)
 
             do_GET = do_POST = do_PUT = do_DELETE = _handle  # noqa: N815
 

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 AUDIENCE = "ehr-summarizer"
+ALL_SCOPES = "summaries.read summaries.write drafts.read drafts.approve metrics.read"
 
 
 class IdentityProvider:
@@ -64,7 +65,7 @@ class IdentityProvider:
 
     def token(
         self,
-        scopes: str = "summaries.read summaries.write drafts.read drafts.approve",
+        scopes: str = ALL_SCOPES,
         *,
         subject: str = "clinician-1",
         kid: str = "rsa-1",
@@ -72,8 +73,10 @@ class IdentityProvider:
         audience: str = AUDIENCE,
         issuer: str | None = None,
         signer: Any = None,
+        extra_claims: dict[str, Any] | None = None,
     ) -> str:
-        """A signed access token; `signer` replaces the key (e.g. one the JWKS does not carry)."""
+        """A signed access token; `signer` replaces the key (e.g. one the JWKS does not carry), `extra_claims`
+        replace or add claims."""
         now = int(time.time())
         claims = {
             "iss": issuer or self.issuer,
@@ -83,13 +86,12 @@ class IdentityProvider:
             "iat": now,
             "exp": now + expires_in,
             "jti": uuid.uuid4().hex,
+            **(extra_claims or {}),
         }
         alg = "RS256" if kid.startswith("rsa") else "ES384"
         key: Any = signer or self.keys[kid]
         return jwt.encode(claims, key, algorithm=alg, headers={"kid": kid})
 
-    def headers(
-        self, scopes: str = "summaries.read summaries.write drafts.read drafts.approve"
-    ) -> dict[str, str]:
+    def headers(self, scopes: str = ALL_SCOPES) -> dict[str, str]:
         """Authorization header with a fresh token."""
         return {"Authorization": f"Bearer {self.token(scopes)}"}

@@ -29,7 +29,7 @@ ENCOUNTER = {
 def test_backport_id_only_event_names_focus_patient_and_number() -> None:
     event = {"number": 7, "focus": "Encounter/enc1", "context": ["Patient/p1"]}
     body = bp.notification_bundle(SUB, BASE, "event-notification", 7, [event])
-    note = parse_notification(body)
+    note = parse_notification(body, base_url=BASE)
     assert (note.type, note.subscription, note.events_since_start) == (
         "event-notification",
         "Subscription/sub1",
@@ -42,7 +42,7 @@ def test_backport_id_only_event_names_focus_patient_and_number() -> None:
 def test_backport_full_resource_event_carries_the_resource() -> None:
     event = {"number": 3, "focus": "Encounter/enc1", "context": []}
     note = parse_notification(
-        bp.notification_bundle(SUB, BASE, "event-notification", 3, [event], [ENCOUNTER])
+        bp.notification_bundle(SUB, BASE, "event-notification", 3, [event], [ENCOUNTER]), base_url=BASE
     )
     [ev] = note.events
     assert ev.resource == ENCOUNTER and ev.patient_id == "p1" and ev.version == "2"
@@ -50,12 +50,12 @@ def test_backport_full_resource_event_carries_the_resource() -> None:
 
 @pytest.mark.parametrize("kind", ["handshake", "heartbeat"])
 def test_backport_handshake_and_heartbeat_have_no_events(kind: str) -> None:
-    note = parse_notification(bp.notification_bundle(SUB, BASE, kind, 12))
+    note = parse_notification(bp.notification_bundle(SUB, BASE, kind, 12), base_url=BASE)
     assert note.type == kind and note.events == [] and note.events_since_start == 12
 
 
 def test_rest_hook_forms() -> None:
-    full = parse_notification(ENCOUNTER)
+    full = parse_notification(ENCOUNTER, base_url=BASE)
     assert full.type == "rest-hook" and full.events[0].focus == "Encounter/enc1"
     assert full.events[0].patient_id == "p1" and full.events[0].version == "2"
     assert parse_notification(None).type == "ping"

@@ -268,12 +268,12 @@ Usage: include "ehrsum.secretEnv" (dict "ctx" $ "scope" "full")   scope "db" = d
       name: {{ $v.fhir.existingSecret }}
       key: {{ $v.fhir.secretKeys.token }}
 {{- else if eq $v.fhir.auth "smart" }}
-- name: EHRSUM_SMART_CLIENT_ID
+- name: EHRSUM_FHIR_CLIENT_ID
   valueFrom:
     secretKeyRef:
       name: {{ $v.fhir.existingSecret }}
       key: {{ $v.fhir.secretKeys.clientId }}
-- name: EHRSUM_SMART_PRIVATE_KEY_PATH
+- name: EHRSUM_FHIR_PRIVATE_KEY_PATH
   value: /var/run/secrets/ehrsum/smart/{{ $v.fhir.secretKeys.privateKey }}
 {{- end }}
 {{- if $v.llm.existingSecret }}
