@@ -434,6 +434,8 @@ def server_command(
             "HF_HOME": str(cache_dir() / "hf-home"),
             "VLLM_CACHE_ROOT": str(cache_dir() / "vllm"),
             "VLLM_NO_USAGE_STATS": "1",
+            # Otherwise vLLM finds its own address with a UDP connect to 8.8.8.8 (bench/egress.py saw it).
+            "VLLM_HOST_IP": host,
             "DO_NOT_TRACK": "1",
         }
     )

@@ -618,6 +618,7 @@ def test_vllm_args_follow_values(
         "HF_HUB_CACHE": "/models/hub",
     }.items():
         assert env_value(c, name)["value"] == value
+    assert env_value(c, "VLLM_HOST_IP")["valueFrom"] == {"fieldRef": {"fieldPath": "status.podIP"}}
 
 
 def test_vllm_weights_and_placement(default_render: Rendered, production_render: Rendered) -> None:

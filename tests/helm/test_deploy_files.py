@@ -208,7 +208,7 @@ def test_units_run_what_the_image_runs() -> None:
         """--structured-outputs-config '{"backend":"guidance","disable_any_whitespace":true}'""",
     ):
         assert flag in vllm
-    assert "HF_HUB_OFFLINE=1" in vllm and "VLLM_NO_USAGE_STATS=1" in vllm
+    assert "HF_HUB_OFFLINE=1" in vllm and "VLLM_NO_USAGE_STATS=1" in vllm and "VLLM_HOST_IP=127.0.0.1" in vllm
     for text in units.values():
         assert "EnvironmentFile=/etc/ehrsum/" in text
         assert "NoNewPrivileges=yes" in text and "CapabilityBoundingSet=\n" in text
