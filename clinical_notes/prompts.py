@@ -29,7 +29,10 @@ TIMELINE_END = "END OF TIMELINE"
 
 def task(kind: NoteKind) -> str:
     """The kind-specific end of the prompt: what to write, section by section."""
-    lines = [f"TASK: write the synthesis for {kind.task}. JSON keys and what belongs in each:"]
+    lines = [
+        f"TASK: write the synthesis for {kind.task}. JSON keys and what belongs in each (leave a list empty "
+        "rather than write something the timeline does not support):"
+    ]
     lines += [f'- "{slug(s.title)}": {s.guidance}' for s in kind.model_sections()]
     if kind.flags:
         lines.append(

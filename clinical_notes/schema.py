@@ -29,11 +29,14 @@ def model_schema(kind: NoteKind, *, max_statements: int, max_chars: int) -> dict
         "required": ["text", "citations"],
         "additionalProperties": False,
     }
+    # The first section (the one-line summary) is always written; the others may be empty when the record
+    # gives nothing to say (no interval change, nothing to plan): a forced statement is filler, and tokens.
+    first = kind.model_sections()[0].title
     sections = {
         slug(spec.title): {
             "type": "array",
             "items": statement,
-            "minItems": 1,
+            "minItems": 1 if spec.title == first else 0,
             "maxItems": min(spec.max_statements or max_statements, max_statements),
         }
         for spec in kind.model_sections()

@@ -54,6 +54,7 @@ def test_schema_holds_only_the_model_sections_with_citations_from_the_timeline()
     assert sections["additionalProperties"] is False and "flags" not in schema["properties"]
     summary = sections["properties"]["summary"]
     assert summary["maxItems"] == 1 and sections["properties"]["assessment"]["maxItems"] == 3
+    assert summary["minItems"] == 1 and sections["properties"]["interval_changes"]["minItems"] == 0
     citation = summary["items"]["properties"]["citations"]
     pattern = re.compile(citation["items"]["pattern"])
     assert all(pattern.match(k) for k in ("C1", "O12", "MED3", "PT1", "MS40")) and citation["minItems"] == 1
