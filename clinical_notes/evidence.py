@@ -44,6 +44,8 @@ UNIT_NAMES = frozenset(
         "m",
         "ft",
         "mmhg",
+        "s",
+        "sec",
         "bpm",
         "cel",
         "kpa",
@@ -105,12 +107,13 @@ class Quantity:
     unit: str
     decimals: int = 0
 
-    def matches(self, other: Quantity) -> bool:
-        """Same unit, and equal within the rounding of the less precise of the two."""
-        if unit_key(self.unit) != unit_key(other.unit):
+    def matches(self, recorded: Quantity) -> bool:
+        """Same unit, and the recorded value rounds to this one at this one's precision ("5.9" for 5.912,
+        not "3.8" for a recorded 4: a statement may round the record, never invent digits)."""
+        if unit_key(self.unit) != unit_key(recorded.unit):
             return False
-        tolerance: float = 0.5 * 10.0 ** -min(self.decimals, other.decimals) + 1e-9
-        return abs(self.value - other.value) <= tolerance
+        tolerance: float = 0.5 * 10.0**-self.decimals + 1e-9
+        return abs(self.value - recorded.value) <= tolerance
 
 
 @dataclass

@@ -62,6 +62,8 @@ class _Walk:
         if key == "class" and isinstance(node.get("code"), str):
             self.texts.append(node["code"])  # Encounter.class: AMB, EMER, IMP name the setting
         for child_key, child in node.items():
+            if child_key == "referenceRange":
+                continue  # a range's limits are not values the resource records ("was 150 mg/dL")
             if child_key == "data" and isinstance(child, str):
                 text = _decoded(child)
                 self.evidence.quantities.extend(quantities_in(text))

@@ -54,7 +54,14 @@ RESOURCES = [
         verificationStatus={"coding": [{"code": "entered-in-error"}]},
     ),
     observation("k1", "2823-3", "Potassium [Moles/volume] in Serum or Plasma", 6.9, "mmol/L"),
-    observation("na1", "2951-2", "Sodium [Moles/volume] in Serum or Plasma", 140, "mmol/L"),
+    observation(
+        "na1",
+        "2951-2",
+        "Sodium [Moles/volume] in Serum or Plasma",
+        140,
+        "mmol/L",
+        referenceRange=[{"low": {"value": 135, "unit": "mmol/L"}, "high": {"value": 145, "unit": "mmol/L"}}],
+    ),
     {
         "resourceType": "Observation",
         "id": "bp1",
@@ -171,3 +178,10 @@ def test_stems_fold_spelling_and_endings() -> None:
 def test_a_patient_is_named_by_age_or_sex(record: PatientRecord) -> None:
     patient = evidence_of(record.resources["Patient/p1"])
     assert mentions("An elderly woman.", patient) and not mentions("Stable on treatment.", patient)
+
+
+def test_a_value_may_be_rounded_but_not_invented_nor_taken_from_the_range(verifier: Verifier) -> None:
+    assert rules_of(verifier, "Sodium 140 mmol/L.", ["Observation/na1"]) == []
+    assert rules_of(verifier, "Sodium 139.6 mmol/L.", ["Observation/na1"]) == ["number_unsupported"]
+    assert rules_of(verifier, "Sodium was 145 mmol/L.", ["Observation/na1"]) == ["number_unsupported"]
+    assert rules_of(verifier, "Potassium 7 mmol/L.", ["Observation/k1"]) == []  # 6.9 rounded
