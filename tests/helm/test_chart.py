@@ -571,6 +571,11 @@ VLLM_BASE = {"vllm": {"structuredOutputsConfig": {"backend": "guidance", "disabl
             2,
         ),
         (
+            {"vllm": {"prefixCacheRetentionInterval": 0}},
+            ["--tensor-parallel-size", "1", "--enable-prefix-caching"],
+            1,
+        ),
+        (
             {
                 "vllm": {
                     "enablePrefixCaching": False,
@@ -582,7 +587,7 @@ VLLM_BASE = {"vllm": {"structuredOutputsConfig": {"backend": "guidance", "disabl
             4,
         ),
     ],
-    ids=["defaults", "tp2-fp8", "no-prefix-cache-extra-args"],
+    ids=["defaults", "tp2-fp8", "no-retention-for-a-model-without-swa", "no-prefix-cache-extra-args"],
 )
 def test_vllm_args_follow_values(
     chart: helm.Chart, override: dict[str, Any], expected_tail: list[str], gpus: int

@@ -27,6 +27,8 @@ def test_default_profile_keeps_the_existing_setup_valid(
     cmd, _ = llm_cpu.server_command(8000)
     assert cmd[cmd.index("--served-model-name") + 1] == "gemma3-270m"
     assert cmd[cmd.index("--max-model-len") + 1] == "4096"
+    # Gemma 3 is hybrid: sliding-window cache checkpoints, so the kinds of a job reuse the timeline.
+    assert cmd[cmd.index("--prefix-cache-retention-interval") + 1] == "256"
 
 
 def test_instruct_profile_serves_its_own_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -35,6 +37,7 @@ def test_instruct_profile_serves_its_own_model(tmp_path: Path, monkeypatch: pyte
     assert cmd[cmd.index("--model") + 1] == str(tmp_path / "models" / "qwen2.5-coder-1.5b-instruct")
     assert cmd[cmd.index("--served-model-name") + 1] == "qwen2.5-coder-1.5b-instruct"
     assert cmd[cmd.index("--max-model-len") + 1] == "8192"
+    assert "--prefix-cache-retention-interval" not in cmd  # vLLM refuses it for a model without SWA
     assert llm_cpu.marker_path("qwen-instruct") != llm_cpu.marker_path()
     with pytest.raises(llm_cpu.SetupError, match="unknown model profile"):
         llm_cpu.model_dir("no-such-model")

@@ -412,8 +412,10 @@ checksum/config: {{ include (print .Template.BasePath "/configmap.yaml") . | sha
 - {{ int $v.tensorParallelSize | quote }}
 {{- if $v.enablePrefixCaching }}
 - "--enable-prefix-caching"
+{{- if $v.prefixCacheRetentionInterval }}
 - "--prefix-cache-retention-interval"
 - {{ int $v.prefixCacheRetentionInterval | quote }}
+{{- end }}
 {{- else }}
 - "--no-enable-prefix-caching"
 {{- end }}
