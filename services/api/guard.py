@@ -43,6 +43,7 @@ from services.core.settings import Settings
 
 log = logging.getLogger(__name__)
 HEALTH_PATHS = frozenset({"/healthz", "/readyz"})
+REVIEW = "/review"  # the review app signs clinicians in with SMART and keeps its own sessions
 NOTIFICATIONS = "/v1/notifications"
 NOTIFIER = Principal(subject="notifier", scopes=frozenset())
 INLINE_SCAN_BYTES = 65_536  # larger bodies are scanned for depth off the event loop
@@ -62,7 +63,12 @@ def nesting_depth(body: bytes) -> int:
 
 def caller_kind(path: str, docs: bool) -> CallerKind:
     """Which credential a path needs."""
-    if path in HEALTH_PATHS or (docs and is_docs_path(path)):
+    if (
+        path in HEALTH_PATHS
+        or (docs and is_docs_path(path))
+        or path == REVIEW
+        or path.startswith(f"{REVIEW}/")
+    ):
         return "public"
     if path == NOTIFICATIONS or path.startswith(f"{NOTIFICATIONS}/"):
         return "notifier"
