@@ -11,7 +11,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Cookie, FastAPI, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -313,29 +313,6 @@ async def _decide(
     return RedirectResponse(f"{PREFIX}/?done={done}#draft-{fhir_id(draft_id, 'draft id')}", status_code=303)
 
 
-@router.post("/drafts/{draft_id}/approve")
-async def approve(
-    draft_id: str,
-    csrf: Annotated[str, Form(max_length=200)],
-    version: Annotated[str, Form(max_length=64)],
-    session: SessionCookie = None,
-) -> Response:
-    """Approve the version reviewed: docStatus final, the clinician as authenticator and verifier."""
-    return await _guarded(lambda: _decide(session, draft_id, csrf, version, True, None))
-
-
-@router.post("/drafts/{draft_id}/reject")
-async def reject(
-    draft_id: str,
-    csrf: Annotated[str, Form(max_length=200)],
-    version: Annotated[str, Form(max_length=64)],
-    reason: Annotated[str, Form(max_length=1000)],
-    session: SessionCookie = None,
-) -> Response:
-    """Reject the version reviewed with a reason: entered-in-error."""
-    return await _guarded(lambda: _decide(session, draft_id, csrf, version, False, reason))
-
-
 @router.get("/drafts/{draft_id}/edit")
 async def edit_form(draft_id: str, session: SessionCookie = None) -> Response:
     """The draft's statements in text boxes."""
@@ -375,3 +352,20 @@ async def edit_and_approve(draft_id: str, request: Request, session: SessionCook
         )
 
     return await _guarded(go)
+
+
+# After the edit route: "edit" is not a decision.
+@router.post("/drafts/{draft_id}/{decision}")
+async def decide(
+    draft_id: str,
+    decision: Literal["approve", "reject"],
+    csrf: Annotated[str, Form(max_length=200)],
+    version: Annotated[str, Form(max_length=64)],
+    reason: Annotated[str | None, Form(max_length=1000)] = None,
+    session: SessionCookie = None,
+) -> Response:
+    """Approve the version reviewed (final, clinician as authenticator) or reject it with a reason."""
+    approved = decision == "approve"
+    return await _guarded(
+        lambda: _decide(session, draft_id, csrf, version, approved, None if approved else reason or "")
+    )

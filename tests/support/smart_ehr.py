@@ -34,8 +34,8 @@ import httpx
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from deploy import fhir_server
 from deploy.processes import stop
+from tests.support.sekmet_auth import start_sekmet
 
 FORWARDED = ("authorization", "content-type", "accept", "if-match", "if-none-exist", "prefer")
 RETURNED = ("content-type", "etag", "location", "last-modified")
@@ -92,7 +92,11 @@ class SmartEhr:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(ehr))
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.upstream = f"http://127.0.0.1:{sekmet_port}"
-        self.sekmet = _start_sekmet(self.workdir, sekmet_port, self.fhir_base, self.setup_token)
+        auth = {"types": ["smart", "bearer"], "tokens": [self.setup_token], "smart_clients": []}
+        # Links and Locations name the gateway, the only base the app knows.
+        self.sekmet = start_sekmet(
+            self.workdir, sekmet_port, {"base_url": self.fhir_base, "server_auth": auth}
+        )
         # sekmet signs and checks SMART access tokens with the HS256 key it keeps in its store.
         with sqlite3.connect(self.workdir / "data" / "sekmet.db") as db:
             db.execute("INSERT OR REPLACE INTO kv(k, v) VALUES ('jwt_secret', ?)", (self._secret,))
@@ -239,35 +243,6 @@ class SmartEhr:
         except jwt.PyJWTError:
             return "invalid"
         return f"{claims.get('client_id')}:{claims.get('sub')}"
-
-
-def _start_sekmet(workdir: Path, port: int, public_base: str, setup_token: str) -> subprocess.Popen[bytes]:
-    workdir = workdir.resolve()
-    workdir.mkdir(parents=True, exist_ok=True)
-    settings = fhir_server.settings_dict(workdir, port)
-    # Links and Locations name the gateway, the only base the app knows.
-    settings["base_url"] = public_base
-    settings["server_auth"] = {"types": ["smart", "bearer"], "tokens": [setup_token], "smart_clients": []}
-    path = workdir / "settings.yaml"
-    path.write_text(json.dumps(settings, indent=2), encoding="utf-8")
-    log = (workdir / "server.log").open("ab")
-    proc = subprocess.Popen(
-        [str(fhir_server.sekmet_executable()), "serve", "-c", str(path)],
-        cwd=workdir,
-        env=fhir_server._server_env(path),
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + fhir_server.START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"sekmet exited with {proc.returncode}: see {workdir / 'server.log'}")
-        if fhir_server.is_up(port):
-            return proc
-        time.sleep(0.2)
-    stop(proc)
-    raise TimeoutError("sekmet behind the SMART EHR did not start")
 
 
 def _handler(ehr: SmartEhr) -> type[BaseHTTPRequestHandler]:
