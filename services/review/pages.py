@@ -108,11 +108,11 @@ def _decisions(d: ReviewDraft, csrf: str) -> str:
     )
     return f"""<div class="decide">
 <form method="post" action="/review/drafts/{did}/approve">{hidden}
-<button type="submit" class="approve">Approve draft {escape(did)}</button></form>
+<button type="submit" class="approve" aria-label="Approve {escape(d.title)}">Approve</button></form>
 <form method="post" action="/review/drafts/{did}/reject" class="reject">{hidden}
 <label for="reason-{did}">Reason for rejecting</label>
 <textarea id="reason-{did}" name="reason" required maxlength="1000" rows="2"></textarea>
-<button type="submit" class="reject">Reject draft {escape(did)}</button></form>
+<button type="submit" class="reject" aria-label="Reject {escape(d.title)}">Reject</button></form>
 <a class="button" href="/review/drafts/{did}/edit">Edit, then approve</a>
 </div>"""
 

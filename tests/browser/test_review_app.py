@@ -24,6 +24,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
 from deploy.processes import stop
+from services.audit.service import list_records
 from services.core.db import session_scope
 from services.jobs.models import Draft
 from services.review.sessions import COOKIE
@@ -171,8 +172,10 @@ def test_ehr_launch_shows_the_drafts_with_their_evidence(review: Review) -> None
     assert not [e for e in console if "Content Security Policy" in e["message"]]
     if SCREENSHOT:
         shot = Path(SCREENSHOT)
+        browser.set_window_size(1366, 1700)
         browser.save_screenshot(str(shot.with_suffix(".tmp.png")))
         shutil.move(shot.with_suffix(".tmp.png"), shot)
+        browser.set_window_size(1366, 900)
 
 
 def test_pages_carry_a_content_security_policy(review: Review) -> None:
@@ -196,6 +199,9 @@ def test_pages_carry_a_content_security_policy(review: Review) -> None:
         f"{review.app}/review/launch", params={"iss": "http://127.0.0.1:9/fhir"}, timeout=10
     )
     assert elsewhere.status_code == 400 and "not configured" in elsewhere.text
+    # Without a session there is nothing to show; the page says to launch the app from the chart.
+    anonymous = httpx.get(f"{review.app}/review/", timeout=10)
+    assert anonymous.status_code == 401 and "launch the app" in anonymous.text
     # A callback whose state is not this browser's request is refused before any code is traded.
     forged = httpx.get(f"{review.app}/review/callback", params={"state": "x", "code": "y"}, timeout=10)
     assert forged.status_code == 401
@@ -212,6 +218,9 @@ def test_approve_and_reject_with_a_reason(review: Review) -> None:
     provenance = review.fhir("Provenance", target=ref)["entry"][0]["resource"]
     assert {"reference": CLINICIAN} in [a["who"] for a in provenance["agent"]]
     assert "Approved by Practitioner/dr-review" in card(review, "approve").text
+    with session_scope() as session:
+        audited = list_records(session=session, actor=CLINICIAN, action="fhir write PUT")
+    assert f"DocumentReference/{ref.split('/')[1]}" in {r for a in audited for r in a.resource_ids}
 
     rejected = card(review, "reject")
     rejected.find_element(By.TAG_NAME, "textarea").send_keys("Summarizes an outdated potassium result.")
