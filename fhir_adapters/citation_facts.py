@@ -81,12 +81,23 @@ def _status(resource: dict[str, Any]) -> str | None:
     return ", ".join(str(p) for p in parts if p) or None
 
 
+def name_of(resource: dict[str, Any]) -> str | None:
+    """A person's first recorded name as written."""
+    for name in resource.get("name") or []:
+        if isinstance(name, dict):
+            text = name.get("text") or " ".join([*name.get("given", []), name.get("family", "")]).strip()
+            if text:
+                return str(text)
+    return None
+
+
 def citation_facts(resource: dict[str, Any]) -> list[tuple[str, str]]:
     """Labelled facts of one resource, in reading order; only those it states."""
     display = next((t for t in (concept_text(resource.get(k)) for k in CONCEPT_FIELDS) if t), None)
     if display is None and resource.get("resourceType") == "Patient":
         display = "Patient"
-    facts: list[tuple[str, str | None]] = [("What", display)]
+    facts: list[tuple[str, str | None]] = [("What", display), ("Name", name_of(resource))]
+    facts.append(("Gender", resource.get("gender")))
     value = _value(resource)
     facts += [("Value", value[0] if value else None), ("Unit", value[1] if value else None)]
     for component in resource.get("component") or []:

@@ -30,6 +30,7 @@ from services.api.outcomes import status_of
 from services.core.errors import (
     AuthenticationError,
     EhrSumError,
+    FhirAuthError,
     FhirConflict,
     InputError,
     PermissionDenied,
@@ -98,6 +99,11 @@ async def _guarded(action: Callable[[], Awaitable[Response]]) -> Response:
     """Our errors as a page the clinician can read (never a stack trace)."""
     try:
         return await action()
+    except FhirAuthError:
+        text = (
+            "The FHIR server refused your authorization (expired, or outside what was granted): launch again."
+        )
+        return _html(pages.error_page(text), 401)
     except EhrSumError as exc:
         log.info("review refused: %s", type(exc).__name__)
         return _html(pages.error_page(str(exc)), status_of(exc))
@@ -224,8 +230,10 @@ async def drafts(session: SessionCookie = None, done: str | None = None) -> Resp
 
 async def _drafts_page(reviewer: Reviewer, notice: str) -> str:
     async with clinician_client(get_settings(), reviewer.access_token, _actor(reviewer)) as client:
+        patient = (await read_versioned(client, f"Patient/{reviewer.patient}")).resource
         found = await patient_drafts(client, reviewer.patient)
-    return pages.drafts_page(reviewer.patient, found, reviewer.csrf, user=reviewer.fhir_user, notice=notice)
+    banner = pages.patient_banner(reviewer.patient, citation_facts(patient))
+    return pages.drafts_page(found, reviewer.csrf, user=reviewer.fhir_user, banner=banner, notice=notice)
 
 
 def _of_patient(resource: dict[str, Any], patient: str) -> bool:

@@ -143,6 +143,13 @@ def draft_card(d: ReviewDraft, csrf: str, *, can_decide: bool) -> str:
         else ""
     )
     decide = _decisions(d, csrf) if can_decide and d.state == "preliminary" else ""
+    checked = d.verification.get("statements_checked")
+    if checked is not None:
+        removed = d.verification.get("dropped", 0)
+        unavailable += (
+            f'<p class="written-check">When written: {escape(str(checked))} statements checked against the '
+            f"record, {escape(str(removed))} model statements removed for failing a check.</p>"
+        )
     body = f"{flags}{sections}" if d.critical_first else f"{sections}{flags}"
     return f"""<article class="draft state-{escape(d.state)}" id="draft-{escape(did)}"
  aria-labelledby="title-{escape(did)}">
@@ -153,16 +160,24 @@ def draft_card(d: ReviewDraft, csrf: str, *, can_decide: bool) -> str:
 </article>"""
 
 
+def patient_banner(patient: str, facts: list[tuple[str, str]]) -> str:
+    """Who the drafts are about, as the record names them, so the clinician can confirm the chart."""
+    known = dict(facts)
+    born = f"born {known['Date']}" if "Date" in known else None
+    text = " · ".join(p for p in (known.get("Name", "Name not recorded"), known.get("Gender"), born) if p)
+    return f'<p class="patient"><strong>{escape(text)}</strong> (Patient/{escape(patient)})</p>'
+
+
 def drafts_page(
-    patient: str, drafts: list[ReviewDraft], csrf: str, *, user: str | None, notice: str = ""
+    drafts: list[ReviewDraft], csrf: str, *, user: str | None, banner: str, notice: str = ""
 ) -> str:
     """The patient's drafts, preliminary first."""
     who = f"Signed in as {user}" if user else "Signed in without a FHIR user: read only"
-    status_line = f'<p class="who">{escape(who)} · Patient/{escape(patient)}</p>'
+    status_line = f'{banner}<p class="who">{escape(who)}</p>'
     can_decide = bool(user and user.startswith("Practitioner/"))
     cards = "".join(draft_card(d, csrf, can_decide=can_decide) for d in drafts)
     body = notice + (cards or "<p>No AI drafts for this patient.</p>")
-    return page(f"AI drafts for review: Patient/{patient}", body, status_line=status_line)
+    return page("AI drafts for review", body, status_line=status_line)
 
 
 def evidence_fragment(ref: str, facts: list[tuple[str, str]]) -> str:

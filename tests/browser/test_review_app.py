@@ -131,6 +131,11 @@ def test_ehr_launch_shows_the_drafts_with_their_evidence(review: Review) -> None
     browser = review.browser
     assert "Not a medical device" in browser.find_element(By.CSS_SELECTOR, "header .banner").text
     assert CLINICIAN in browser.find_element(By.CSS_SELECTOR, "header .who").text
+    # The patient as the record names them, read with the clinician's token, to confirm the chart.
+    assert (
+        "Ada Quill · female · born 1961-04-02"
+        in browser.find_element(By.CSS_SELECTOR, "header .patient").text
+    )
     first = card(review, "approve")
     # The draft with a critical flag shows its flags before its statements.
     html = first.get_attribute("innerHTML")
@@ -286,4 +291,5 @@ def test_a_draft_changed_since_it_was_opened_is_not_overwritten(review: Review) 
 def test_standalone_launch_opens_the_signed_in_users_patient(review: Review) -> None:
     review.browser.get(f"{review.app}/review/launch")
     WebDriverWait(review.browser, WAIT_S).until(lambda b: b.find_elements(By.CSS_SELECTOR, "article.draft"))
-    assert f"Patient/{review.record.patient}" in review.browser.find_element(By.TAG_NAME, "h1").text
+    banner = review.browser.find_element(By.CSS_SELECTOR, "header .patient").text
+    assert f"Patient/{review.record.patient}" in banner

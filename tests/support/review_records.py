@@ -119,7 +119,13 @@ def seed(fhir_base: str, setup_token: str, roles: list[str]) -> ReviewRecord:
     async def run() -> ReviewRecord:
         async with FhirClient(fhir_base, auth=FhirAuth(kind="bearer", token=setup_token)) as client:
             patient_ref = await _create(
-                client, {"resourceType": "Patient", "gender": "female", "birthDate": "1961-04-02"}
+                client,
+                {
+                    "resourceType": "Patient",
+                    "name": [{"given": ["Ada"], "family": "Quill"}],
+                    "gender": "female",
+                    "birthDate": "1961-04-02",
+                },
             )
             patient = patient_ref.split("/")[1]
             refs = {
