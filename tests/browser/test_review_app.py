@@ -287,6 +287,22 @@ def test_a_draft_changed_since_it_was_opened_is_not_overwritten(review: Review) 
     assert after["docStatus"] == "preliminary" and after["meta"]["versionId"] == "2"
     assert "authenticator" not in after
 
+    # An edit saved after the draft moved on is refused the same way: no replacement is written.
+    card(review, "conflict").find_element(By.LINK_TEXT, "Edit, then approve").click()
+    box = WebDriverWait(browser, WAIT_S).until(lambda b: b.find_element(By.ID, "sections[0].statements[0]"))
+    box.send_keys(" Repeat today.")
+    headers["If-Match"] = 'W/"2"'
+    assert httpx.put(f"{review.ehr.fhir_base}/{ref}", json=after, headers=headers).status_code == 200
+    browser.find_element(By.CSS_SELECTOR, "button.approve").click()
+    alert = WebDriverWait(browser, WAIT_S).until(lambda b: b.find_element(By.CSS_SELECTOR, "[role=alert]"))
+    assert "changed on the server" in alert.text
+    replacing = review.fhir("DocumentReference", subject=f"Patient/{review.record.patient}")["entry"]
+    assert not [
+        e
+        for e in replacing
+        if {"code": "replaces", "target": {"reference": ref}} in e["resource"].get("relatesTo", [])
+    ]
+
 
 def test_standalone_launch_opens_the_signed_in_users_patient(review: Review) -> None:
     review.browser.get(f"{review.app}/review/launch")
