@@ -114,13 +114,17 @@ def _redirect_uri(settings: Settings) -> str:
 
 
 def _set_cookie(response: Response, sid: str, settings: Settings) -> None:
+    # Over HTTPS the app may run in the EHR's iframe, a third-party context: only a SameSite=None cookie,
+    # partitioned to that EHR (CHIPS), reaches it there. Plain HTTP (development) cannot embed one.
+    https = settings.review_url.startswith("https:")
     response.set_cookie(
         COOKIE,
         sid,
         path=PREFIX,
         httponly=True,
-        samesite="lax",
-        secure=settings.review_url.startswith("https:"),
+        samesite="none" if https else "lax",
+        secure=https,
+        partitioned=https,
     )
 
 
