@@ -184,7 +184,7 @@ class Settings(BaseSettings):
         default=None, description="SMART public client id of the review app at /review (off when unset)."
     )
     review_url: str = Field(
-        default="http://127.0.0.1:8080",
+        default="http://127.0.0.1:8400",
         description="Where clinicians' browsers reach this service; the SMART redirect URI is under it.",
     )
     review_scope: str = Field(
