@@ -27,6 +27,7 @@ from fhir_adapters.review_drafts import patient_drafts, review_draft
 from fhir_adapters.smart_launch import SmartEndpoints, authorize_url, discover, exchange_code, pkce_pair
 from services.api.drafts import version_of
 from services.api.outcomes import status_of
+from services.api.security import same_secret
 from services.core.errors import (
     AuthenticationError,
     EhrSumError,
@@ -130,7 +131,8 @@ def _set_cookie(response: Response, sid: str, settings: Settings) -> None:
 
 @router.get("/launch")
 async def launch(
-    iss: str | None = None, launch: Annotated[str | None, Query(max_length=512)] = None
+    iss: Annotated[str | None, Query(max_length=1024)] = None,
+    launch: Annotated[str | None, Query(max_length=512)] = None,
 ) -> Response:
     """EHR launch (`iss` and `launch` from the EHR) or standalone launch (no `launch`): off to authorize."""
     settings = get_settings()
@@ -179,7 +181,7 @@ async def callback(
     async def go() -> Response:
         sessions = Sessions(settings)
         pending = sessions.pending(session)
-        if not secrets.compare_digest(state, pending.state):
+        if not same_secret(state, pending.state):
             raise AuthenticationError("the authorization answer does not match this browser's request")
         if error or not code:
             raise AuthenticationError(f"authorization refused: {error or 'no code'}")
@@ -276,7 +278,7 @@ async def evidence(
 
 def _checked(reviewer: Reviewer, csrf: str) -> str:
     """The clinician's Practitioner reference, once the form is proven to come from their page."""
-    if not secrets.compare_digest(csrf, reviewer.csrf):
+    if not same_secret(csrf, reviewer.csrf):
         raise PermissionDenied("this form did not come from your review page: reload it")
     if not reviewer.fhir_user or not reviewer.fhir_user.startswith("Practitioner/"):
         raise PermissionDenied("only a Practitioner signed in with fhirUser can decide on a draft")

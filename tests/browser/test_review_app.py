@@ -210,6 +210,16 @@ def test_pages_carry_a_content_security_policy(review: Review) -> None:
     # A callback whose state is not this browser's request is refused before any code is traded.
     forged = httpx.get(f"{review.app}/review/callback", params={"state": "x", "code": "y"}, timeout=10)
     assert forged.status_code == 401
+    started = httpx.get(f"{review.app}/review/launch", timeout=10)
+    assert started.status_code == 302 and "code_challenge_method=S256" in started.headers["location"]
+    for state in ("x", "é"):
+        forged = httpx.get(
+            f"{review.app}/review/callback",
+            params={"state": state, "code": "y"},
+            cookies={COOKIE: started.cookies[COOKIE]},
+            timeout=10,
+        )
+        assert forged.status_code == 401 and "does not match" in forged.text
 
 
 def test_approve_and_reject_with_a_reason(review: Review) -> None:
