@@ -28,7 +28,7 @@ from services.core.errors import EhrSumError, InputError
 
 STRUCTURED = "application/json"
 FETCH_CONCURRENCY = 8
-ORDER = {"preliminary": 0}
+DECIDED_SHOWN = 10  # each shown draft's citations are read and checked on every page load
 
 
 @dataclass(frozen=True)
@@ -166,20 +166,31 @@ def review_draft(
     )
 
 
-async def patient_drafts(client: FhirClient, patient_id: str) -> list[ReviewDraft]:
-    """The patient's AI drafts, preliminary first, then decided; newest first within each."""
-    docs = [d async for d in client.search("DocumentReference", {"subject": f"Patient/{patient_id}"})]
+Shown = tuple[str, dict[str, Any], NoteDraft]
+
+
+def to_show(docs: list[dict[str, Any]]) -> tuple[list[Shown], dict[str, dict[str, Any]], int]:
+    """Drafts to show (pending, then latest decided), replacements by target, how many decided left out."""
     replacements = {target: d for d in docs if not draft_identifier_of(d) for target in replaced_targets(d)}
-    notes: dict[str, tuple[dict[str, Any], NoteDraft]] = {}
-    for doc in docs:
+    pending: list[Shown] = []
+    decided: list[Shown] = []
+    for doc in sorted(docs, key=lambda d: str(d.get("date", "")), reverse=True):
+        ref = f"DocumentReference/{doc.get('id')}"
+        if not draft_identifier_of(doc):
+            continue
         try:
-            if draft_identifier_of(doc):
-                notes[f"DocumentReference/{doc['id']}"] = (doc, NoteDraft.model_validate(structured_of(doc)))
+            note = NoteDraft.model_validate(structured_of(doc))
         except (InputError, ValueError):
             continue  # a draft of an older shape: the EHR still shows its text
-    cited = await read_cited(client, {ref for _, note in notes.values() for ref in note.cited()})
-    drafts = [
-        review_draft(doc, etag_of(doc), cited, replacements.get(ref)) for ref, (doc, _) in notes.items()
-    ]
-    drafts.sort(key=lambda d: d.date, reverse=True)
-    return sorted(drafts, key=lambda d: ORDER.get(d.state, 1))
+        waiting = decision_of(doc).state == "preliminary" and ref not in replacements
+        (pending if waiting else decided).append((ref, doc, note))
+    return pending + decided[:DECIDED_SHOWN], replacements, max(0, len(decided) - DECIDED_SHOWN)
+
+
+async def patient_drafts(client: FhirClient, patient_id: str) -> tuple[list[ReviewDraft], int]:
+    """The patient's drafts to review (see `to_show`), each checked against its sources as read now."""
+    docs = [d async for d in client.search("DocumentReference", {"subject": f"Patient/{patient_id}"})]
+    shown, replacements, older = to_show(docs)
+    cited = await read_cited(client, {ref for _, _, note in shown for ref in note.cited()})
+    drafts = [review_draft(doc, etag_of(doc), cited, replacements.get(ref)) for ref, doc, _ in shown]
+    return drafts, older

@@ -237,9 +237,11 @@ async def drafts(session: SessionCookie = None, done: str | None = None) -> Resp
 async def _drafts_page(reviewer: Reviewer, notice: str) -> str:
     async with clinician_client(get_settings(), reviewer.access_token, _actor(reviewer)) as client:
         patient = (await read_versioned(client, f"Patient/{reviewer.patient}")).resource
-        found = await patient_drafts(client, reviewer.patient)
+        found, older = await patient_drafts(client, reviewer.patient)
     banner = pages.patient_banner(reviewer.patient, citation_facts(patient))
-    return pages.drafts_page(found, reviewer.csrf, user=reviewer.fhir_user, banner=banner, notice=notice)
+    return pages.drafts_page(
+        found, reviewer.csrf, user=reviewer.fhir_user, banner=banner, notice=notice, older=older
+    )
 
 
 def _of_patient(resource: dict[str, Any], patient: str) -> bool:

@@ -169,7 +169,7 @@ def patient_banner(patient: str, facts: list[tuple[str, str]]) -> str:
 
 
 def drafts_page(
-    drafts: list[ReviewDraft], csrf: str, *, user: str | None, banner: str, notice: str = ""
+    drafts: list[ReviewDraft], csrf: str, *, user: str | None, banner: str, notice: str = "", older: int = 0
 ) -> str:
     """The patient's drafts, preliminary first."""
     who = f"Signed in as {user}" if user else "Signed in without a FHIR user: read only"
@@ -177,6 +177,8 @@ def drafts_page(
     can_decide = bool(user and user.startswith("Practitioner/"))
     cards = "".join(draft_card(d, csrf, can_decide=can_decide) for d in drafts)
     body = notice + (cards or "<p>No AI drafts for this patient.</p>")
+    if older:
+        body += f"<p>{older} older decided drafts are not shown here; the chart has them.</p>"
     return page("AI drafts for review", body, status_line=status_line)
 
 

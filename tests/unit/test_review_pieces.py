@@ -12,7 +12,7 @@ import pytest
 from fhir_adapters.citation_facts import citation_facts
 from fhir_adapters.lifecycle import draft_identifier_of, replacement_decision
 from fhir_adapters.replacement import replacement_document
-from fhir_adapters.review_drafts import structured_of
+from fhir_adapters.review_drafts import DECIDED_SHOWN, structured_of, to_show
 from fhir_adapters.smart_launch import pkce_pair
 from services.core.errors import InputError
 
@@ -142,3 +142,22 @@ def test_pkce_challenge_is_the_s256_of_the_verifier() -> None:
     digest = hashlib.sha256(verifier.encode()).digest()
     assert challenge == base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
     assert pkce_pair()[0] != verifier
+
+
+def test_pending_drafts_come_first_and_only_the_latest_decided_are_shown() -> None:
+    def doc(n: int, **changes: Any) -> dict[str, Any]:
+        return {**draft(), "id": f"d{n}", "date": f"2026-11-{n:02d}", **changes}
+
+    decided = [doc(n, docStatus="final") for n in range(1, 13)]
+    pending = [doc(13), doc(14)]
+    replaced = doc(15)
+    edit = {
+        "resourceType": "DocumentReference",
+        "id": "r",
+        "relatesTo": [{"code": "replaces", "target": {"reference": "DocumentReference/d15"}}],
+    }
+    shown, replacements, older = to_show([*decided, *pending, replaced, edit, {**doc(16), "content": []}])
+    refs = [ref.split("/")[1] for ref, _, _ in shown]
+    assert refs[:2] == ["d14", "d13"]  # pending, newest first; d15 was replaced, d16 has no structured draft
+    assert refs[2:] == ["d15", "d12", "d11", "d10", "d9", "d8", "d7", "d6", "d5", "d4"][:DECIDED_SHOWN]
+    assert older == 13 - DECIDED_SHOWN and replacements == {"DocumentReference/d15": edit}
