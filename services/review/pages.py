@@ -55,7 +55,8 @@ def message(text: str, *, alert: bool) -> str:
 
 
 def _id(ref: str) -> str:
-    return ref.rsplit("/", 1)[-1]
+    """The id part of a reference, escaped for HTML (ids come from the FHIR server)."""
+    return escape(ref.rsplit("/", 1)[-1])
 
 
 def _chips(statement_id: str, citations: list[tuple[str, str]]) -> str:
@@ -151,9 +152,9 @@ def draft_card(d: ReviewDraft, csrf: str, *, can_decide: bool) -> str:
             f"record, {escape(str(removed))} model statements removed for failing a check.</p>"
         )
     body = f"{flags}{sections}" if d.critical_first else f"{sections}{flags}"
-    return f"""<article class="draft state-{escape(d.state)}" id="draft-{escape(did)}"
- aria-labelledby="title-{escape(did)}">
-<h2 id="title-{escape(did)}">{escape(d.title)}</h2>
+    return f"""<article class="draft state-{escape(d.state)}" id="draft-{did}"
+ aria-labelledby="title-{did}">
+<h2 id="title-{did}">{escape(d.title)}</h2>
 <p class="state"><span class="badge">{escape(_outcome(d))}</span> <span class="ref">{escape(d.ref)}</span>
 <span class="date">written {escape(d.date)}</span> <span class="version">version {escape(d.etag)}</span></p>
 {unavailable}{body}{decide}
@@ -201,14 +202,14 @@ def edit_page(d: ReviewDraft, csrf: str) -> str:
             for n, s in enumerate(statements)
         )
         fields.append(f"<fieldset><legend>{escape(title)}</legend>{boxes}</fieldset>")
-    body = f"""<p>Your edited note is saved as a new final document that replaces draft {escape(did)};
+    body = f"""<p>Your edited note is saved as a new final document that replaces draft {did};
 the draft is kept as written.</p>
 <form method="post" action="/review/drafts/{did}/edit">
 <input type="hidden" name="csrf" value="{escape(csrf)}">
 <input type="hidden" name="version" value="{escape(d.etag)}">
 {"".join(fields)}
 <button type="submit" class="approve">Approve edited note</button>
-<a class="button" href="/review/#draft-{escape(did)}">Cancel</a>
+<a class="button" href="/review/#draft-{did}">Cancel</a>
 </form>"""
     return page(f"Edit {d.title}", body)
 
