@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -60,6 +61,13 @@ class Review:
     def app_calls(self, since: int) -> set[str]:
         """Who made the FHIR calls after call number `since`."""
         return {caller for _, _, caller in self.ehr.calls[since:]}
+
+
+def wait(browser: webdriver.Chrome) -> WebDriverWait[webdriver.Chrome]:
+    """A wait that retries while the page is being replaced (a form's answer loading)."""
+    return WebDriverWait(
+        browser, WAIT_S, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)
+    )
 
 
 def chromium() -> webdriver.Chrome:
@@ -117,7 +125,7 @@ def ehr_launch(review: Review) -> None:
     """The EHR opens the app in the patient's chart: `iss` and `launch` on the launch URL."""
     launch = review.ehr.launch(review.record.patient)
     review.browser.get(f"{review.app}/review/launch?iss={review.ehr.fhir_base}&launch={launch}")
-    WebDriverWait(review.browser, WAIT_S).until(lambda b: b.find_elements(By.CSS_SELECTOR, "article.draft"))
+    wait(review.browser).until(lambda b: b.find_elements(By.CSS_SELECTOR, "article.draft"))
 
 
 def card(review: Review, role: str) -> Any:
@@ -157,7 +165,7 @@ def test_ehr_launch_shows_the_drafts_with_their_evidence(review: Review) -> None
     assert chip.text == "Hemoglobin A1c" and chip.get_attribute("role") == "button"
     chip.send_keys(Keys.ENTER)
     panel = browser.find_element(By.ID, chip.get_attribute("aria-controls"))
-    WebDriverWait(browser, WAIT_S).until(lambda _: "Reference range" in panel.text)
+    wait(browser).until(lambda _: "Reference range" in panel.text)
     assert chip.get_attribute("aria-expanded") == "true"
     for fact in ("8.1", "%", "4.0 to 5.6 %", "2026-11-20T08:30:00Z", "final"):
         assert fact in panel.text
@@ -226,7 +234,7 @@ def test_approve_and_reject_with_a_reason(review: Review) -> None:
     browser = review.browser
     browser.get(f"{review.app}/review/")
     card(review, "approve").find_element(By.CSS_SELECTOR, "button.approve").click()
-    WebDriverWait(browser, WAIT_S).until(lambda b: "Draft approved." in b.find_element(By.ID, "main").text)
+    wait(browser).until(lambda b: "Draft approved." in b.find_element(By.ID, "main").text)
     ref = review.record.drafts["approve"]
     doc = review.fhir(ref)
     assert doc["docStatus"] == "final" and doc["authenticator"] == {"reference": CLINICIAN}
@@ -240,7 +248,7 @@ def test_approve_and_reject_with_a_reason(review: Review) -> None:
     rejected = card(review, "reject")
     rejected.find_element(By.TAG_NAME, "textarea").send_keys("Summarizes an outdated potassium result.")
     rejected.find_element(By.CSS_SELECTOR, "button.reject").click()
-    WebDriverWait(browser, WAIT_S).until(lambda b: "Draft rejected." in b.find_element(By.ID, "main").text)
+    wait(browser).until(lambda b: "Draft rejected." in b.find_element(By.ID, "main").text)
     doc = review.fhir(review.record.drafts["reject"])
     assert doc["status"] == "entered-in-error"
     assert doc["extension"][0]["valueString"] == "Summarizes an outdated potassium result."
@@ -253,13 +261,11 @@ def test_edit_and_approve_writes_a_replacement(review: Review) -> None:
     browser = review.browser
     browser.get(f"{review.app}/review/")
     card(review, "edit").find_element(By.LINK_TEXT, "Edit, then approve").click()
-    box = WebDriverWait(browser, WAIT_S).until(lambda b: b.find_element(By.ID, "sections[1].statements[1]"))
+    box = wait(browser).until(lambda b: b.find_element(By.ID, "sections[1].statements[1]"))
     box.clear()
     box.send_keys("Potassium 6.2 mmol/L is high; repeat today.")
     browser.find_element(By.CSS_SELECTOR, "button.approve").click()
-    WebDriverWait(browser, WAIT_S).until(
-        lambda b: "Edited note approved." in b.find_element(By.ID, "main").text
-    )
+    wait(browser).until(lambda b: "Edited note approved." in b.find_element(By.ID, "main").text)
     ref = review.record.drafts["edit"]
     original = review.fhir(ref)
     assert original["docStatus"] == "preliminary" and original["status"] == "current"  # kept as written
@@ -291,7 +297,7 @@ def test_a_draft_changed_since_it_was_opened_is_not_overwritten(review: Review) 
     )
     assert moved.status_code == 200
     card(review, "conflict").find_element(By.CSS_SELECTOR, "button.approve").click()
-    alert = WebDriverWait(browser, WAIT_S).until(lambda b: b.find_element(By.CSS_SELECTOR, "[role=alert]"))
+    alert = wait(browser).until(lambda b: b.find_element(By.CSS_SELECTOR, "[role=alert]"))
     assert "changed on the server" in alert.text and "Nothing was overwritten" in alert.text
     after = review.fhir(ref)
     assert after["docStatus"] == "preliminary" and after["meta"]["versionId"] == "2"
@@ -299,12 +305,12 @@ def test_a_draft_changed_since_it_was_opened_is_not_overwritten(review: Review) 
 
     # An edit saved after the draft moved on is refused the same way: no replacement is written.
     card(review, "conflict").find_element(By.LINK_TEXT, "Edit, then approve").click()
-    box = WebDriverWait(browser, WAIT_S).until(lambda b: b.find_element(By.ID, "sections[0].statements[0]"))
+    box = wait(browser).until(lambda b: b.find_element(By.ID, "sections[0].statements[0]"))
     box.send_keys(" Repeat today.")
     headers["If-Match"] = 'W/"2"'
     assert httpx.put(f"{review.ehr.fhir_base}/{ref}", json=after, headers=headers).status_code == 200
     browser.find_element(By.CSS_SELECTOR, "button.approve").click()
-    alert = WebDriverWait(browser, WAIT_S).until(lambda b: b.find_element(By.CSS_SELECTOR, "[role=alert]"))
+    alert = wait(browser).until(lambda b: b.find_element(By.CSS_SELECTOR, "[role=alert]"))
     assert "changed on the server" in alert.text
     replacing = review.fhir("DocumentReference", subject=f"Patient/{review.record.patient}")["entry"]
     assert not [
@@ -316,6 +322,6 @@ def test_a_draft_changed_since_it_was_opened_is_not_overwritten(review: Review) 
 
 def test_standalone_launch_opens_the_signed_in_users_patient(review: Review) -> None:
     review.browser.get(f"{review.app}/review/launch")
-    WebDriverWait(review.browser, WAIT_S).until(lambda b: b.find_elements(By.CSS_SELECTOR, "article.draft"))
+    wait(review.browser).until(lambda b: b.find_elements(By.CSS_SELECTOR, "article.draft"))
     banner = review.browser.find_element(By.CSS_SELECTOR, "header .patient").text
     assert f"Patient/{review.record.patient}" in banner
