@@ -122,10 +122,11 @@ def review(postgres_db: str, redis_broker: str, tmp_path_factory: pytest.TempPat
 
 
 def ehr_launch(review: Review) -> None:
-    """The EHR opens the app in the patient's chart: `iss` and `launch` on the launch URL."""
+    """The EHR opens the app in the patient's chart: `iss` and `launch`; returns once its script has run."""
     launch = review.ehr.launch(review.record.patient)
     review.browser.get(f"{review.app}/review/launch?iss={review.ehr.fhir_base}&launch={launch}")
-    wait(review.browser).until(lambda b: b.find_elements(By.CSS_SELECTOR, "article.draft"))
+    chips = "article.draft a.chip[role=button]"
+    wait(review.browser).until(lambda b: b.find_elements(By.CSS_SELECTOR, chips))
 
 
 def card(review: Review, role: str) -> Any:
