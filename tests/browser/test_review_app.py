@@ -170,6 +170,12 @@ def test_ehr_launch_shows_the_drafts_with_their_evidence(review: Review) -> None
     assert chip.get_attribute("aria-expanded") == "true"
     for fact in ("8.1", "%", "4.0 to 5.6 %", "2026-11-20T08:30:00Z", "final"):
         assert fact in panel.text
+    other = statements[1].find_element(By.CSS_SELECTOR, "a.chip")
+    other.send_keys(Keys.SPACE)  # a button answers Space as well as Enter
+    wait(browser).until(lambda _: other.get_attribute("aria-expanded") == "true")
+    other.send_keys(Keys.SPACE)
+    wait(browser).until(lambda _: other.get_attribute("aria-expanded") == "false")
+    assert not browser.find_element(By.ID, other.get_attribute("aria-controls") or "").is_displayed()
     a1c = review.record.refs["a1c"]
     assert any(m == "GET" and p.startswith(f"/fhir/{a1c}") for m, p, _ in review.ehr.calls[before:])
     # Every FHIR call since the launch carried the clinician's token, none the service's or the EHR's.
@@ -182,6 +188,10 @@ def test_ehr_launch_shows_the_drafts_with_their_evidence(review: Review) -> None
     for element in browser.find_elements(By.CSS_SELECTOR, "[src], link[href]"):
         url = element.get_attribute("src") or element.get_attribute("href") or ""
         assert url.startswith(f"{review.app}/review/static/"), url
+    # A workstation-on-wheels screen (1024 px wide): nothing scrolls sideways.
+    browser.set_window_size(1024, 768)
+    assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
+    browser.set_window_size(1366, 900)
     console = browser.get_log("browser")  # type: ignore[no-untyped-call]
     assert not [e for e in console if "Content Security Policy" in e["message"]]
     if SCREENSHOT:
