@@ -191,6 +191,9 @@ class Settings(BaseSettings):
         default="openid fhirUser patient/*.rs patient/DocumentReference.cu patient/Provenance.u",
         description="Scopes the review app asks for (plus launch or launch/patient).",
     )
+    review_launches_per_minute: int = Field(
+        default=30, gt=0, description="Launches per minute per client address (each holds a pending session)."
+    )
     review_frame_ancestors: str = Field(
         default="'self'", description="CSP frame-ancestors: the EHR origins allowed to embed the review app."
     )

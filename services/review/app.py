@@ -6,6 +6,7 @@ service's own credentials are never used. Decisions go through the same code as 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
@@ -26,6 +27,7 @@ from fhir_adapters.replacement import replacement_document
 from fhir_adapters.review_drafts import patient_drafts, review_draft
 from fhir_adapters.smart_launch import SmartEndpoints, authorize_url, discover, exchange_code, pkce_pair
 from services.api.drafts import version_of
+from services.api.guard import Counters
 from services.api.outcomes import status_of
 from services.api.security import same_secret
 from services.core.errors import (
@@ -129,14 +131,24 @@ def _set_cookie(response: Response, sid: str, settings: Settings) -> None:
     )
 
 
+def _launches(settings: Settings, client: str) -> int:
+    """Count one launch from a client address this minute; how many so far (0 when Redis is away)."""
+    return Counters(settings.broker_url).hit(f"ehrsum:review-launches:{client}:{int(time.time() // 60)}")
+
+
 @router.get("/launch")
 async def launch(
+    request: Request,
     iss: Annotated[str | None, Query(max_length=1024)] = None,
     launch: Annotated[str | None, Query(max_length=512)] = None,
 ) -> Response:
     """EHR launch (`iss` and `launch` from the EHR) or standalone launch (no `launch`): off to authorize."""
     settings = get_settings()
     base = settings.fhir_base_url.rstrip("/")
+    client = request.client.host if request.client else "unknown"
+    if await asyncio.to_thread(_launches, settings, client) > settings.review_launches_per_minute:
+        text = "Too many launches from this address; try again in a minute."
+        return HTMLResponse(pages.error_page(text), 429, headers={"Retry-After": "60"})
 
     async def go() -> Response:
         if iss is not None and iss.rstrip("/") != base:

@@ -336,3 +336,28 @@ def test_standalone_launch_opens_the_signed_in_users_patient(review: Review) -> 
     wait(review.browser).until(lambda b: b.find_elements(By.CSS_SELECTOR, "article.draft"))
     banner = review.browser.find_element(By.CSS_SELECTOR, "header .patient").text
     assert f"Patient/{review.record.patient}" in banner
+
+
+def test_launches_are_limited_per_address(review: Review, tmp_path: Path) -> None:
+    port = free_port()
+    app = f"http://127.0.0.1:{port}"
+    proc, _ = start_api_on(
+        tmp_path / "api.log",
+        port,
+        EHRSUM_FHIR_BASE_URL=review.ehr.fhir_base,
+        EHRSUM_REVIEW_CLIENT_ID=CLIENT_ID,
+        EHRSUM_REVIEW_URL=app,
+        EHRSUM_REVIEW_LAUNCHES_PER_MINUTE="2",
+    )
+    answers: list[httpx.Response] = []
+    try:
+        # Counted per address and minute in Redis: the third of a minute is over 2 (five span a new minute).
+        while len(answers) < 5 and (not answers or answers[-1].status_code != 429):
+            answers.append(httpx.get(f"{app}/review/launch", timeout=10))
+    finally:
+        stop(proc)
+    assert answers[-1].status_code == 429 and answers[-1].headers["retry-after"] == "60"
+    assert "Too many launches" in answers[-1].text
+    assert all(a.status_code == 302 for a in answers[:-1])
+    # The same address under the usual limit is still let through.
+    assert httpx.get(f"{review.app}/review/launch", timeout=10).status_code == 302
