@@ -170,7 +170,7 @@ Shown = tuple[str, dict[str, Any], NoteDraft]
 
 
 def to_show(docs: list[dict[str, Any]]) -> tuple[list[Shown], dict[str, dict[str, Any]], int]:
-    """Drafts to show (pending, then latest decided), replacements by target, how many decided left out."""
+    """Drafts to show (pending, critical first; latest decided), replacements by target, how many left out."""
     replacements = {target: d for d in docs if not draft_identifier_of(d) for target in replaced_targets(d)}
     pending: list[Shown] = []
     decided: list[Shown] = []
@@ -184,6 +184,7 @@ def to_show(docs: list[dict[str, Any]]) -> tuple[list[Shown], dict[str, dict[str
             continue  # a draft of an older shape: the EHR still shows its text
         waiting = decision_of(doc).state == "preliminary" and ref not in replacements
         (pending if waiting else decided).append((ref, doc, note))
+    pending.sort(key=lambda shown: not any(f.severity == "critical" for f in shown[2].flags))
     return pending + decided[:DECIDED_SHOWN], replacements, max(0, len(decided) - DECIDED_SHOWN)
 
 

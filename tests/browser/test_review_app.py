@@ -146,6 +146,8 @@ def test_ehr_launch_shows_the_drafts_with_their_evidence(review: Review) -> None
         in browser.find_element(By.CSS_SELECTOR, "header .patient").text
     )
     first = card(review, "approve")
+    # Of the pending drafts, the one with a critical flag comes first (the others are newer).
+    assert browser.find_elements(By.CSS_SELECTOR, "article.draft")[0] == first
     # The draft with a critical flag shows its flags before its statements.
     html = first.get_attribute("innerHTML")
     assert html.index('class="flags"') < html.index('class="statements"')
@@ -197,6 +199,7 @@ def test_ehr_launch_shows_the_drafts_with_their_evidence(review: Review) -> None
     if SCREENSHOT:
         shot = Path(SCREENSHOT)
         browser.set_window_size(1366, 1700)
+        browser.execute_script("window.scrollTo(0, 0)")
         browser.save_screenshot(str(shot.with_suffix(".tmp.png")))
         shutil.move(shot.with_suffix(".tmp.png"), shot)
         browser.set_window_size(1366, 900)
