@@ -161,7 +161,7 @@ async def launch(
         pending = Pending(
             state, verifier, nonce, endpoints.authorize, endpoints.token, endpoints.issuer, endpoints.jwks_uri
         )
-        sid = Sessions(settings).start(pending)
+        sid = await asyncio.to_thread(Sessions(settings).start, pending)
         url = authorize_url(
             endpoints,
             client_id=str(settings.review_client_id),
@@ -192,7 +192,7 @@ async def callback(
 
     async def go() -> Response:
         sessions = Sessions(settings)
-        pending = sessions.pending(session)
+        pending = await asyncio.to_thread(sessions.pending, session)
         if not same_secret(state, pending.state):
             raise AuthenticationError("the authorization answer does not match this browser's request")
         if error or not code:
@@ -216,7 +216,8 @@ async def callback(
             secrets.token_urlsafe(24),
             grant.expires_at,
         )
-        sid = sessions.sign_in(session, reviewer, int(grant.expires_at - time.time()))
+        ttl = int(grant.expires_at - time.time())
+        sid = await asyncio.to_thread(sessions.sign_in, session, reviewer, ttl)
         log.info("review session started", extra={"patient_id": grant.patient})
         response = RedirectResponse(f"{PREFIX}/", status_code=303)
         _set_cookie(response, sid, settings)
@@ -225,8 +226,9 @@ async def callback(
     return await _guarded(go)
 
 
-def _reviewer(session: str | None) -> Reviewer:
-    return Sessions(get_settings()).reviewer(session)
+async def _reviewer(session: str | None) -> Reviewer:
+    # Redis answers off the event loop, as the guard's counters do.
+    return await asyncio.to_thread(Sessions(get_settings()).reviewer, session)
 
 
 def _actor(reviewer: Reviewer) -> str:
@@ -238,7 +240,7 @@ async def drafts(session: SessionCookie = None, done: str | None = None) -> Resp
     """The patient in context's drafts."""
 
     async def go() -> Response:
-        reviewer = _reviewer(session)
+        reviewer = await _reviewer(session)
         return _html(
             await _drafts_page(reviewer, pages.message(DONE[done], alert=False) if done in DONE else "")
         )
@@ -274,7 +276,7 @@ async def evidence(
     """The facts of a cited resource, read now with the clinician's token."""
 
     async def go() -> Response:
-        reviewer = _reviewer(session)
+        reviewer = await _reviewer(session)
         path = str(parse_reference(ref, what="citation"))
         async with clinician_client(get_settings(), reviewer.access_token, _actor(reviewer)) as client:
             resource = (await read_versioned(client, path)).resource
@@ -319,7 +321,7 @@ async def _conflict(reviewer: Reviewer, reviewed: str, ref: str) -> Response:
 async def _decide(
     session: str | None, draft_id: str, csrf: str, version: str, approved: bool, reason: str | None
 ) -> Response:
-    reviewer = _reviewer(session)
+    reviewer = await _reviewer(session)
     clinician = _checked(reviewer, csrf)
     reviewed = version_of(version)
     async with clinician_client(get_settings(), reviewer.access_token, clinician) as client:
@@ -346,7 +348,7 @@ async def edit_form(draft_id: str, session: SessionCookie = None) -> Response:
     """The draft's statements in text boxes."""
 
     async def go() -> Response:
-        reviewer = _reviewer(session)
+        reviewer = await _reviewer(session)
         async with clinician_client(get_settings(), reviewer.access_token, _actor(reviewer)) as client:
             _, doc, etag = await _patients_draft(client, draft_id, reviewer.patient)
         return _html(pages.edit_page(review_draft(doc, etag, {}, None), reviewer.csrf))
@@ -361,7 +363,7 @@ async def edit_and_approve(draft_id: str, request: Request, session: SessionCook
     async def go() -> Response:
         form = await request.form(max_fields=500)
         fields = {k: v for k, v in form.items() if isinstance(v, str)}
-        reviewer = _reviewer(session)
+        reviewer = await _reviewer(session)
         clinician = _checked(reviewer, fields.get("csrf", ""))
         reviewed = version_of(fields.get("version", ""))
         edits = {k: v for k, v in fields.items() if k.startswith("sections[")}

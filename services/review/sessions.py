@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -44,6 +46,15 @@ class Reviewer:
     expires_at: float
 
 
+@contextmanager
+def _reachable() -> Iterator[None]:
+    """Redis failures as the one error a clinician can act on."""
+    try:
+        yield
+    except redis.RedisError as exc:
+        raise AuthenticationError("review sessions are unavailable (broker unreachable)") from exc
+
+
 class Sessions:
     """Sessions keyed by a random id; each expires with its token."""
 
@@ -52,19 +63,15 @@ class Sessions:
 
     def _put(self, kind: str, value: Any, ttl: int) -> str:
         sid = secrets.token_urlsafe(32)
-        try:
+        with _reachable():
             self.redis.set(f"{PREFIX}{sid}", json.dumps({"kind": kind, **asdict(value)}), ex=max(ttl, 1))
-        except redis.RedisError as exc:
-            raise AuthenticationError("review sessions are unavailable (broker unreachable)") from exc
         return sid
 
     def _get(self, sid: str | None, kind: str) -> dict[str, Any]:
         if not sid:
             raise AuthenticationError("no review session: launch the app from the patient's chart")
-        try:
+        with _reachable():
             raw = self.redis.get(f"{PREFIX}{sid}")
-        except redis.RedisError as exc:
-            raise AuthenticationError("review sessions are unavailable (broker unreachable)") from exc
         data = json.loads(raw) if raw else None  # type: ignore[arg-type]
         if not isinstance(data, dict) or data.pop("kind", None) != kind:
             raise AuthenticationError("the review session has expired: launch the app again")
@@ -81,7 +88,8 @@ class Sessions:
     def sign_in(self, old_sid: str | None, reviewer: Reviewer, ttl: int) -> str:
         """Replace the pending session with a signed-in one under a new id (no fixation); its id."""
         if old_sid:
-            self.redis.delete(f"{PREFIX}{old_sid}")
+            with _reachable():
+                self.redis.delete(f"{PREFIX}{old_sid}")
         return self._put("reviewer", reviewer, min(ttl, MAX_SESSION_S))
 
     def reviewer(self, sid: str | None) -> Reviewer:
