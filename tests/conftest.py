@@ -214,7 +214,11 @@ def api(
 
 def start_api(log: Path, **overrides: str) -> tuple[subprocess.Popen[bytes], str]:
     """Start `ehrsum api` on a free port with the test env plus `overrides`; the process and its URL."""
-    port = free_port()
+    return start_api_on(log, free_port(), **overrides)
+
+
+def start_api_on(log: Path, port: int, **overrides: str) -> tuple[subprocess.Popen[bytes], str]:
+    """Start `ehrsum api` on `port` (one a URL in `overrides` names) with the test env plus `overrides`."""
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [str(BIN / "ehrsum"), "api", "--port", str(port)],

@@ -180,6 +180,23 @@ class Settings(BaseSettings):
         min_length=1,
         description="Celery queues a worker consumes; tasks are published to the first.",
     )
+    review_client_id: str | None = Field(
+        default=None, description="SMART public client id of the review app at /review (off when unset)."
+    )
+    review_url: str = Field(
+        default="http://127.0.0.1:8400",
+        description="Where clinicians' browsers reach this service; the SMART redirect URI is under it.",
+    )
+    review_scope: str = Field(
+        default="openid fhirUser patient/*.rs patient/DocumentReference.cu patient/Provenance.u",
+        description="Scopes the review app asks for (plus launch or launch/patient).",
+    )
+    review_launches_per_minute: int = Field(
+        default=30, gt=0, description="Launches per minute per client address (each holds a pending session)."
+    )
+    review_frame_ancestors: str = Field(
+        default="'self'", description="CSP frame-ancestors: the EHR origins allowed to embed the review app."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
     @model_validator(mode="before")
