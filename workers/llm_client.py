@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import httpx
 
 from services.core.errors import LlmPermanentError, LlmTransientError
+from services.core.model_profiles import strip_thinking
 from services.core.tls import tls_context
 
 TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -28,6 +29,7 @@ class Completion:
     completion_tokens: int
     finish_reason: str | None
     ttft_s: float | None = None
+    model: str | None = None  # the served model (or LoRA adapter) that answered, as the server names it
 
 
 class LlmOutputError(LlmPermanentError):
@@ -43,9 +45,11 @@ class _Streamed:
     completion_tokens: int = 0
     finish_reason: str | None = None
     ttft_s: float | None = None
+    model: str | None = None
 
     def add(self, event: dict[str, Any]) -> None:
         """Fold one streamed chunk in."""
+        self.model = event.get("model") or self.model
         for choice in event.get("choices") or []:
             delta = (choice.get("delta") or {}).get("content")
             if delta:
@@ -102,10 +106,10 @@ class LlmClient:
         raise AssertionError("unreachable")
 
     @staticmethod
-    def _refused(status: int) -> Exception:
+    def _refused(status: int, response: httpx.Response | None = None) -> Exception:
         if status in TRANSIENT_STATUSES:
             return LlmTransientError(f"LLM server error: {status}")
-        return LlmPermanentError(f"LLM server rejected the request: {status}")
+        return LlmPermanentError(f"LLM server rejected the request: {status}{_reason(response)}")
 
     async def _stream(self, body: dict[str, Any], first_token: asyncio.Event | None) -> _Streamed:
         """One streamed completion: the text, its usage and finish reason, the time to its first token."""
@@ -115,7 +119,7 @@ class LlmClient:
             async with self._http.stream("POST", "chat/completions", json=body) as response:
                 if response.status_code >= 400:
                     await response.aread()
-                    raise self._refused(response.status_code)
+                    raise self._refused(response.status_code, response)
                 async for line in response.aiter_lines():
                     if not line.startswith("data:"):
                         continue
@@ -135,17 +139,20 @@ class LlmClient:
 
     async def complete_json(
         self,
-        messages: list[dict[str, str]],
+        messages: list[dict[str, Any]],
         schema: dict[str, Any],
         *,
         name: str,
         max_tokens: int,
         temperature: float = 0.0,
         first_token: asyncio.Event | None = None,
+        model: str | None = None,
     ) -> Completion:
-        """One streamed chat completion constrained to `schema`; `first_token` is set when it starts."""
+        """One streamed chat completion constrained to `schema`; `first_token` is set when it starts.
+
+        `model` asks for another served name than the client's (a LoRA adapter of the same server)."""
         body = {
-            "model": self.model,
+            "model": model or self.model,
             "messages": messages,
             "max_tokens": max_tokens,
             "temperature": temperature,
@@ -163,7 +170,7 @@ class LlmClient:
                 first_token.set()  # whatever happened, whoever waits on the prefix need not wait longer
         if streamed.finish_reason == "length":
             raise LlmOutputError(f"answer cut off at max_tokens={max_tokens}")
-        text = "".join(streamed.parts)
+        text = strip_thinking("".join(streamed.parts))
         try:
             content = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -176,6 +183,7 @@ class LlmClient:
             streamed.completion_tokens,
             streamed.finish_reason,
             streamed.ttft_s,
+            streamed.model,
         )
 
     async def models(self) -> list[str]:
@@ -186,3 +194,19 @@ class LlmClient:
         except httpx.HTTPError as exc:
             raise LlmTransientError(f"LLM server not ready ({type(exc).__name__})") from exc
         return [str(m.get("id")) for m in response.json().get("data", [])]
+
+
+def _reason(response: httpx.Response | None) -> str:
+    """The server's own one-line reason for a refusal (vLLM's error.message), shortened; "" when none.
+
+    It names what was wrong with the request (an image for a text-only model, an unknown adapter); the
+    request's content is not echoed by vLLM in these messages."""
+    if response is None:
+        return ""
+    try:
+        error = response.json().get("error") or {}
+        message = str(error.get("message") or "") if isinstance(error, dict) else ""
+    except (ValueError, AttributeError):
+        return ""
+    line = " ".join(message.split())[:300]
+    return f" ({line})" if line else ""

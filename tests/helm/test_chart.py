@@ -14,11 +14,11 @@ import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
 
+from deploy import llm_cpu
 from tests.helm.manifests import (
     CHART_DIR,
     LONG_RUNNING_KINDS,
     PRODUCTION_VALUES,
-    REPO,
     Obj,
     Rendered,
     component_of,
@@ -611,7 +611,7 @@ def test_vllm_args_follow_values(
         "--port",
         "8000",
     ]
-    head += ["--max-model-len", "16384", "--gpu-memory-utilization", "0.85"]
+    head += ["--max-model-len", "16384", "--gpu-memory-utilization", "0.85", "--dtype", "bfloat16"]
     tail = ["--structured-outputs-config", '{"backend":"guidance","disable_any_whitespace":true}']
     tail += override.get("vllm", {}).get("extraArgs", [])
     assert c["args"] == head + expected_tail + tail
@@ -672,7 +672,7 @@ def test_existing_llm_server_instead_of_vllm(chart: helm.Chart) -> None:
     assert {"to": [{"ipBlock": {"cidr": "10.10.4.30/32"}}], "ports": [{"port": 443}]} in egress
 
 
-VLLM_VENV_PYTHON = REPO / ".cache" / "vllm-venv" / "bin" / "python"
+VLLM_VENV_PYTHON = llm_cpu.venv_python()
 VLLM_PARSE = """
 import json, sys
 from vllm.entrypoints.launchers.cli_args import make_arg_parser
@@ -688,7 +688,7 @@ print(json.dumps(out))
 
 
 @pytest.mark.skipif(
-    not VLLM_VENV_PYTHON.exists(), reason="the CPU vLLM venv (.cache/vllm-venv) is not set up"
+    not VLLM_VENV_PYTHON.exists(), reason="the CPU vLLM venv ($EHRSUM_CACHE/vllm-venv) is not set up"
 )
 def test_vllm_args_parse_with_the_pinned_vllm(production_render: Rendered, chart: helm.Chart) -> None:
     """vLLM's own parser (0.32, the pinned version, CPU build here) accepts the rendered arguments."""
