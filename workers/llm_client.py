@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from services.core.errors import LlmPermanentError, LlmTransientError
+from services.core.errors import ConfigError, LlmPermanentError, LlmTransientError
 from services.core.model_profiles import strip_thinking
 from services.core.tls import tls_context
 
@@ -32,8 +32,17 @@ class Completion:
     model: str | None = None  # the served model (or LoRA adapter) that answered, as the server names it
 
 
+class ImagesRefused(ConfigError):
+    """The server refused a request with images: the configured profile says the model takes them, the
+    served model does not. The job fails (a retry cannot help) with what to change."""
+
+
 class LlmOutputError(LlmPermanentError):
-    """The answer was not JSON, or was cut off."""
+    """The answer was not JSON, or was cut off; `model` is the served model that answered."""
+
+    def __init__(self, message: str, model: str | None = None):
+        super().__init__(message)
+        self.model = model
 
 
 @dataclass
@@ -106,10 +115,10 @@ class LlmClient:
         raise AssertionError("unreachable")
 
     @staticmethod
-    def _refused(status: int, response: httpx.Response | None = None) -> Exception:
+    def _refused(status: int) -> Exception:
         if status in TRANSIENT_STATUSES:
             return LlmTransientError(f"LLM server error: {status}")
-        return LlmPermanentError(f"LLM server rejected the request: {status}{_reason(response)}")
+        return LlmPermanentError(f"LLM server rejected the request: {status}")
 
     async def _stream(self, body: dict[str, Any], first_token: asyncio.Event | None) -> _Streamed:
         """One streamed completion: the text, its usage and finish reason, the time to its first token."""
@@ -119,7 +128,13 @@ class LlmClient:
             async with self._http.stream("POST", "chat/completions", json=body) as response:
                 if response.status_code >= 400:
                     await response.aread()
-                    raise self._refused(response.status_code, response)
+                    if response.status_code == 400 and _has_images(body):
+                        raise ImagesRefused(
+                            f"the LLM server refused a request with images (400{_reason(response)}): "
+                            f"served model {body['model']} cannot take images; set EHRSUM_LLM_PROFILE to its "
+                            "profile, or EHRSUM_LLM_IMAGES=off"
+                        )
+                    raise self._refused(response.status_code)
                 async for line in response.aiter_lines():
                     if not line.startswith("data:"):
                         continue
@@ -169,14 +184,14 @@ class LlmClient:
             if first_token is not None:
                 first_token.set()  # whatever happened, whoever waits on the prefix need not wait longer
         if streamed.finish_reason == "length":
-            raise LlmOutputError(f"answer cut off at max_tokens={max_tokens}")
+            raise LlmOutputError(f"answer cut off at max_tokens={max_tokens}", streamed.model)
         text = strip_thinking("".join(streamed.parts))
         try:
             content = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise LlmOutputError(f"answer is not JSON (at character {exc.pos})") from exc
+            raise LlmOutputError(f"answer is not JSON (at character {exc.pos})", streamed.model) from exc
         if not isinstance(content, dict):
-            raise LlmOutputError("answer is JSON but not an object")
+            raise LlmOutputError("answer is JSON but not an object", streamed.model)
         return Completion(
             content,
             streamed.prompt_tokens,
@@ -196,13 +211,17 @@ class LlmClient:
         return [str(m.get("id")) for m in response.json().get("data", [])]
 
 
-def _reason(response: httpx.Response | None) -> str:
-    """The server's own one-line reason for a refusal (vLLM's error.message), shortened; "" when none.
+def _has_images(body: dict[str, Any]) -> bool:
+    """Whether a chat request carries image parts."""
+    return any(
+        isinstance(m.get("content"), list) and any(p.get("type") == "image_url" for p in m["content"])
+        for m in body.get("messages", [])
+    )
 
-    It names what was wrong with the request (an image for a text-only model, an unknown adapter); the
-    request's content is not echoed by vLLM in these messages."""
-    if response is None:
-        return ""
+
+def _reason(response: httpx.Response) -> str:
+    """vLLM's one-line reason for refusing images (its error.message, which names the model and the
+    limit, not the request's content), shortened; "" when none."""
     try:
         error = response.json().get("error") or {}
         message = str(error.get("message") or "") if isinstance(error, dict) else ""

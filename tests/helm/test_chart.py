@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +29,7 @@ from tests.helm.manifests import (
     pod_spec,
     production_values,
     render,
+    vllm_parse,
     workloads,
 )
 
@@ -694,17 +693,7 @@ def test_vllm_args_parse_with_the_pinned_vllm(production_render: Rendered, chart
     """vLLM's own parser (0.32, the pinned version, CPU build here) accepts the rendered arguments."""
     tp2 = render(chart, {"vllm": {"tensorParallelSize": 2, "kvCacheDtype": "fp8"}})
     argvs = [pod_spec(r.one("Deployment", "vllm"))["containers"][0]["args"] for r in (production_render, tp2)]
-    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1"}
-    out = subprocess.run(
-        [str(VLLM_VENV_PYTHON), "-c", VLLM_PARSE, json.dumps(argvs)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        check=False,
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    parsed = json.loads(out.stdout.strip().splitlines()[-1])
+    parsed = vllm_parse(VLLM_PARSE, argvs)
     assert parsed == [
         {"model": "/models/medgemma-27b-it", "tp": 1, "q": "fp8", "so": ["guidance", True]},
         {"model": "google/medgemma-27b-it", "tp": 2, "q": None, "so": ["guidance", True]},

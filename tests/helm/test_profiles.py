@@ -4,18 +4,15 @@ parser (the pinned 0.32, CPU build) reads the rendered arguments as meant."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
 from typing import Any
 
 import helm_python as helm
 import pytest
 
-from deploy import llm_cpu
 from services.core.model_profiles import GPU_PROFILES, get_profile
 from services.core.settings import AdapterRoute
-from tests.helm.manifests import CHART_DIR, Rendered, load_values, pod_spec, render
+from tests.helm.manifests import CHART_DIR, Rendered, load_values, pod_spec, render, vllm_parse
 
 pytestmark = pytest.mark.helm
 
@@ -65,17 +62,7 @@ def parsed(chart: helm.Chart, preset_renders: dict[str, Rendered]) -> dict[str, 
     argvs = {f"chart:{name}": vllm_args(r) for name, r in preset_renders.items()}
     argvs |= {f"profile:{name}": get_profile(name).vllm_args() for name in GPU_PROFILES}
     argvs["lora"] = vllm_args(render(chart, LORA))
-    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1"}
-    out = subprocess.run(
-        [str(llm_cpu.venv_python()), "-c", PARSE, json.dumps(argvs)],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env=env,
-        check=False,
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    result: dict[str, dict[str, Any]] = json.loads(out.stdout.strip().splitlines()[-1])
+    result: dict[str, dict[str, Any]] = vllm_parse(PARSE, argvs)  # type: ignore[assignment]
     return result
 
 
