@@ -162,9 +162,10 @@ class Pipeline:
         s = self.settings
         return s.llm_context_tokens - s.llm_max_output_tokens - fixed - TEMPLATE_MARGIN_TOKENS
 
-    def fit(self, timeline: ClinicalTimeline) -> ClinicalTimeline:
-        """The timeline fitted to the prompt budget; InputError when must-keep facts overflow it."""
-        budget = self.prompt_budget()
+    def fit(self, timeline: ClinicalTimeline, reserve: int = 0) -> ClinicalTimeline:
+        """The timeline fitted to the prompt budget less `reserve` tokens (images); InputError when
+        must-keep facts overflow it."""
+        budget = self.prompt_budget() - reserve
         fitted = fit_budget(timeline, budget, self.counter)
         if fitted.tokens is not None and fitted.tokens > budget:
             raise InputError(
@@ -176,30 +177,31 @@ class Pipeline:
     def prepare(self, record: PatientRecord) -> Job:
         """Condense once, fit once (every kind shares the fitted timeline), run the triage rules."""
         full = condense(record)
+        images, left_out = self.images(record)
+        profile = get_profile(self.settings.llm_profile)
         try:
-            fitted, reason = self.fit(full), None
+            fitted, reason = self.fit(full, reserve=len(images) * profile.image_tokens), None
         except InputError as exc:
             fitted, reason = None, str(exc)
         rules, score = rule_flags(full)
         names = departments(record)
         language = language_for(self.settings, names)
         job = Job(record, full, fitted, reason, RecordEvidence(record), rules, score.score, names, language)
-        self.attach_images(job)
+        job.images_left_out = left_out
+        if fitted is not None and images:
+            job.images, job.image_keys = images, image_keys(fitted, images)
         return job
 
-    def attach_images(self, job: Job) -> None:
-        """The record's images for a multimodal profile (EHRSUM_LLM_IMAGES=auto); for a text-only one, or
-        with images off, none are sent and the draft says why."""
+    def images(self, record: PatientRecord) -> tuple[list[ImageAttachment], list[str]]:
+        """The record's images for a multimodal profile (EHRSUM_LLM_IMAGES=auto), and each image left out
+        with why (a text-only profile, images off, over a cap)."""
         s = self.settings
-        images, job.images_left_out = record_images(job.record, s.image_max_bytes, s.image_max_count)
-        if not images:
-            return
-        if s.llm_images == "off":
-            job.images_left_out += [f"{i.ref}: images are off (EHRSUM_LLM_IMAGES=off)" for i in images]
-        elif not get_profile(s.llm_profile).multimodal:
-            job.images_left_out += [f"{i.ref}: profile {s.llm_profile} is text-only" for i in images]
-        elif job.fitted is not None:
-            job.images, job.image_keys = images, image_keys(job.fitted, images)
+        images, left_out = record_images(record, s.image_max_bytes, s.image_max_count)
+        if images and s.llm_images == "off":
+            return [], left_out + [f"{i.ref}: images are off (EHRSUM_LLM_IMAGES=off)" for i in images]
+        if images and not get_profile(s.llm_profile).multimodal:
+            return [], left_out + [f"{i.ref}: profile {s.llm_profile} is text-only" for i in images]
+        return images, left_out
 
     async def generate(
         self,

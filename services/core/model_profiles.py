@@ -33,6 +33,7 @@ class ModelProfile:
     kv_cache_dtype: str = "auto"
     gpu_memory_utilization: float = 0.9
     local_dir: str | None = None  # a checkpoint the hospital produces itself (under the weights volume)
+    image_tokens: int = 256  # prompt tokens one image takes (Gemma 3's vision encoder: 256 per image)
 
     def vllm_args(self, weights_root: str = "/models") -> list[str]:
         """The `vllm serve` arguments of this profile (model first), as the chart renders them."""
