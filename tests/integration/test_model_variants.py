@@ -2,7 +2,9 @@
 drafts in French for a French department, and images from the record (which this text-only server refuses).
 
 One server for the module: Gemma 3 270M with two adapters made here with peft (random, non-zero weights, so
-an adapter's answer differs from the base model's), served with --enable-lora.
+an adapter's answer differs from the base model's), served with --enable-lora. With LoRA on, this CPU
+generates at ~3-5 tokens/s, so the tests that check routing or images only cap the answer (a cut-off answer
+still names the model that wrote it); the French test lets the model write.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from workers.pipeline import Pipeline
 pytestmark = pytest.mark.integration
 
 BASE = llm_cpu.MODEL_NAME
+SHORT = 48  # output tokens where only who answered, or what was sent, is checked
 ROUTES = [
     AdapterRoute(adapter="triage-notes", kinds=["triage"]),
     AdapterRoute(adapter="cardio-notes", kinds=["progress"], departments=["Cardiology"]),
@@ -105,7 +108,7 @@ async def test_an_adapter_answers_differently_from_the_base(lora_server: str) ->
 
 async def test_notes_are_routed_by_kind_and_department(lora_server: str, synthea_files: list[Path]) -> None:
     """Triage goes to its adapter; progress to the cardiology adapter only in cardiology; else the base."""
-    settings = cpu_settings(lora_server, llm_adapters=ROUTES)
+    settings = cpu_settings(lora_server, llm_adapters=ROUTES, llm_max_output_tokens=SHORT)
     bundle = json.loads(synthea_files[0].read_text())
     elsewhere = await run(
         settings, record_from_bundle_json(with_department(bundle, "Dermatology")), ["progress", "triage"]
@@ -116,14 +119,16 @@ async def test_notes_are_routed_by_kind_and_department(lora_server: str, synthea
     routed = await run(settings, cardiology, ["progress"])
     assert routed["progress"].served_model == "cardio-notes"
     assert routed["progress"].verification["served_model"] == "cardio-notes"
-    without_routes = await run(cpu_settings(lora_server), cardiology, ["progress", "triage"])
-    assert {r.served_model for r in without_routes.values()} == {BASE}
+    without_routes = await run(cpu_settings(lora_server, llm_max_output_tokens=SHORT), cardiology, ["triage"])
+    assert without_routes["triage"].served_model == BASE
 
 
 async def test_a_french_department_gets_french_drafts(lora_server: str, synthea_files: list[Path]) -> None:
     """Through the pipeline: the French department's drafts are framed, titled and verified in French,
     another department's stay English."""
-    settings = cpu_settings(lora_server, department_languages={"Cardiologie": "fr"})
+    settings = cpu_settings(
+        lora_server, department_languages={"Cardiologie": "fr"}, llm_max_output_tokens=160
+    )
     bundle = json.loads(synthea_files[1].read_text())
     record = record_from_bundle_json(with_department(bundle, "Cardiologie"))
     french = await run(settings, record, ["progress", "triage"])
@@ -158,7 +163,9 @@ async def test_images_are_not_sent_to_a_text_only_profile(
 ) -> None:
     """The stand-in's profile is text-only: the photo stays out of the request and the draft says why."""
     record = with_image(json.loads(synthea_files[2].read_text()), png())
-    outcome = (await run(cpu_settings(lora_server), record, ["progress"]))["progress"]
+    outcome = (await run(cpu_settings(lora_server, llm_max_output_tokens=SHORT), record, ["progress"]))[
+        "progress"
+    ]
     assert outcome.verification["images"] == {
         "sent": [],
         "left_out": ["DocumentReference/wound-photo: profile cpu-stand-in is text-only"],
@@ -171,7 +178,7 @@ async def test_a_text_only_model_refusing_images_fails_the_job_clearly(
     """A multimodal profile configured against this text-only server: vLLM refuses the image part and the
     run fails with what to change (a ConfigError: the job fails, no retry); an image over the size cap is
     never sent, so the same run then succeeds."""
-    settings = cpu_settings(lora_server, llm_profile="medgemma-4b")
+    settings = cpu_settings(lora_server, llm_profile="medgemma-4b", llm_max_output_tokens=SHORT)
     bundle = json.loads(synthea_files[2].read_text())
     with pytest.raises(ImagesRefused) as refused:
         await run(settings, with_image(bundle, png()), ["progress"])
