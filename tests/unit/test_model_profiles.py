@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 
+from deploy import llm_cpu
 from services.core.errors import ConfigError
-from services.core.model_profiles import GPU_PROFILES, PROFILES, strip_thinking
+from services.core.model_profiles import GPU_PROFILES, PROFILES, VLLM_VERSION, strip_thinking
 from services.core.settings import get_settings
+from tests.helm.manifests import CHART_DIR, REPO
 
 
 @pytest.mark.parametrize(
@@ -47,3 +50,14 @@ def test_an_unknown_profile_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -
     finally:
         monkeypatch.delenv("EHRSUM_LLM_PROFILE")
         get_settings.cache_clear()
+
+
+def test_one_pinned_vllm_version_everywhere() -> None:
+    """The profiles, the CPU stand-in, the chart's image and annotation, and the VM unit pin one version."""
+    assert llm_cpu.VLLM_VERSION == VLLM_VERSION
+    values = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
+    assert values["vllm"]["image"]["tag"] == f"v{VLLM_VERSION}"
+    chart = yaml.safe_load((CHART_DIR / "Chart.yaml").read_text())
+    assert chart["annotations"]["ehr-summarizer/vllm-version"] == f"v{VLLM_VERSION}"
+    unit = (REPO / "deploy" / "systemd" / "ehrsum-vllm.service").read_text()
+    assert f"vllm=={VLLM_VERSION}" in unit
