@@ -220,8 +220,8 @@ def _has_images(body: dict[str, Any]) -> bool:
 
 
 def _reason(response: httpx.Response) -> str:
-    """vLLM's one-line reason for refusing images (its error.message, which names the model and the
-    limit, not the request's content), shortened; "" when none."""
+    """vLLM's one-line reason for refusing images, shortened; "" when none. vLLM 0.32 says
+    "<model> is not a multimodal model": the model, not the request's content."""
     try:
         error = response.json().get("error") or {}
         message = str(error.get("message") or "") if isinstance(error, dict) else ""

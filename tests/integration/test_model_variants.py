@@ -184,6 +184,7 @@ async def test_a_text_only_model_refusing_images_fails_the_job_clearly(
         await run(settings, with_image(bundle, png()), ["progress"])
     message = str(refused.value)
     assert message.startswith("the LLM server refused a request with images (400")
+    assert "is not a multimodal model" in message  # vLLM's own reason (seen: "gemma3-270m is not a ...")
     assert f"served model {BASE} cannot take images; set EHRSUM_LLM_PROFILE" in message
     assert isinstance(refused.value, ConfigError) and not refused.value.transient
     capped = settings.model_copy(update={"image_max_bytes": 64})
