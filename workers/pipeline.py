@@ -45,7 +45,7 @@ from services.core.errors import InputError, LlmPermanentError
 from services.core.model_profiles import get_profile
 from services.core.settings import Language, Settings
 from workers.llm_client import LlmClient, LlmOutputError
-from workers.routing import adapter_for, language_for
+from workers.routing import adapter_for, check_routes, language_for
 
 log = logging.getLogger(__name__)
 TEMPLATE_MARGIN_TOKENS = 48  # chat-template control tokens and rounding
@@ -151,6 +151,7 @@ class Pipeline:
     """Summarizes patients; holds the clients and settings of one run."""
 
     def __init__(self, settings: Settings, *, llm: LlmClient, fhir: FhirClient | None = None):
+        check_routes(settings)
         self.settings = settings
         self.llm = llm
         self.fhir = fhir

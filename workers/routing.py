@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from clinical_notes.kinds import KINDS
+from services.core.errors import ConfigError
 from services.core.settings import Language, Settings
 
 
@@ -26,3 +28,14 @@ def language_for(settings: Settings, departments: list[str]) -> Language:
         if department.casefold() in by_department:
             return by_department[department.casefold()]
     return settings.note_language
+
+
+def check_routes(settings: Settings) -> None:
+    """ConfigError naming an adapter route's unknown note kind (it would never match)."""
+    for route in settings.llm_adapters:
+        unknown = sorted(set(route.kinds) - set(KINDS))
+        if unknown:
+            raise ConfigError(
+                f"EHRSUM_LLM_ADAPTERS: route to {route.adapter} names unknown note kinds "
+                f"{', '.join(unknown)} (known: {', '.join(sorted(KINDS))})"
+            )

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from fhir_adapters.departments import departments
 from fhir_adapters.record import record_from_bundle_json
+from services.core.errors import ConfigError
 from services.core.settings import AdapterRoute, Settings
+from workers.pipeline import Pipeline
 from workers.routing import adapter_for, language_for
 
 ROUTES = [
@@ -60,3 +64,9 @@ def test_departments_come_from_the_latest_encounter() -> None:
         ],
     }
     assert departments(record_from_bundle_json(bundle)) == ["Cardiology", "394579002", "Ward 3"]
+
+
+def test_a_route_naming_an_unknown_kind_is_a_config_error() -> None:
+    settings = Settings(llm_adapters=[AdapterRoute(adapter="x", kinds=["discharge", "soap"])])
+    with pytest.raises(ConfigError, match="route to x names unknown note kinds discharge"):
+        Pipeline(settings, llm=None)  # type: ignore[arg-type]
