@@ -5,6 +5,7 @@ from __future__ import annotations
 from services.core.settings import get_settings
 from workers.approvals import track_document
 from workers.celery_app import (
+    CENSUS_TICK,
     FLUSH_OVERDUE,
     FLUSH_TRIGGER,
     POLL_CHANGES,
@@ -15,6 +16,7 @@ from workers.celery_app import (
     TRACK_DRAFT,
     celery_app,
 )
+from workers.census import tick
 from workers.events import flush_patient, resolve_focus
 from workers.jobrunner import run_job
 from workers.polling import flush_overdue, poll_due, recover
@@ -75,3 +77,9 @@ def recover_gap(subscription: str, since: str | None) -> dict[str, int]:
 def flush_overdue_triggers() -> list[str]:
     """Beat: make the jobs of debounce windows whose flush task was lost."""
     return flush_overdue()
+
+
+@celery_app.task(name=CENSUS_TICK, acks_late=True)  # type: ignore[untyped-decorator]
+def census_tick(census_id: str) -> str:
+    """One step of a census run from the API: find its members, submit jobs up to its concurrency."""
+    return tick(census_id).value

@@ -1,4 +1,4 @@
-"""A census's population from the real sekmet-fhir: a Group read, a Group by Bulk $export, a ward's patients."""
+"""A census's population from the real sekmet-fhir: a Group read, a Group by Bulk $export, a ward."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def created(fhir_server: str, resource: dict[str, Any]) -> str:
 def group(fhir_server: str, loaded_patients: list[str]) -> str:
     """A Group of the three patients, plus an inactive member and a Device that are not in the census."""
     device = created(fhir_server, {"resourceType": "Device", "status": "active"})
-    members = [{"entity": {"reference": f"Patient/{p}"}} for p in loaded_patients]
+    members: list[dict[str, Any]] = [{"entity": {"reference": f"Patient/{p}"}} for p in loaded_patients]
     members.insert(1, {"entity": {"reference": f"Patient/{loaded_patients[0]}"}})  # listed twice
     members.append({"entity": {"reference": f"Device/{device}"}})
     members.append({"entity": {"reference": f"{fhir_server}/Patient/{loaded_patients[2]}"}})  # absolute
