@@ -3,6 +3,9 @@
 `advance` is one step, safe to repeat and to run twice at once (a member's job is found by its idempotency
 key, never made twice): it submits members while fewer than `concurrency` jobs are queued or running and
 reports progress. The CLI calls it in a loop; for the API a Celery task calls it and queues itself again.
+Each queued step carries a token also kept in the broker's Redis: when that key lapses (a lost message, a
+Redis restart), beat's sweeper queues a new step with a new token, and a late step of the old chain,
+finding another token, stops.
 """
 
 from __future__ import annotations
@@ -10,13 +13,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 from sqlmodel import Session
 
 from fhir_adapters.bulk import BulkExport, declares_group_export
 from fhir_adapters.population import group_patients, ward_patients
+from services.core.broker import broker_redis
 from services.core.db import session_scope
 from services.core.errors import ConflictError, EhrSumError, InputError
 from services.core.settings import Settings, get_settings
@@ -31,6 +36,7 @@ from services.jobs.census import (
     pending_members,
     progress,
     set_members,
+    worker_driven_open,
 )
 from services.jobs.models import JobStatus
 from services.jobs.service import create_job, reset_failed
@@ -41,6 +47,7 @@ from workers.queueing import BROKER_ERRORS, queue_job
 log = logging.getLogger(__name__)
 BulkMode = Literal["auto", "always", "never"]
 TICK_S = 2.0
+NEXT_STEP = "ehrsum:census-step:"
 
 
 @dataclass(frozen=True)
@@ -92,11 +99,18 @@ async def resolve(
         return await group_patients(client, population.group), "read"
 
 
-def begin(*, population: Population, kinds: list[str], run: str, concurrency: int) -> str:
+def begin(
+    *, population: Population, kinds: list[str], run: str, concurrency: int, driver: str = "cli"
+) -> str:
     """Record a new census (its members already, when they were listed); its id."""
     with session_scope() as session:
         census = create_census(
-            session=session, source=population.source, kinds=kinds, run=run, concurrency=concurrency
+            session=session,
+            source=population.source,
+            kinds=kinds,
+            run=run,
+            concurrency=concurrency,
+            driver=driver,
         )
         if population.patients is not None:
             set_members(
@@ -159,8 +173,11 @@ def _retry(session: Session, job_id: str) -> None:
         queue_job(session=session, job=reset_failed(session=session, job_id=job_id))
 
 
-def tick(census_id: str) -> CensusStatus:
-    """One step of an API census: find its members first, then advance; queue the next step while it runs."""
+def tick(census_id: str, token: str | None = None) -> CensusStatus | None:
+    """One step of an API census: find its members first, then advance; queue the next step while it runs.
+    None when a newer chain of steps replaced this one."""
+    if token is not None and _superseded(census_id, token):
+        return None
     try:
         populate(census_id)
     except EhrSumError as exc:  # transient: the FHIR server is down for now
@@ -173,13 +190,46 @@ def tick(census_id: str) -> CensusStatus:
     return status
 
 
+def _superseded(census_id: str, token: str) -> bool:
+    held = broker_redis(get_settings().broker_url).get(f"{NEXT_STEP}{census_id}")
+    return held is not None and held != token.encode()
+
+
 def schedule(census_id: str, countdown: float = 0.0) -> bool:
-    """Queue a census step; False when the broker is unreachable."""
+    """Queue a census step; False when the broker is unreachable (the sweeper queues it later)."""
+    settings = get_settings()
+    token = uuid.uuid4().hex
     try:
+        # Lapses when the step has waited longer than a queued job may before the sweeper checks on it.
+        ttl = int(countdown + settings.job_requeue_after_s)
+        broker_redis(settings.broker_url).set(f"{NEXT_STEP}{census_id}", token, ex=ttl)
         publish(
-            CENSUS_TICK, census_id, countdown=countdown or None, retry=True, retry_policy={"max_retries": 2}
+            CENSUS_TICK,
+            census_id,
+            token,
+            countdown=countdown or None,
+            retry=True,
+            retry_policy={"max_retries": 2},
         )
     except BROKER_ERRORS as exc:
         log.warning("census step not queued: %s", type(exc).__name__, extra={"job_id": census_id})
         return False
     return True
+
+
+def sweep_censuses() -> list[str]:
+    """Queue a step for each open census Celery steps whose chain of steps was lost; their ids."""
+    settings = get_settings()
+    with session_scope() as session:
+        open_ids = worker_driven_open(session=session)
+    if not open_ids:
+        return []
+    held = cast(
+        list[bytes | None], broker_redis(settings.broker_url).mget([f"{NEXT_STEP}{c}" for c in open_ids])
+    )
+    lost = [c for c, value in zip(open_ids, held, strict=True) if value is None]
+    for census_id in lost:
+        schedule(census_id)
+    if lost:
+        log.warning("sweeper resumed %d censuses", len(lost), extra={"job_id": ",".join(lost)[:2000]})
+    return lost

@@ -16,7 +16,7 @@ from workers.celery_app import (
     TRACK_DRAFT,
     celery_app,
 )
-from workers.census import tick
+from workers.census import sweep_censuses, tick
 from workers.events import flush_patient, resolve_focus
 from workers.jobrunner import run_job
 from workers.polling import flush_overdue, poll_due, recover
@@ -34,12 +34,14 @@ def summarize(job_id: str) -> str:
 
 @celery_app.task(name=SWEEP_JOBS, acks_late=True)  # type: ignore[untyped-decorator]
 def sweep() -> dict[str, int]:
-    """Beat: queue again the jobs the broker lost and those whose worker stopped renewing its lease."""
+    """Beat: queue again the jobs the broker lost and those whose worker stopped renewing its lease, and
+    resume the API's censuses whose steps were lost."""
     result = sweep_jobs()
     return {
         "requeued": len(result.requeued),
         "taken_over": len(result.taken_over),
         "still_queued": result.still_queued,
+        "censuses_resumed": len(sweep_censuses()),
     }
 
 
@@ -80,6 +82,7 @@ def flush_overdue_triggers() -> list[str]:
 
 
 @celery_app.task(name=CENSUS_TICK, acks_late=True)  # type: ignore[untyped-decorator]
-def census_tick(census_id: str) -> str:
+def census_tick(census_id: str, token: str | None = None) -> str | None:
     """One step of a census run from the API: find its members, submit jobs up to its concurrency."""
-    return tick(census_id).value
+    status = tick(census_id, token)
+    return None if status is None else status.value

@@ -86,6 +86,7 @@ def create_census_run(body: CensusRequest, session: SessionDep, _: SummariesWrit
         kinds=body.kinds,
         run=body.run or datetime.now(UTC).date().isoformat(),
         concurrency=body.concurrency,
+        driver="worker",
     )
     schedule(census_id)
     return progress(session=session, census=get_census(session=session, census_id=census_id))

@@ -45,6 +45,9 @@ class Census(SQLModel, table=True):
     kinds: list[str] = Field(sa_column=Column(JSON, nullable=False))
     run: str = Field(max_length=64, description="The run label: the same label resumes a census.")
     concurrency: int = 4
+    driver: str = Field(
+        default="cli", max_length=8, description="Who steps it: cli (the command itself) or worker (Celery)."
+    )
     status: CensusStatus = Field(default=CensusStatus.resolving, index=True)
     reason: str | None = None
     resolved_by: str | None = Field(
@@ -110,9 +113,11 @@ def member_job_key(run: str, patient_id: str, kinds: list[str]) -> str:
     return "census:" + hashlib.sha256(raw.encode()).hexdigest()
 
 
-def create_census(*, session: Session, source: str, kinds: list[str], run: str, concurrency: int) -> Census:
+def create_census(
+    *, session: Session, source: str, kinds: list[str], run: str, concurrency: int, driver: str
+) -> Census:
     """Insert a census waiting for its members; commit."""
-    census = Census(source=source, kinds=kinds, run=run, concurrency=concurrency)
+    census = Census(source=source, kinds=kinds, run=run, concurrency=concurrency, driver=driver)
     session.add(census)
     session.commit()
     session.refresh(census)
@@ -153,6 +158,15 @@ def fail_census(*, session: Session, census: Census, reason: str) -> Census:
     session.commit()
     session.refresh(census)
     return census
+
+
+def worker_driven_open(*, session: Session) -> list[str]:
+    """Ids of the censuses Celery steps that are not finished."""
+    query = select(Census.id).where(
+        Census.driver == "worker",
+        col(Census.status).in_([CensusStatus.resolving, CensusStatus.running]),
+    )
+    return list(session.exec(query).all())
 
 
 def in_flight(*, session: Session, census_id: str) -> int:
@@ -218,7 +232,7 @@ def progress(*, session: Session, census: Census) -> CensusPublic:
     left = census.total - done - counts["skipped"]
     eta = elapsed / done * left if done and census.status == CensusStatus.running else None
     return CensusPublic(
-        **census.model_dump(exclude={"updated_at"}),
+        **census.model_dump(exclude={"updated_at", "driver"}),
         **counts,
         drafts_written=drafts,
         failures=failures,

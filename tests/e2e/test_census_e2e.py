@@ -173,3 +173,25 @@ def test_a_census_of_an_unknown_group_fails_with_the_reason(
     got = census_of(api, auth, {"group": "no-such-group", "run": RUN})
     assert got["status"] == "failed" and got["total"] == 0
     assert "Group/no-such-group" in got["reason"] and "404" in got["reason"]
+
+
+def test_the_sweeper_resumes_a_census_whose_steps_were_lost(
+    first_run: subprocess.CompletedProcess[str], loaded_patients: list[str]
+) -> None:
+    from services.core.db import session_scope
+    from services.jobs.census import get_census, progress
+    from workers.census import Population, begin, sweep_censuses
+
+    population = Population(patients=tuple(loaded_patients[:2]))
+    # Recorded as the API records one, but its first step never queued (as if the broker had lost it).
+    census_id = begin(population=population, kinds=["progress"], run=RUN, concurrency=2, driver="worker")
+    assert census_id in sweep_censuses()
+    assert census_id not in sweep_censuses()  # its step is queued now: not resumed twice
+
+    def finished() -> Any:
+        with session_scope() as session:
+            got = progress(session=session, census=get_census(session=session, census_id=census_id))
+        return got if got.status.value == "finished" else None
+
+    got = wait_for(finished, 120, f"census {census_id} to finish")
+    assert (got.skipped, got.succeeded, got.failed) == (2, 0, 0)

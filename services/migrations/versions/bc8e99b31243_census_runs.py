@@ -1,8 +1,8 @@
 """census runs
 
-Revision ID: 379e9b7eab57
+Revision ID: bc8e99b31243
 Revises: 2a0f16928f0b
-Create Date: 2026-12-02 06:25:44.353949
+Create Date: 2026-12-02 06:30:49.267654
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 import sqlmodel.sql.sqltypes
 from alembic import op
 
-revision: str = "379e9b7eab57"
+revision: str = "bc8e99b31243"
 down_revision: str | None = "2a0f16928f0b"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -29,6 +29,7 @@ def upgrade() -> None:
         sa.Column("kinds", sa.JSON(), nullable=False),
         sa.Column("run", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("concurrency", sa.Integer(), nullable=False),
+        sa.Column("driver", sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
         sa.Column(
             "status",
             sa.Enum("resolving", "running", "finished", "failed", name="censusstatus"),
