@@ -29,9 +29,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.llm_throughput import llm, service_env  # noqa: E402
-from bench.stack import BIN, database, flush_redis, free_port, spawn, stop_group  # noqa: E402
-from deploy import fhir_server, patients  # noqa: E402
-from deploy.processes import stop  # noqa: E402
+from bench.stack import BIN, database, flush_redis, sekmet, spawn, stop_group  # noqa: E402
+from deploy import patients  # noqa: E402
 
 REDIS = "redis://127.0.0.1:6379/12"
 STAGES = ("fetch", "condense", "generate", "verify", "write")
@@ -119,31 +118,25 @@ def main() -> int:
     parser.add_argument("--gpu-host-workers", type=int, default=8, help="worker processes on the GPU host")
     args = parser.parse_args()
     args.kind = args.kind or ["progress"]
-    with tempfile.TemporaryDirectory() as tmp_s:
+    with tempfile.TemporaryDirectory() as tmp_s, sekmet(Path(tmp_s)) as fhir:
         tmp = Path(tmp_s)
-        port = free_port()
-        fhir_proc = fhir_server.start(tmp / "fhir", port)
-        try:
-            fhir = fhir_server.base_url(port)
-            files = patients.cached(args.source, args.patients + 1, args.seed, REPO / ".cache" / "patients")
-            ids = [patients.load(fhir, path) for path in files]
-            with llm(tmp) as llm_url, database() as db:
-                env = {**service_env(db, fhir, llm_url), "EHRSUM_BROKER_URL": REDIS}
-                flush_redis(REDIS)
-                workers = [
-                    spawn([str(BIN / "ehrsum"), "worker", "--concurrency", "1"], env, tmp / f"worker-{i}.log")
-                    for i in range(args.workers)
-                ]
-                try:
-                    time.sleep(8)  # workers connected and idle before the clock starts
-                    census(env, make_group(fhir, ids[:1]), args)  # warm-up: grammar compile, first requests
-                    outcome, wall = census(env, make_group(fhir, ids[1:]), args)
-                    spent = usage(db, outcome["id"])
-                finally:
-                    for proc in workers:
-                        stop_group(proc)
-        finally:
-            stop(fhir_proc)
+        files = patients.cached(args.source, args.patients + 1, args.seed, REPO / ".cache" / "patients")
+        ids = [patients.load(fhir, path) for path in files]
+        with llm(tmp) as llm_url, database() as db:
+            env = {**service_env(db, fhir, llm_url), "EHRSUM_BROKER_URL": REDIS}
+            flush_redis(REDIS)
+            workers = [
+                spawn([str(BIN / "ehrsum"), "worker", "--concurrency", "1"], env, tmp / f"worker-{i}.log")
+                for i in range(args.workers)
+            ]
+            try:
+                time.sleep(8)  # workers connected and idle before the clock starts
+                census(env, make_group(fhir, ids[:1]), args)  # warm-up: grammar compile, first requests
+                outcome, wall = census(env, make_group(fhir, ids[1:]), args)
+                spent = usage(db, outcome["id"])
+            finally:
+                for proc in workers:
+                    stop_group(proc)
     report(outcome, wall, spent, args)
     return 0
 

@@ -17,7 +17,7 @@ from sqlalchemy import JSON, Column
 from sqlmodel import Field, Session, SQLModel, col, func, select
 
 from services.core.errors import NotFoundError
-from services.jobs.models import JobStatus, SummaryJob
+from services.jobs.models import JobStatus, SummaryJob, _now
 
 MAX_FAILURES_SHOWN = 100
 
@@ -29,10 +29,6 @@ class CensusStatus(StrEnum):
     running = "running"
     finished = "finished"
     failed = "failed"
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 class Census(SQLModel, table=True):
