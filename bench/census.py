@@ -182,3 +182,7 @@ def report(outcome: dict[str, Any], wall: float, spent: dict[str, float], args: 
     print("| --- | ---: | ---: | ---: | --- |")
     for name, workers, job_s, minutes, bound in estimate(per_patient, args):
         print(f"| {name} | {workers} | {job_s:.1f} | {minutes:.0f} | {bound} |")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
