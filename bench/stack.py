@@ -99,3 +99,17 @@ async def served_resources(fhir_url: str, patient: str) -> list[dict[str, Any]]:
     async with httpx.AsyncClient(timeout=120) as client:
         bundle = (await client.get(f"{fhir_url}/Patient/{patient}/$everything")).json()
     return [e["resource"] for e in bundle.get("entry", [])]
+
+
+@contextlib.contextmanager
+def sekmet(tmp: Path) -> Iterator[str]:
+    """A sekmet-fhir server under `tmp` on a free port; its base URL."""
+    from deploy import fhir_server
+    from deploy.processes import stop
+
+    port = free_port()
+    proc = fhir_server.start(tmp / "fhir", port)
+    try:
+        yield fhir_server.base_url(port)
+    finally:
+        stop(proc)

@@ -131,3 +131,11 @@ def get_kind(name: str) -> NoteKind:
     if name not in KINDS:
         raise InputError(f"unknown note kind {name!r}; known: {', '.join(sorted(KINDS))}")
     return KINDS[name]
+
+
+def known_kinds(names: list[str]) -> list[str]:
+    """The kinds named, each once and in order; InputError naming the unknown ones."""
+    unknown = sorted(set(names) - set(KINDS))
+    if unknown:
+        raise InputError(f"unknown kinds {unknown}; known: {sorted(KINDS)}")
+    return list(dict.fromkeys(names))

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from services.census_cli import add_parser as add_census_parser
 from services.core.errors import EhrSumError, InputError
 from services.core.logging import configure_logging
 from services.core.settings import get_settings
@@ -454,6 +455,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("subscriptions", help="list our subscriptions and their status")
     p.add_argument("--fhir-url", help="FHIR base URL (default: EHRSUM_FHIR_BASE_URL)")
     p.set_defaults(func=cmd_subscriptions)
+
+    add_census_parser(sub)
 
     sub.add_parser("openapi", help="print the OpenAPI document").set_defaults(func=cmd_openapi)
     sub.add_parser("init-db", help="apply database migrations (alembic upgrade head)").set_defaults(

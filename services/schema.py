@@ -17,6 +17,7 @@ MIGRATION_LOCK = 724_011  # pg_advisory_xact_lock key: one process migrates at a
 def import_models() -> None:
     """Import every module that defines tables, so the metadata knows them all."""
     import services.audit.models
+    import services.jobs.census
     import services.jobs.models
     import services.metrics.models
     import services.subscriptions.models  # noqa: F401  (registers the tables)

@@ -19,6 +19,7 @@ TRACK_DRAFT = "workers.tasks.track_draft"
 POLL_CHANGES = "workers.tasks.poll_changes"
 RECOVER_GAP = "workers.tasks.recover_gap"
 FLUSH_OVERDUE = "workers.tasks.flush_overdue"
+CENSUS_TICK = "workers.tasks.census_tick"
 
 
 def make_celery() -> Celery:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from services.core.settings import get_settings
 from workers.approvals import track_document
 from workers.celery_app import (
+    CENSUS_TICK,
     FLUSH_OVERDUE,
     FLUSH_TRIGGER,
     POLL_CHANGES,
@@ -15,6 +16,7 @@ from workers.celery_app import (
     TRACK_DRAFT,
     celery_app,
 )
+from workers.census import sweep_censuses, tick
 from workers.events import flush_patient, resolve_focus
 from workers.jobrunner import run_job
 from workers.polling import flush_overdue, poll_due, recover
@@ -32,12 +34,14 @@ def summarize(job_id: str) -> str:
 
 @celery_app.task(name=SWEEP_JOBS, acks_late=True)  # type: ignore[untyped-decorator]
 def sweep() -> dict[str, int]:
-    """Beat: queue again the jobs the broker lost and those whose worker stopped renewing its lease."""
+    """Beat: queue again the jobs the broker lost and those whose worker stopped renewing its lease, and
+    resume the API's censuses whose steps were lost."""
     result = sweep_jobs()
     return {
         "requeued": len(result.requeued),
         "taken_over": len(result.taken_over),
         "still_queued": result.still_queued,
+        "censuses_resumed": len(sweep_censuses()),
     }
 
 
@@ -75,3 +79,10 @@ def recover_gap(subscription: str, since: str | None) -> dict[str, int]:
 def flush_overdue_triggers() -> list[str]:
     """Beat: make the jobs of debounce windows whose flush task was lost."""
     return flush_overdue()
+
+
+@celery_app.task(name=CENSUS_TICK, acks_late=True)  # type: ignore[untyped-decorator]
+def census_tick(census_id: str, token: str | None = None) -> str | None:
+    """One step of a census run from the API: find its members, submit jobs up to its concurrency."""
+    status = tick(census_id, token)
+    return None if status is None else status.value

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from services.api.census import router as census_router
 from services.api.docs import OPENAPI_URL, install_docs
 from services.api.drafts import router as drafts_router
 from services.api.guard import install_guards
@@ -35,6 +36,7 @@ def create_app() -> FastAPI:
     app.include_router(router)
     app.include_router(notifications_router(settings))
     app.include_router(drafts_router)
+    app.include_router(census_router)
     app.include_router(metrics_router)
     install_review(app, settings)
     if settings.api_docs:

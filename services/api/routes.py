@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field, field_validator
 from sqlmodel import Session
 
 from clinical_notes.kinds import KINDS
+from clinical_notes.kinds import known_kinds as kinds_named
 from fhir_adapters.references import fhir_id
 from services.api.security import SummariesRead, SummariesWrite
 from services.core.broker import broker_redis
@@ -37,6 +38,14 @@ JobId = Annotated[str, Path(max_length=36, pattern=r"^[A-Za-z0-9\-]+$", descript
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
+def known_kinds(value: list[str]) -> list[str]:
+    """A request's kinds, each once (ValueError, a 422, for an unknown one)."""
+    try:
+        return kinds_named(value)
+    except InputError as exc:
+        raise ValueError(str(exc)) from exc
+
+
 class SummaryRequest(BaseModel):
     """Ask for drafts of one patient."""
 
@@ -54,10 +63,7 @@ class SummaryRequest(BaseModel):
     @field_validator("kinds")
     @classmethod
     def _known_kinds(cls, value: list[str]) -> list[str]:
-        unknown = sorted(set(value) - set(KINDS))
-        if unknown:
-            raise ValueError(f"unknown kinds {unknown}; known: {sorted(KINDS)}")
-        return list(dict.fromkeys(value))
+        return known_kinds(value)
 
 
 @router.post("/v1/summaries", status_code=status.HTTP_202_ACCEPTED, response_model=SummaryJobPublic)

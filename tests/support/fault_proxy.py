@@ -78,7 +78,8 @@ class FaultProxy:
                         "connection",
                         "content-encoding",
                     ):
-                        self.send_header(key, value)
+                        # Location headers too (a Bulk export's status URL): clients stay on the proxy.
+                        self.send_header(key, value.replace(proxy.upstream.rstrip("/"), proxy.url))
                 content = answer.content.replace(proxy.upstream.rstrip("/").encode(), proxy.url.encode())
                 self.send_header("Content-Length", str(len(content)))
                 self.end_headers()
