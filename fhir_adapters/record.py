@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,20 @@ class PatientRecord:
 
 async def fetch_record(client: FhirClient, patient_id: str, *, since: str | None = None) -> PatientRecord:
     """Fetch one patient's record the way the server declares: $everything (paged), else per-type searches."""
+    raw, source = await fetch_resources(client, patient_id, since=since)
+    return record_from_resources(patient_id, raw, source)
+
+
+def record_from_resources(patient_id: str, raw: Iterable[dict[str, Any]], source: str) -> PatientRecord:
+    """A record of fetched resources (JSON), validated and keyed by `Type/id`."""
+    parsed = parse_all(list(raw), types=RECORD_TYPES)
+    return PatientRecord(patient_id, parsed.resources, parsed.rejected, source)
+
+
+async def fetch_resources(
+    client: FhirClient, patient_id: str, *, since: str | None = None
+) -> tuple[list[dict[str, Any]], str]:
+    """One patient's resources as JSON, and how they were fetched (`$everything` or `search`)."""
     fhir_id(patient_id, "patient id")
     declared = await capabilities(client)
     raw: list[dict[str, Any]] | None = None
@@ -88,11 +103,10 @@ async def fetch_record(client: FhirClient, patient_id: str, *, since: str | None
             # Declared (or not declared either way) but refused: searches reach the same resources.
             log.info("$everything refused (%s); falling back to searches", exc.status)
     if raw is None:
-        raw = await _search_record(client, declared, patient_id, since)
+        raw = await search_resources(client, declared, patient_id, since)
     if not any(r.get("resourceType") == "Patient" and r.get("id") == patient_id for r in raw):
-        raw.append(await _read_patient(client, patient_id))
-    parsed = parse_all(raw, types=RECORD_TYPES)
-    return PatientRecord(patient_id, parsed.resources, parsed.rejected, source)
+        raw.append(await read_patient(client, patient_id))
+    return raw, source
 
 
 async def _everything(client: FhirClient, patient_id: str, since: str | None) -> list[dict[str, Any]]:
@@ -105,17 +119,19 @@ async def _everything(client: FhirClient, patient_id: str, since: str | None) ->
     return raw
 
 
-async def _read_patient(client: FhirClient, patient_id: str) -> dict[str, Any]:
+async def read_patient(client: FhirClient, patient_id: str) -> dict[str, Any]:
+    """The Patient resource; FhirNotFound naming it when the server has none."""
     try:
         return await client.read("Patient", patient_id)
     except FhirNotFound as exc:
         raise FhirNotFound(f"Patient/{patient_id} not found", status=exc.status, outcome=exc.outcome) from exc
 
 
-async def _search_record(
+async def search_resources(
     client: FhirClient, declared: Capabilities, patient_id: str, since: str | None
 ) -> list[dict[str, Any]]:
-    raw = [await _read_patient(client, patient_id)]
+    """The Patient and its resources of each searchable type (those changed since `since`, where declared)."""
+    raw = [await read_patient(client, patient_id)]
     for resource_type in FALLBACK_TYPES:
         param = declared.patient_param(resource_type)
         if param is None:

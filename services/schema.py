@@ -19,6 +19,7 @@ def import_models() -> None:
     import services.audit.models
     import services.jobs.models
     import services.metrics.models
+    import services.snapshots.models
     import services.subscriptions.models  # noqa: F401  (registers the tables)
 
 

@@ -34,12 +34,13 @@ from clinical_notes.verifier import VerificationReport, Verifier, flag_backing, 
 from fhir_adapters.client import FhirClient
 from fhir_adapters.condense import condense
 from fhir_adapters.evidence import RecordEvidence
-from fhir_adapters.record import RECORD_TYPES, PatientRecord, fetch_record
+from fhir_adapters.record import RECORD_TYPES, PatientRecord
 from fhir_adapters.resources import preload_models
 from fhir_adapters.writeback import DraftDocument, ModelDevice, draft_identifier, find_draft, write_draft
 from services.core.errors import InputError, LlmPermanentError
 from services.core.settings import Settings
 from workers.llm_client import LlmClient, LlmOutputError
+from workers.record_pull import pull_with_snapshot
 
 log = logging.getLogger(__name__)
 TEMPLATE_MARGIN_TOKENS = 48  # chat-template control tokens and rounding
@@ -343,7 +344,7 @@ class Pipeline:
         if self.fhir is None:
             raise RuntimeError("Pipeline.summarize needs a FHIR client")
         started = time.perf_counter()
-        record = await fetch_record(self.fhir, patient_id)
+        record = (await pull_with_snapshot(self.fhir, patient_id)).record
         fetch_s = time.perf_counter() - started
         result = await self.run(record, kinds, write=write)
         result.timings["fetch"] = fetch_s
