@@ -52,6 +52,19 @@ class Capabilities:
                 return name
         return None if self.declared else "patient"
 
+    def subscribable(self, wanted: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The wanted Subscriptions the server supports: rest-hook criteria, the Backport topics it lists."""
+        if not self.declared:
+            return wanted
+        if not self.subscriptions:
+            return []
+        # A Backport subscription's criteria is its topic's canonical URL; a rest-hook's is a search.
+        return [
+            s
+            for s in wanted
+            if not str(s.get("criteria")).startswith("http") or s.get("criteria") in self.topics
+        ]
+
     def fetch_plan(self) -> str:
         """`$everything` when declared (or when nothing is declared, then tried), else `search`."""
         return "$everything" if self.everything or not self.declared else "search"

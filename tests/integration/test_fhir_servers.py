@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import httpx
 import pytest
 
-from fhir_adapters.capability import capabilities, forget
+from fhir_adapters.capability import Capabilities, capabilities, forget
 from fhir_adapters.client import FhirClient
 from fhir_adapters.condense import condense
 from fhir_adapters.lifecycle import approve, etag_of, read_versioned, reject
 from fhir_adapters.record import FALLBACK_TYPES, fetch_record
 from fhir_adapters.snapshot import timeline_digest
 from fhir_adapters.writeback import DraftDocument, ModelDevice, draft_identifier, find_draft, write_draft
-from services.core.errors import FhirConflict
+from services.core.errors import ConfigError, FhirConflict
+from services.core.settings import get_settings
+from workers.subscribing import subscribe, wanted_subscriptions
 
 pytestmark = pytest.mark.integration
 Server = tuple[str, str, list[str]]
@@ -136,3 +139,21 @@ async def test_the_same_patient_gives_the_same_timeline_on_both_servers(
             record = await fetch_record(client, patient)
         digests.append(timeline_digest(condense(record)))
     assert digests[0] == digests[1]
+
+
+def test_subscriptions_only_where_declared(any_fhir: Server, postgres_db: str) -> None:
+    name, url, _ = any_fhir
+    wanted = wanted_subscriptions(get_settings())
+
+    async def declared_by_server() -> Capabilities:
+        async with FhirClient(url) as client:
+            return await capabilities(client)
+
+    declared = asyncio.run(declared_by_server())
+    if name == "sekmet":
+        assert declared.subscriptions and set(get_settings().subscription_topics) <= declared.topics
+        assert declared.subscribable(wanted) == wanted
+    else:
+        assert not declared.subscriptions and declared.subscribable(wanted) == []
+        with pytest.raises(ConfigError, match="no Subscription we can use"):
+            subscribe(get_settings(), url)
