@@ -6,6 +6,7 @@ import gzip
 import json
 import logging
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from fhir_adapters.capability import Capabilities, capabilities
@@ -139,8 +140,17 @@ def _snapshot(
     patient_id: str, resources: dict[str, dict[str, Any]], record: PatientRecord, digest: str | None = None
 ) -> Snapshot:
     stamps = [s for r in resources.values() if (s := _meta(r, "lastUpdated"))]
-    since = max(stamps) if stamps else None
+    since = max(stamps, key=_instant) if stamps else None
     return Snapshot(patient_id, resources, since, digest or timeline_digest(condense(record)))
+
+
+def _instant(value: str) -> datetime:
+    """A lastUpdated as a datetime (servers write offsets as Z or +00:00); unparseable ones sort first."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return datetime.min.replace(tzinfo=UTC)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _by_ref(raw: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
