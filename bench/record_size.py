@@ -129,7 +129,7 @@ async def one_run(pipeline: Pipeline, client: FhirClient, clock: ServerClock, pa
     outcome = await pipeline.draft(kind, job)
     t3 = time.perf_counter()
     identifier = draft_identifier(record.patient_id, "progress", f"bench-{time.time_ns()}")
-    await write_draft(client, pipeline.document(record, kind, identifier, full, outcome))
+    await write_draft(client, pipeline.document(record, kind, identifier, job, outcome))
     t4 = time.perf_counter()
     times = {
         "fetch": t1 - t0,

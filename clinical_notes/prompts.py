@@ -6,7 +6,10 @@ serves the other kinds from its prefix cache; only the task at the end differs.
 
 from __future__ import annotations
 
+from typing import Any
+
 from clinical_notes.kinds import KINDS, NoteKind
+from clinical_notes.language import ENGLISH, WORDINGS, Wording
 from clinical_notes.schema import slug
 
 SYSTEM = """You draft the synthesis parts of clinical notes for a clinician to review; the facts of the \
@@ -47,15 +50,35 @@ def timeline_block(timeline_text: str) -> str:
     return f"{TIMELINE_START}\n{quoted}\n{TIMELINE_END}\n\n"
 
 
-def messages(kind: NoteKind, timeline_text: str, feedback: str | None = None) -> list[dict[str, str]]:
-    """Chat messages for one generation; feedback (after an unusable answer) ends the user turn."""
-    user = timeline_block(timeline_text) + task(kind)
+def system(words: Wording = ENGLISH) -> str:
+    """The system text, with the output language's rule (the same for every kind of a job)."""
+    return SYSTEM + (words.prompt_rule + "\n" if words.prompt_rule else "")
+
+
+def messages(
+    kind: NoteKind,
+    timeline_text: str,
+    feedback: str | None = None,
+    words: Wording = ENGLISH,
+    images: list[dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """Chat messages for one generation; feedback (after an unusable answer) ends the user turn. Image
+    parts (clinical_notes.attachments) go between the timeline and the task, so the prefix stays shared."""
+    end = task(kind)
     if feedback:
-        user += f"\nYour previous answer was unusable ({feedback}); correct it and follow the schema exactly."
-    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
+        end += f"\nYour previous answer was unusable ({feedback}); correct it and follow the schema exactly."
+    user: str | list[dict[str, Any]] = timeline_block(timeline_text) + end
+    if images:
+        user = [
+            {"type": "text", "text": timeline_block(timeline_text)},
+            *images,
+            {"type": "text", "text": end},
+        ]
+    return [{"role": "system", "content": system(words)}, {"role": "user", "content": user}]
 
 
 def fixed_text() -> str:
-    """Everything of a prompt but the timeline, for the longest task: what a token budget must reserve."""
+    """Everything of a prompt but the timeline, for the longest task and language rule: what a token
+    budget must reserve."""
     longest = max((task(k) for k in KINDS.values()), key=len)
-    return SYSTEM + timeline_block("") + longest
+    return max((system(w) for w in WORDINGS.values()), key=len) + timeline_block("") + longest

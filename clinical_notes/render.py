@@ -6,59 +6,55 @@ from typing import Any
 
 from clinical_notes.draft import Flag, NoteDraft, Statement
 from clinical_notes.kinds import NoteKind
+from clinical_notes.language import ENGLISH, Wording
 from clinical_notes.timeline import Source
 
-BANNER = (
-    "> **AI-generated draft, not reviewed.** Not a medical device: a clinician must review, edit and approve "
-    "it before use. Statements marked _(model)_ were written by a language model and checked against the "
-    "record; all others were composed from the record. Every statement cites its sources."
-)
+BANNER = ENGLISH.banner
 
 
 def render_markdown(
-    note: NoteDraft, kind: NoteKind, sources: dict[str, Source], verification: dict[str, Any] | None = None
+    note: NoteDraft,
+    kind: NoteKind,
+    sources: dict[str, Source],
+    verification: dict[str, Any] | None = None,
+    words: Wording = ENGLISH,
 ) -> str:
-    """Markdown a clinician reads: statements with [n] markers and a numbered Sources list."""
+    """Markdown a clinician reads, in the wording's language: statements with [n] markers and numbered
+    Sources."""
     numbers: dict[str, int] = {}
 
     def marks(citations: list[str]) -> str:
         return "".join(f"[{numbers.setdefault(ref, len(numbers) + 1)}]" for ref in citations)
 
     def statement_line(s: Statement) -> str:
-        author = " _(model)_" if s.author == "model" else ""
+        author = f" {words.model_mark}" if s.author == "model" else ""
         return f"- {s.text.strip()} {marks(s.citations)}".rstrip() + author
 
     def flag_lines(flags: list[Flag]) -> list[str]:
-        lines = ["## Flags", ""]
+        lines = [f"## {words.flags}", ""]
         for f in flags:
-            lines.append(
-                f"- **{f.severity.upper()}** {f.title}: {f.rationale} {marks(f.citations)} _({f.source})_"
-            )
+            severity = words.severities.get(f.severity, f.severity.upper())
+            source = words.authors.get(f.source, f.source)
+            lines.append(f"- **{severity}** {f.title}: {f.rationale} {marks(f.citations)} _({source})_")
         return [*lines, ""]
 
-    lines = [f"# {kind.title}", "", BANNER, ""]
+    lines = [f"# {words.title(kind.name, kind.title)}", "", words.banner, ""]
     if note.synthesis_unavailable:
-        reason = note.synthesis_unavailable
-        lines += [f"_Model synthesis unavailable: {reason}. The facts below are from the record._", ""]
+        lines += [words.unavailable.format(reason=note.synthesis_unavailable), ""]
     critical_first = any(f.severity == "critical" for f in note.flags)
     if note.flags and critical_first:
         lines += flag_lines(note.flags)
     for section in note.sections:
-        lines += [f"## {section.title}", "", *map(statement_line, section.statements), ""]
+        lines += [f"## {words.section(section.title)}", "", *map(statement_line, section.statements), ""]
     if note.flags and not critical_first:
         lines += flag_lines(note.flags)
     if verification:
         checked, dropped = verification.get("statements_checked", 0), verification.get("dropped", 0)
-        removed = (
-            f"{dropped} model statements were removed for failing a check" if dropped else "none removed"
-        )
-        lines += [
-            f"_Verification: every statement here was checked against the record ({checked}); {removed}._",
-            "",
-        ]
-    lines += ["## Sources", ""]
+        removed = words.removed_some.format(n=dropped) if dropped else words.removed_none
+        lines += [words.verification.format(checked=checked, removed=removed), ""]
+    lines += [f"## {words.sources}", ""]
     for ref, number in numbers.items():
-        source = sources.get(ref, Source("not in the timeline", None))
-        when = f", {source.date[:10]}" if source.date else ""
+        source = sources.get(ref, Source(words.not_in_timeline, None))
+        when = f", {words.day(source.date)}" if source.date else ""
         lines.append(f"{number}. {ref.split('/')[0]}{when}: {source.label} ({ref})")
     return "\n".join(lines).rstrip() + "\n"

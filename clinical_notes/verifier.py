@@ -24,6 +24,7 @@ from clinical_notes.concepts import filler, is_hollow, mentions
 from clinical_notes.draft import Flag, NoteDraft
 from clinical_notes.evidence import Evidence, EvidenceSource, dates_in, quantities_in
 from clinical_notes.kinds import ALL_TITLES
+from clinical_notes.language import ENGLISH, Wording
 from clinical_notes.timeline import ClinicalTimeline, series_measurements
 
 Rule = Literal[
@@ -49,18 +50,6 @@ ABOUT_THE_RECORD = [
     )
 ]
 ASSESSMENT_TITLES = re.compile(r"assessment|impression|differential", re.IGNORECASE)
-DEFINITIVE = re.compile(
-    r"\b(diagnosed with|diagnosis (is|of)|diagnostic of|confirms?|confirmed|definitely|certainly|"
-    r"is suffering from|(has|have) (an? )?([a-z-]+ ){0,3}"
-    r"[a-z-]*(itis|osis|emia|aemia|oma|pathy|pneumonia|sepsis|infection|failure|infarction|fracture|"
-    r"cancer|carcinoma|disease|syndrome|disorder|embolism|stroke))\b",
-    re.IGNORECASE,
-)
-HEDGED = re.compile(
-    r"\b(suggests?|suggestive|consistent with|compatible with|consider|possible|possibly|probable|likely|"
-    r"may|might|could|suspect(ed)?|concern for|cannot be excluded|rule out|differential|history of|known)\b",
-    re.IGNORECASE,
-)
 # What each rule means to a reader of the draft ("nothing the model wrote passed: 16 citations of ...").
 RULE_TEXT: dict[str, str] = {
     "citation_unresolved": "citations of nothing in the record",
@@ -150,11 +139,13 @@ class Verifier:
         *,
         backing: set[str] | None = None,
         titles: Iterable[str] = ALL_TITLES,
+        wording: Wording = ENGLISH,
     ):
         self.record = record
         self.prompt_refs = prompt_refs
         self.backing = backing
-        self.titles = tuple(titles)
+        self.titles = (*titles, *wording.section_titles.values())
+        self.wording = wording
 
     def check(self, claim: Claim) -> list[Violation]:
         """Every violation of one statement or model flag."""
@@ -163,6 +154,7 @@ class Verifier:
         def add(rule: Rule, detail: str) -> None:
             found.append(Violation(location=claim.location, rule=rule, detail=detail))
 
+        words = self.wording
         text = claim.text
         resolved: list[Evidence] = []
         for ref in claim.citations:
@@ -181,23 +173,30 @@ class Verifier:
         phrase = filler(text)
         if phrase:
             add("filler", f"filler ({phrase!r}) states nothing about the patient")
-        if not claim.citations and not any(p.search(text.strip()) for p in ABOUT_THE_RECORD):
+        about_the_record = (*ABOUT_THE_RECORD, *words.about_the_record)
+        if not claim.citations and not any(p.search(text.strip()) for p in about_the_record):
             add("uncited_claim", "clinical statement without a citation")
+        checked = words.for_checking(text)
         for evidence in resolved:
-            if not mentions(text, evidence):
+            if not mentions(checked, evidence):
                 add(
                     "ungrounded",
                     f"does not mention what {evidence.ref} records; name it or cite what you state",
                 )
         if claim.citations:
-            for quantity in quantities_in(text):
+            for quantity in quantities_in(checked):
                 if not any(e.has_quantity(quantity) for e in resolved):
                     add("number_unsupported", f"{quantity.value:g} {quantity.unit} is in no cited resource")
-            for day, month_only in dates_in(text):
+            for day, month_only in dates_in(checked):
                 if not any(e.covers(day, month_only) for e in resolved):
                     shown = day.strftime("%Y-%m") if month_only else day.isoformat()
                     add("date_unsupported", f"{shown} is outside every cited resource's dates")
-        if claim.assessment and DEFINITIVE.search(text) and not HEDGED.search(text):
+        hedged = words.hedged.search(text) or ENGLISH.hedged.search(text)
+        if (
+            claim.assessment
+            and (words.definitive.search(text) or ENGLISH.definitive.search(text))
+            and not hedged
+        ):
             add("definitive_diagnosis", "assessment states a definitive diagnosis; use hedged language")
         flag = claim.flag
         backing = self.backing

@@ -39,9 +39,14 @@ MAX_MODEL_LEN = 4096
 STOP_TOKEN_IDS = (1, 106)  # <eos>, <end_of_turn>
 SETUP_VERSION = 1  # bump when the setup recipe changes, forcing a rebuild
 KVCACHE_SPACE_GB = "1"
+LORA_MAX_RANK = 16
+# peft makes the test adapters; installed without dependencies into a folder of its own (the venv has
+# torch, transformers and safetensors), so the shared venv and its install stamp stay as they are.
+PEFT_REQUIREMENT = "peft==0.21.2"
 PREFIX_RETENTION_TOKENS = 256
 # Service settings that fit this server: its context, and notes short enough for ~30 tokens/s on 2 cores.
 DEMO_LIMITS = {
+    "EHRSUM_LLM_PROFILE": "cpu-stand-in",
     "EHRSUM_LLM_CONTEXT_TOKENS": str(MAX_MODEL_LEN),
     "EHRSUM_LLM_MAX_OUTPUT_TOKENS": "1024",
     "EHRSUM_NOTE_MAX_STATEMENTS": "2",
@@ -399,8 +404,11 @@ def server_command(
     name: str | None = None,
     profile: str = DEFAULT_PROFILE,
     max_model_len: int | None = None,
+    lora: dict[str, Path] | None = None,
 ) -> tuple[list[str], dict[str, str]]:
-    """Return the command line and full environment that start the OpenAI-compatible server."""
+    """Return the command line and full environment that start the OpenAI-compatible server.
+
+    `lora` serves LoRA adapters (served name -> adapter folder) beside the base model."""
     spec = get_profile(profile)
     cmd = [
         str(venv_python()),
@@ -428,6 +436,9 @@ def server_command(
         # prompt's end and where two prompts already diverged, so the second kind of a job missed the
         # shared timeline. Checkpoints every 256 tokens let every kind reuse it (a multiple of the block).
         cmd += ["--prefix-cache-retention-interval", str(spec.prefix_retention_tokens)]
+    if lora:
+        cmd += ["--enable-lora", "--max-lora-rank", str(LORA_MAX_RANK), "--max-loras", str(len(lora))]
+        cmd += ["--lora-modules", *(f"{name}={path}" for name, path in lora.items())]
     env = _clean_env()
     env.update(
         {
@@ -568,6 +579,59 @@ def _convert_in_venv(profile: str, gguf_dir: str, out_dir: str) -> None:
     print(f"saved {out}", flush=True)
 
 
+def peft_dir() -> Path:
+    """Return the folder that holds peft for the venv's Python."""
+    return cache_dir() / f"peft-{PEFT_REQUIREMENT.partition('==')[2]}"
+
+
+def make_lora(out_dir: Path, profile: str = DEFAULT_PROFILE, rank: int = 8, seed: int = 0) -> Path:
+    """Create a small LoRA adapter (random, non-zero weights) for the profile's model with peft; return it."""
+    ensure_setup(profile)
+    if not (peft_dir() / "peft").is_dir():
+        with _setup_lock():
+            if not (peft_dir() / "peft").is_dir():
+                target = peft_dir().with_suffix(".tmp")
+                shutil.rmtree(target, ignore_errors=True)
+                _run(
+                    [
+                        str(venv_python()),
+                        "-m",
+                        "pip",
+                        "install",
+                        "--no-deps",
+                        "--target",
+                        str(target),
+                        PEFT_REQUIREMENT,
+                    ],
+                    "peft install",
+                )
+                target.rename(peft_dir())
+    env = _clean_env()
+    env.update({"PYTHONPATH": str(peft_dir()), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
+    script = str(Path(__file__).resolve())
+    args = ["_lora", "--profile", profile, str(out_dir), str(rank), str(seed)]
+    _run([str(venv_python()), script, *args], "LoRA adapter creation", env=env)
+    return out_dir
+
+
+def _lora_in_venv(profile: str, out_dir: str, rank: int, seed: int) -> None:
+    """Save a random LoRA adapter on the attention projections of the profile's model (in the venv)."""
+    torch = importlib.import_module("torch")
+    transformers = importlib.import_module("transformers")
+    peft = importlib.import_module("peft")
+    torch.manual_seed(seed)
+    model = transformers.AutoModelForCausalLM.from_pretrained(str(model_dir(profile)), dtype=torch.bfloat16)
+    config = peft.LoraConfig(
+        r=rank,
+        lora_alpha=rank,
+        target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
+        init_lora_weights=False,  # peft's default zero B would make the adapter the base model
+        task_type="CAUSAL_LM",
+    )
+    peft.get_peft_model(model, config).save_pretrained(out_dir)
+    print(f"saved {out_dir}", flush=True)
+
+
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Parse the command line."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -584,6 +648,17 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--served-model-name", help="default: the profile's model name")
     serve.add_argument("--max-model-len", type=int, help="default: the profile's")
+    serve.add_argument(
+        "--lora", action="append", default=[], metavar="NAME=DIR", help="serve a LoRA adapter (repeatable)"
+    )
+    lora = sub.add_parser("make-lora", parents=[profile_arg], help="create a small random LoRA adapter")
+    lora.add_argument("out_dir", type=Path)
+    lora.add_argument("--rank", type=int, default=8)
+    lora.add_argument("--seed", type=int, default=0)
+    lora_in_venv = sub.add_parser("_lora", parents=[profile_arg], help=argparse.SUPPRESS)
+    lora_in_venv.add_argument("out_dir")
+    lora_in_venv.add_argument("rank", type=int)
+    lora_in_venv.add_argument("seed", type=int)
     wait = sub.add_parser("wait", help="poll /v1/models until the server is ready")
     wait.add_argument("--url", required=True)
     wait.add_argument("--timeout", type=float, default=300.0)
@@ -601,8 +676,14 @@ def main(argv: list[str] | None = None) -> int:
             print(ensure_setup(args.profile))
         elif args.command == "serve":
             ensure_setup(args.profile)
+            adapters = dict(item.split("=", 1) for item in args.lora)
             cmd, env = server_command(
-                args.port, args.host, args.served_model_name, args.profile, args.max_model_len
+                args.port,
+                args.host,
+                args.served_model_name,
+                args.profile,
+                args.max_model_len,
+                {name: Path(path) for name, path in adapters.items()},
             )
             log(f"starting: {shlex.join(cmd)}")
             sys.stdout.flush()
@@ -611,6 +692,10 @@ def main(argv: list[str] | None = None) -> int:
             started = time.monotonic()
             wait_ready(args.url, args.timeout)
             log(f"ready after {time.monotonic() - started:.1f} s")
+        elif args.command == "make-lora":
+            print(make_lora(args.out_dir, args.profile, args.rank, args.seed))
+        elif args.command == "_lora":
+            _lora_in_venv(args.profile, args.out_dir, args.rank, args.seed)
         elif args.command == "_convert":
             _convert_in_venv(args.profile, args.gguf_dir, args.out_dir)
     except (SetupError, TimeoutError, RuntimeError, OSError) as exc:

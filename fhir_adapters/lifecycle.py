@@ -15,6 +15,8 @@ from services.core.errors import ConflictError, FhirConflict, InputError
 
 PARTICIPANT = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
 VERIFIER_ATTEMPTS = 3
+REJECTION_REASON = "urn:ehr-summarizer:rejection-reason"
+REASON_MAX_CHARS = 1000
 DraftState = Literal["preliminary", "approved", "rejected", "superseded", "replaced"]
 
 
@@ -150,11 +152,16 @@ async def approve(
     return await _put(client, doc, if_match)
 
 
-async def reject(client: FhirClient, ref: str, *, if_match: str) -> dict[str, Any]:
-    """status entered-in-error; 412 when the draft moved on."""
+async def reject(client: FhirClient, ref: str, *, if_match: str, reason: str | None = None) -> dict[str, Any]:
+    """status entered-in-error, with the reviewer's reason when given; 412 when the draft moved on."""
     current = await read_versioned(client, ref)
     doc = copy.deepcopy(current.resource)
     doc["status"] = "entered-in-error"
+    if reason is not None:
+        if not reason.strip() or len(reason) > REASON_MAX_CHARS:
+            raise InputError(f"a rejection reason is 1 to {REASON_MAX_CHARS} characters")
+        others = [e for e in doc.get("extension", []) if e.get("url") != REJECTION_REASON]
+        doc["extension"] = [*others, {"url": REJECTION_REASON, "valueString": reason.strip()}]
     return await _put(client, doc, if_match)
 
 

@@ -144,15 +144,12 @@ def loaded_patients(fhir_server: str, synthea_files: list[Path]) -> list[str]:
     return [patients.load(fhir_server, path) for path in synthea_files]
 
 
-@pytest.fixture(scope="session")
-def llm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The real CPU vLLM serving Gemma 3 270M (installed and converted on first use)."""
+def start_cpu_llm(log: Path, **options: Any) -> tuple[subprocess.Popen[bytes], str]:
+    """The CPU vLLM (server_command options) on a free loopback port, once it answers: (process, URL)."""
     from deploy import llm_cpu
 
-    model_dir = llm_cpu.ensure_setup()
     port = free_port()
-    command, env = llm_cpu.server_command(port, "127.0.0.1", "gemma3-270m")
-    log = tmp_path_factory.mktemp("vllm") / "server.log"
+    command, env = llm_cpu.server_command(port, "127.0.0.1", **options)
     with log.open("wb") as out:
         proc = subprocess.Popen(
             command, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
@@ -163,6 +160,16 @@ def llm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     except Exception:
         stop(proc)
         raise
+    return proc, url
+
+
+@pytest.fixture(scope="session")
+def llm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The real CPU vLLM serving Gemma 3 270M (installed and converted on first use)."""
+    from deploy import llm_cpu
+
+    model_dir = llm_cpu.ensure_setup()
+    proc, url = start_cpu_llm(tmp_path_factory.mktemp("vllm") / "server.log", name="gemma3-270m")
     os.environ.update(
         EHRSUM_LLM_BASE_URL=url,
         EHRSUM_LLM_MODEL="gemma3-270m",
@@ -247,7 +254,11 @@ def api(
 
 def start_api(log: Path, **overrides: str) -> tuple[subprocess.Popen[bytes], str]:
     """Start `ehrsum api` on a free port with the test env plus `overrides`; the process and its URL."""
-    port = free_port()
+    return start_api_on(log, free_port(), **overrides)
+
+
+def start_api_on(log: Path, port: int, **overrides: str) -> tuple[subprocess.Popen[bytes], str]:
+    """Start `ehrsum api` on `port` (one a URL in `overrides` names) with the test env plus `overrides`."""
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [str(BIN / "ehrsum"), "api", "--port", str(port)],

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from typing import Any
 
 from fhir_adapters.client import FhirClient
 from fhir_adapters.lifecycle import (
     Decision,
     add_verifier,
+    approve,
     decision_of,
     draft_identifier_of,
     read_versioned,
+    reject,
     replaced_targets,
     replacement_decision,
     supersede,
@@ -81,6 +84,26 @@ async def settle(
         await add_verifier(client, decision.draft_ref, verifier)
     log.info("draft is %s", decision.state, extra={"draft_ref": decision.draft_ref})
     return draft
+
+
+async def decide_on_server(
+    client: FhirClient,
+    ref: str,
+    *,
+    approved: bool,
+    if_match: str,
+    clinician: dict[str, Any],
+    label: str,
+    reason: str | None = None,
+) -> Decision:
+    """Approve (clinician as authenticator and Provenance verifier) or reject a draft, and record it."""
+    if approved:
+        doc = await approve(client, ref, if_match=if_match, authenticator=clinician)
+    else:
+        doc = await reject(client, ref, if_match=if_match, reason=reason)
+    decision = replace(decision_of(doc), authenticator=label if approved else None)
+    await settle(client, decision, verifier=clinician if approved else None)
+    return decision
 
 
 async def track(client: FhirClient, ref: str) -> list[Draft]:

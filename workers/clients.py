@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import lru_cache, partial
 
 from fhir_adapters.client import FhirAuth, FhirClient
 from fhir_adapters.smart_auth import SmartClientConfig, SmartTokenSource
@@ -39,7 +39,7 @@ def check_clients(settings: Settings) -> None:
         smart_tokens(settings, settings.fhir_base_url)
 
 
-def audit_exchange(method: str, path: str, status: int | None) -> None:
+def audit_exchange(method: str, path: str, status: int | None, *, actor: str = "ehr-summarizer") -> None:
     """Audit one FHIR read or write (the path carries ids only); capability probes are not audited."""
     if path == "metadata":
         return
@@ -50,7 +50,7 @@ def audit_exchange(method: str, path: str, status: int | None) -> None:
     outcome = AuditOutcome.success if status is not None and status < 400 else AuditOutcome.failure
     action = "fhir read" if method in ("GET", "HEAD") else "fhir write"
     record_detached(
-        actor="ehr-summarizer",
+        actor=actor,
         action=f"{action} {method}",
         outcome=outcome,
         resource_ids=[path] if path else [],
@@ -75,6 +75,18 @@ def fhir_client(settings: Settings, base_url: str | None = None) -> FhirClient:
         max_retries=settings.fhir_max_retries,
         page_limit=settings.fhir_page_limit,
         on_exchange=audit_exchange,
+    )
+
+
+def clinician_client(settings: Settings, access_token: str, actor: str) -> FhirClient:
+    """A FHIR client acting with a clinician's own SMART token (the review app), audited as them."""
+    return FhirClient(
+        settings.fhir_base_url,
+        auth=FhirAuth(kind="bearer", token=access_token),
+        timeout_s=settings.fhir_timeout_s,
+        max_retries=settings.fhir_max_retries,
+        page_limit=settings.fhir_page_limit,
+        on_exchange=partial(audit_exchange, actor=actor),
     )
 
 

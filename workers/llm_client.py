@@ -12,7 +12,8 @@ from typing import Any, TypeVar
 
 import httpx
 
-from services.core.errors import LlmPermanentError, LlmTransientError
+from services.core.errors import ConfigError, LlmPermanentError, LlmTransientError
+from services.core.model_profiles import strip_thinking
 from services.core.tls import tls_context
 
 TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -28,10 +29,20 @@ class Completion:
     completion_tokens: int
     finish_reason: str | None
     ttft_s: float | None = None
+    model: str | None = None  # the served model (or LoRA adapter) that answered, as the server names it
+
+
+class ImagesRefused(ConfigError):
+    """The server refused a request with images: the configured profile says the model takes them, the
+    served model does not. The job fails (a retry cannot help) with what to change."""
 
 
 class LlmOutputError(LlmPermanentError):
-    """The answer was not JSON, or was cut off."""
+    """The answer was not JSON, or was cut off; `model` is the served model that answered."""
+
+    def __init__(self, message: str, model: str | None = None):
+        super().__init__(message)
+        self.model = model
 
 
 @dataclass
@@ -43,9 +54,11 @@ class _Streamed:
     completion_tokens: int = 0
     finish_reason: str | None = None
     ttft_s: float | None = None
+    model: str | None = None
 
     def add(self, event: dict[str, Any]) -> None:
         """Fold one streamed chunk in."""
+        self.model = event.get("model") or self.model
         for choice in event.get("choices") or []:
             delta = (choice.get("delta") or {}).get("content")
             if delta:
@@ -115,6 +128,12 @@ class LlmClient:
             async with self._http.stream("POST", "chat/completions", json=body) as response:
                 if response.status_code >= 400:
                     await response.aread()
+                    if response.status_code == 400 and _has_images(body):
+                        raise ImagesRefused(
+                            f"the LLM server refused a request with images (400{_reason(response)}): "
+                            f"served model {body['model']} cannot take images; set EHRSUM_LLM_PROFILE to its "
+                            "profile, or EHRSUM_LLM_IMAGES=off"
+                        )
                     raise self._refused(response.status_code)
                 async for line in response.aiter_lines():
                     if not line.startswith("data:"):
@@ -135,17 +154,20 @@ class LlmClient:
 
     async def complete_json(
         self,
-        messages: list[dict[str, str]],
+        messages: list[dict[str, Any]],
         schema: dict[str, Any],
         *,
         name: str,
         max_tokens: int,
         temperature: float = 0.0,
         first_token: asyncio.Event | None = None,
+        model: str | None = None,
     ) -> Completion:
-        """One streamed chat completion constrained to `schema`; `first_token` is set when it starts."""
+        """One streamed chat completion constrained to `schema`; `first_token` is set when it starts.
+
+        `model` asks for another served name than the client's (a LoRA adapter of the same server)."""
         body = {
-            "model": self.model,
+            "model": model or self.model,
             "messages": messages,
             "max_tokens": max_tokens,
             "temperature": temperature,
@@ -162,20 +184,21 @@ class LlmClient:
             if first_token is not None:
                 first_token.set()  # whatever happened, whoever waits on the prefix need not wait longer
         if streamed.finish_reason == "length":
-            raise LlmOutputError(f"answer cut off at max_tokens={max_tokens}")
-        text = "".join(streamed.parts)
+            raise LlmOutputError(f"answer cut off at max_tokens={max_tokens}", streamed.model)
+        text = strip_thinking("".join(streamed.parts))
         try:
             content = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise LlmOutputError(f"answer is not JSON (at character {exc.pos})") from exc
+            raise LlmOutputError(f"answer is not JSON (at character {exc.pos})", streamed.model) from exc
         if not isinstance(content, dict):
-            raise LlmOutputError("answer is JSON but not an object")
+            raise LlmOutputError("answer is JSON but not an object", streamed.model)
         return Completion(
             content,
             streamed.prompt_tokens,
             streamed.completion_tokens,
             streamed.finish_reason,
             streamed.ttft_s,
+            streamed.model,
         )
 
     async def models(self) -> list[str]:
@@ -186,3 +209,23 @@ class LlmClient:
         except httpx.HTTPError as exc:
             raise LlmTransientError(f"LLM server not ready ({type(exc).__name__})") from exc
         return [str(m.get("id")) for m in response.json().get("data", [])]
+
+
+def _has_images(body: dict[str, Any]) -> bool:
+    """Whether a chat request carries image parts."""
+    return any(
+        isinstance(m.get("content"), list) and any(p.get("type") == "image_url" for p in m["content"])
+        for m in body.get("messages", [])
+    )
+
+
+def _reason(response: httpx.Response) -> str:
+    """vLLM's one-line reason for refusing images, shortened; "" when none. vLLM 0.32 says
+    "<model> is not a multimodal model": the model, not the request's content."""
+    try:
+        error = response.json().get("error") or {}
+        message = str(error.get("message") or "") if isinstance(error, dict) else ""
+    except (ValueError, AttributeError):
+        return ""
+    line = " ".join(message.split())[:300]
+    return f" ({line})" if line else ""

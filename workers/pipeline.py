@@ -20,27 +20,33 @@ from typing import Any
 from pydantic import ValidationError
 
 from clinical_notes import prompts
+from clinical_notes.attachments import ImageAttachment, image_keys, image_parts
 from clinical_notes.budget import fit_budget
 from clinical_notes.compose import compose, sections
 from clinical_notes.draft import Flag, NoteDraft, Statement
 from clinical_notes.kinds import NoteKind, get_kind
+from clinical_notes.language import ENGLISH, Wording, wording
 from clinical_notes.render import render_markdown
 from clinical_notes.rules import merge_flags, rule_flags
 from clinical_notes.schema import answer_to_draft, model_schema
-from clinical_notes.timeline import ClinicalTimeline
+from clinical_notes.timeline import ClinicalTimeline, Source
 from clinical_notes.timeline_text import render_timeline
 from clinical_notes.tokens import TokenCounter, token_counter
 from clinical_notes.verifier import VerificationReport, Verifier, flag_backing, without_failing
 from fhir_adapters.client import FhirClient
 from fhir_adapters.condense import condense
+from fhir_adapters.departments import departments
 from fhir_adapters.evidence import RecordEvidence
+from fhir_adapters.images import record_images
 from fhir_adapters.record import RECORD_TYPES, PatientRecord
 from fhir_adapters.resources import preload_models
 from fhir_adapters.writeback import DraftDocument, ModelDevice, draft_identifier, find_draft, write_draft
 from services.core.errors import InputError, LlmPermanentError
-from services.core.settings import Settings
+from services.core.model_profiles import get_profile
+from services.core.settings import Language, Settings
 from workers.llm_client import LlmClient, LlmOutputError
 from workers.record_pull import pull_with_snapshot
+from workers.routing import adapter_for, check_routes, language_for
 
 log = logging.getLogger(__name__)
 TEMPLATE_MARGIN_TOKENS = 48  # chat-template control tokens and rounding
@@ -60,6 +66,7 @@ class KindResult:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     ttft_s: float | None = None
+    served_model: str | None = None
 
 
 @dataclass
@@ -92,6 +99,18 @@ class Synthesis:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     ttft_s: float | None = None
+    served_model: str | None = None
+
+
+@dataclass(frozen=True)
+class Generated:
+    """One accepted answer: the draft, its token counts and time to first token, who answered."""
+
+    note: NoteDraft
+    prompt_tokens: int
+    completion_tokens: int
+    ttft_s: float | None
+    served_model: str | None
 
 
 @dataclass
@@ -105,11 +124,22 @@ class Job:
     evidence: RecordEvidence
     rules: list[Flag]
     news2: int | None
+    departments: list[str] = field(default_factory=list)
+    language: Language = "en"
+    images: list[ImageAttachment] = field(default_factory=list)
+    image_keys: dict[str, str] = field(default_factory=dict)
+    images_left_out: list[str] = field(default_factory=list)
+
+    @property
+    def words(self) -> Wording:
+        """The wording of the job's language."""
+        return wording(self.language)
 
     def verifier(self) -> Verifier:
-        """A verifier knowing what the model saw and what can back a flag."""
-        shown = set(self.fitted.refs()) if self.fitted is not None else set()
-        return Verifier(self.evidence, prompt_refs=shown, backing=flag_backing(self.full, self.rules))
+        """A verifier knowing what the model saw, what can back a flag, and the draft's language."""
+        shown = set(self.fitted.refs()) | set(self.image_keys.values()) if self.fitted is not None else set()
+        backing = flag_backing(self.full, self.rules)
+        return Verifier(self.evidence, prompt_refs=shown, backing=backing, wording=self.words)
 
 
 def warm_up(settings: Settings) -> None:
@@ -122,6 +152,7 @@ class Pipeline:
     """Summarizes patients; holds the clients and settings of one run."""
 
     def __init__(self, settings: Settings, *, llm: LlmClient, fhir: FhirClient | None = None):
+        check_routes(settings)
         self.settings = settings
         self.llm = llm
         self.fhir = fhir
@@ -133,9 +164,10 @@ class Pipeline:
         s = self.settings
         return s.llm_context_tokens - s.llm_max_output_tokens - fixed - TEMPLATE_MARGIN_TOKENS
 
-    def fit(self, timeline: ClinicalTimeline) -> ClinicalTimeline:
-        """The timeline fitted to the prompt budget; InputError when must-keep facts overflow it."""
-        budget = self.prompt_budget()
+    def fit(self, timeline: ClinicalTimeline, reserve: int = 0) -> ClinicalTimeline:
+        """The timeline fitted to the prompt budget less `reserve` tokens (images); InputError when
+        must-keep facts overflow it."""
+        budget = self.prompt_budget() - reserve
         fitted = fit_budget(timeline, budget, self.counter)
         if fitted.tokens is not None and fitted.tokens > budget:
             raise InputError(
@@ -147,12 +179,31 @@ class Pipeline:
     def prepare(self, record: PatientRecord) -> Job:
         """Condense once, fit once (every kind shares the fitted timeline), run the triage rules."""
         full = condense(record)
+        images, left_out = self.images(record)
+        profile = get_profile(self.settings.llm_profile)
         try:
-            fitted, reason = self.fit(full), None
+            fitted, reason = self.fit(full, reserve=len(images) * profile.image_tokens), None
         except InputError as exc:
             fitted, reason = None, str(exc)
         rules, score = rule_flags(full)
-        return Job(record, full, fitted, reason, RecordEvidence(record), rules, score.score)
+        names = departments(record)
+        language = language_for(self.settings, names)
+        job = Job(record, full, fitted, reason, RecordEvidence(record), rules, score.score, names, language)
+        job.images_left_out = left_out
+        if fitted is not None and images:
+            job.images, job.image_keys = images, image_keys(fitted, images)
+        return job
+
+    def images(self, record: PatientRecord) -> tuple[list[ImageAttachment], list[str]]:
+        """The record's images for a multimodal profile (EHRSUM_LLM_IMAGES=auto), and each image left out
+        with why (a text-only profile, images off, over a cap)."""
+        s = self.settings
+        images, left_out = record_images(record, s.image_max_bytes, s.image_max_count)
+        if images and s.llm_images == "off":
+            return [], left_out + [f"{i.ref}: images are off (EHRSUM_LLM_IMAGES=off)" for i in images]
+        if images and not get_profile(s.llm_profile).multimodal:
+            return [], left_out + [f"{i.ref}: profile {s.llm_profile} is text-only" for i in images]
+        return images, left_out
 
     async def generate(
         self,
@@ -160,9 +211,18 @@ class Pipeline:
         timeline: ClinicalTimeline,
         feedback: str | None = None,
         first_token: asyncio.Event | None = None,
-    ) -> tuple[NoteDraft, int, int, float | None]:
-        """The model's answer as a draft of its sections; one retry when it does not fit the schema."""
+        model: str | None = None,
+        words: Wording = ENGLISH,
+        job: Job | None = None,
+    ) -> Generated:
+        """The model's answer as a draft of its sections; one retry when it does not fit the schema.
+
+        `model` names a LoRA adapter of the server (None: the base model)."""
         keys = timeline.citation_keys()
+        images: list[dict[str, Any]] = []
+        if job is not None and job.images:
+            keys |= job.image_keys
+            images = image_parts(job.images, job.image_keys)
         schema = model_schema(
             kind,
             max_statements=self.settings.note_max_statements,
@@ -170,22 +230,34 @@ class Pipeline:
         )
         text = render_timeline(timeline)
         problem: str | None = None
+        served: str | None = None
         for attempt in range(2):
             try:
                 completion = await self.llm.complete_json(
-                    prompts.messages(kind, text, problem or feedback),
+                    prompts.messages(kind, text, problem or feedback, words, images),
                     schema,
                     name=f"{kind.name}_synthesis",
                     max_tokens=self.settings.llm_max_output_tokens,
                     temperature=self.settings.llm_temperature,
                     first_token=first_token,
+                    model=model,
                 )
+                served = completion.model
                 note = answer_to_draft(kind, completion.content).with_citations(keys)
-                return note, completion.prompt_tokens, completion.completion_tokens, completion.ttft_s
+                return Generated(
+                    note,
+                    completion.prompt_tokens,
+                    completion.completion_tokens,
+                    completion.ttft_s,
+                    completion.model,
+                )
             except (LlmOutputError, ValidationError) as exc:
                 problem = str(exc).splitlines()[0][:200]
+                served = getattr(exc, "model", None) or served
                 log.warning("unusable model answer (attempt %d): %s", attempt + 1, type(exc).__name__)
-        raise LlmOutputError(f"the answer did not fit the {kind.name} schema after a retry: {problem}")
+        raise LlmOutputError(
+            f"the answer did not fit the {kind.name} schema after a retry: {problem}", served
+        )
 
     async def synthesize(self, kind: NoteKind, job: Job, first_token: asyncio.Event | None) -> Synthesis:
         """Generate, verify (regenerating once with the violations), keep what passed; never raise for
@@ -195,20 +267,29 @@ class Pipeline:
             out.unavailable = job.unfitted_reason
             return out
         verifier = job.verifier()
+        adapter = adapter_for(self.settings, kind.name, job.departments)
         try:
-            note, out.prompt_tokens, out.completion_tokens, out.ttft_s = await self.generate(
-                kind, job.fitted, first_token=first_token
+            first = await self.generate(
+                kind, job.fitted, first_token=first_token, model=adapter, words=job.words, job=job
             )
+            out.prompt_tokens, out.completion_tokens, out.ttft_s = (
+                first.prompt_tokens,
+                first.completion_tokens,
+                first.ttft_s,
+            )
+            out.served_model, note = first.served_model, first.note
             out.first = out.report = verifier.verify(note)
             if not out.report.passed:
-                note, prompt_tokens, completion_tokens, _ = await self.generate(
-                    kind, job.fitted, out.report.feedback()
+                again = await self.generate(
+                    kind, job.fitted, out.report.feedback(), model=adapter, words=job.words, job=job
                 )
-                out.prompt_tokens += prompt_tokens
-                out.completion_tokens += completion_tokens
+                out.prompt_tokens += again.prompt_tokens
+                out.completion_tokens += again.completion_tokens
+                note = again.note
                 out.report = verifier.verify(note)
         except LlmPermanentError as exc:
             out.unavailable = str(exc)
+            out.served_model = out.served_model or getattr(exc, "model", None)
             return out
         out.note, out.dropped = without_failing(note, out.report)
         if not out.note.sections and not out.note.flags:
@@ -246,6 +327,7 @@ class Pipeline:
             prompt_tokens=synthesis.prompt_tokens,
             completion_tokens=synthesis.completion_tokens,
             ttft_s=synthesis.ttft_s,
+            served_model=synthesis.served_model,
         )
         authors = [s.author for section in kept.sections for s in section.statements]
         outcome.verification = {
@@ -261,12 +343,16 @@ class Pipeline:
             "violations_first_answer": synthesis.first.counts() if synthesis.first else {},
             "violations_final_answer": synthesis.report.counts() if synthesis.report else {},
             "regenerated": bool(synthesis.first and not synthesis.first.passed),
+            "served_model": synthesis.served_model,
+            "language": job.language,
+            "images": {"sent": [i.ref for i in job.images], "left_out": job.images_left_out},
         }
         if synthesis.unavailable:
             outcome.verification["synthesis_unavailable"] = synthesis.unavailable
         if kind.flags:
             outcome.verification["news2"] = job.news2
-        outcome.markdown = render_markdown(kept, kind, job.full.source_labels(), outcome.verification)
+        sources = job.full.source_labels() | {i.ref: Source(i.label, i.date) for i in job.images}
+        outcome.markdown = render_markdown(kept, kind, sources, outcome.verification, job.words)
         return outcome
 
     async def draft_all(self, kinds: list[NoteKind], job: Job) -> list[KindResult]:
@@ -302,7 +388,7 @@ class Pipeline:
             outcome = drafted[name]
             if write and self.fhir is not None and outcome.note is not None:
                 with result.timed("write"):
-                    document = self.document(record, get_kind(name), identifiers[name], job.full, outcome)
+                    document = self.document(record, get_kind(name), identifiers[name], job, outcome)
                     written = await write_draft(self.fhir, document)
                 outcome.draft_ref, outcome.created = written.draft_ref, written.created
             result.results.append(outcome)
@@ -313,18 +399,18 @@ class Pipeline:
         record: PatientRecord,
         kind: NoteKind,
         identifier: str,
-        full: ClinicalTimeline,
+        job: Job,
         outcome: KindResult,
     ) -> DraftDocument:
         """The write-back input for one verified draft."""
         assert outcome.note is not None and outcome.markdown is not None
-        latest = full.encounters[0] if full.encounters else None
+        latest = job.full.encounters[0] if job.full.encounters else None
         return DraftDocument(
             patient_id=record.patient_id,
             kind=kind.name,
             loinc_code=kind.loinc_code,
             loinc_display=kind.loinc_display,
-            title=kind.title,
+            title=job.words.title(kind.name, kind.title),
             markdown=outcome.markdown,
             structured={**outcome.note.model_dump(), "verification": outcome.verification},
             cited_refs=outcome.note.cited(),

@@ -12,6 +12,7 @@ from services.api.notifications import notifications_router
 from services.api.outcomes import install_handlers
 from services.api.routes import router
 from services.core.settings import get_settings
+from services.review.app import install_review
 from services.schema import init_db
 
 
@@ -35,6 +36,7 @@ def create_app() -> FastAPI:
     app.include_router(notifications_router(settings))
     app.include_router(drafts_router)
     app.include_router(metrics_router)
+    install_review(app, settings)
     if settings.api_docs:
         install_docs(app)
     return app

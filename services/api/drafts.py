@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query
 
-from fhir_adapters.lifecycle import approve as approve_on_server
-from fhir_adapters.lifecycle import decision_of
-from fhir_adapters.lifecycle import reject as reject_on_server
 from fhir_adapters.references import fhir_id
 from services.api.outcomes import operation_outcome
 from services.api.routes import SessionDep
@@ -19,7 +15,7 @@ from services.core.errors import InputError
 from services.core.settings import get_settings
 from services.jobs.drafts import get_draft, list_drafts
 from services.jobs.models import DraftPublic, DraftState
-from workers.approvals import settle
+from workers.approvals import decide_on_server
 from workers.clients import fhir_client
 
 router = APIRouter()
@@ -75,17 +71,16 @@ async def _decide(
         return operation_outcome(428, f"{ref}: send If-Match with the version you reviewed")
     expected = version_of(if_match)
     get_draft(session=session, ref=ref)
+    label = principal.fhir_user or f"{API_SUBJECT_SYSTEM}|{principal.subject}"
     async with fhir_client(get_settings()) as client:
-        if approve:
-            doc = await approve_on_server(
-                client, ref, if_match=expected, authenticator=authenticator_of(principal)
-            )
-        else:
-            doc = await reject_on_server(client, ref, if_match=expected)
-        verifier = authenticator_of(principal)
-        label = principal.fhir_user or f"{API_SUBJECT_SYSTEM}|{principal.subject}"
-        decision = replace(decision_of(doc), authenticator=label if approve else None)
-        await settle(client, decision, verifier=verifier if approve else None)
+        await decide_on_server(
+            client,
+            ref,
+            approved=approve,
+            if_match=expected,
+            clinician=authenticator_of(principal),
+            label=label,
+        )
     session.expire_all()
     return get_draft(session=session, ref=ref)
 

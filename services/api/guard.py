@@ -5,7 +5,8 @@ Pure ASGI middleware, so every route inherits it and no byte of a body is read b
 1. failed credentials are counted per client address (the socket's; uvicorn believes X-Forwarded-For only
    from EHRSUM_API_TRUSTED_PROXIES): past EHRSUM_AUTH_FAILURES_PER_MINUTE even a right credential gets 429;
 2. the caller: the notification secret on /v1/notifications, a bearer token on every other path but the
-   public ones (health, and the API's own description when EHRSUM_API_DOCS is on), else 401;
+   public ones (health, the API's own description when EHRSUM_API_DOCS is on, and the review app under
+   /review, which signs clinicians in with SMART and limits its own launches), else 401;
 3. the caller's rate, per token subject (EHRSUM_API_RATE_PER_MINUTE) or for the notifier
    (EHRSUM_NOTIFICATION_RATE_PER_MINUTE), else 429;
 4. the body: a Content-Length over the route's limit is 413 unread, a longer stream is 413 at the limit,
@@ -43,6 +44,7 @@ from services.core.settings import Settings
 
 log = logging.getLogger(__name__)
 HEALTH_PATHS = frozenset({"/healthz", "/readyz"})
+REVIEW = "/review"  # the review app signs clinicians in with SMART and keeps its own sessions
 NOTIFICATIONS = "/v1/notifications"
 NOTIFIER = Principal(subject="notifier", scopes=frozenset())
 INLINE_SCAN_BYTES = 65_536  # larger bodies are scanned for depth off the event loop
@@ -62,7 +64,12 @@ def nesting_depth(body: bytes) -> int:
 
 def caller_kind(path: str, docs: bool) -> CallerKind:
     """Which credential a path needs."""
-    if path in HEALTH_PATHS or (docs and is_docs_path(path)):
+    if (
+        path in HEALTH_PATHS
+        or (docs and is_docs_path(path))
+        or path == REVIEW
+        or path.startswith(f"{REVIEW}/")
+    ):
         return "public"
     if path == NOTIFICATIONS or path.startswith(f"{NOTIFICATIONS}/"):
         return "notifier"

@@ -13,10 +13,13 @@ from pathlib import Path
 from typing import Literal, Self
 
 import httpx
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.core.errors import ConfigError
+from services.core.model_profiles import PROFILES
+
+Language = Literal["en", "fr"]
 
 PREFIX = "EHRSUM_"
 # EHRSUM_* names that are not service settings: the test, bench and demo tooling's own, and the chart's
@@ -32,6 +35,17 @@ TOOLING_ENV = frozenset(
         "EHRSUM_REDIS_PASSWORD",
     }
 )
+
+
+class AdapterRoute(BaseModel):
+    """Which note kinds and departments a LoRA adapter (its served name on the vLLM server) writes."""
+
+    adapter: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    kinds: list[str] = Field(default_factory=list, description="Note kinds (empty: any).")
+    departments: list[str] = Field(
+        default_factory=list,
+        description="Encounter serviceType or location names, case-insensitive (empty: any).",
+    )
 
 
 class Settings(BaseSettings):
@@ -67,6 +81,23 @@ class Settings(BaseSettings):
 
     llm_base_url: str = "http://127.0.0.1:8000/v1"
     llm_model: str = "medgemma-27b"
+    llm_profile: str = Field(
+        default="medgemma-27b",
+        description="Model profile (services.core.model_profiles): whether the model takes images.",
+    )
+    llm_adapters: list[AdapterRoute] = Field(
+        default_factory=list,
+        description="LoRA adapters by note kind and department, first match wins; else the base model.",
+    )
+    note_language: Language = Field(default="en", description="Language of the drafts.")
+    department_languages: dict[str, Language] = Field(
+        default_factory=dict, description="Draft language per department (encounter serviceType or location)."
+    )
+    llm_images: Literal["auto", "off"] = Field(
+        default="auto", description="Send the record's image attachments to a multimodal profile (auto)."
+    )
+    image_max_bytes: int = Field(default=2_000_000, gt=0, description="Largest image attachment sent.")
+    image_max_count: int = Field(default=4, ge=0, description="Most images sent with one prompt.")
     llm_api_key: SecretStr | None = None
     llm_timeout_s: float = 600.0
     llm_max_retries: int = 2
@@ -180,6 +211,23 @@ class Settings(BaseSettings):
         min_length=1,
         description="Celery queues a worker consumes; tasks are published to the first.",
     )
+    review_client_id: str | None = Field(
+        default=None, description="SMART public client id of the review app at /review (off when unset)."
+    )
+    review_url: str = Field(
+        default="http://127.0.0.1:8400",
+        description="Where clinicians' browsers reach this service; the SMART redirect URI is under it.",
+    )
+    review_scope: str = Field(
+        default="openid fhirUser patient/*.rs patient/DocumentReference.cu patient/Provenance.u",
+        description="Scopes the review app asks for (plus launch or launch/patient).",
+    )
+    review_launches_per_minute: int = Field(
+        default=30, gt=0, description="Launches per minute per client address (each holds a pending session)."
+    )
+    review_frame_ancestors: str = Field(
+        default="'self'", description="CSP frame-ancestors: the EHR origins allowed to embed the review app."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
     @model_validator(mode="before")
@@ -201,6 +249,10 @@ class Settings(BaseSettings):
         missing = [f"{PREFIX}{n.upper()}" for n in needs if not getattr(self, n)]
         if missing:
             raise ValueError(f"{PREFIX}FHIR_AUTH={self.fhir_auth} needs {' and '.join(missing)}")
+        if self.llm_profile not in PROFILES:
+            raise ValueError(
+                f"{PREFIX}LLM_PROFILE: unknown profile {self.llm_profile!r} (known: {', '.join(PROFILES)})"
+            )
         if self.api_dev_token_enabled and not self.api_dev_token:
             raise ValueError(f"{PREFIX}API_DEV_TOKEN_ENABLED needs {PREFIX}API_DEV_TOKEN")
         for name in (

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import copy
+import json
+import os
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,3 +120,22 @@ def env_value(container: Obj, name: str) -> Obj:
 def labels_match(selector: dict[str, str], labels: dict[str, str]) -> bool:
     """Does a matchLabels selector select these labels?"""
     return all(labels.get(k) == v for k, v in selector.items())
+
+
+def vllm_parse(script: str, argvs: object) -> object:
+    """Run a parsing script with the pinned vLLM (the CPU venv, set up when missing) on JSON argument lists;
+    its last JSON line."""
+    from deploy import llm_cpu
+
+    llm_cpu.ensure_setup()
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1"}
+    out = subprocess.run(
+        [str(llm_cpu.venv_python()), "-c", script, json.dumps(argvs)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])

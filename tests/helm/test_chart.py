@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +12,11 @@ import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
 
+from deploy import llm_cpu
 from tests.helm.manifests import (
     CHART_DIR,
     LONG_RUNNING_KINDS,
     PRODUCTION_VALUES,
-    REPO,
     Obj,
     Rendered,
     component_of,
@@ -31,6 +29,7 @@ from tests.helm.manifests import (
     pod_spec,
     production_values,
     render,
+    vllm_parse,
     workloads,
 )
 
@@ -611,7 +610,7 @@ def test_vllm_args_follow_values(
         "--port",
         "8000",
     ]
-    head += ["--max-model-len", "16384", "--gpu-memory-utilization", "0.85"]
+    head += ["--max-model-len", "16384", "--gpu-memory-utilization", "0.85", "--dtype", "bfloat16"]
     tail = ["--structured-outputs-config", '{"backend":"guidance","disable_any_whitespace":true}']
     tail += override.get("vllm", {}).get("extraArgs", [])
     assert c["args"] == head + expected_tail + tail
@@ -672,7 +671,7 @@ def test_existing_llm_server_instead_of_vllm(chart: helm.Chart) -> None:
     assert {"to": [{"ipBlock": {"cidr": "10.10.4.30/32"}}], "ports": [{"port": 443}]} in egress
 
 
-VLLM_VENV_PYTHON = REPO / ".cache" / "vllm-venv" / "bin" / "python"
+VLLM_VENV_PYTHON = llm_cpu.venv_python()
 VLLM_PARSE = """
 import json, sys
 from vllm.entrypoints.launchers.cli_args import make_arg_parser
@@ -688,23 +687,13 @@ print(json.dumps(out))
 
 
 @pytest.mark.skipif(
-    not VLLM_VENV_PYTHON.exists(), reason="the CPU vLLM venv (.cache/vllm-venv) is not set up"
+    not VLLM_VENV_PYTHON.exists(), reason="the CPU vLLM venv ($EHRSUM_CACHE/vllm-venv) is not set up"
 )
 def test_vllm_args_parse_with_the_pinned_vllm(production_render: Rendered, chart: helm.Chart) -> None:
     """vLLM's own parser (0.32, the pinned version, CPU build here) accepts the rendered arguments."""
     tp2 = render(chart, {"vllm": {"tensorParallelSize": 2, "kvCacheDtype": "fp8"}})
     argvs = [pod_spec(r.one("Deployment", "vllm"))["containers"][0]["args"] for r in (production_render, tp2)]
-    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1"}
-    out = subprocess.run(
-        [str(VLLM_VENV_PYTHON), "-c", VLLM_PARSE, json.dumps(argvs)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        check=False,
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    parsed = json.loads(out.stdout.strip().splitlines()[-1])
+    parsed = vllm_parse(VLLM_PARSE, argvs)
     assert parsed == [
         {"model": "/models/medgemma-27b-it", "tp": 1, "q": "fp8", "so": ["guidance", True]},
         {"model": "google/medgemma-27b-it", "tp": 2, "q": None, "so": ["guidance", True]},

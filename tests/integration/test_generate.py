@@ -35,7 +35,14 @@ async def test_synthesis_is_schema_valid_and_cites_the_timeline(
         pipeline = Pipeline(settings, llm=llm)
         kind = get_kind("progress")
         timeline = pipeline.fit(condense(record))
-        note, prompt_tokens, completion_tokens, ttft = await pipeline.generate(kind, timeline)
+        generated = await pipeline.generate(kind, timeline)
+    note, prompt_tokens, completion_tokens = (
+        generated.note,
+        generated.prompt_tokens,
+        generated.completion_tokens,
+    )
+    ttft = generated.ttft_s
+    assert generated.served_model == settings.llm_model
     assert timeline.tokens is not None and timeline.tokens <= pipeline.prompt_budget()
     assert prompt_tokens <= settings.llm_context_tokens - settings.llm_max_output_tokens
     assert 0 < completion_tokens <= settings.llm_max_output_tokens and ttft is not None and ttft > 0

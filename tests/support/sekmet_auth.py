@@ -14,10 +14,15 @@ from deploy.processes import stop
 
 def start_smart_server(workdir: Path, port: int, clients: list[dict[str, Any]]) -> subprocess.Popen[bytes]:
     """Start sekmet with server_auth smart only and these smart_clients; return once it answers."""
+    auth = {"types": ["smart"], "smart_clients": clients, "token_lifetime": 3600}
+    return start_sekmet(workdir, port, {"server_auth": auth})
+
+
+def start_sekmet(workdir: Path, port: int, overrides: dict[str, Any]) -> subprocess.Popen[bytes]:
+    """Start sekmet with these settings over the loopback defaults; return once it answers."""
     workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
-    settings = fhir_server.settings_dict(workdir, port)
-    settings["server_auth"] = {"types": ["smart"], "smart_clients": clients, "token_lifetime": 3600}
+    settings = {**fhir_server.settings_dict(workdir, port), **overrides}
     path = workdir / "settings.yaml"
     path.write_text(json.dumps(settings, indent=2), encoding="utf-8")
     log = (workdir / "server.log").open("ab")
@@ -37,4 +42,4 @@ def start_smart_server(workdir: Path, port: int, clients: list[dict[str, Any]]) 
             return proc
         time.sleep(0.2)
     stop(proc)
-    raise TimeoutError("sekmet with SMART auth did not start")
+    raise TimeoutError("sekmet with auth did not start")

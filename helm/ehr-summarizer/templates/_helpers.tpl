@@ -378,6 +378,18 @@ checksum/config: {{ include (print .Template.BasePath "/configmap.yaml") . | sha
 {{- if and $v.vllm.enabled (gt (int $v.llm.contextTokens) (int $v.vllm.maxModelLen)) -}}
 {{- fail (printf "llm.contextTokens (%d) exceeds vllm.maxModelLen (%d)" (int $v.llm.contextTokens) (int $v.vllm.maxModelLen)) -}}
 {{- end -}}
+{{- if $v.vllm.enabled -}}
+{{- $served := list -}}
+{{- if $v.vllm.lora.enabled -}}{{- range $v.vllm.lora.adapters -}}{{- $served = append $served .name -}}{{- end -}}{{- end -}}
+{{- range $v.llm.adapters -}}
+{{- if not (has .adapter $served) -}}
+{{- fail (printf "llm.adapters names %s, which vLLM does not serve: add it to vllm.lora.adapters (with vllm.lora.enabled)" .adapter) -}}
+{{- end -}}
+{{- end -}}
+{{- if and $v.vllm.lora.enabled (eq $v.vllm.lora.source "pvc") (not $v.vllm.lora.existingClaim) -}}
+{{- fail "vllm.lora.source=pvc needs vllm.lora.existingClaim (the chart does not create the adapters volume)" -}}
+{{- end -}}
+{{- end -}}
 {{- if and $v.vllm.enabled (gt (int $v.vllm.tensorParallelSize) (int (include "ehrsum.vllmGpuCount" .))) -}}
 {{- fail "vllm.gpu.count must be at least vllm.tensorParallelSize" -}}
 {{- end -}}
@@ -408,6 +420,8 @@ checksum/config: {{ include (print .Template.BasePath "/configmap.yaml") . | sha
 - {{ int $v.maxModelLen | quote }}
 - "--gpu-memory-utilization"
 - {{ $v.gpuMemoryUtilization | quote }}
+- "--dtype"
+- {{ $v.dtype | quote }}
 - "--tensor-parallel-size"
 - {{ int $v.tensorParallelSize | quote }}
 {{- if $v.enablePrefixCaching }}
@@ -426,6 +440,19 @@ checksum/config: {{ include (print .Template.BasePath "/configmap.yaml") . | sha
 {{- if ne $v.kvCacheDtype "auto" }}
 - "--kv-cache-dtype"
 - {{ $v.kvCacheDtype | quote }}
+{{- end }}
+{{- if $v.lora.enabled }}
+- "--enable-lora"
+- "--max-lora-rank"
+- {{ int $v.lora.maxRank | quote }}
+- "--max-loras"
+- {{ max 1 (len $v.lora.adapters) | quote }}
+{{- with $v.lora.adapters }}
+- "--lora-modules"
+{{- range . }}
+- {{ printf "%s=%s/%s" .name (trimSuffix "/" $v.lora.mountPath) .path | quote }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- with $v.structuredOutputsConfig }}
 - "--structured-outputs-config"

@@ -1,0 +1,197 @@
+"""A patient's AI drafts as a reviewer sees them: statements with author, live verification, flags, state."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from clinical_notes.draft import Flag, NoteDraft
+from clinical_notes.evidence import Evidence
+from clinical_notes.verifier import Verifier
+from fhir_adapters.citation_facts import citation_facts
+from fhir_adapters.client import FhirClient
+from fhir_adapters.evidence import evidence_of
+from fhir_adapters.lifecycle import (
+    decision_of,
+    draft_identifier_of,
+    etag_of,
+    read_versioned,
+    replaced_targets,
+    replacement_decision,
+)
+from fhir_adapters.references import parse_reference
+from fhir_adapters.resources import parse_resource
+from services.core.errors import EhrSumError, InputError
+
+STRUCTURED = "application/json"
+FETCH_CONCURRENCY = 8
+DECIDED_SHOWN = 10  # each shown draft's citations are read and checked on every page load
+
+
+@dataclass(frozen=True)
+class ReviewStatement:
+    """One statement with who wrote it and what the verifier says of it now."""
+
+    location: str
+    text: str
+    citations: list[tuple[str, str]]
+    author: str
+    problems: list[str]
+
+
+@dataclass
+class ReviewDraft:
+    """One of our drafts, ready to render."""
+
+    ref: str
+    etag: str
+    title: str
+    date: str
+    state: str
+    authenticator: str | None
+    replaced_by: str | None
+    flags: list[Flag]
+    sections: list[tuple[str, list[ReviewStatement]]]
+    synthesis_unavailable: str | None
+    verification: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def critical_first(self) -> bool:
+        """Flags go before the sections when any is critical."""
+        return any(f.severity == "critical" for f in self.flags)
+
+
+class LiveEvidence:
+    """The evidence of the cited resources as the server has them now, read with the reviewer's token."""
+
+    def __init__(self, resources: dict[str, dict[str, Any]]):
+        self.resources = resources
+
+    def evidence(self, ref: str) -> Evidence | None:
+        """Evidence of a cited resource; None when it could not be read."""
+        raw = self.resources.get(ref)
+        if raw is None:
+            return None
+        try:
+            return evidence_of(parse_resource(raw))
+        except ValueError:
+            return None
+
+
+def label_of(ref: str, resource: dict[str, Any] | None) -> str:
+    """What a citation chip says: the cited resource's name, else its type."""
+    facts = dict(citation_facts(resource)) if resource else {}
+    return facts.get("What") or ref.split("/")[0]
+
+
+def attachment(doc: dict[str, Any], content_type: str) -> str | None:
+    """The decoded text of a DocumentReference's first attachment of a content type."""
+    for content in doc.get("content", []):
+        found = content.get("attachment", {})
+        if str(found.get("contentType", "")).startswith(content_type) and found.get("data"):
+            return base64.b64decode(found["data"]).decode("utf-8", errors="replace")
+    return None
+
+
+def structured_of(doc: dict[str, Any]) -> dict[str, Any]:
+    """The structured draft a DocumentReference carries; InputError when it has none."""
+    text = attachment(doc, STRUCTURED)
+    try:
+        data = json.loads(text) if text else None
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        raise InputError(f"DocumentReference/{doc.get('id')} carries no structured draft")
+    return data
+
+
+async def read_cited(client: FhirClient, refs: set[str]) -> dict[str, dict[str, Any]]:
+    """Each cited resource, read now; those that cannot be read (gone, out of scope) are left out."""
+    limit = asyncio.Semaphore(FETCH_CONCURRENCY)
+
+    async def one(ref: str) -> tuple[str, dict[str, Any] | None]:
+        async with limit:
+            try:
+                return ref, (await read_versioned(client, str(parse_reference(ref)))).resource
+            except EhrSumError:
+                return ref, None
+
+    return {ref: found for ref, found in await asyncio.gather(*map(one, sorted(refs))) if found}
+
+
+def review_draft(
+    doc: dict[str, Any], etag: str, cited: dict[str, dict[str, Any]], replacement: dict[str, Any] | None
+) -> ReviewDraft:
+    """One draft with each statement checked by the verifier against the cited resources as read now."""
+    structured = structured_of(doc)
+    note = NoteDraft.model_validate(structured)
+    report = Verifier(LiveEvidence(cited)).verify(note)
+    problems: dict[str, list[str]] = {}
+    for violation in report.violations:
+        problems.setdefault(violation.location, []).append(f"{violation.rule}: {violation.detail}")
+    decision = decision_of(doc)
+    if replacement is not None:
+        decision = replacement_decision(doc, replacement) or decision
+    sections = [
+        (
+            section.title,
+            [
+                ReviewStatement(
+                    location=f"sections[{i}].statements[{j}]",
+                    text=st.text,
+                    citations=[(ref, label_of(ref, cited.get(ref))) for ref in st.citations],
+                    author=st.author,
+                    problems=problems.get(f"sections[{i}].statements[{j}]", []),
+                )
+                for j, st in enumerate(section.statements)
+            ],
+        )
+        for i, section in enumerate(note.sections)
+    ]
+    return ReviewDraft(
+        ref=decision.draft_ref,
+        etag=etag,
+        title=str(doc.get("description") or note.kind),
+        date=str(doc.get("date", "")),
+        state=decision.state,
+        authenticator=decision.authenticator,
+        replaced_by=decision.replaced_by,
+        flags=note.flags,
+        sections=sections,
+        synthesis_unavailable=note.synthesis_unavailable,
+        verification=structured.get("verification") or {},
+    )
+
+
+Shown = tuple[str, dict[str, Any], NoteDraft]
+
+
+def to_show(docs: list[dict[str, Any]]) -> tuple[list[Shown], dict[str, dict[str, Any]], int]:
+    """Drafts to show (pending, critical first; latest decided), replacements by target, how many left out."""
+    replacements = {target: d for d in docs if not draft_identifier_of(d) for target in replaced_targets(d)}
+    pending: list[Shown] = []
+    decided: list[Shown] = []
+    for doc in sorted(docs, key=lambda d: str(d.get("date", "")), reverse=True):
+        ref = f"DocumentReference/{doc.get('id')}"
+        if not draft_identifier_of(doc):
+            continue
+        try:
+            note = NoteDraft.model_validate(structured_of(doc))
+        except (InputError, ValueError):
+            continue  # a draft of an older shape: the EHR still shows its text
+        waiting = decision_of(doc).state == "preliminary" and ref not in replacements
+        (pending if waiting else decided).append((ref, doc, note))
+    pending.sort(key=lambda shown: not any(f.severity == "critical" for f in shown[2].flags))
+    return pending + decided[:DECIDED_SHOWN], replacements, max(0, len(decided) - DECIDED_SHOWN)
+
+
+async def patient_drafts(client: FhirClient, patient_id: str) -> tuple[list[ReviewDraft], int]:
+    """The patient's drafts to review (see `to_show`), each checked against its sources as read now."""
+    docs = [d async for d in client.search("DocumentReference", {"subject": f"Patient/{patient_id}"})]
+    shown, replacements, older = to_show(docs)
+    cited = await read_cited(client, {ref for _, _, note in shown for ref in note.cited()})
+    drafts = [review_draft(doc, etag_of(doc), cited, replacements.get(ref)) for ref, doc, _ in shown]
+    return drafts, older

@@ -1,0 +1,401 @@
+"""The review app's routes under /review: SMART launch, the patient's drafts, evidence, decisions.
+
+Every FHIR call here carries the launching clinician's token, held server-side in their session; the
+service's own credentials are never used. Decisions go through the same code as the API's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Cookie, FastAPI, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from fhir_adapters.citation_facts import citation_facts
+from fhir_adapters.client import json_body
+from fhir_adapters.lifecycle import draft_identifier_of, read_versioned
+from fhir_adapters.references import fhir_id, parse_reference
+from fhir_adapters.replacement import replacement_document
+from fhir_adapters.review_drafts import patient_drafts, review_draft
+from fhir_adapters.smart_launch import SmartEndpoints, authorize_url, discover, exchange_code, pkce_pair
+from services.api.drafts import version_of
+from services.api.guard import Counters
+from services.api.outcomes import status_of
+from services.api.security import same_secret
+from services.core.errors import (
+    AuthenticationError,
+    EhrSumError,
+    FhirAuthError,
+    FhirConflict,
+    InputError,
+    PermissionDenied,
+)
+from services.core.settings import Settings, get_settings
+from services.review import pages
+from services.review.sessions import COOKIE, Pending, Reviewer, Sessions
+from workers.approvals import decide_on_server, track
+from workers.clients import clinician_client
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/review", include_in_schema=False)
+STATIC = Path(__file__).parent / "static"
+PREFIX = "/review"
+DONE = {"approved": "Draft approved.", "rejected": "Draft rejected.", "replaced": "Edited note approved."}
+SessionCookie = Annotated[str | None, Cookie(alias=COOKIE)]
+
+
+def csp(settings: Settings) -> str:
+    """The content security policy of every review page: this service only, no inline code."""
+    return (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+        f"form-action 'self'; base-uri 'none'; frame-ancestors {settings.review_frame_ancestors}"
+    )
+
+
+class SecurityHeaders:
+    """CSP and friends on every /review response."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.headers = [
+            (b"content-security-policy", csp(settings).encode()),
+            (b"x-content-type-options", b"nosniff"),
+            (b"referrer-policy", b"no-referrer"),
+            (b"cache-control", b"no-store"),
+        ]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(PREFIX):
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *self.headers]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+def install_review(app: FastAPI, settings: Settings) -> None:
+    """Serve the review app when a SMART client id is configured for it."""
+    if not settings.review_client_id:
+        return
+    app.include_router(router)
+    app.mount(f"{PREFIX}/static", StaticFiles(directory=STATIC), name="review-static")
+    app.add_middleware(SecurityHeaders, settings=settings)
+
+
+def _html(body: str, status: int = 200) -> HTMLResponse:
+    return HTMLResponse(body, status_code=status)
+
+
+async def _guarded(action: Callable[[], Awaitable[Response]]) -> Response:
+    """Our errors as a page the clinician can read (never a stack trace)."""
+    try:
+        return await action()
+    except FhirAuthError:
+        text = (
+            "The FHIR server refused your authorization (expired, or outside what was granted): launch again."
+        )
+        return _html(pages.error_page(text), 401)
+    except EhrSumError as exc:
+        log.info("review refused: %s", type(exc).__name__)
+        return _html(pages.error_page(str(exc)), status_of(exc))
+
+
+def _redirect_uri(settings: Settings) -> str:
+    return f"{settings.review_url.rstrip('/')}{PREFIX}/callback"
+
+
+def _set_cookie(response: Response, sid: str, settings: Settings) -> None:
+    # Over HTTPS the app may run in the EHR's iframe, a third-party context: only a SameSite=None cookie,
+    # partitioned to that EHR (CHIPS), reaches it there. Plain HTTP (development) cannot embed one.
+    https = settings.review_url.startswith("https:")
+    response.set_cookie(
+        COOKIE,
+        sid,
+        path=PREFIX,
+        httponly=True,
+        samesite="none" if https else "lax",
+        secure=https,
+        partitioned=https,
+    )
+
+
+def _launches(settings: Settings, client: str) -> int:
+    """Count one launch from a client address this minute; how many so far (0 when Redis is away)."""
+    return Counters(settings.broker_url).hit(f"ehrsum:review-launches:{client}:{int(time.time() // 60)}")
+
+
+@router.get("/launch")
+async def launch(
+    request: Request,
+    iss: Annotated[str | None, Query(max_length=1024)] = None,
+    launch: Annotated[str | None, Query(max_length=512)] = None,
+) -> Response:
+    """EHR launch (`iss` and `launch` from the EHR) or standalone launch (no `launch`): off to authorize."""
+    settings = get_settings()
+    base = settings.fhir_base_url.rstrip("/")
+    client = request.client.host if request.client else "unknown"
+    if await asyncio.to_thread(_launches, settings, client) > settings.review_launches_per_minute:
+        text = "Too many launches from this address; try again in a minute."
+        return HTMLResponse(pages.error_page(text), 429, headers={"Retry-After": "60"})
+
+    async def go() -> Response:
+        if iss is not None and iss.rstrip("/") != base:
+            # Only the configured FHIR server is ever called; a launch from elsewhere is refused unread.
+            raise InputError("this app is not configured for the FHIR server that launched it")
+        endpoints = await discover(base, timeout_s=settings.fhir_timeout_s)
+        verifier, challenge = pkce_pair()
+        state, nonce = secrets.token_urlsafe(24), secrets.token_urlsafe(16)
+        context = "launch" if launch else "launch/patient"
+        pending = Pending(
+            state, verifier, nonce, endpoints.authorize, endpoints.token, endpoints.issuer, endpoints.jwks_uri
+        )
+        sid = await asyncio.to_thread(Sessions(settings).start, pending)
+        url = authorize_url(
+            endpoints,
+            client_id=str(settings.review_client_id),
+            redirect_uri=_redirect_uri(settings),
+            scope=f"{context} {settings.review_scope}",
+            state=state,
+            challenge=challenge,
+            aud=base,
+            nonce=nonce,
+            launch=launch,
+        )
+        response = RedirectResponse(url, status_code=302)
+        _set_cookie(response, sid, settings)
+        return response
+
+    return await _guarded(go)
+
+
+@router.get("/callback")
+async def callback(
+    state: Annotated[str, Query(max_length=512)],
+    session: SessionCookie = None,
+    code: Annotated[str | None, Query(max_length=2048)] = None,
+    error: Annotated[str | None, Query(max_length=200)] = None,
+) -> Response:
+    """The authorization answer: check state, trade the code (PKCE), start the clinician's session."""
+    settings = get_settings()
+
+    async def go() -> Response:
+        sessions = Sessions(settings)
+        pending = await asyncio.to_thread(sessions.pending, session)
+        if not same_secret(state, pending.state):
+            raise AuthenticationError("the authorization answer does not match this browser's request")
+        if error or not code:
+            raise AuthenticationError(f"authorization refused: {error or 'no code'}")
+        endpoints = SmartEndpoints(pending.authorize, pending.token, pending.issuer, pending.jwks_uri)
+        grant = await exchange_code(
+            endpoints,
+            code=code,
+            redirect_uri=_redirect_uri(settings),
+            client_id=str(settings.review_client_id),
+            verifier=pending.verifier,
+            nonce=pending.nonce,
+            base_url=settings.fhir_base_url,
+            timeout_s=settings.fhir_timeout_s,
+        )
+        reviewer = Reviewer(
+            grant.access_token,
+            grant.patient,
+            grant.fhir_user,
+            grant.scope,
+            secrets.token_urlsafe(24),
+            grant.expires_at,
+        )
+        ttl = int(grant.expires_at - time.time())
+        sid = await asyncio.to_thread(sessions.sign_in, session, reviewer, ttl)
+        log.info("review session started", extra={"patient_id": grant.patient})
+        response = RedirectResponse(f"{PREFIX}/", status_code=303)
+        _set_cookie(response, sid, settings)
+        return response
+
+    return await _guarded(go)
+
+
+async def _reviewer(session: str | None) -> Reviewer:
+    # Redis answers off the event loop, as the guard's counters do.
+    return await asyncio.to_thread(Sessions(get_settings()).reviewer, session)
+
+
+def _actor(reviewer: Reviewer) -> str:
+    return reviewer.fhir_user or "review-app-user"
+
+
+@router.get("/")
+async def drafts(session: SessionCookie = None, done: str | None = None) -> Response:
+    """The patient in context's drafts."""
+
+    async def go() -> Response:
+        reviewer = await _reviewer(session)
+        return _html(
+            await _drafts_page(reviewer, pages.message(DONE[done], alert=False) if done in DONE else "")
+        )
+
+    return await _guarded(go)
+
+
+async def _drafts_page(reviewer: Reviewer, notice: str) -> str:
+    async with clinician_client(get_settings(), reviewer.access_token, _actor(reviewer)) as client:
+        patient = (await read_versioned(client, f"Patient/{reviewer.patient}")).resource
+        found, older = await patient_drafts(client, reviewer.patient)
+    banner = pages.patient_banner(reviewer.patient, citation_facts(patient))
+    return pages.drafts_page(
+        found, reviewer.csrf, user=reviewer.fhir_user, banner=banner, notice=notice, older=older
+    )
+
+
+def _of_patient(resource: dict[str, Any], patient: str) -> bool:
+    """Whether a resource is the patient's own or points at them (subject or patient)."""
+    if resource.get("resourceType") == "Patient":
+        return resource.get("id") == patient
+    for key in ("subject", "patient"):
+        target = resource.get(key)
+        if isinstance(target, dict) and target.get("reference") == f"Patient/{patient}":
+            return True
+    return False
+
+
+@router.get("/evidence")
+async def evidence(
+    ref: Annotated[str, Query(max_length=200)], session: SessionCookie = None, fragment: bool = False
+) -> Response:
+    """The facts of a cited resource, read now with the clinician's token."""
+
+    async def go() -> Response:
+        reviewer = await _reviewer(session)
+        path = str(parse_reference(ref, what="citation"))
+        async with clinician_client(get_settings(), reviewer.access_token, _actor(reviewer)) as client:
+            resource = (await read_versioned(client, path)).resource
+        if not _of_patient(resource, reviewer.patient):
+            raise PermissionDenied(f"{path} is not a resource of the patient in context")
+        body = pages.evidence_fragment(path, citation_facts(resource))
+        return _html(body if fragment else pages.page(path, body))
+
+    try:
+        return await go()
+    except EhrSumError as exc:
+        text = pages.message(str(exc), alert=True)
+        return _html(text if fragment else pages.error_page(str(exc)), status_of(exc))
+
+
+def _checked(reviewer: Reviewer, csrf: str) -> str:
+    """The clinician's Practitioner reference, once the form is proven to come from their page."""
+    if not same_secret(csrf, reviewer.csrf):
+        raise PermissionDenied("this form did not come from your review page: reload it")
+    if not reviewer.fhir_user or not reviewer.fhir_user.startswith("Practitioner/"):
+        raise PermissionDenied("only a Practitioner signed in with fhirUser can decide on a draft")
+    return reviewer.fhir_user
+
+
+async def _patients_draft(client: Any, draft_id: str, patient: str) -> tuple[str, dict[str, Any], str]:
+    ref = f"DocumentReference/{fhir_id(draft_id, 'draft id')}"
+    current = await read_versioned(client, ref)
+    if not draft_identifier_of(current.resource) or not _of_patient(current.resource, patient):
+        raise PermissionDenied(f"{ref} is not an AI draft of the patient in context")
+    return ref, current.resource, current.etag
+
+
+async def _conflict(reviewer: Reviewer, reviewed: str, ref: str) -> Response:
+    text = (
+        f"Not saved: {ref} changed on the server after you opened it (you reviewed version {reviewed}). "
+        "Nothing was overwritten; the current version is shown below."
+    )
+    log.info("review decision conflict", extra={"draft_ref": ref})
+    return _html(await _drafts_page(reviewer, pages.message(text, alert=True)), 412)
+
+
+async def _decide(
+    session: str | None, draft_id: str, csrf: str, version: str, approved: bool, reason: str | None
+) -> Response:
+    reviewer = await _reviewer(session)
+    clinician = _checked(reviewer, csrf)
+    reviewed = version_of(version)
+    async with clinician_client(get_settings(), reviewer.access_token, clinician) as client:
+        ref, _, _ = await _patients_draft(client, draft_id, reviewer.patient)
+        try:
+            await decide_on_server(
+                client,
+                ref,
+                approved=approved,
+                if_match=reviewed,
+                clinician={"reference": clinician},
+                label=clinician,
+                reason=reason,
+            )
+        except FhirConflict:
+            return await _conflict(reviewer, reviewed, ref)
+    log.info("review decision", extra={"draft_ref": ref, "approved": approved})
+    done = "approved" if approved else "rejected"
+    return RedirectResponse(f"{PREFIX}/?done={done}#draft-{fhir_id(draft_id, 'draft id')}", status_code=303)
+
+
+@router.get("/drafts/{draft_id}/edit")
+async def edit_form(draft_id: str, session: SessionCookie = None) -> Response:
+    """The draft's statements in text boxes."""
+
+    async def go() -> Response:
+        reviewer = await _reviewer(session)
+        async with clinician_client(get_settings(), reviewer.access_token, _actor(reviewer)) as client:
+            _, doc, etag = await _patients_draft(client, draft_id, reviewer.patient)
+        return _html(pages.edit_page(review_draft(doc, etag, {}, None), reviewer.csrf))
+
+    return await _guarded(go)
+
+
+@router.post("/drafts/{draft_id}/edit")
+async def edit_and_approve(draft_id: str, request: Request, session: SessionCookie = None) -> Response:
+    """Approve the edited statements as a new final DocumentReference that replaces the draft."""
+
+    async def go() -> Response:
+        form = await request.form(max_fields=500)
+        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+        reviewer = await _reviewer(session)
+        clinician = _checked(reviewer, fields.get("csrf", ""))
+        reviewed = version_of(fields.get("version", ""))
+        edits = {k: v for k, v in fields.items() if k.startswith("sections[")}
+        async with clinician_client(get_settings(), reviewer.access_token, clinician) as client:
+            ref, doc, etag = await _patients_draft(client, draft_id, reviewer.patient)
+            if etag != reviewed or doc.get("status") != "current" or doc.get("docStatus") == "final":
+                return await _conflict(reviewer, reviewed, ref)
+            created = await client.request(
+                "POST", "DocumentReference", json=replacement_document(doc, edits, clinician)
+            )
+            new_id = json_body(created, "DocumentReference").get("id")
+            await track(client, f"DocumentReference/{fhir_id(new_id, 'created id')}")
+        log.info("review edit approved", extra={"draft_ref": ref})
+        return RedirectResponse(
+            f"{PREFIX}/?done=replaced#draft-{fhir_id(draft_id, 'draft id')}", status_code=303
+        )
+
+    return await _guarded(go)
+
+
+# After the edit route: "edit" is not a decision.
+@router.post("/drafts/{draft_id}/{decision}")
+async def decide(
+    draft_id: str,
+    decision: Literal["approve", "reject"],
+    csrf: Annotated[str, Form(max_length=200)],
+    version: Annotated[str, Form(max_length=64)],
+    reason: Annotated[str | None, Form(max_length=1000)] = None,
+    session: SessionCookie = None,
+) -> Response:
+    """Approve the version reviewed (final, clinician as authenticator) or reject it with a reason."""
+    approved = decision == "approve"
+    return await _guarded(
+        lambda: _decide(session, draft_id, csrf, version, approved, None if approved else reason or "")
+    )
