@@ -88,29 +88,32 @@ def _log_tail(log_path: Path) -> str:
 
 def start(workdir: Path, port: int, timeout: float = START_TIMEOUT_S) -> subprocess.Popen[bytes]:
     """Start sekmet in the background with its state and `server.log` in `workdir`; return once it answers."""
+    settings = write_settings(workdir, port)
+    command = [str(sekmet_executable()), "serve", "-c", str(settings)]
+    return launch("sekmet", command, workdir, port, _server_env(settings), timeout)
+
+
+def launch(
+    name: str, command: list[str], workdir: Path, port: int, env: dict[str, str], timeout: float
+) -> subprocess.Popen[bytes]:
+    """Run a FHIR server's command with `server.log` in `workdir`; return once /metadata answers on `port`."""
     if is_up(port):
         raise RuntimeError(f"something already answers on {base_url(port)}")
-    settings = write_settings(workdir, port)
     log_path = workdir / "server.log"
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
-            [str(sekmet_executable()), "serve", "-c", str(settings)],
-            cwd=workdir,
-            env=_server_env(settings),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            command, cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
         )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"sekmet exited with status {proc.returncode}:\n{_log_tail(log_path)}")
+            raise RuntimeError(f"{name} exited with status {proc.returncode}:\n{_log_tail(log_path)}")
         if is_up(port):
             return proc
         time.sleep(0.2)
     stop(proc)
     tail = _log_tail(log_path)
-    raise TimeoutError(f"sekmet did not answer on {base_url(port)} within {timeout:.0f} s:\n{tail}")
+    raise TimeoutError(f"{name} did not answer on {base_url(port)} within {timeout:.0f} s:\n{tail}")
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -25,3 +25,13 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install --quiet -e '.[dev]'
   touch "$stamp"
 fi
+# The second FHIR server of the tests (Medplum's fhir-router, Apache-2.0), from the pinned package-lock.
+npm_stamp=deploy/medplum/node_modules/.ehrsum-installed
+if [ ! -f "$npm_stamp" ] || [ deploy/medplum/package-lock.json -nt "$npm_stamp" ]; then
+  if ! command -v npm >/dev/null; then
+    echo "setup: npm (Node.js >= 20) is required for the tests' second FHIR server" >&2
+    exit 1
+  fi
+  (cd deploy/medplum && npm ci --no-audit --no-fund --loglevel=error)
+  touch "$npm_stamp"
+fi

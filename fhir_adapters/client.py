@@ -30,6 +30,8 @@ from services.core.tls import tls_context
 
 FHIR_JSON = "application/fhir+json"
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
+# What servers answer for a page token they no longer hold (HAPI: 410 Gone; others 400).
+STALE_PAGE_STATUSES = frozenset({400, 410})
 MAX_RETRY_AFTER_S = 60.0
 # Called after every exchange with (method, path without query, status or None when unreachable).
 ExchangeHook = Callable[[str, str, int | None], None]
@@ -76,6 +78,10 @@ def outcome_summary(outcome: dict[str, Any] | None) -> str:
         return ""
     codes = [f"{i.get('severity', '?')}:{i.get('code', '?')}" for i in outcome.get("issue", [])]
     return ", ".join(codes)
+
+
+class StalePage(FhirError):
+    """A next link the server no longer honours (its page token expired)."""
 
 
 class FhirClient:
@@ -205,24 +211,58 @@ class FhirClient:
         return await self.get_json(f"{resource_type(kind)}/{fhir_id(resource_id)}")
 
     async def pages(self, url: str, params: dict[str, str] | None = None) -> AsyncIterator[dict[str, Any]]:
-        """Yield a Bundle and each following page, following link[next] as an opaque URL."""
+        """Yield a Bundle and each following page, following link[next] as an opaque URL.
+
+        A stale page token (410, or 400, on a next link) restarts the search once from its first page, so a
+        consumer may see a resource twice and must key what it keeps by `Type/id`; a second one fails.
+        """
+        restarts = 0
+        while True:
+            try:
+                async for bundle in self._pages_once(url, params):
+                    yield bundle
+                return
+            except StalePage as exc:
+                if restarts >= 1:
+                    raise FhirError(
+                        f"paging failed twice, the server's page token expired: {url.split('?')[0]}",
+                        status=exc.status,
+                    ) from exc
+                restarts += 1
+
+    async def _pages_once(self, url: str, params: dict[str, str] | None) -> AsyncIterator[dict[str, Any]]:
         bundle = await self.get_json(url, params)
         seen: set[str] = set()
         for _ in range(self.page_limit):
             yield bundle
-            next_url = next_link(bundle)
-            if not next_url or next_url in seen:
+            link = next_link(bundle)
+            if not link:
+                return
+            # Relative links ("Patient?page=2", "/fhir/Patient?..", "?_getpages=..") resolve against the base.
+            next_url = str(self._base.join(link))
+            if next_url in seen:
                 return
             seen.add(next_url)
-            bundle = await self.get_json(next_url)
+            try:
+                bundle = await self.get_json(next_url)
+            except (FhirNotFound, OperationOutcomeError) as exc:
+                if exc.status in STALE_PAGE_STATUSES:
+                    raise StalePage(str(exc), status=exc.status) from exc
+                raise
         raise FhirError(f"paging stopped after {self.page_limit} pages: {url.split('?')[0]}")
 
     async def search(self, resource_type: str, params: dict[str, str]) -> AsyncIterator[dict[str, Any]]:
-        """Yield every matching resource across all pages."""
+        """Yield every matching resource across all pages, once each (`Bundle.total` is never needed)."""
+        yielded: set[str] = set()
         async for bundle in self.pages(resource_type, params):
             for entry in bundle.get("entry", []):
-                if entry.get("search", {}).get("mode", "match") == "match" and "resource" in entry:
-                    yield entry["resource"]
+                resource = entry.get("resource")
+                if entry.get("search", {}).get("mode", "match") != "match" or not isinstance(resource, dict):
+                    continue
+                key = f"{resource.get('resourceType')}/{resource.get('id')}"
+                if key not in yielded:
+                    yielded.add(key)
+                    yield resource
 
     async def transaction(self, bundle: dict[str, Any]) -> dict[str, Any]:
         """POST a transaction Bundle and return the transaction-response."""

@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 from fhir.resources.R4B.patient import Patient
 from fhir.resources.R4B.resource import Resource
 
+from fhir_adapters.capability import Capabilities, capabilities
 from fhir_adapters.client import FhirClient
 from fhir_adapters.labels import is_ai_draft
 from fhir_adapters.references import fhir_id
@@ -21,7 +23,7 @@ from services.core.errors import FhirError, FhirNotFound, FhirUnavailable, Input
 
 log = logging.getLogger(__name__)
 
-# Types searched one by one (with ?patient=) when the server has no usable $everything.
+# Types searched one by one (with ?patient=Patient/ID) when the server has no usable $everything.
 FALLBACK_TYPES = (
     "Condition",
     "MedicationRequest",
@@ -37,6 +39,8 @@ FALLBACK_TYPES = (
 # What condensation reads. $everything is asked for these (`_type`), and only these are validated: a
 # synthea record is a fifth Claims, EOBs, Provenance and directory resources that no note cites.
 RECORD_TYPES = frozenset({"Patient", "Medication", *FALLBACK_TYPES})
+# Answers that say the server does not do $everything (whatever its CapabilityStatement claimed).
+UNSUPPORTED_STATUSES = frozenset({400, 403, 404, 405, 501})
 BUNDLE_TYPES = frozenset({"searchset", "collection", "transaction", "batch", "document", "history"})
 
 
@@ -68,44 +72,73 @@ class PatientRecord:
 
 
 async def fetch_record(client: FhirClient, patient_id: str, *, since: str | None = None) -> PatientRecord:
-    """Fetch one patient's record: $everything (paged), else per-type searches; de-duplicated."""
-    fhir_id(patient_id, "patient id")
-    raw: list[dict[str, Any]] = []
-    params = {"_type": ",".join(sorted(RECORD_TYPES))}
-    if since:
-        params["_since"] = since
-    source = "$everything"
-    try:
-        async for bundle in client.pages(f"Patient/{patient_id}/$everything", params):
-            raw.extend(_entries(bundle))
-    except FhirUnavailable:
-        raise
-    except FhirError as exc:
-        log.info(
-            "$everything unusable (%s); falling back to searches",
-            exc.status,
-            extra={"patient_id": patient_id},
-        )
-        raw = await _search_record(client, patient_id, since)
-        source = "search"
-    if not any(r.get("resourceType") == "Patient" and r.get("id") == patient_id for r in raw):
-        raw.append(await _read_patient(client, patient_id))
-    parsed = parse_all(raw, types=RECORD_TYPES)
+    """Fetch one patient's record the way the server declares: $everything (paged), else per-type searches."""
+    raw, source = await fetch_resources(client, patient_id, since=since)
+    return record_from_resources(patient_id, raw, source)
+
+
+def record_from_resources(patient_id: str, raw: Iterable[dict[str, Any]], source: str) -> PatientRecord:
+    """A record of fetched resources (JSON), validated and keyed by `Type/id`."""
+    parsed = parse_all(list(raw), types=RECORD_TYPES)
     return PatientRecord(patient_id, parsed.resources, parsed.rejected, source)
 
 
-async def _read_patient(client: FhirClient, patient_id: str) -> dict[str, Any]:
+async def fetch_resources(
+    client: FhirClient, patient_id: str, *, since: str | None = None
+) -> tuple[list[dict[str, Any]], str]:
+    """One patient's resources as JSON, and how they were fetched (`$everything` or `search`)."""
+    fhir_id(patient_id, "patient id")
+    declared = await capabilities(client)
+    raw: list[dict[str, Any]] | None = None
+    source = "search"
+    if declared.fetch_plan() == "$everything":
+        try:
+            raw = await _everything(client, patient_id, since)
+            source = "$everything"
+        except FhirUnavailable:
+            raise
+        except FhirError as exc:
+            if exc.status not in UNSUPPORTED_STATUSES:
+                raise
+            # Declared (or not declared either way) but refused: searches reach the same resources.
+            log.info("$everything refused (%s); falling back to searches", exc.status)
+    if raw is None:
+        raw = await search_resources(client, declared, patient_id, since)
+    if not any(r.get("resourceType") == "Patient" and r.get("id") == patient_id for r in raw):
+        raw.append(await read_patient(client, patient_id))
+    return raw, source
+
+
+async def _everything(client: FhirClient, patient_id: str, since: str | None) -> list[dict[str, Any]]:
+    params = {"_type": ",".join(sorted(RECORD_TYPES))}
+    if since:
+        params["_since"] = since
+    raw: list[dict[str, Any]] = []
+    async for bundle in client.pages(f"Patient/{patient_id}/$everything", params):
+        raw.extend(_entries(bundle))
+    return raw
+
+
+async def read_patient(client: FhirClient, patient_id: str) -> dict[str, Any]:
+    """The Patient resource; FhirNotFound naming it when the server has none."""
     try:
         return await client.read("Patient", patient_id)
     except FhirNotFound as exc:
         raise FhirNotFound(f"Patient/{patient_id} not found", status=exc.status, outcome=exc.outcome) from exc
 
 
-async def _search_record(client: FhirClient, patient_id: str, since: str | None) -> list[dict[str, Any]]:
-    raw = [await _read_patient(client, patient_id)]
+async def search_resources(
+    client: FhirClient, declared: Capabilities, patient_id: str, since: str | None
+) -> list[dict[str, Any]]:
+    """The Patient and its resources of each searchable type (those changed since `since`, where declared)."""
+    raw = [await read_patient(client, patient_id)]
     for resource_type in FALLBACK_TYPES:
-        params = {"patient": patient_id, "_count": "200"}
-        if since:
+        param = declared.patient_param(resource_type)
+        if param is None:
+            continue
+        # The type-qualified form: servers that index references by their full value find nothing for `123`.
+        params = {param: f"Patient/{patient_id}", "_count": "200"}
+        if since and declared.supports_param(resource_type, "_lastUpdated"):
             params["_lastUpdated"] = f"ge{since}"
         try:
             found = [r async for r in client.search(resource_type, params)]

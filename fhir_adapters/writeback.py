@@ -30,8 +30,8 @@ class ModelDevice:
 
     @property
     def identifier(self) -> str:
-        """Stable identifier value of this model build."""
-        return f"{self.version}|{self.weights_digest or 'unknown'}"
+        """Stable identifier value of this model build (no `|`: servers split a token search on each one)."""
+        return f"{self.version}@{self.weights_digest or 'unknown'}"
 
 
 @dataclass

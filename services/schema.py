@@ -20,6 +20,7 @@ def import_models() -> None:
     import services.jobs.census
     import services.jobs.models
     import services.metrics.models
+    import services.snapshots.models
     import services.subscriptions.models  # noqa: F401  (registers the tables)
 
 

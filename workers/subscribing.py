@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from fhir_adapters.capability import capabilities
 from fhir_adapters.subscriptions import (
     backport_subscription,
     ours,
@@ -40,7 +41,13 @@ def subscribe(settings: Settings, fhir_url: str | None = None) -> list[dict[str,
 
     async def run() -> list[dict[str, Any]]:
         async with fhir_client(settings, fhir_url) as client:
-            done = await register(client, wanted_subscriptions(settings))
+            wanted = wanted_subscriptions(settings)
+            supported = (await capabilities(client)).subscribable(wanted)
+            if not supported:
+                raise ConfigError(
+                    "the FHIR server declares no Subscription we can use: rely on polling (beat)"
+                )
+            done = await register(client, supported)
             counts = await statuses(client, [d.ref for d in done])
         with session_scope() as session:
             for d in done:

@@ -85,7 +85,7 @@ class DraftBase(SQLModel):
     kind: str = Field(max_length=32)
     job_id: str | None = Field(default=None, index=True, max_length=36)
     state: DraftState = Field(default=DraftState.preliminary, index=True)
-    version: str | None = Field(default=None, max_length=32)
+    version: str | None = Field(default=None, max_length=64)  # servers differ: "3", a UUID (36)
     authenticator: str | None = Field(default=None, max_length=200)
     replaced_by: str | None = Field(default=None, max_length=200)
     change_ratio: float | None = Field(default=None, description="0 untouched … 1 rewritten, when replaced.")
