@@ -1,7 +1,7 @@
 """census runs
 
 Revision ID: bc8e99b31243
-Revises: 2a0f16928f0b
+Revises: ce81972ee313
 Create Date: 2026-12-02 06:30:49.267654
 """
 
@@ -14,7 +14,7 @@ import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision: str = "bc8e99b31243"
-down_revision: str | None = "2a0f16928f0b"
+down_revision: str | None = "ce81972ee313"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
