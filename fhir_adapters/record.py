@@ -35,6 +35,7 @@ FALLBACK_TYPES = (
     "Immunization",
     "DiagnosticReport",
     "DocumentReference",
+    "Media",
 )
 # What condensation reads. $everything is asked for these (`_type`), and only these are validated: a
 # synthea record is a fifth Claims, EOBs, Provenance and directory resources that no note cites.

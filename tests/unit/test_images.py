@@ -3,6 +3,7 @@ carries them (a key line, then the image part, between the timeline and the task
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from clinical_notes import prompts
@@ -75,3 +76,23 @@ def test_images_sit_between_the_timeline_and_the_task_under_their_keys() -> None
     assert user[-1] == {"type": "text", "text": prompts.task(kind)}
     plain = prompts.messages(kind, "timeline text")[1]["content"]
     assert plain == prompts.timeline_block("timeline text") + prompts.task(kind)
+
+
+def test_media_images_are_sent_and_cited_like_documents() -> None:
+    media = {
+        "resourceType": "Media",
+        "id": "m1",
+        "status": "completed",
+        "subject": {"reference": "Patient/p"},
+        "createdDateTime": "2024-06-01T08:00:00Z",
+        "modality": {"text": "Dermatology photograph"},
+        "content": {"contentType": "image/png", "data": base64.b64encode(png(6, 6)).decode()},
+    }
+    retracted = {**media, "id": "m2", "status": "entered-in-error"}
+    record = record_from_bundle_json(bundle(image_document("photo", "p", png()), media, retracted))
+    images, left_out = record_images(record, max_bytes=10_000, max_count=4)
+    assert [i.ref for i in images] == ["Media/m1", "DocumentReference/photo"]  # newest first
+    assert images[0].label == "Dermatology photograph" and images[0].date == "2024-06-01T08:00:00+00:00"
+    assert left_out == []
+    keys = image_keys(condense(record), images)
+    assert set(keys.values()) == {"Media/m1", "DocumentReference/photo"}
