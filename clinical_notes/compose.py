@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 
 from clinical_notes.draft import Section, Statement
-from clinical_notes.esi import screen
+from clinical_notes.esi import criteria, screen
 from clinical_notes.kinds import NoteKind
 from clinical_notes.language import ENGLISH, Wording
 from clinical_notes.timeline import ClinicalTimeline, Measurement, Problem, Series, when
@@ -374,7 +374,8 @@ def screen_statement(t: ClinicalTimeline, words: Wording = ENGLISH) -> list[Stat
         return [record(said.no_triage_encounter)]
     setting = said.settings.get(found.kind or "", found.kind or said.encounter)
     refs = [found.encounter, *(ref for f in found.flags if f.severity != "info" for ref in f.citations)]
-    text = said.screen.format(setting=setting, day=day(found.start, words), statement=found.statement)
+    statement = criteria(found.flags, said)
+    text = said.screen.format(setting=setting, day=day(found.start, words), statement=statement)
     return [record(text, refs)]
 
 

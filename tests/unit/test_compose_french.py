@@ -8,6 +8,7 @@ from typing import Any
 
 from clinical_notes.compose import CAP_PROBLEMS, compose, problems, results
 from clinical_notes.draft import NoteDraft, Section
+from clinical_notes.esi import TriageFlag, criteria
 from clinical_notes.kinds import get_kind
 from clinical_notes.language import FRENCH
 from clinical_notes.timeline import Allergy, ClinicalTimeline, PatientFacts, Problem
@@ -119,3 +120,17 @@ def test_french_caps_name_the_rest_as_et_n_autres() -> None:
     assert results(ClinicalTimeline(patient=PATIENT), words=FRENCH)[-1].text == (
         "Aucun résultat de laboratoire trouvé dans le dossier."
     )
+
+
+def test_the_esi_screen_line_is_french_around_the_rules_titles() -> None:
+    met = TriageFlag(
+        severity="critical",
+        title="ESI decision point A: needs an immediate life-saving intervention",
+        rationale="SpO2 82 %",
+        rule="esi",
+        esi=1,
+        values=["SpO2 82 %"],
+    )
+    assert criteria([met], FRENCH.phrases) == "Remplit les critères ESI de niveau 1 : SpO2 82 %."
+    assert criteria([met]) == "Meets ESI level-1 criteria: SpO2 82 %."
+    assert criteria([], FRENCH.phrases).startswith("Ne remplit aucun critère ESI de niveau 1 ou 2")
