@@ -17,53 +17,55 @@ from fhir_adapters.condense import condense
 from fhir_adapters.evidence import RecordEvidence
 from fhir_adapters.record import PatientRecord, record_from_bundle_json
 
+ACTIVE = {"coding": [{"code": "active"}]}
 PATIENT = PatientFacts(ref="Patient/p1", sex="female", age_years=70)
 LAB = {
     "coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "laboratory"}]
 }
 
 
+def of_patient(kind: str, id_: str, **fields: Any) -> dict[str, Any]:
+    """A resource of patient p1."""
+    return {"resourceType": kind, "id": id_, "subject": {"reference": "Patient/p1"}, **fields}
+
+
 def potassium(id_: str, value: float, when: str) -> dict[str, Any]:
-    return {
-        "resourceType": "Observation",
-        "id": id_,
-        "status": "final",
-        "category": [LAB],
-        "code": {"coding": [{"system": "http://loinc.org", "code": "2823-3"}], "text": "Potassium"},
-        "subject": {"reference": "Patient/p1"},
-        "effectiveDateTime": when,
-        "valueQuantity": {"value": value, "unit": "mmol/L"},
-        "referenceRange": [
-            {"low": {"value": 3.5, "unit": "mmol/L"}, "high": {"value": 5.1, "unit": "mmol/L"}}
-        ],
-    }
+    mmol = {"unit": "mmol/L"}
+    return of_patient(
+        "Observation",
+        id_,
+        status="final",
+        category=[LAB],
+        code={"coding": [{"system": "http://loinc.org", "code": "2823-3"}], "text": "Potassium"},
+        effectiveDateTime=when,
+        valueQuantity={"value": value, **mmol},
+        referenceRange=[{"low": {"value": 3.5, **mmol}, "high": {"value": 5.1, **mmol}}],
+    )
 
 
 def french_record() -> PatientRecord:
     """A record with a problem, a medication without dosage, an allergy and a result with a change."""
     resources: list[dict[str, Any]] = [
         {"resourceType": "Patient", "id": "p1", "gender": "female", "birthDate": "1950-01-01"},
-        {
-            "resourceType": "Condition",
-            "id": "c1",
-            "clinicalStatus": {"coding": [{"code": "active"}]},
-            "code": {"text": "Asthma (disorder)"},
-            "subject": {"reference": "Patient/p1"},
-            "onsetDateTime": "2010-03-12",
-        },
-        {
-            "resourceType": "MedicationRequest",
-            "id": "m1",
-            "status": "active",
-            "intent": "order",
-            "subject": {"reference": "Patient/p1"},
-            "authoredOn": "2023-05-01",
-            "medicationCodeableConcept": {"text": "albuterol 0.83 MG/ML Inhalation Solution"},
-        },
+        of_patient(
+            "Condition",
+            "c1",
+            clinicalStatus=ACTIVE,
+            code={"text": "Asthma (disorder)"},
+            onsetDateTime="2010-03-12",
+        ),
+        of_patient(
+            "MedicationRequest",
+            "m1",
+            status="active",
+            intent="order",
+            authoredOn="2023-05-01",
+            medicationCodeableConcept={"text": "albuterol 0.83 MG/ML Inhalation Solution"},
+        ),
         {
             "resourceType": "AllergyIntolerance",
             "id": "a1",
-            "clinicalStatus": {"coding": [{"code": "active"}]},
+            "clinicalStatus": ACTIVE,
             "code": {"text": "Peanut"},
             "criticality": "high",
             "patient": {"reference": "Patient/p1"},
