@@ -80,7 +80,7 @@ class Wording:
         return number.replace(".", ",") if self.code == "fr" else number
 
     def for_checking(self, text: str) -> str:
-        """The text with this language's dates and decimal commas in the forms the verifier reads."""
+        """The text with this language's dates, decimal commas and sex words as the verifier reads them."""
         if self.code != "fr":
             return text
 
@@ -90,7 +90,12 @@ class Wording:
 
         text = _FR_NUMERIC_DATE.sub(lambda m: f"{m['y']}-{int(m['m']):02d}-{int(m['d']):02d}", text)
         text = _FR_LONG_DATE.sub(long_date, text)
-        return _DECIMAL_COMMA.sub(r"\1.\2", text)
+        text = _DECIMAL_COMMA.sub(r"\1.\2", text)
+        # "Femme" names the record's gender code "female": read as the code it stands for, so that the
+        # composed patient statement mentions what the Patient resource records.
+        for code, said in self.phrases.sexes.items():
+            text = re.sub(rf"(?<!\w){re.escape(said)}(?!\w)", code, text, flags=re.IGNORECASE)
+        return text
 
 
 ENGLISH = Wording(

@@ -136,3 +136,17 @@ def test_the_esi_screen_line_is_french_around_the_rules_titles() -> None:
     assert criteria([met], FRENCH.phrases) == "Remplit les critères ESI de niveau 1 : SpO2 82 %."
     assert criteria([met]) == "Meets ESI level-1 criteria: SpO2 82 %."
     assert criteria([], FRENCH.phrases).startswith("Ne remplit aucun critère ESI de niveau 1 ou 2")
+
+
+def test_a_deceased_patient_s_french_summary_is_grounded_by_the_sex_word() -> None:
+    """Age at death is not the Patient's age today: "Femme" must stand for the recorded gender."""
+    patient = {"resourceType": "Patient", "id": "p1", "gender": "female", "birthDate": "1950-01-01"}
+    patient["deceasedDateTime"] = "2000-06-01T10:00:00Z"
+    record = record_from_bundle_json(
+        {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": patient}]}
+    )
+    [summary] = compose(get_kind("progress"), condense(record), FRENCH)["Summary"]
+    assert summary.text == "Femme, 50 ans, décès enregistré."
+    draft = NoteDraft(kind="progress", sections=[Section(title="Summary", statements=[summary])])
+    report = Verifier(RecordEvidence(record), wording=FRENCH).verify(draft)
+    assert report.passed, report.violations
