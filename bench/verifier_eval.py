@@ -2,6 +2,7 @@
 """Evaluation of issue 3's checks, printing tables.
 
     .venv/bin/python bench/verifier_eval.py planted      # catch rate per planted error, false rejects
+    .venv/bin/python bench/verifier_eval.py planted --language fr   # composed statements written in French
     .venv/bin/python bench/verifier_eval.py triage       # rule severity vs ESI on clinosim ED triage notes
     .venv/bin/python bench/verifier_eval.py llm [--patients 20]   # schema validity + pass rate, CPU vLLM
 
@@ -34,6 +35,7 @@ from clinical_notes.compose import compose  # noqa: E402
 from clinical_notes.draft import SEVERITY_ORDER, Flag, NoteDraft, Section, Statement  # noqa: E402
 from clinical_notes.evidence import Evidence, EvidenceSource  # noqa: E402
 from clinical_notes.kinds import KINDS  # noqa: E402
+from clinical_notes.language import ENGLISH, Wording, wording  # noqa: E402
 from clinical_notes.rules import rule_flags  # noqa: E402
 from clinical_notes.timeline import ClinicalTimeline  # noqa: E402
 from clinical_notes.verifier import Verifier, flag_backing  # noqa: E402
@@ -243,9 +245,11 @@ def backed_flags(t: ClinicalTimeline) -> list[Flag]:
     ]
 
 
-def composed_statements(t: ClinicalTimeline) -> list[tuple[str, Statement]]:
-    """Every statement the record composes for every kind, with its section title."""
-    return [(title, st) for kind in KINDS.values() for title, sts in compose(kind, t).items() for st in sts]
+def composed_statements(t: ClinicalTimeline, words: Wording = ENGLISH) -> list[tuple[str, Statement]]:
+    """Every statement the record composes for every kind in a language, with its section title."""
+    return [
+        (title, st) for kind in KINDS.values() for title, sts in compose(kind, t, words).items() for st in sts
+    ]
 
 
 def planted(args: argparse.Namespace) -> None:
@@ -256,6 +260,8 @@ def planted(args: argparse.Namespace) -> None:
     clean: Counter[str] = Counter()
     rejected: Counter[str] = Counter()
     files = synthea(args.patients, args.seed)
+    words = wording(args.language)
+    composed = f"composed statements ({words.code})"
 
     def passes(verifier: Verifier, title: str, statement: Statement | None, flag: Flag | None = None) -> bool:
         sections = [Section(title=title, statements=[statement])] if statement else []
@@ -267,9 +273,10 @@ def planted(args: argparse.Namespace) -> None:
         ctx = Context(record, timeline, flag_backing(timeline, rule_flags(timeline)[0]))
         evidence = RecordEvidence(record)
         verifier = Verifier(evidence, backing=ctx.backing)
-        for title, statement in composed_statements(timeline):
-            clean["composed statements"] += 1
-            rejected["composed statements"] += not passes(verifier, title, statement)
+        in_language = Verifier(evidence, backing=ctx.backing, wording=words)
+        for title, statement in composed_statements(timeline, words):
+            clean[composed] += 1
+            rejected[composed] += not passes(in_language, title, statement)
         for flag in backed_flags(timeline):
             clean["model flags (backed)"] += 1
             rejected["model flags (backed)"] += not passes(verifier, "Summary", None, flag)
@@ -439,6 +446,9 @@ def main() -> int:
     parser.add_argument("--patients", type=int, default=20)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--population", type=int, default=1200, help="clinosim population (triage)")
+    parser.add_argument(
+        "--language", choices=["en", "fr"], default="en", help="language of the composed statements (planted)"
+    )
     args = parser.parse_args()
     {"planted": planted, "triage": triage, "llm": llm}[args.suite](args)
     return 0

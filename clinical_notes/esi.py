@@ -53,6 +53,7 @@ from pydantic import BaseModel, Field
 
 from clinical_notes.complaints import ReadComplaint, read_complaint
 from clinical_notes.draft import SEVERITY_ORDER, Flag, Severity
+from clinical_notes.record_phrases import ENGLISH_PHRASES, RecordPhrases
 from clinical_notes.timeline import ClinicalTimeline, Presentation
 from clinical_notes.triage import News2, allergy_conflicts, critical_labs, news2_points
 from clinical_notes.vitals import CORE, Vital, VitalSet, read_vitals
@@ -268,7 +269,7 @@ def screen(timeline: ClinicalTimeline, encounter: str | None = None) -> Screen:
         encounter=presentation.encounter,
         kind=presentation.kind,
         start=presentation.start,
-        statement=_statement(ctx),
+        statement=criteria(ctx.flags),
         flags=ctx.flags,
         complaints=[f"{c.read.text!r} ({c.source}) read as {c.read.normalized!r}" for c in ctx.complaints],
     )
@@ -618,10 +619,11 @@ def _not_assessed(ctx: _Context) -> None:
         )
 
 
-def _statement(ctx: _Context) -> str:
-    """Which ESI criteria the encounter meets, then the other warnings, then what was not assessed."""
-    level = min((f.esi for f in ctx.flags if f.esi is not None), default=None)
-    met = [f for f in ctx.flags if f.esi == level] if level else []
+def criteria(flags: list[TriageFlag], said: RecordPhrases = ENGLISH_PHRASES) -> str:
+    """Which ESI criteria the encounter's flags meet, then the other warnings, then what was not assessed,
+    in the connecting words of a language (the flags' titles are the rules')."""
+    level = min((f.esi for f in flags if f.esi is not None), default=None)
+    met = [f for f in flags if f.esi == level] if level else []
     parts = []
     if level:
         reasons = [
@@ -630,16 +632,13 @@ def _statement(ctx: _Context) -> str:
             else ", ".join(f.values) or f.title
             for f in met
         ]
-        parts.append(f"Meets ESI level-{level} criteria: {'; '.join(reasons)}.")
+        parts.append(said.esi_met.format(level=level, reasons=said.detail.join(reasons)))
     else:
-        parts.append(
-            "Meets no ESI level-1 or level-2 criterion on what the record shows (levels 3 to 5 depend on the "
-            "resources expected, which these rules do not judge)."
-        )
-    others = [f.title for f in ctx.flags if f.esi is None and f.severity in ("critical", "warning")]
+        parts.append(said.esi_none)
+    others = [f.title for f in flags if f.esi is None and f.severity in ("critical", "warning")]
     if others:
-        parts.append(f"Also: {'; '.join(others)}.")
-    skipped = [f.title for f in ctx.flags if f.not_assessed]
+        parts.append(said.esi_also.format(titles=said.detail.join(others)))
+    skipped = [f.title for f in flags if f.not_assessed]
     if skipped:
-        parts.append(f"Not assessed: {'; '.join(skipped)}.")
+        parts.append(said.esi_skipped.format(titles=said.detail.join(skipped)))
     return " ".join(parts)

@@ -2,13 +2,16 @@
 verifier's hedging lexicon, and how dates and decimals are written (normalized for checking).
 
 The structured draft keeps the English section titles as its keys; only what a clinician reads is localized.
-Statements composed from the record keep the record's own words (names, values), in any language.
+Statements composed from the record keep the record's own words (names, values, units) with this language's
+connecting words (clinical_notes.record_phrases).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+
+from clinical_notes.record_phrases import ENGLISH_PHRASES, FRENCH_PHRASES, RecordPhrases
 
 MONTHS_FR = (
     "janvier",
@@ -53,6 +56,7 @@ class Wording:
     severities: dict[str, str]
     authors: dict[str, str]
     not_in_timeline: str
+    phrases: RecordPhrases  # the connecting words of statements composed from the record
     hedged: re.Pattern[str]
     definitive: re.Pattern[str]
     about_the_record: tuple[re.Pattern[str], ...] = field(default=())
@@ -71,8 +75,12 @@ class Wording:
             return f"{iso[8:10]}/{iso[5:7]}/{iso[:4]}"
         return iso[:10]
 
+    def decimal(self, number: str) -> str:
+        """A number as this language writes it (7.5 → 7,5 in French)."""
+        return number.replace(".", ",") if self.code == "fr" else number
+
     def for_checking(self, text: str) -> str:
-        """The text with this language's dates and decimal commas in the forms the verifier reads."""
+        """The text with this language's dates, decimal commas and sex words as the verifier reads them."""
         if self.code != "fr":
             return text
 
@@ -82,7 +90,12 @@ class Wording:
 
         text = _FR_NUMERIC_DATE.sub(lambda m: f"{m['y']}-{int(m['m']):02d}-{int(m['d']):02d}", text)
         text = _FR_LONG_DATE.sub(long_date, text)
-        return _DECIMAL_COMMA.sub(r"\1.\2", text)
+        text = _DECIMAL_COMMA.sub(r"\1.\2", text)
+        # "Femme" names the record's gender code "female": read as the code it stands for, so that the
+        # composed patient statement mentions what the Patient resource records.
+        for code, said in self.phrases.sexes.items():
+            text = re.sub(rf"(?<!\w){re.escape(said)}(?!\w)", code, text, flags=re.IGNORECASE)
+        return text
 
 
 ENGLISH = Wording(
@@ -107,6 +120,7 @@ ENGLISH = Wording(
     severities={},
     authors={},
     not_in_timeline="not in the timeline",
+    phrases=ENGLISH_PHRASES,
     hedged=re.compile(
         r"\b(suggests?|suggestive|consistent with|compatible with|consider|possible|possibly|probable|"
         r"likely|may|might|could|suspect(ed)?|concern for|cannot be excluded|rule out|differential|"
@@ -168,6 +182,7 @@ FRENCH = Wording(
     severities={"critical": "CRITIQUE", "warning": "AVERTISSEMENT", "info": "INFO"},
     authors={"rule": "règle", "model": "modèle"},
     not_in_timeline="absent de la chronologie",
+    phrases=FRENCH_PHRASES,
     hedged=re.compile(
         r"(?<!\w)(évoqu\w*|suggèr\w*|suggestif|suggestive|compatible avec|en faveur d['e]|à envisager|"
         r"envisager|possible(ment)?|probable(ment)?|peut-être|pourrai(en)?t|suspicion|suspect\w*|à éliminer|"
@@ -185,6 +200,7 @@ FRENCH = Wording(
         re.compile(
             r"^aucun\w* [^.]*\b(trouvé|enregistré|documenté)\w*[^.]*\bdans le dossier\.?$", re.IGNORECASE
         ),
+        re.compile(r"\bfigurent dans le dossier,? non listé\w*\.?$", re.IGNORECASE),
     ),
 )
 

@@ -309,7 +309,7 @@ class Pipeline:
         flags = synthesis.note.flags if synthesis.note else []
         draft = NoteDraft(
             kind=kind.name,
-            sections=sections(kind, compose(kind, job.full), model),
+            sections=sections(kind, compose(kind, job.full, job.words), model),
             flags=merge_flags(job.rules, flags) if kind.flags else [],
             synthesis_unavailable=synthesis.unavailable,
         )

@@ -18,10 +18,13 @@ from typing import Any
 import httpx
 import pytest
 
+from clinical_notes.compose import compose
+from clinical_notes.kinds import get_kind
 from clinical_notes.language import FRENCH
 from clinical_notes.verifier import Verifier
 from deploy import llm_cpu
 from deploy.processes import stop
+from fhir_adapters.condense import condense
 from fhir_adapters.evidence import RecordEvidence
 from fhir_adapters.record import PatientRecord, record_from_bundle_json
 from services.core.errors import ConfigError
@@ -138,6 +141,10 @@ async def test_a_french_department_gets_french_drafts(lora_server: str, synthea_
     assert FRENCH.banner in progress.markdown
     assert "## Problèmes actifs" in progress.markdown and "## Sources" in progress.markdown
     assert "## Active problems" not in progress.markdown
+    # The statements composed from the record are French around the record's own words.
+    composed = compose(get_kind("progress"), condense(record), FRENCH)["Active problems"][0].text
+    assert ", début le " in composed and composed in progress.markdown
+    assert ", onset " not in progress.markdown and "Vital signs on " not in progress.markdown
     assert french["triage"].markdown is not None
     assert french["triage"].markdown.startswith("# Alertes de tri (brouillon IA)\n")
     for outcome in french.values():

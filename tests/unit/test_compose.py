@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from clinical_notes.compose import (
     CAP_PROBLEMS,
     compose,
@@ -16,6 +18,7 @@ from clinical_notes.compose import (
 from clinical_notes.coverage import missing, must_mention
 from clinical_notes.draft import NoteDraft, Section
 from clinical_notes.kinds import KINDS, get_kind
+from clinical_notes.language import ENGLISH, FRENCH, Wording
 from clinical_notes.rules import rule_flags
 from clinical_notes.timeline import (
     Allergy,
@@ -166,15 +169,18 @@ def test_medications_say_dose_frequency_and_route_as_recorded() -> None:
     assert Verifier(RecordEvidence(record)).verify(draft).passed
 
 
-def test_composed_drafts_cover_every_must_mention_fact_and_verify_clean(synthea_files: list[Path]) -> None:
+@pytest.mark.parametrize("words", [ENGLISH, FRENCH], ids=["en", "fr"])
+def test_composed_drafts_cover_every_must_mention_fact_and_verify_clean(
+    synthea_files: list[Path], words: Wording
+) -> None:
     for path in synthea_files:
         record = record_from_bundle(path)
         timeline = condense(record)
         rules = rule_flags(timeline)[0]
         evidence = RecordEvidence(record)
-        verifier = Verifier(evidence, backing=flag_backing(timeline, rules))
+        verifier = Verifier(evidence, backing=flag_backing(timeline, rules), wording=words)
         for kind in KINDS.values():
-            draft = NoteDraft(kind=kind.name, sections=sections(kind, compose(kind, timeline), {}))
+            draft = NoteDraft(kind=kind.name, sections=sections(kind, compose(kind, timeline, words), {}))
             report = verifier.verify(draft)
             assert report.passed, (path.name, kind.name, report.violations[:3])
             assert all(s.author == "record" for sec in draft.sections for s in sec.statements)
