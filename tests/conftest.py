@@ -144,6 +144,15 @@ def loaded_patients(fhir_server: str, synthea_files: list[Path]) -> list[str]:
     return [patients.load(fhir_server, path) for path in synthea_files]
 
 
+@pytest.fixture(scope="session")
+def census_patients(fhir_server: str, synthea_files: list[Path]) -> list[str]:
+    """Fresh copies of the synthea records for the census tests, which add encounters and write drafts:
+    the shared loaded_patients must stay as other tests expect them (no drafts, records as generated)."""
+    from deploy import patients
+
+    return [patients.load(fhir_server, path) for path in synthea_files]
+
+
 def start_cpu_llm(log: Path, **options: Any) -> tuple[subprocess.Popen[bytes], str]:
     """The CPU vLLM (server_command options) on a free loopback port, once it answers: (process, URL)."""
     from deploy import llm_cpu

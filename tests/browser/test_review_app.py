@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -65,9 +65,9 @@ class Review:
 
 def wait(browser: webdriver.Chrome) -> WebDriverWait[webdriver.Chrome]:
     """A wait that retries while the page is being replaced (a form's answer loading)."""
-    return WebDriverWait(
-        browser, WAIT_S, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)
-    )
+    # Chromium may also answer "Node with given id does not belong to the document" (a plain
+    # WebDriverException) for an element read while the next page replaces it; the wait still times out.
+    return WebDriverWait(browser, WAIT_S, ignored_exceptions=(WebDriverException,))
 
 
 def chromium() -> webdriver.Chrome:

@@ -37,9 +37,9 @@ def ehrsum(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]
 
 
 @pytest.fixture(scope="module")
-def ids_file(loaded_patients: list[str], tmp_path_factory: pytest.TempPathFactory) -> Path:
+def ids_file(census_patients: list[str], tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("census") / "ids.txt"
-    first, second = loaded_patients[:2]
+    first, second = census_patients[:2]
     path.write_text(f"# morning census\n{first}\nPatient/{second}\n{MISSING}\n", encoding="utf-8")
     return path
 
@@ -56,7 +56,7 @@ def table_row(table: str, name: str) -> str:
 
 
 def test_a_census_summarizes_each_patient_once_and_reports_failures(
-    first_run: subprocess.CompletedProcess[str], loaded_patients: list[str]
+    first_run: subprocess.CompletedProcess[str], census_patients: list[str]
 ) -> None:
     assert first_run.returncode == 1, first_run.stderr[-3000:]  # one patient failed
     table = first_run.stdout
@@ -66,7 +66,7 @@ def test_a_census_summarizes_each_patient_once_and_reports_failures(
     assert table_row(table, "not finished") == "0"
     failure = next(line for line in table.splitlines() if f"Patient/{MISSING}" in line)
     assert "not found" in failure
-    for patient in loaded_patients[:2]:
+    for patient in census_patients[:2]:
         (job,) = jobs_of(patient)
         assert job.status.value == "succeeded" and len(job.draft_refs) == 1
     # Not a terminal: plain lines, one per change, no carriage returns or escape codes.
@@ -78,7 +78,7 @@ def test_a_census_summarizes_each_patient_once_and_reports_failures(
 
 
 def test_a_rerun_skips_what_succeeded_and_retries_what_failed(
-    first_run: subprocess.CompletedProcess[str], ids_file: Path, loaded_patients: list[str]
+    first_run: subprocess.CompletedProcess[str], ids_file: Path, census_patients: list[str]
 ) -> None:
     started = time.monotonic()
     again = ehrsum("census", "--ids", str(ids_file), "--run", RUN, "--poll", "0.2")
@@ -87,18 +87,18 @@ def test_a_rerun_skips_what_succeeded_and_retries_what_failed(
     assert table_row(again.stdout, "succeeded") == "0"
     assert table_row(again.stdout, "failed") == "1"  # the unknown patient, retried and failed again
     assert time.monotonic() - started < 60
-    assert all(len(jobs_of(p)) == 1 for p in loaded_patients[:2])
+    assert all(len(jobs_of(p)) == 1 for p in census_patients[:2])
     (missing,) = jobs_of(MISSING)
     assert missing.attempts == 1 and missing.status.value == "failed"  # a fresh budget: attempts reset
 
 
 def test_a_ward_census_on_a_terminal_draws_a_bar(
-    first_run: subprocess.CompletedProcess[str], fhir_server: str, loaded_patients: list[str]
+    first_run: subprocess.CompletedProcess[str], fhir_server: str, census_patients: list[str]
 ) -> None:
     ward = httpx.post(
         f"{fhir_server}/Location", json={"resourceType": "Location", "name": "Ward 3"}, timeout=30
     )
-    for patient in loaded_patients[:2]:
+    for patient in census_patients[:2]:
         body = {
             "resourceType": "Encounter",
             "status": "in-progress",
@@ -153,9 +153,9 @@ def test_the_api_runs_a_group_census_found_by_bulk_export(
     api: str,
     auth: dict[str, str],
     fhir_server: str,
-    loaded_patients: list[str],
+    census_patients: list[str],
 ) -> None:
-    members = [{"entity": {"reference": f"Patient/{p}"}} for p in loaded_patients[:2]]
+    members = [{"entity": {"reference": f"Patient/{p}"}} for p in census_patients[:2]]
     group = httpx.post(
         f"{fhir_server}/Group",
         json={"resourceType": "Group", "type": "person", "actual": True, "member": members},
@@ -176,13 +176,13 @@ def test_a_census_of_an_unknown_group_fails_with_the_reason(
 
 
 def test_the_sweeper_resumes_a_census_whose_steps_were_lost(
-    first_run: subprocess.CompletedProcess[str], loaded_patients: list[str]
+    first_run: subprocess.CompletedProcess[str], census_patients: list[str]
 ) -> None:
     from services.core.db import session_scope
     from services.jobs.census import get_census, progress
     from workers.census import Population, begin, sweep_censuses
 
-    population = Population(patients=tuple(loaded_patients[:2]))
+    population = Population(patients=tuple(census_patients[:2]))
     # Recorded as the API records one, but its first step never queued (as if the broker had lost it).
     census_id = begin(population=population, kinds=["progress"], run=RUN, concurrency=2, driver="worker")
     assert census_id in sweep_censuses()

@@ -28,14 +28,14 @@ def created(fhir_server: str, resource: dict[str, Any]) -> str:
 
 
 @pytest.fixture(scope="module")
-def group(fhir_server: str, loaded_patients: list[str]) -> str:
+def group(fhir_server: str, census_patients: list[str]) -> str:
     """A Group of the three patients, plus an inactive member and a Device that are not in the census."""
     device = created(fhir_server, {"resourceType": "Device", "status": "active"})
-    members: list[dict[str, Any]] = [{"entity": {"reference": f"Patient/{p}"}} for p in loaded_patients]
-    members.insert(1, {"entity": {"reference": f"Patient/{loaded_patients[0]}"}})  # listed twice
+    members: list[dict[str, Any]] = [{"entity": {"reference": f"Patient/{p}"}} for p in census_patients]
+    members.insert(1, {"entity": {"reference": f"Patient/{census_patients[0]}"}})  # listed twice
     members.append({"entity": {"reference": f"Device/{device}"}})
-    members.append({"entity": {"reference": f"{fhir_server}/Patient/{loaded_patients[2]}"}})  # absolute
-    gone = patients.encounter_now(loaded_patients[0])["subject"]["reference"]
+    members.append({"entity": {"reference": f"{fhir_server}/Patient/{census_patients[2]}"}})  # absolute
+    gone = patients.encounter_now(census_patients[0])["subject"]["reference"]
     members.append({"entity": {"reference": gone}, "inactive": True})
     return created(
         fhir_server,
@@ -54,11 +54,11 @@ def encounter(patient: str, location: str, status: str, where: str = "active") -
 
 
 @pytest.fixture(scope="module")
-def ward(fhir_server: str, loaded_patients: list[str]) -> str:
+def ward(fhir_server: str, census_patients: list[str]) -> str:
     """A ward with two patients in progress; the third was discharged from it and is on another ward."""
     ward = created(fhir_server, {"resourceType": "Location", "status": "active", "name": "Ward 7"})
     other = created(fhir_server, {"resourceType": "Location", "status": "active", "name": "Ward 8"})
-    first, second, third = loaded_patients
+    first, second, third = census_patients
     for body in (
         encounter(first, ward, "in-progress"),
         encounter(second, ward, "in-progress"),
@@ -71,23 +71,23 @@ def ward(fhir_server: str, loaded_patients: list[str]) -> str:
 
 
 async def test_a_group_read_gives_its_active_patients_once_in_order(
-    fhir_server: str, loaded_patients: list[str], group: str
+    fhir_server: str, census_patients: list[str], group: str
 ) -> None:
     async with FhirClient(fhir_server) as client:
-        assert await group_patients(client, group) == loaded_patients
+        assert await group_patients(client, group) == census_patients
         with pytest.raises(FhirNotFound):
             await group_patients(client, "no-such-group")
 
 
 async def test_sekmet_declares_group_export_and_the_export_gives_the_same_patients(
-    fhir_server: str, loaded_patients: list[str], group: str
+    fhir_server: str, census_patients: list[str], group: str
 ) -> None:
     async with FhirClient(fhir_server) as client:
         assert declares_group_export(await client.capability())
         exporter = BulkExport(client)
         found = await exporter.group_patients(group)
     # sekmet exports inactive members too (the spec leaves it to the server): the inactive one is patient 0.
-    assert sorted(found) == sorted(loaded_patients)
+    assert sorted(found) == sorted(census_patients)
     assert exporter.stats.polls >= 2, "the export finished before a first poll: Retry-After was not exercised"
     assert exporter.stats.waits_s and all(w == 1.0 for w in exporter.stats.waits_s)  # sekmet: Retry-After: 1
     assert exporter.stats.resources == 3 and exporter.stats.bytes > 0
@@ -143,9 +143,9 @@ async def test_kick_off_without_a_group_is_not_found(fhir_server: str) -> None:
 
 
 async def test_a_ward_gives_the_patients_of_its_in_progress_encounters(
-    fhir_server: str, loaded_patients: list[str], ward: str
+    fhir_server: str, census_patients: list[str], ward: str
 ) -> None:
     async with FhirClient(fhir_server) as client:
-        assert sorted(await ward_patients(client, ward)) == sorted(loaded_patients[:2])
+        assert sorted(await ward_patients(client, ward)) == sorted(census_patients[:2])
         with pytest.raises(FhirNotFound):
             await ward_patients(client, "no-such-ward")

@@ -59,9 +59,9 @@ async def test_a_second_pull_fetches_only_what_changed(any_fhir: Server, synthea
 
 
 async def test_the_job_pull_keeps_the_snapshot_in_postgres(
-    fhir_server: str, loaded_patients: list[str], postgres_db: str
+    fhir_server: str, synthea_files: list[Path], postgres_db: str
 ) -> None:
-    patient = loaded_patients[1]
+    patient = patients.load(fhir_server, synthea_files[1])  # a copy no job has pulled yet
     async with FhirClient(fhir_server) as client:
         first = await pull_with_snapshot(client, patient)
         second = await pull_with_snapshot(client, patient)
