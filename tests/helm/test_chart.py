@@ -12,7 +12,6 @@ import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
 
-from deploy import llm_cpu
 from tests.helm.manifests import (
     CHART_DIR,
     LONG_RUNNING_KINDS,
@@ -671,7 +670,6 @@ def test_existing_llm_server_instead_of_vllm(chart: helm.Chart) -> None:
     assert {"to": [{"ipBlock": {"cidr": "10.10.4.30/32"}}], "ports": [{"port": 443}]} in egress
 
 
-VLLM_VENV_PYTHON = llm_cpu.venv_python()
 VLLM_PARSE = """
 import json, sys
 from vllm.entrypoints.launchers.cli_args import make_arg_parser
@@ -686,9 +684,6 @@ print(json.dumps(out))
 """
 
 
-@pytest.mark.skipif(
-    not VLLM_VENV_PYTHON.exists(), reason="the CPU vLLM venv ($EHRSUM_CACHE/vllm-venv) is not set up"
-)
 def test_vllm_args_parse_with_the_pinned_vllm(production_render: Rendered, chart: helm.Chart) -> None:
     """vLLM's own parser (0.32, the pinned version, CPU build here) accepts the rendered arguments."""
     tp2 = render(chart, {"vllm": {"tensorParallelSize": 2, "kvCacheDtype": "fp8"}})
