@@ -178,7 +178,12 @@ def llm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     from deploy import llm_cpu
 
     model_dir = llm_cpu.ensure_setup()
-    proc, url = start_cpu_llm(tmp_path_factory.mktemp("vllm") / "server.log", name="gemma3-270m")
+    shared = os.environ.get("EHRSUM_TEST_LLM_URL")
+    if shared:
+        # A CPU vLLM another process started (serving gemma3-270m): sessions on one machine share it.
+        proc, url = None, shared
+    else:
+        proc, url = start_cpu_llm(tmp_path_factory.mktemp("vllm") / "server.log", name="gemma3-270m")
     os.environ.update(
         EHRSUM_LLM_BASE_URL=url,
         EHRSUM_LLM_MODEL="gemma3-270m",
@@ -189,7 +194,8 @@ def llm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     get_settings.cache_clear()
     yield url
-    stop(proc)
+    if proc is not None:
+        stop(proc)
 
 
 @pytest.fixture(scope="session")
