@@ -45,6 +45,7 @@ from fhir_adapters.record import record_from_bundle  # noqa: E402
 from services.core.model_profiles import strip_thinking  # noqa: E402
 from services.core.settings import Settings  # noqa: E402
 from workers.pipeline import Pipeline  # noqa: E402
+from workers.prepared import fit  # noqa: E402
 
 LOOP_WINDOW = 8  # tokens (whitespace words) in the window whose repetition marks a loop
 LOOP_LIMIT = 6  # the same window this many times: a loop
@@ -71,7 +72,7 @@ def requests_for(model: str, count: int, settings: Settings) -> list[dict[str, A
     pipeline = Pipeline(settings, llm=None)  # type: ignore[arg-type]  # only the prompt side is used
     out = []
     for index, path in enumerate(patients.cached("synthea", count, 42, llm_cpu.cache_dir() / "patients")):
-        timeline = pipeline.fit(condense(record_from_bundle(path)))
+        timeline = fit(settings, pipeline.counter, condense(record_from_bundle(path)))
         for kind in KINDS.values():
             schema = model_schema(
                 kind, max_statements=settings.note_max_statements, max_chars=settings.statement_max_chars

@@ -103,6 +103,7 @@ async def first_requests(fhir: str, pids: list[str], env: dict[str, str]) -> lis
     from fhir_adapters.record import fetch_record
     from services.core.settings import get_settings
     from workers.pipeline import Pipeline
+    from workers.prepared import fit
 
     get_settings.cache_clear()
     settings = get_settings()
@@ -111,7 +112,7 @@ async def first_requests(fhir: str, pids: list[str], env: dict[str, str]) -> lis
     async with FhirClient(fhir) as client:
         pipeline = Pipeline(settings, llm=None, fhir=client)  # type: ignore[arg-type]  # prompts only
         for pid in pids:
-            fitted = pipeline.fit(condense(await fetch_record(client, pid)))
+            fitted = fit(settings, pipeline.counter, condense(await fetch_record(client, pid)))
             schema = model_schema(
                 kind,
                 max_statements=settings.note_max_statements,
@@ -618,6 +619,7 @@ def kinds(args: argparse.Namespace) -> None:
     from fhir_adapters.record import record_from_bundle
     from services.core.settings import get_settings
     from workers.pipeline import Pipeline
+    from workers.prepared import fit
 
     get_settings.cache_clear()
     settings = get_settings()
@@ -634,7 +636,7 @@ def kinds(args: argparse.Namespace) -> None:
     }
     jobs: list[dict[str, list[tuple[Layout, dict[str, Any]]]]] = []
     for path in files:
-        fitted = pipeline.fit(condense(record_from_bundle(path)))
+        fitted = fit(settings, pipeline.counter, condense(record_from_bundle(path)))
         text, keys = render_timeline(fitted), list(fitted.citation_keys())
         pairs = list(zip(KINDS.values(), schemas, strict=True))
         jobs.append(

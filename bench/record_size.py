@@ -39,7 +39,9 @@ from fhir_adapters.client import FhirClient  # noqa: E402
 from fhir_adapters.record import PatientRecord, fetch_record  # noqa: E402
 from fhir_adapters.writeback import draft_identifier, write_draft  # noqa: E402
 from services.core.settings import Settings  # noqa: E402
+from workers.assembly import draft_document  # noqa: E402
 from workers.pipeline import Pipeline  # noqa: E402
+from workers.prepared import prompt_budget  # noqa: E402
 
 PORT = 18561
 UUID_REF = re.compile(r"urn:uuid:[0-9a-fA-F-]{36}")
@@ -129,7 +131,7 @@ async def one_run(pipeline: Pipeline, client: FhirClient, clock: ServerClock, pa
     outcome = await pipeline.draft(kind, job)
     t3 = time.perf_counter()
     identifier = draft_identifier(record.patient_id, "progress", f"bench-{time.time_ns()}")
-    await write_draft(client, pipeline.document(record, kind, identifier, job, outcome))
+    await write_draft(client, draft_document(pipeline.settings, kind, identifier, job, outcome))
     t4 = time.perf_counter()
     times = {
         "fetch": t1 - t0,
@@ -148,10 +150,10 @@ async def one_run(pipeline: Pipeline, client: FhirClient, clock: ServerClock, pa
         "resources": len(record.resources),
         "condensed_tokens": pipeline.counter.count(render_timeline(full)),
         "fitted_tokens": fitted.tokens or 0,
-        "budget": pipeline.prompt_budget(),
+        "budget": prompt_budget(pipeline.settings, pipeline.counter),
         "must_keep": len(must_keep(full)),
         "kept": len(kept_refs),
-        "statements": outcome.verification["statements_checked"],
+        "statements": outcome.verification.statements_checked if outcome.verification else 0,
     }
 
 

@@ -406,12 +406,13 @@ def llm(args: argparse.Namespace) -> None:
                     finally:
                         s["seconds"] += round(time.perf_counter() - started)
                     v = outcome.verification
-                    s["synthesis kept"] += v["synthesis"] == "model"
-                    s["first answer passed"] += v["synthesis"] == "model" and not v["violations_first_answer"]
-                    s["verified"] += v["status"] == "verified"
-                    s["statements kept"] += v["model_statements"]
-                    s["statements checked"] += v["model_statements"] + v["dropped"]
-                    for rule, n in v["violations_first_answer"].items():
+                    assert v is not None
+                    s["synthesis kept"] += v.synthesis == "model"
+                    s["first answer passed"] += v.synthesis == "model" and not v.violations_first_answer
+                    s["verified"] += v.status == "verified"
+                    s["statements kept"] += v.model_statements
+                    s["statements checked"] += v.model_statements + v.dropped
+                    for rule, n in v.violations_first_answer.items():
                         s[f"first-answer {rule}"] += n
 
         for path in files:

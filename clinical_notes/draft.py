@@ -60,3 +60,39 @@ class NoteDraft(BaseModel):
         """Every cited reference, in order of first citation."""
         statements = [c for s in self.sections for st in s.statements for c in st.citations]
         return list(dict.fromkeys([*statements, *(c for f in self.flags for c in f.citations)]))
+
+
+class ImagesUsed(BaseModel):
+    """The record's images: those sent to the model, and each left out with why."""
+
+    sent: list[str] = Field(default_factory=list)
+    left_out: list[str] = Field(default_factory=list)
+
+
+class DraftVerification(BaseModel):
+    """How a draft was checked and who wrote what: the `verification` block of the draft and the job."""
+
+    status: Literal["verified", "partially_verified"]
+    statements_checked: int
+    record_statements: int
+    model_statements: int
+    dropped: int = Field(description="Model statements removed because they failed verification.")
+    record_statements_dropped: int = 0
+    synthesis: Literal["model", "unavailable"]
+    synthesis_unavailable: str | None = None
+    violations_first_answer: dict[str, int] = Field(default_factory=dict)
+    violations_final_answer: dict[str, int] = Field(default_factory=dict)
+    regenerated: bool = False
+    served_model: str | None = None
+    language: str = "en"
+    images: ImagesUsed = Field(default_factory=ImagesUsed)
+    news2: int | None = None
+
+    def as_json(self, *, flags: bool) -> dict[str, object]:
+        """The block as stored: NEWS2 only for kinds with flags, the reason only when unavailable."""
+        out = self.model_dump(mode="json")
+        if not flags:
+            out.pop("news2")
+        if self.synthesis_unavailable is None:
+            out.pop("synthesis_unavailable")
+        return out

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from clinical_notes.draft import Flag, NoteDraft, Statement
+from clinical_notes.draft import DraftVerification, Flag, NoteDraft, Statement
 from clinical_notes.kinds import NoteKind
 from clinical_notes.language import ENGLISH, Wording
 from clinical_notes.timeline import Source
@@ -16,7 +14,7 @@ def render_markdown(
     note: NoteDraft,
     kind: NoteKind,
     sources: dict[str, Source],
-    verification: dict[str, Any] | None = None,
+    verification: DraftVerification | None = None,
     words: Wording = ENGLISH,
 ) -> str:
     """Markdown a clinician reads, in the wording's language: statements with [n] markers and numbered
@@ -49,9 +47,9 @@ def render_markdown(
     if note.flags and not critical_first:
         lines += flag_lines(note.flags)
     if verification:
-        checked, dropped = verification.get("statements_checked", 0), verification.get("dropped", 0)
+        dropped = verification.dropped
         removed = words.removed_some.format(n=dropped) if dropped else words.removed_none
-        lines += [words.verification.format(checked=checked, removed=removed), ""]
+        lines += [words.verification.format(checked=verification.statements_checked, removed=removed), ""]
     lines += [f"## {words.sources}", ""]
     for ref, number in numbers.items():
         source = sources.get(ref, Source(words.not_in_timeline, None))

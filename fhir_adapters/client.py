@@ -10,7 +10,7 @@ import asyncio
 import email.utils
 import random
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -98,6 +98,7 @@ class FhirClient:
         page_limit: int = 1000,
         transport: httpx.AsyncBaseTransport | None = None,
         on_exchange: ExchangeHook | None = None,
+        on_close: Callable[[], Awaitable[None]] | None = None,
     ):
         self.base_url = base_url.rstrip("/") + "/"
         self._base = httpx.URL(self.base_url)
@@ -105,6 +106,7 @@ class FhirClient:
         self.backoff_base_s = backoff_base_s
         self.page_limit = page_limit
         self.on_exchange = on_exchange
+        self.on_close = on_close
         auth = auth or FhirAuth()
         self._tokens = auth.smart if auth.kind == "smart" else None
         self._http = httpx.AsyncClient(
@@ -123,8 +125,10 @@ class FhirClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pool (and let the exchange hook finish its writes)."""
         await self._http.aclose()
+        if self.on_close is not None:
+            await self.on_close()
 
     async def request(
         self,

@@ -11,16 +11,15 @@ from typing import Any
 
 from fhir_adapters.capability import Capabilities, capabilities
 from fhir_adapters.client import FhirClient
-from fhir_adapters.condense import condense
 from fhir_adapters.record import (
     FALLBACK_TYPES,
     RECORD_TYPES,
     PatientRecord,
     fetch_resources,
+    patient_searches,
     record_from_resources,
     search_resources,
 )
-from fhir_adapters.snapshot import timeline_digest
 from services.core.errors import FhirError, FhirUnavailable
 
 log = logging.getLogger(__name__)
@@ -29,7 +28,8 @@ ID_PAGE = "1000"
 
 @dataclass
 class Snapshot:
-    """What the last pull of a patient fetched: each resource (JSON) by `Type/id`, the timeline digest."""
+    """What the last pull of a patient fetched: each resource (JSON) by `Type/id`, and the digest of its
+    timeline (set by whoever condenses the record; a pull does not condense)."""
 
     patient_id: str
     resources: dict[str, dict[str, Any]]
@@ -91,7 +91,7 @@ async def _full(client: FhirClient, patient_id: str) -> Pull:
     raw, source = await fetch_resources(client, patient_id)
     record = record_from_resources(patient_id, raw, source)
     kept = _by_ref([r for r in raw if r.get("resourceType") in RECORD_TYPES])
-    return Pull(record, _snapshot(patient_id, kept, record), "full", changed=len(record.resources))
+    return Pull(record, _snapshot(patient_id, kept), "full", changed=len(record.resources))
 
 
 async def _incremental_pull(client: FhirClient, declared: Capabilities, previous: Snapshot) -> Pull:
@@ -110,8 +110,7 @@ async def _incremental_pull(client: FhirClient, declared: Capabilities, previous
     for ref in deleted:
         merged.pop(ref, None)
     record = record_from_resources(patient_id, merged.values(), "incremental")
-    # Nothing new: the timeline is the snapshot's, and condensing 3,000 resources again costs ~0.3 s.
-    snapshot = _snapshot(patient_id, merged, record, None if fresh or deleted else previous.digest)
+    snapshot = _snapshot(patient_id, merged, "" if fresh or deleted else previous.digest)
     return Pull(record, snapshot, "incremental", changed=len(fresh), deleted=deleted)
 
 
@@ -120,28 +119,22 @@ async def _deleted(
 ) -> list[str]:
     """Kept resources the server no longer has: a count per type, and the ids only where it disagrees."""
     gone: list[str] = []
-    for kind in FALLBACK_TYPES:
-        param = declared.patient_param(kind)
-        if param is None:
-            continue
-        kept = {ref for ref in merged if ref.startswith(f"{kind}/")}
-        query = {param: f"Patient/{patient_id}"}
-        counted = await client.get_json(kind, {**query, "_summary": "count"})
+    for resource_type, query in patient_searches(declared, patient_id):
+        kept = {ref for ref in merged if ref.startswith(f"{resource_type}/")}
+        counted = await client.get_json(resource_type, {**query, "_summary": "count"})
         if counted.get("total") == len(kept):
             continue
         # A missing total, or a different one: list the ids (servers that ignore `_elements` send it all).
-        ids = client.search(kind, {**query, "_elements": "id", "_count": ID_PAGE})
-        listed = {f"{kind}/{r['id']}" async for r in ids}
+        ids = client.search(resource_type, {**query, "_elements": "id", "_count": ID_PAGE})
+        listed = {f"{resource_type}/{r['id']}" async for r in ids}
         gone.extend(sorted(kept - listed))
     return gone
 
 
-def _snapshot(
-    patient_id: str, resources: dict[str, dict[str, Any]], record: PatientRecord, digest: str | None = None
-) -> Snapshot:
+def _snapshot(patient_id: str, resources: dict[str, dict[str, Any]], digest: str = "") -> Snapshot:
     stamps = [s for r in resources.values() if (s := _meta(r, "lastUpdated"))]
     since = max(stamps, key=_instant) if stamps else None
-    return Snapshot(patient_id, resources, since, digest or timeline_digest(condense(record)))
+    return Snapshot(patient_id, resources, since, digest)
 
 
 def _instant(value: str) -> datetime:

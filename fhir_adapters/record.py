@@ -6,7 +6,7 @@ import hashlib
 import json
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,9 +72,9 @@ class PatientRecord:
         return h.hexdigest()
 
 
-async def fetch_record(client: FhirClient, patient_id: str, *, since: str | None = None) -> PatientRecord:
+async def fetch_record(client: FhirClient, patient_id: str) -> PatientRecord:
     """Fetch one patient's record the way the server declares: $everything (paged), else per-type searches."""
-    raw, source = await fetch_resources(client, patient_id, since=since)
+    raw, source = await fetch_resources(client, patient_id)
     return record_from_resources(patient_id, raw, source)
 
 
@@ -84,17 +84,16 @@ def record_from_resources(patient_id: str, raw: Iterable[dict[str, Any]], source
     return PatientRecord(patient_id, parsed.resources, parsed.rejected, source)
 
 
-async def fetch_resources(
-    client: FhirClient, patient_id: str, *, since: str | None = None
-) -> tuple[list[dict[str, Any]], str]:
-    """One patient's resources as JSON, and how they were fetched (`$everything` or `search`)."""
+async def fetch_resources(client: FhirClient, patient_id: str) -> tuple[list[dict[str, Any]], str]:
+    """One patient's whole record as JSON, and how it was fetched (`$everything` or `search`); a later
+    pull asks only for what changed (fhir_adapters/incremental.py)."""
     fhir_id(patient_id, "patient id")
     declared = await capabilities(client)
     raw: list[dict[str, Any]] | None = None
     source = "search"
     if declared.fetch_plan() == "$everything":
         try:
-            raw = await _everything(client, patient_id, since)
+            raw = await _everything(client, patient_id)
             source = "$everything"
         except FhirUnavailable:
             raise
@@ -104,16 +103,14 @@ async def fetch_resources(
             # Declared (or not declared either way) but refused: searches reach the same resources.
             log.info("$everything refused (%s); falling back to searches", exc.status)
     if raw is None:
-        raw = await search_resources(client, declared, patient_id, since)
+        raw = await search_resources(client, declared, patient_id, None)
     if not any(r.get("resourceType") == "Patient" and r.get("id") == patient_id for r in raw):
         raw.append(await read_patient(client, patient_id))
     return raw, source
 
 
-async def _everything(client: FhirClient, patient_id: str, since: str | None) -> list[dict[str, Any]]:
+async def _everything(client: FhirClient, patient_id: str) -> list[dict[str, Any]]:
     params = {"_type": ",".join(sorted(RECORD_TYPES))}
-    if since:
-        params["_since"] = since
     raw: list[dict[str, Any]] = []
     async for bundle in client.pages(f"Patient/{patient_id}/$everything", params):
         raw.extend(_entries(bundle))
@@ -133,12 +130,8 @@ async def search_resources(
 ) -> list[dict[str, Any]]:
     """The Patient and its resources of each searchable type (those changed since `since`, where declared)."""
     raw = [await read_patient(client, patient_id)]
-    for resource_type in FALLBACK_TYPES:
-        param = declared.patient_param(resource_type)
-        if param is None:
-            continue
-        # The type-qualified form: servers that index references by their full value find nothing for `123`.
-        params = {param: f"Patient/{patient_id}", "_count": "200"}
+    for resource_type, query in patient_searches(declared, patient_id):
+        params = {**query, "_count": "200"}
         if since and declared.supports_param(resource_type, "_lastUpdated"):
             params["_lastUpdated"] = f"ge{since}"
         try:
@@ -148,6 +141,15 @@ async def search_resources(
         # Some servers ignore a search parameter they do not support and answer every resource of the type.
         raw.extend(r for r in found if _belongs_to(r, patient_id))
     return raw
+
+
+def patient_searches(declared: Capabilities, patient_id: str) -> Iterator[tuple[str, dict[str, str]]]:
+    """Each record type the server can search by patient, with its patient parameter."""
+    for resource_type in FALLBACK_TYPES:
+        param = declared.patient_param(resource_type)
+        if param is not None:
+            # Type-qualified: servers that index references by their full value find nothing for `123`.
+            yield resource_type, {param: f"Patient/{patient_id}"}
 
 
 def _belongs_to(resource: dict[str, Any], patient_id: str) -> bool:

@@ -41,6 +41,20 @@ class SmartClientConfig:
             raise ConfigError(f"SMART private key unreadable: {path} ({type(exc).__name__})") from exc
 
 
+async def smart_configuration(http: httpx.AsyncClient, fhir_base_url: str) -> dict[str, Any]:
+    """The server's `.well-known/smart-configuration` (SMART App Launch 2); FhirUnavailable when it cannot
+    be read as a JSON object. Callers check what they need of it."""
+    url = f"{fhir_base_url.rstrip('/')}/.well-known/smart-configuration"
+    try:
+        response = await http.get(url, headers={"Accept": "application/json"})
+        body = response.raise_for_status().json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise FhirUnavailable(f"SMART discovery failed ({type(exc).__name__})") from exc
+    if not isinstance(body, dict):
+        raise FhirUnavailable("SMART discovery failed (not a JSON object)")
+    return body
+
+
 class SmartTokenSource:
     """Access tokens for one FHIR server, cached until shortly before they expire."""
 
@@ -61,12 +75,10 @@ class SmartTokenSource:
     async def token_url(self, http: httpx.AsyncClient) -> str:
         """The token endpoint, discovered from .well-known/smart-configuration unless configured."""
         if self._token_url is None:
-            url = f"{self.fhir_base_url}/.well-known/smart-configuration"
-            try:
-                response = await http.get(url, headers={"Accept": "application/json"})
-                self._token_url = str(response.raise_for_status().json()["token_endpoint"])
-            except (httpx.HTTPError, ValueError, KeyError) as exc:
-                raise FhirUnavailable(f"SMART discovery failed ({type(exc).__name__})") from exc
+            config = await smart_configuration(http, self.fhir_base_url)
+            if not config.get("token_endpoint"):
+                raise FhirUnavailable("SMART discovery failed (no token_endpoint)")
+            self._token_url = str(config["token_endpoint"])
         return self._token_url
 
     def assertion(self, token_url: str) -> str:

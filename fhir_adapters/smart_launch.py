@@ -14,7 +14,8 @@ import httpx
 import jwt
 
 from fhir_adapters.references import parse_reference
-from services.core.errors import AuthenticationError, FhirError, InputError
+from fhir_adapters.smart_auth import smart_configuration
+from services.core.errors import AuthenticationError, FhirError, FhirUnavailable, InputError
 from services.core.tls import tls_context
 
 USER_TYPES = frozenset({"Practitioner", "PractitionerRole", "Patient", "RelatedPerson", "Person"})
@@ -62,18 +63,12 @@ def _json(response: httpx.Response, what: str) -> dict[str, Any]:
 
 async def discover(base_url: str, *, timeout_s: float) -> SmartEndpoints:
     """Read the server's SMART configuration; FhirError when it cannot launch a public client with PKCE."""
-    url = f"{base_url.rstrip('/')}/.well-known/smart-configuration"
     async with httpx.AsyncClient(timeout=timeout_s, verify=tls_context()) as http:
         try:
-            response = await http.get(url, headers={"Accept": "application/json"})
-        except httpx.HTTPError as exc:
-            raise FhirError(f"SMART configuration unreachable ({type(exc).__name__})") from exc
-    config = _json(response, "SMART configuration")
-    if (
-        response.status_code != 200
-        or not config.get("authorization_endpoint")
-        or not config.get("token_endpoint")
-    ):
+            config = await smart_configuration(http, base_url)
+        except FhirUnavailable as exc:
+            raise FhirError(f"the FHIR server offers no SMART configuration: {exc}") from exc
+    if not config.get("authorization_endpoint") or not config.get("token_endpoint"):
         raise FhirError("the FHIR server offers no SMART authorization and token endpoints")
     if "S256" not in config.get("code_challenge_methods_supported", []):
         raise FhirError("the FHIR server's SMART configuration does not offer PKCE S256")

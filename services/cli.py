@@ -149,29 +149,22 @@ def cmd_summarize(args: argparse.Namespace) -> int:
         raise InputError("give --patient ID or --record BUNDLE")
     from fhir_adapters.references import fhir_id
     from services.core.db import session_scope
-    from services.jobs.service import create_job
+    from services.jobs.service import create_job, get_job
     from services.schema import init_db
+    from workers.submission import submit
 
     init_db()
+    patient_id = fhir_id(args.patient.removeprefix("Patient/"), "--patient")
     with session_scope() as session:
-        patient_id = fhir_id(args.patient.removeprefix("Patient/"), "--patient")
-        job, _ = create_job(session=session, patient_id=patient_id, kinds=kinds)
-        job_id = job.id
         if not args.inline:
-            from workers.queueing import queue_job
-
-            queued = queue_job(session=session, job=job)
-            _print_json({"job_id": job_id, "status": "queued", "on_broker": queued})
+            submitted = submit(session=session, patient_id=patient_id, kinds=kinds)
+            _print_json({"job_id": submitted.job.id, "status": "queued", "on_broker": submitted.on_broker})
             return 0
-    from workers.jobrunner import run_job
+        job_id = create_job(session=session, patient_id=patient_id, kinds=kinds)[0].id
+    from workers.jobrunner import summarize_job
 
-    outcome = run_job(job_id)
-    while outcome.retry_in is not None:
-        time.sleep(outcome.retry_in)
-        outcome = run_job(job_id)
+    summarize_job(job_id, wait=time.sleep)
     with session_scope() as session:
-        from services.jobs.service import get_job
-
         job = get_job(session=session, job_id=job_id)
         _print_json(
             {"job_id": job.id, "status": job.status.value, "draft_refs": job.draft_refs, "reason": job.reason}
@@ -191,7 +184,9 @@ def _summarize_file(args: argparse.Namespace, kinds: list[str], settings: Any) -
             return await Pipeline(settings, llm=llm).run(record, kinds, write=False)
 
     result = asyncio.run(generate())
-    drafts = [{**r.note.model_dump(), "verification": r.verification} for r in result.results if r.note]
+    drafts = [
+        {**r.note.model_dump(), "verification": r.verification_json()} for r in result.results if r.note
+    ]
     payload: Any = drafts[0] if len(drafts) == 1 else drafts
     if args.out:
         Path(args.out).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
@@ -255,9 +250,9 @@ def cmd_retry(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime, timedelta
 
     from services.core.db import session_scope
-    from services.jobs.service import failed_since, reset_failed
+    from services.jobs.service import failed_since
     from services.schema import init_db
-    from workers.queueing import queue_job
+    from workers.submission import resubmit
 
     if bool(args.job) == (args.failed_since is not None):
         raise InputError("name JOB ids, or give --failed-since HOURS")
@@ -266,8 +261,7 @@ def cmd_retry(args: argparse.Namespace) -> int:
     with session_scope() as session:
         since = datetime.now(UTC) - timedelta(hours=args.failed_since or 0)
         for job_id in args.job or failed_since(session=session, since=since):
-            job = reset_failed(session=session, job_id=job_id)
-            queue_job(session=session, job=job)
+            resubmit(session=session, job_id=job_id)
             retried.append(job_id)
     _print_json({"retried": retried})
     return 0

@@ -21,8 +21,8 @@ from fhir_adapters.lifecycle import (
     supersede,
 )
 from services.core.db import session_scope
-from services.core.errors import EhrSumError, FhirNotFound
-from services.core.settings import Settings, get_settings
+from services.core.errors import FhirNotFound
+from services.core.settings import get_settings
 from services.jobs.drafts import decide, older_unapproved, record_draft
 from services.jobs.models import Draft, DraftState
 from workers.clients import fhir_client
@@ -30,16 +30,21 @@ from workers.clients import fhir_client
 log = logging.getLogger(__name__)
 
 
-async def _adopt(client: FhirClient, job_id: str, patient_id: str, drafts: list[tuple[str, str]]) -> None:
+def _record_and_find_older(job_id: str, patient_id: str, kind: str, ref: str) -> list[str]:
+    """Record a job's new draft; the patient's older unapproved drafts of the same kind."""
+    with session_scope() as session:
+        record_draft(session=session, ref=ref, patient_id=patient_id, kind=kind, job_id=job_id, version=None)
+        return [
+            d.ref for d in older_unapproved(session=session, patient_id=patient_id, kind=kind, newer_ref=ref)
+        ]
+
+
+async def adopt_drafts(
+    client: FhirClient, *, job_id: str, patient_id: str, drafts: list[tuple[str, str]]
+) -> None:
+    """Record the drafts a job wrote and supersede older unapproved drafts of the same patient and kind."""
     for kind, ref in drafts:
-        with session_scope() as session:
-            record_draft(
-                session=session, ref=ref, patient_id=patient_id, kind=kind, job_id=job_id, version=None
-            )
-            older = [
-                d.ref
-                for d in older_unapproved(session=session, patient_id=patient_id, kind=kind, newer_ref=ref)
-            ]
+        older = await asyncio.to_thread(_record_and_find_older, job_id, patient_id, kind, ref)
         for old_ref in older:
             if await supersede(client, old_ref, ref):
                 log.info("draft superseded", extra={"draft_ref": old_ref, "job_id": job_id})
@@ -47,29 +52,13 @@ async def _adopt(client: FhirClient, job_id: str, patient_id: str, drafts: list[
         await settle(client, decision_of((await read_versioned(client, ref)).resource))
 
 
-def adopt_drafts(settings: Settings, *, job_id: str, patient_id: str, drafts: list[tuple[str, str]]) -> None:
-    """Track the drafts a job wrote and supersede older unapproved drafts of the same patient and kind."""
-
-    async def run() -> None:
-        async with fhir_client(settings) as client:
-            await _adopt(client, job_id, patient_id, drafts)
-
-    try:
-        asyncio.run(run())
-    except EhrSumError as exc:
-        # The drafts are written; a failed supersede is caught up by the next notification or poll.
-        log.warning("draft lifecycle not updated: %s", type(exc).__name__, extra={"job_id": job_id})
-
-
-async def settle(
-    client: FhirClient, decision: Decision, *, verifier: dict[str, Any] | None = None
-) -> Draft | None:
-    """Record a decision on one of our drafts; an approving clinician becomes verifier on the Provenance."""
+def _record_decision(decision: Decision) -> Draft | None:
+    """The draft's row with the decision applied; None when the draft is not ours."""
     with session_scope() as session:
         draft = session.get(Draft, decision.draft_ref)
         if draft is None:
             return None
-        draft = decide(
+        return decide(
             session=session,
             draft=draft,
             state=DraftState(decision.state),
@@ -78,6 +67,15 @@ async def settle(
             replaced_by=decision.replaced_by,
             change_ratio=decision.change_ratio,
         )
+
+
+async def settle(
+    client: FhirClient, decision: Decision, *, verifier: dict[str, Any] | None = None
+) -> Draft | None:
+    """Record a decision on one of our drafts; an approving clinician becomes verifier on the Provenance."""
+    draft = await asyncio.to_thread(_record_decision, decision)
+    if draft is None:
+        return None
     if verifier is None and decision.authenticator:
         verifier = {"reference": decision.authenticator}
     if verifier and decision.state in ("approved", "replaced"):

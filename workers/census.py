@@ -39,10 +39,10 @@ from services.jobs.census import (
     worker_driven_open,
 )
 from services.jobs.models import JobStatus
-from services.jobs.service import create_job, reset_failed
 from workers.celery_app import CENSUS_TICK, publish
 from workers.clients import fhir_client
-from workers.queueing import BROKER_ERRORS, queue_job
+from workers.queueing import BROKER_ERRORS
+from workers.submission import resubmit, submit
 
 log = logging.getLogger(__name__)
 BulkMode = Literal["auto", "always", "never"]
@@ -153,24 +153,22 @@ def advance(census_id: str) -> CensusPublic:
             room = census.concurrency - in_flight(session=session, census_id=census_id)
             for member in pending_members(session=session, census_id=census_id, limit=room):
                 key = member_job_key(census.run, member.patient_id, census.kinds)
-                job, created = create_job(
+                submitted = submit(
                     session=session, patient_id=member.patient_id, kinds=census.kinds, idempotency_key=key
                 )
-                member.job_id = job.id
-                member.skipped = not created and job.status == JobStatus.succeeded
+                member.job_id = submitted.job.id
+                member.skipped = not submitted.created and submitted.job.status == JobStatus.succeeded
                 session.add(member)
                 session.commit()
-                if created:
-                    queue_job(session=session, job=job)
-                elif job.status == JobStatus.failed:
-                    _retry(session, job.id)
+                if not submitted.created and submitted.job.status == JobStatus.failed:
+                    _retry(session, submitted.job.id)
         return progress(session=session, census=get_census(session=session, census_id=census_id))
 
 
 def _retry(session: Session, job_id: str) -> None:
     """Queue again a job an earlier run of this census left failed (another step may have done it)."""
     with contextlib.suppress(ConflictError):
-        queue_job(session=session, job=reset_failed(session=session, job_id=job_id))
+        resubmit(session=session, job_id=job_id)
 
 
 def tick(census_id: str, token: str | None = None) -> CensusStatus | None:

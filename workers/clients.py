@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from functools import lru_cache, partial
+import asyncio
+from functools import lru_cache
 
 from fhir_adapters.client import FhirAuth, FhirClient
 from fhir_adapters.smart_auth import SmartClientConfig, SmartTokenSource
+from services.audit.models import AuditOutcome
+from services.audit.service import AuditEntry, record_batch_detached
 from services.core.errors import ConfigError
 from services.core.settings import Settings
 from workers.llm_client import LlmClient
@@ -39,28 +42,45 @@ def check_clients(settings: Settings) -> None:
         smart_tokens(settings, settings.fhir_base_url)
 
 
-def audit_exchange(method: str, path: str, status: int | None, *, actor: str = "ehr-summarizer") -> None:
-    """Audit one FHIR read or write (the path carries ids only); capability probes are not audited."""
-    if path == "metadata":
-        return
-    # Imported here: commands that never reach the FHIR server should not load the database layer.
-    from services.audit.models import AuditOutcome
-    from services.audit.service import record_detached
+class ExchangeAudit:
+    """The audit entries of one client's FHIR exchanges (paths carry ids only; capability probes are not
+    audited), written in batches off the event loop: never a commit per exchange on the loop."""
 
-    outcome = AuditOutcome.success if status is not None and status < 400 else AuditOutcome.failure
-    action = "fhir read" if method in ("GET", "HEAD") else "fhir write"
-    record_detached(
-        actor=actor,
-        action=f"{action} {method}",
-        outcome=outcome,
-        resource_ids=[path] if path else [],
-        detail=str(status) if status is not None else "unreachable",
-    )
+    BATCH = 200
+
+    def __init__(self, actor: str = "ehr-summarizer"):
+        self.actor = actor
+        self.pending: list[AuditEntry] = []
+        self.writes: list[asyncio.Future[None]] = []
+
+    def __call__(self, method: str, path: str, status: int | None) -> None:
+        if path == "metadata":
+            return
+        outcome = AuditOutcome.success if status is not None and status < 400 else AuditOutcome.failure
+        action = "fhir read" if method in ("GET", "HEAD") else "fhir write"
+        detail = str(status) if status is not None else "unreachable"
+        self.pending.append(
+            AuditEntry(self.actor, f"{action} {method}", outcome, (path,) if path else (), detail)
+        )
+        if len(self.pending) >= self.BATCH:
+            self._write_pending()
+
+    def _write_pending(self) -> None:
+        batch, self.pending = self.pending, []
+        self.writes.append(asyncio.get_running_loop().run_in_executor(None, record_batch_detached, batch))
+
+    async def close(self) -> None:
+        """Write what is pending and wait for every batch."""
+        if self.pending:
+            self._write_pending()
+        writes, self.writes = self.writes, []
+        await asyncio.gather(*writes)
 
 
 def fhir_client(settings: Settings, base_url: str | None = None) -> FhirClient:
     """A FHIR client for the configured server (or base_url)."""
     url = base_url or settings.fhir_base_url
+    audit = ExchangeAudit()
     auth = FhirAuth(
         kind=settings.fhir_auth,
         username=settings.fhir_username,
@@ -74,19 +94,22 @@ def fhir_client(settings: Settings, base_url: str | None = None) -> FhirClient:
         timeout_s=settings.fhir_timeout_s,
         max_retries=settings.fhir_max_retries,
         page_limit=settings.fhir_page_limit,
-        on_exchange=audit_exchange,
+        on_exchange=audit,
+        on_close=audit.close,
     )
 
 
 def clinician_client(settings: Settings, access_token: str, actor: str) -> FhirClient:
     """A FHIR client acting with a clinician's own SMART token (the review app), audited as them."""
+    audit = ExchangeAudit(actor)
     return FhirClient(
         settings.fhir_base_url,
         auth=FhirAuth(kind="bearer", token=access_token),
         timeout_s=settings.fhir_timeout_s,
         max_retries=settings.fhir_max_retries,
         page_limit=settings.fhir_page_limit,
-        on_exchange=partial(audit_exchange, actor=actor),
+        on_exchange=audit,
+        on_close=audit.close,
     )
 
 

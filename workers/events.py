@@ -18,7 +18,6 @@ from services.audit.models import AuditRecord
 from services.core.db import session_scope
 from services.core.errors import FhirNotFound, InputError
 from services.core.settings import Settings, get_settings
-from services.jobs.service import create_job
 from services.subscriptions.service import (
     accept_events,
     debounce,
@@ -28,7 +27,7 @@ from services.subscriptions.service import (
 )
 from workers.celery_app import FLUSH_TRIGGER, RECOVER_GAP, RESOLVE_EVENT, TRACK_DRAFT, publish
 from workers.clients import fhir_client
-from workers.queueing import queue_job
+from workers.submission import submit
 
 log = logging.getLogger(__name__)
 BACKPORT_TYPES = ("handshake", "heartbeat", "event-notification", "query-status")
@@ -151,11 +150,9 @@ def flush_patient(patient_id: str) -> str | None:
             publish(FLUSH_TRIGGER, patient_id, eta=due)
             return None
         key = f"debounce:{patient_id}:{due.first_event_at.isoformat()}"
-        job, created = create_job(
+        job = submit(
             session=session, patient_id=patient_id, kinds=list(settings.trigger_kinds), idempotency_key=key
-        )
-        if created:
-            queue_job(session=session, job=job)
+        ).job
         log.info("debounced events became a job", extra={"job_id": job.id, "patient_id": patient_id})
         return job.id
 

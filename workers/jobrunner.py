@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,10 +21,12 @@ from services.core.errors import EhrSumError
 from services.core.settings import Settings, get_settings
 from services.jobs.models import JobStatus, SummaryJob
 from services.jobs.service import claim_job, get_job, held_by, mark, renew_lease
-from services.metrics.service import record_usage
+from services.metrics.models import JobUsage
+from services.metrics.service import job_usage
 from workers.approvals import adopt_drafts
 from workers.clients import fhir_client, llm_client
 from workers.pipeline import Pipeline, RunResult
+from workers.queueing import enqueue_job
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +56,17 @@ def _renew(job_id: str, attempt: int, lease_s: float) -> bool:
 async def _summarize(
     settings: Settings, job_id: str, attempt: int, patient_id: str, kinds: list[str]
 ) -> RunResult:
+    """The pipeline and the drafts' adoption, in one event loop with one FHIR client, under the lease."""
     async with fhir_client(settings) as fhir, llm_client(settings) as llm:
-        work = asyncio.create_task(Pipeline(settings, llm=llm, fhir=fhir).summarize(patient_id, kinds))
+
+        async def drafts_written_and_adopted() -> RunResult:
+            result = await Pipeline(settings, llm=llm, fhir=fhir).summarize(patient_id, kinds)
+            written = [(r.kind, r.draft_ref) for r in result.results if r.draft_ref]
+            with result.timed("write"):
+                await adopt_drafts(fhir, job_id=job_id, patient_id=patient_id, drafts=written)
+            return result
+
+        work = asyncio.create_task(drafts_written_and_adopted())
         while True:
             done, _ = await asyncio.wait({work}, timeout=settings.job_lease_s / 3)
             if done:
@@ -106,42 +118,48 @@ def run_job(job_id: str) -> JobOutcome:
         log.exception("job crashed", extra=extra)
         reason = f"internal error ({type(exc).__name__})"
         return JobOutcome(_finish(job_id, attempt, JobStatus.failed, reason=reason))
-    return JobOutcome(_succeeded(settings, job_id, attempt, patient_id, result, extra))
+    return JobOutcome(_succeeded(job_id, attempt, result, extra))
 
 
-def _finish(job_id: str, attempt: int, status: JobStatus, **changes: Any) -> JobStatus:
-    """Record an outcome if this attempt still holds the job; the job's status either way."""
+def summarize_job(job_id: str, *, wait: Callable[[float], None] | None = None) -> JobStatus:
+    """The summarize task's body: run the job; after a transient failure it runs again once its backoff has
+    passed: from the broker, or here after `wait` (`ehrsum summarize --inline`)."""
+    outcome = run_job(job_id)
+    while outcome.retry_in is not None:
+        if wait is None:
+            enqueue_job(job_id, countdown=outcome.retry_in)
+            break
+        wait(outcome.retry_in)
+        outcome = run_job(job_id)
+    return outcome.status
+
+
+def _finish(
+    job_id: str, attempt: int, status: JobStatus, usage: JobUsage | None = None, **changes: Any
+) -> JobStatus:
+    """Record an outcome (with the run's usage) if this attempt still holds the job; the job's status."""
     with session_scope() as session:
         job = held_by(session=session, job_id=job_id, attempt=attempt)
         if job is None:
             log.warning("outcome not recorded: another attempt holds the job", extra={"job_id": job_id})
             return get_job(session=session, job_id=job_id).status
+        if usage is not None:
+            session.add(usage)
         return mark(session=session, job=job, status=status, **changes).status
 
 
-def _succeeded(
-    settings: Settings, job_id: str, attempt: int, patient_id: str, result: RunResult, extra: dict[str, Any]
-) -> JobStatus:
+def _succeeded(job_id: str, attempt: int, result: RunResult, extra: dict[str, Any]) -> JobStatus:
+    """Record a run whose drafts are written, recorded and adopted: succeeded, with its report and usage."""
     refs = [r.draft_ref for r in result.results if r.draft_ref]
     report = {
-        r.kind: {**r.verification, "violations": [v.model_dump() for v in r.report.violations]}
+        r.kind: {**r.verification_json(), "violations": [v.model_dump() for v in r.report.violations]}
         for r in result.results
         if r.report is not None
     }
-    status = _finish(job_id, attempt, JobStatus.succeeded, draft_refs=refs, report=report or None)
-    if status != JobStatus.succeeded:
-        return status
-    with session_scope() as session:
-        record_usage(
-            session=session,
-            job_id=job_id,
-            timings=result.timings,
-            prompt_tokens=sum(r.prompt_tokens for r in result.results),
-            completion_tokens=sum(r.completion_tokens for r in result.results),
-            statements_dropped=sum(int(r.verification.get("dropped", 0)) for r in result.results),
-        )
-    written = [(r.kind, r.draft_ref) for r in result.results if r.draft_ref]
-    adopt_drafts(settings, job_id=job_id, patient_id=patient_id, drafts=written)
-    stages = {name: round(seconds, 3) for name, seconds in result.timings.items()}
-    log.info("job succeeded", extra={**extra, "draft_ref": ",".join(refs), "stages": stages})
+    dropped = sum(r.verification.dropped for r in result.results if r.verification is not None)
+    usage = job_usage(job_id=job_id, timings=result.timings, usage=result.usage, statements_dropped=dropped)
+    status = _finish(job_id, attempt, JobStatus.succeeded, usage, draft_refs=refs, report=report or None)
+    if status == JobStatus.succeeded:
+        stages = {name: round(seconds, 3) for name, seconds in result.timings.items()}
+        log.info("job succeeded", extra={**extra, "draft_ref": ",".join(refs), "stages": stages})
     return status

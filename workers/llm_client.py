@@ -15,6 +15,7 @@ import httpx
 from services.core.errors import ConfigError, LlmPermanentError, LlmTransientError
 from services.core.model_profiles import strip_thinking
 from services.core.tls import tls_context
+from services.core.usage import Usage
 
 TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 T = TypeVar("T")
@@ -25,8 +26,7 @@ class Completion:
     """A parsed JSON answer, what it cost, and how long the first token took."""
 
     content: dict[str, Any]
-    prompt_tokens: int
-    completion_tokens: int
+    usage: Usage
     finish_reason: str | None
     ttft_s: float | None = None
     model: str | None = None  # the served model (or LoRA adapter) that answered, as the server names it
@@ -194,8 +194,7 @@ class LlmClient:
             raise LlmOutputError("answer is JSON but not an object", streamed.model)
         return Completion(
             content,
-            streamed.prompt_tokens,
-            streamed.completion_tokens,
+            Usage(streamed.prompt_tokens, streamed.completion_tokens),
             streamed.finish_reason,
             streamed.ttft_s,
             streamed.model,

@@ -10,63 +10,25 @@ unusable the record's facts and the rule flags go out, marked "model synthesis u
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
-from pydantic import ValidationError
-
-from clinical_notes import prompts
-from clinical_notes.attachments import ImageAttachment, image_keys, image_parts
-from clinical_notes.budget import fit_budget
-from clinical_notes.compose import compose, sections
-from clinical_notes.draft import Flag, NoteDraft, Statement
 from clinical_notes.kinds import NoteKind, get_kind
-from clinical_notes.language import ENGLISH, Wording, wording
-from clinical_notes.render import render_markdown
-from clinical_notes.rules import merge_flags, rule_flags
-from clinical_notes.schema import answer_to_draft, model_schema
-from clinical_notes.timeline import ClinicalTimeline, Source
-from clinical_notes.timeline_text import render_timeline
 from clinical_notes.tokens import TokenCounter, token_counter
-from clinical_notes.verifier import VerificationReport, Verifier, flag_backing, without_failing
 from fhir_adapters.client import FhirClient
-from fhir_adapters.condense import condense
-from fhir_adapters.departments import departments
-from fhir_adapters.evidence import RecordEvidence
-from fhir_adapters.images import record_images
 from fhir_adapters.record import RECORD_TYPES, PatientRecord
 from fhir_adapters.resources import preload_models
-from fhir_adapters.writeback import DraftDocument, ModelDevice, draft_identifier, find_draft, write_draft
-from services.core.errors import InputError, LlmPermanentError
-from services.core.model_profiles import get_profile
-from services.core.settings import Language, Settings
-from workers.llm_client import LlmClient, LlmOutputError
-from workers.record_pull import pull_with_snapshot
-from workers.routing import adapter_for, check_routes, language_for
-
-log = logging.getLogger(__name__)
-TEMPLATE_MARGIN_TOKENS = 48  # chat-template control tokens and rounding
-
-
-@dataclass
-class KindResult:
-    """The outcome of one note kind."""
-
-    kind: str
-    draft_ref: str | None = None
-    created: bool = False
-    note: NoteDraft | None = None
-    markdown: str | None = None
-    report: VerificationReport | None = None
-    verification: dict[str, Any] = field(default_factory=dict)
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    ttft_s: float | None = None
-    served_model: str | None = None
+from fhir_adapters.writeback import draft_identifier, find_draft, write_draft
+from services.core.settings import Settings
+from services.core.usage import Usage
+from workers.assembly import KindResult, assemble, draft_document
+from workers.generation import Synthesizer
+from workers.llm_client import LlmClient
+from workers.model_routing import check_routes
+from workers.prepared import PreparedRecord, prepare
+from workers.record_pull import keep_snapshot, pull_for_job
 
 
 @dataclass
@@ -86,60 +48,10 @@ class RunResult:
         finally:
             self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - started
 
-
-@dataclass
-class Synthesis:
-    """What the model wrote for one kind, after verification, or why there is nothing."""
-
-    note: NoteDraft | None = None
-    report: VerificationReport | None = None
-    first: VerificationReport | None = None
-    dropped: int = 0
-    unavailable: str | None = None
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    ttft_s: float | None = None
-    served_model: str | None = None
-
-
-@dataclass(frozen=True)
-class Generated:
-    """One accepted answer: the draft, its token counts and time to first token, who answered."""
-
-    note: NoteDraft
-    prompt_tokens: int
-    completion_tokens: int
-    ttft_s: float | None
-    served_model: str | None
-
-
-@dataclass
-class Job:
-    """Everything the kinds of one run share: the record, its timelines, evidence and rule flags."""
-
-    record: PatientRecord
-    full: ClinicalTimeline
-    fitted: ClinicalTimeline | None
-    unfitted_reason: str | None
-    evidence: RecordEvidence
-    rules: list[Flag]
-    news2: int | None
-    departments: list[str] = field(default_factory=list)
-    language: Language = "en"
-    images: list[ImageAttachment] = field(default_factory=list)
-    image_keys: dict[str, str] = field(default_factory=dict)
-    images_left_out: list[str] = field(default_factory=list)
-
     @property
-    def words(self) -> Wording:
-        """The wording of the job's language."""
-        return wording(self.language)
-
-    def verifier(self) -> Verifier:
-        """A verifier knowing what the model saw, what can back a flag, and the draft's language."""
-        shown = set(self.fitted.refs()) | set(self.image_keys.values()) if self.fitted is not None else set()
-        backing = flag_backing(self.full, self.rules)
-        return Verifier(self.evidence, prompt_refs=shown, backing=backing, wording=self.words)
+    def usage(self) -> Usage:
+        """The tokens every kind's model calls cost."""
+        return sum((r.usage for r in self.results), Usage())
 
 
 def warm_up(settings: Settings) -> None:
@@ -154,284 +66,98 @@ class Pipeline:
     def __init__(self, settings: Settings, *, llm: LlmClient, fhir: FhirClient | None = None):
         check_routes(settings)
         self.settings = settings
-        self.llm = llm
         self.fhir = fhir
         self.counter: TokenCounter = token_counter(settings.tokenizer_path)
+        self.synthesizer = Synthesizer(settings, llm)
 
-    def prompt_budget(self) -> int:
-        """Tokens left for the timeline once the system text, the longest task and the answer are reserved."""
-        fixed = self.counter.count(prompts.fixed_text())
-        s = self.settings
-        return s.llm_context_tokens - s.llm_max_output_tokens - fixed - TEMPLATE_MARGIN_TOKENS
+    def prepare(self, record: PatientRecord) -> PreparedRecord:
+        """The record condensed, fitted and screened once for every kind of the run."""
+        return prepare(self.settings, self.counter, record)
 
-    def fit(self, timeline: ClinicalTimeline, reserve: int = 0) -> ClinicalTimeline:
-        """The timeline fitted to the prompt budget less `reserve` tokens (images); InputError when
-        must-keep facts overflow it."""
-        budget = self.prompt_budget() - reserve
-        fitted = fit_budget(timeline, budget, self.counter)
-        if fitted.tokens is not None and fitted.tokens > budget:
-            raise InputError(
-                f"the facts that are never dropped need {fitted.tokens} tokens, over the prompt budget of "
-                f"{budget}; raise EHRSUM_LLM_CONTEXT_TOKENS"
-            )
-        return fitted
-
-    def prepare(self, record: PatientRecord) -> Job:
-        """Condense once, fit once (every kind shares the fitted timeline), run the triage rules."""
-        full = condense(record)
-        images, left_out = self.images(record)
-        profile = get_profile(self.settings.llm_profile)
-        try:
-            fitted, reason = self.fit(full, reserve=len(images) * profile.image_tokens), None
-        except InputError as exc:
-            fitted, reason = None, str(exc)
-        rules, score = rule_flags(full)
-        names = departments(record)
-        language = language_for(self.settings, names)
-        job = Job(record, full, fitted, reason, RecordEvidence(record), rules, score.score, names, language)
-        job.images_left_out = left_out
-        if fitted is not None and images:
-            job.images, job.image_keys = images, image_keys(fitted, images)
-        return job
-
-    def images(self, record: PatientRecord) -> tuple[list[ImageAttachment], list[str]]:
-        """The record's images for a multimodal profile (EHRSUM_LLM_IMAGES=auto), and each image left out
-        with why (a text-only profile, images off, over a cap)."""
-        s = self.settings
-        images, left_out = record_images(record, s.image_max_bytes, s.image_max_count)
-        if images and s.llm_images == "off":
-            return [], left_out + [f"{i.ref}: images are off (EHRSUM_LLM_IMAGES=off)" for i in images]
-        if images and not get_profile(s.llm_profile).multimodal:
-            return [], left_out + [f"{i.ref}: profile {s.llm_profile} is text-only" for i in images]
-        return images, left_out
-
-    async def generate(
-        self,
-        kind: NoteKind,
-        timeline: ClinicalTimeline,
-        feedback: str | None = None,
-        first_token: asyncio.Event | None = None,
-        model: str | None = None,
-        words: Wording = ENGLISH,
-        job: Job | None = None,
-    ) -> Generated:
-        """The model's answer as a draft of its sections; one retry when it does not fit the schema.
-
-        `model` names a LoRA adapter of the server (None: the base model)."""
-        keys = timeline.citation_keys()
-        images: list[dict[str, Any]] = []
-        if job is not None and job.images:
-            keys |= job.image_keys
-            images = image_parts(job.images, job.image_keys)
-        schema = model_schema(
-            kind,
-            max_statements=self.settings.note_max_statements,
-            max_chars=self.settings.statement_max_chars,
-        )
-        text = render_timeline(timeline)
-        problem: str | None = None
-        served: str | None = None
-        for attempt in range(2):
-            try:
-                completion = await self.llm.complete_json(
-                    prompts.messages(kind, text, problem or feedback, words, images),
-                    schema,
-                    name=f"{kind.name}_synthesis",
-                    max_tokens=self.settings.llm_max_output_tokens,
-                    temperature=self.settings.llm_temperature,
-                    first_token=first_token,
-                    model=model,
-                )
-                served = completion.model
-                note = answer_to_draft(kind, completion.content).with_citations(keys)
-                return Generated(
-                    note,
-                    completion.prompt_tokens,
-                    completion.completion_tokens,
-                    completion.ttft_s,
-                    completion.model,
-                )
-            except (LlmOutputError, ValidationError) as exc:
-                problem = str(exc).splitlines()[0][:200]
-                served = getattr(exc, "model", None) or served
-                log.warning("unusable model answer (attempt %d): %s", attempt + 1, type(exc).__name__)
-        raise LlmOutputError(
-            f"the answer did not fit the {kind.name} schema after a retry: {problem}", served
-        )
-
-    async def synthesize(self, kind: NoteKind, job: Job, first_token: asyncio.Event | None) -> Synthesis:
-        """Generate, verify (regenerating once with the violations), keep what passed; never raise for
-        an unusable answer (a transient LLM error still propagates, so the job is retried)."""
-        out = Synthesis()
-        if job.fitted is None:
-            out.unavailable = job.unfitted_reason
-            return out
-        verifier = job.verifier()
-        adapter = adapter_for(self.settings, kind.name, job.departments)
-        try:
-            first = await self.generate(
-                kind, job.fitted, first_token=first_token, model=adapter, words=job.words, job=job
-            )
-            out.prompt_tokens, out.completion_tokens, out.ttft_s = (
-                first.prompt_tokens,
-                first.completion_tokens,
-                first.ttft_s,
-            )
-            out.served_model, note = first.served_model, first.note
-            out.first = out.report = verifier.verify(note)
-            if not out.report.passed:
-                again = await self.generate(
-                    kind, job.fitted, out.report.feedback(), model=adapter, words=job.words, job=job
-                )
-                out.prompt_tokens += again.prompt_tokens
-                out.completion_tokens += again.completion_tokens
-                note = again.note
-                out.report = verifier.verify(note)
-        except LlmPermanentError as exc:
-            out.unavailable = str(exc)
-            out.served_model = out.served_model or getattr(exc, "model", None)
-            return out
-        out.note, out.dropped = without_failing(note, out.report)
-        if not out.note.sections and not out.note.flags:
-            out.unavailable = f"nothing the model wrote passed verification ({out.report.summary()})"
-        return out
-
-    async def draft(self, kind: NoteKind, job: Job, first_token: asyncio.Event | None = None) -> KindResult:
+    async def draft(
+        self, kind: NoteKind, prepared: PreparedRecord, first_token: asyncio.Event | None = None
+    ) -> KindResult:
         """One kind's draft: the record's facts, the model's verified synthesis, the rule flags."""
         try:
-            synthesis = await self.synthesize(kind, job, first_token)
+            synthesis = await self.synthesizer.synthesize(kind, prepared, first_token)
         finally:
             if first_token is not None:
                 first_token.set()
-        model: dict[str, list[Statement]] = {}
-        for section in synthesis.note.sections if synthesis.note else []:
-            model[section.title] = section.statements
-        flags = synthesis.note.flags if synthesis.note else []
-        draft = NoteDraft(
-            kind=kind.name,
-            sections=sections(kind, compose(kind, job.full, job.words), model),
-            flags=merge_flags(job.rules, flags) if kind.flags else [],
-            synthesis_unavailable=synthesis.unavailable,
-        )
-        final = job.verifier().verify(draft)
-        kept, record_dropped = without_failing(draft, final)
-        if record_dropped:
-            # A composed statement that fails the verifier is our bug; it is left out rather than written.
-            log.error(
-                "composed statements failed verification: %s", final.counts(), extra={"kind": kind.name}
-            )
-        outcome = KindResult(
-            kind=kind.name,
-            note=kept,
-            report=synthesis.report,
-            prompt_tokens=synthesis.prompt_tokens,
-            completion_tokens=synthesis.completion_tokens,
-            ttft_s=synthesis.ttft_s,
-            served_model=synthesis.served_model,
-        )
-        authors = [s.author for section in kept.sections for s in section.statements]
-        outcome.verification = {
-            "status": "verified"
-            if synthesis.report is None or synthesis.report.passed
-            else "partially_verified",
-            "statements_checked": final.statements,
-            "record_statements": authors.count("record"),
-            "model_statements": authors.count("model"),
-            "dropped": synthesis.dropped,
-            "record_statements_dropped": record_dropped,
-            "synthesis": "unavailable" if synthesis.unavailable else "model",
-            "violations_first_answer": synthesis.first.counts() if synthesis.first else {},
-            "violations_final_answer": synthesis.report.counts() if synthesis.report else {},
-            "regenerated": bool(synthesis.first and not synthesis.first.passed),
-            "served_model": synthesis.served_model,
-            "language": job.language,
-            "images": {"sent": [i.ref for i in job.images], "left_out": job.images_left_out},
-        }
-        if synthesis.unavailable:
-            outcome.verification["synthesis_unavailable"] = synthesis.unavailable
-        if kind.flags:
-            outcome.verification["news2"] = job.news2
-        sources = job.full.source_labels() | {i.ref: Source(i.label, i.date) for i in job.images}
-        outcome.markdown = render_markdown(kept, kind, sources, outcome.verification, job.words)
-        return outcome
+        return assemble(kind, prepared, synthesis)
 
-    async def draft_all(self, kinds: list[NoteKind], job: Job) -> list[KindResult]:
+    async def draft_all(self, kinds: list[NoteKind], prepared: PreparedRecord) -> list[KindResult]:
         """Every kind's draft: the first alone until its first token, then the rest together."""
         if not kinds:
             return []
         started = asyncio.Event()
-        first = asyncio.create_task(self.draft(kinds[0], job, started))
+        first = asyncio.create_task(self.draft(kinds[0], prepared, started))
         await started.wait()
-        rest = await asyncio.gather(*(self.draft(kind, job) for kind in kinds[1:]))
+        rest = await asyncio.gather(*(self.draft(kind, prepared) for kind in kinds[1:]))
         return [await first, *rest]
 
     async def run(self, record: PatientRecord, kinds: list[str], *, write: bool) -> RunResult:
         """Draft every kind for a fetched record, writing drafts back when asked."""
         result = RunResult(record.patient_id)
-        digest = record.digest()
-        with result.timed("condense"):
-            job = self.prepare(record)
-        identifiers = {name: draft_identifier(record.patient_id, name, digest) for name in kinds}
+        await self._draft_and_write(result, record, None, kinds, write=write)
+        return result
+
+    async def summarize(self, patient_id: str, kinds: list[str], *, write: bool = True) -> RunResult:
+        """Fetch a patient's record (only what changed since the last job) and run every kind; condensed
+        once, and not at all when nothing changed and every draft exists."""
+        if self.fhir is None:
+            raise RuntimeError("Pipeline.summarize needs a FHIR client")
+        result = RunResult(patient_id)
+        with result.timed("fetch"):
+            pulled = await pull_for_job(self.fhir, patient_id)
+        prepared = await self._draft_and_write(result, pulled.record, pulled.unchanged, kinds, write=write)
+        with result.timed("write"):
+            await keep_snapshot(self.fhir.base_url, pulled, prepared.full if prepared else None)
+        return result
+
+    async def _existing(self, identifiers: dict[str, str], write: bool) -> dict[str, str]:
+        """The drafts an earlier try of the same record already wrote, by kind."""
         existing: dict[str, str] = {}
         if write and self.fhir is not None:
             for name, identifier in identifiers.items():
                 found = await find_draft(self.fhir, identifier)
                 if found:
-                    existing[name] = found  # written by an earlier try
+                    existing[name] = found
+        return existing
+
+    async def _draft_and_write(
+        self,
+        result: RunResult,
+        record: PatientRecord,
+        unchanged: bool | None,
+        kinds: list[str],
+        *,
+        write: bool,
+    ) -> PreparedRecord | None:
+        """Draft the kinds not written yet and write them; the prepared record, unless nothing needed it
+        (`unchanged`: the record is the snapshot's, so no new timeline digest is wanted either)."""
+        digest = record.digest()
+        identifiers = {name: draft_identifier(record.patient_id, name, digest) for name in kinds}
+        existing = await self._existing(identifiers, write)
         todo = [get_kind(name) for name in kinds if name not in existing]
-        with result.timed("generate"):
-            drafted = {r.kind: r for r in await self.draft_all(todo, job)}
+        prepared: PreparedRecord | None = None
+        if todo or not unchanged:
+            with result.timed("condense"):
+                prepared = self.prepare(record)
+        drafted: dict[str, KindResult] = {}
+        if prepared is not None:
+            with result.timed("generate"):
+                drafted = {r.kind: r for r in await self.draft_all(todo, prepared)}
         for name in kinds:
             if name in existing:
                 result.results.append(KindResult(kind=name, draft_ref=existing[name]))
                 continue
             outcome = drafted[name]
-            if write and self.fhir is not None and outcome.note is not None:
+            if write and self.fhir is not None and outcome.note is not None and prepared is not None:
                 with result.timed("write"):
-                    document = self.document(record, get_kind(name), identifiers[name], job, outcome)
+                    document = draft_document(
+                        self.settings, get_kind(name), identifiers[name], prepared, outcome
+                    )
                     written = await write_draft(self.fhir, document)
                 outcome.draft_ref, outcome.created = written.draft_ref, written.created
             result.results.append(outcome)
-        return result
-
-    def document(
-        self,
-        record: PatientRecord,
-        kind: NoteKind,
-        identifier: str,
-        job: Job,
-        outcome: KindResult,
-    ) -> DraftDocument:
-        """The write-back input for one verified draft."""
-        assert outcome.note is not None and outcome.markdown is not None
-        latest = job.full.encounters[0] if job.full.encounters else None
-        return DraftDocument(
-            patient_id=record.patient_id,
-            kind=kind.name,
-            loinc_code=kind.loinc_code,
-            loinc_display=kind.loinc_display,
-            title=job.words.title(kind.name, kind.title),
-            markdown=outcome.markdown,
-            structured={**outcome.note.model_dump(), "verification": outcome.verification},
-            cited_refs=outcome.note.cited(),
-            identifier=identifier,
-            device=ModelDevice(
-                self.settings.model_device_name,
-                self.settings.model_version,
-                self.settings.model_weights_digest,
-            ),
-            encounter_ref=latest.ref if latest else None,
-            period_start=latest.start if latest else None,
-            period_end=latest.end if latest else None,
-        )
-
-    async def summarize(self, patient_id: str, kinds: list[str], *, write: bool = True) -> RunResult:
-        """Fetch a patient's record from the FHIR server and run every kind."""
-        if self.fhir is None:
-            raise RuntimeError("Pipeline.summarize needs a FHIR client")
-        started = time.perf_counter()
-        record = (await pull_with_snapshot(self.fhir, patient_id)).record
-        fetch_s = time.perf_counter() - started
-        result = await self.run(record, kinds, write=write)
-        result.timings["fetch"] = fetch_s
-        return result
+        return prepared

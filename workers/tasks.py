@@ -18,18 +18,15 @@ from workers.celery_app import (
 )
 from workers.census import sweep_censuses, tick
 from workers.events import flush_patient, resolve_focus
-from workers.jobrunner import run_job
+from workers.jobrunner import summarize_job
 from workers.polling import flush_overdue, poll_due, recover
-from workers.queueing import enqueue_job, sweep_jobs
+from workers.queueing import sweep_jobs
 
 
 @celery_app.task(name=SUMMARIZE, acks_late=True)  # type: ignore[untyped-decorator]
 def summarize(job_id: str) -> str:
     """Run a SummaryJob; queue it again, after its backoff, when it failed transiently."""
-    outcome = run_job(job_id)
-    if outcome.retry_in is not None:
-        enqueue_job(job_id, countdown=outcome.retry_in)
-    return outcome.status.value
+    return summarize_job(job_id).value
 
 
 @celery_app.task(name=SWEEP_JOBS, acks_late=True)  # type: ignore[untyped-decorator]

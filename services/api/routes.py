@@ -20,9 +20,9 @@ from services.core.db import ping_db, session_scope
 from services.core.errors import InputError
 from services.core.settings import Settings, get_settings
 from services.jobs.models import SummaryJobPublic
-from services.jobs.service import caller_key, create_job, get_job, reset_failed
+from services.jobs.service import caller_key, get_job
 from workers.clients import fhir_client, llm_client
-from workers.queueing import queue_job
+from workers.submission import resubmit, submit
 
 router = APIRouter()
 
@@ -79,10 +79,7 @@ def create_summary(
     broker unreachable the job is still accepted: it is durable, and the sweeper queues it.
     """
     key = caller_key(principal.subject, idempotency_key) if idempotency_key else None
-    job, created = create_job(session=session, patient_id=body.patient, kinds=body.kinds, idempotency_key=key)
-    if created:
-        queue_job(session=session, job=job)
-    return job
+    return submit(session=session, patient_id=body.patient, kinds=body.kinds, idempotency_key=key).job
 
 
 @router.get("/v1/summaries/{job_id}", response_model=SummaryJobPublic)
@@ -96,9 +93,7 @@ def read_summary(job_id: JobId, session: SessionDep, _: SummariesRead) -> Any:
 )
 def retry_summary(job_id: JobId, session: SessionDep, _: SummariesWrite) -> Any:
     """Queue a failed job again, with a fresh retry budget (409 for a job that has not failed)."""
-    job = reset_failed(session=session, job_id=job_id)
-    queue_job(session=session, job=job)
-    return job
+    return resubmit(session=session, job_id=job_id)
 
 
 @router.get("/healthz")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlmodel import Session, col, select
 
@@ -56,6 +57,36 @@ def record_detached(
             )
     except Exception as exc:
         log.error("audit write failed: %s", type(exc).__name__, extra={"status": action})
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One audit entry not written yet."""
+
+    actor: str
+    action: str
+    outcome: AuditOutcome
+    resource_ids: tuple[str, ...] = ()
+    detail: str | None = None
+
+
+def record_batch_detached(entries: Sequence[AuditEntry]) -> None:
+    """Record entries in one session and one commit; a failure is logged, never raised into the work."""
+    try:
+        with session_scope() as session:
+            for e in entries:
+                session.add(
+                    AuditRecord(
+                        actor=e.actor[:200],
+                        action=e.action[:100],
+                        outcome=e.outcome,
+                        resource_ids=list(e.resource_ids),
+                        detail=e.detail[:500] if e.detail else None,
+                    )
+                )
+            session.commit()
+    except Exception as exc:
+        log.error("audit write failed: %s", type(exc).__name__, extra={"count": len(entries)})
 
 
 def list_records(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import uuid
 from typing import Any
@@ -16,6 +17,7 @@ from services.jobs.models import Draft
 from tests.support.drafts import make_draft
 from tests.support.identity import IdentityProvider
 from workers.approvals import adopt_drafts
+from workers.clients import fhir_client
 
 pytestmark = pytest.mark.e2e
 CLINICIAN = "Practitioner/dr-approver"
@@ -116,12 +118,18 @@ def test_newer_draft_supersedes_the_older_unapproved_one(
     patient = loaded_patients[1]
     older = make_draft(fhir_server, patient, kind="progress")
     newer = make_draft(fhir_server, patient, kind="progress")
-    adopt_drafts(get_settings(), job_id="job-x", patient_id=patient, drafts=[("progress", newer)])
+    asyncio.run(adopt(patient, newer))
     old_doc = httpx.get(f"{fhir_server}/{older}", timeout=10).json()
     new_doc = httpx.get(f"{fhir_server}/{newer}", timeout=10).json()
     assert old_doc["status"] == "superseded"
     assert {"code": "replaces", "target": {"reference": older}} in new_doc["relatesTo"]
     assert (row := draft_row(older)) is not None and row.state.value == "superseded"
+
+
+async def adopt(patient: str, draft: str) -> None:
+    """Adopt a draft as a job that wrote it does."""
+    async with fhir_client(get_settings()) as client:
+        await adopt_drafts(client, job_id="job-x", patient_id=patient, drafts=[("progress", draft)])
 
 
 def test_clinician_edit_that_replaces_our_draft_is_measured(

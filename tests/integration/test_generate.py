@@ -22,6 +22,7 @@ from services.core.settings import get_settings
 from tests.conftest import BIN, REPO, _env
 from workers.clients import llm_client
 from workers.pipeline import Pipeline
+from workers.prepared import fit, prompt_budget
 
 pytestmark = pytest.mark.integration
 
@@ -34,16 +35,16 @@ async def test_synthesis_is_schema_valid_and_cites_the_timeline(
     async with llm_client(settings) as llm:
         pipeline = Pipeline(settings, llm=llm)
         kind = get_kind("progress")
-        timeline = pipeline.fit(condense(record))
-        generated = await pipeline.generate(kind, timeline)
+        timeline = fit(settings, pipeline.counter, condense(record))
+        generated = await pipeline.synthesizer.generate(kind, timeline)
     note, prompt_tokens, completion_tokens = (
         generated.note,
-        generated.prompt_tokens,
-        generated.completion_tokens,
+        generated.usage.prompt_tokens,
+        generated.usage.completion_tokens,
     )
     ttft = generated.ttft_s
     assert generated.served_model == settings.llm_model
-    assert timeline.tokens is not None and timeline.tokens <= pipeline.prompt_budget()
+    assert timeline.tokens is not None and timeline.tokens <= prompt_budget(settings, pipeline.counter)
     assert prompt_tokens <= settings.llm_context_tokens - settings.llm_max_output_tokens
     assert 0 < completion_tokens <= settings.llm_max_output_tokens and ttft is not None and ttft > 0
     model_titles = {s.title for s in kind.model_sections()}

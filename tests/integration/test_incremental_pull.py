@@ -9,11 +9,14 @@ import pytest
 
 from deploy import patients
 from fhir_adapters.client import FhirClient
-from fhir_adapters.incremental import pull_record
+from fhir_adapters.condense import condense
+from fhir_adapters.incremental import Pull, pull_record
 from fhir_adapters.readers import entered_in_error
+from fhir_adapters.snapshot import timeline_digest
 from services.core.db import session_scope
+from services.snapshots.models import RecordSnapshot
 from services.snapshots.service import get_snapshot
-from workers.record_pull import pull_with_snapshot
+from workers.record_pull import keep_snapshot, pull_for_job
 
 pytestmark = pytest.mark.integration
 Server = tuple[str, str, list[str]]
@@ -49,25 +52,40 @@ async def test_a_second_pull_fetches_only_what_changed(any_fhir: Server, synthea
         fresh = await pull_record(client, patient)
     assert full.kind == "full" and len(full.record.resources) > 2000
     assert again.kind == "incremental" and again.unchanged
-    assert again.snapshot.digest == full.snapshot.digest
+    assert digest(again) == digest(full)
     assert changed.kind == "incremental" and changed.changed == 2 and changed.deleted == [procedure]
     assert procedure not in changed.record.resources
     assert changed.record.resources[observation].status == "amended"  # type: ignore[attr-defined]
     assert entered_in_error(changed.record.resources[condition])
     assert set(changed.record.resources) == set(fresh.record.resources)
-    assert changed.snapshot.digest == fresh.snapshot.digest != full.snapshot.digest
+    assert digest(changed) == digest(fresh) != digest(full)
 
 
-async def test_the_job_pull_keeps_the_snapshot_in_postgres(
+def digest(pulled: Pull) -> str:
+    """The timeline digest of a pull's record."""
+    return timeline_digest(condense(pulled.record))
+
+
+async def test_the_job_keeps_the_snapshot_in_postgres_and_rewrites_it_only_for_news(
     fhir_server: str, synthea_files: list[Path], postgres_db: str
 ) -> None:
     patient = patients.load(fhir_server, synthea_files[1])  # a copy no job has pulled yet
     async with FhirClient(fhir_server) as client:
-        first = await pull_with_snapshot(client, patient)
-        second = await pull_with_snapshot(client, patient)
-    with session_scope() as session:
-        row = get_snapshot(session=session, server=client.base_url, patient_id=patient)
-        assert row is not None
-        assert row.timeline_digest == first.snapshot.digest == second.snapshot.digest
-        assert row.versions == second.snapshot.versions() and row.since == second.snapshot.since
+        first = await pull_for_job(client, patient)
+        assert await keep_snapshot(client.base_url, first, condense(first.record))
+        stored = stored_row(client.base_url, patient)
+        second = await pull_for_job(client, patient)
+        assert not await keep_snapshot(client.base_url, second, condense(second.record))
+    row = stored_row(client.base_url, patient)
+    assert row.timeline_digest == digest(first) == digest(second)
+    assert row.versions == second.snapshot.versions() and row.since == second.snapshot.since
+    assert row.updated_at == stored.updated_at  # nothing new: not written again
     assert first.kind == "full" and second.kind == "incremental" and second.unchanged
+
+
+def stored_row(server: str, patient: str) -> RecordSnapshot:
+    """The patient's stored snapshot row."""
+    with session_scope() as session:
+        row = get_snapshot(session=session, server=server, patient_id=patient)
+        assert row is not None
+        return row

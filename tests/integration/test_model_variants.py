@@ -121,7 +121,7 @@ async def test_notes_are_routed_by_kind_and_department(lora_server: str, synthea
     cardiology = record_from_bundle_json(with_department(bundle, "cardiology"))
     routed = await run(settings, cardiology, ["progress"])
     assert routed["progress"].served_model == "cardio-notes"
-    assert routed["progress"].verification["served_model"] == "cardio-notes"
+    assert routed["progress"].verification.served_model == "cardio-notes"
     without_routes = await run(cpu_settings(lora_server, llm_max_output_tokens=SHORT), cardiology, ["triage"])
     assert without_routes["triage"].served_model == BASE
 
@@ -136,7 +136,7 @@ async def test_a_french_department_gets_french_drafts(lora_server: str, synthea_
     record = record_from_bundle_json(with_department(bundle, "Cardiologie"))
     french = await run(settings, record, ["progress", "triage"])
     progress = french["progress"]
-    assert progress.verification["language"] == "fr" and progress.markdown is not None
+    assert progress.verification.language == "fr" and progress.markdown is not None
     assert progress.markdown.startswith("# Synthèse d'évolution (brouillon IA)\n")
     assert FRENCH.banner in progress.markdown
     assert "## Problèmes actifs" in progress.markdown and "## Sources" in progress.markdown
@@ -153,7 +153,7 @@ async def test_a_french_department_gets_french_drafts(lora_server: str, synthea_
     english = await run(
         settings, record_from_bundle_json(with_department(bundle, "Cardiology")), ["progress"]
     )
-    assert english["progress"].verification["language"] == "en"
+    assert english["progress"].verification.language == "en"
     assert (english["progress"].markdown or "").startswith("# Progress note summary (AI draft)\n")
 
 
@@ -173,7 +173,7 @@ async def test_images_are_not_sent_to_a_text_only_profile(
     outcome = (await run(cpu_settings(lora_server, llm_max_output_tokens=SHORT), record, ["progress"]))[
         "progress"
     ]
-    assert outcome.verification["images"] == {
+    assert outcome.verification.images.model_dump() == {
         "sent": [],
         "left_out": ["DocumentReference/wound-photo: profile cpu-stand-in is text-only"],
     }
@@ -196,5 +196,5 @@ async def test_a_text_only_model_refusing_images_fails_the_job_clearly(
     assert isinstance(refused.value, ConfigError) and not refused.value.transient
     capped = settings.model_copy(update={"image_max_bytes": 64})
     outcome = (await run(capped, with_image(bundle, png()), ["progress"]))["progress"]
-    assert outcome.verification["images"]["sent"] == []
-    assert "over the 64-byte cap" in outcome.verification["images"]["left_out"][0]
+    assert outcome.verification.images.sent == []
+    assert "over the 64-byte cap" in outcome.verification.images.left_out[0]

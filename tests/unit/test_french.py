@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from clinical_notes import prompts
-from clinical_notes.draft import NoteDraft
+from clinical_notes.draft import DraftVerification, NoteDraft
 from clinical_notes.kinds import get_kind
 from clinical_notes.language import ENGLISH, FRENCH, wording
 from clinical_notes.render import render_markdown
@@ -85,6 +85,18 @@ def test_a_french_statement_about_the_record_needs_no_citation(patient: PatientR
     assert "uncited_claim" in rules(patient, "Aucune allergie.", [], title="Allergies")
 
 
+def checked_once() -> DraftVerification:
+    """One record statement checked, nothing removed, no synthesis."""
+    return DraftVerification(
+        status="verified",
+        statements_checked=1,
+        record_statements=1,
+        model_statements=0,
+        dropped=0,
+        synthesis="unavailable",
+    )
+
+
 def test_french_rendering_and_prompt() -> None:
     kind = get_kind("progress")
     note = NoteDraft.model_validate(
@@ -100,7 +112,7 @@ def test_french_rendering_and_prompt() -> None:
         }
     )
     text = render_markdown(
-        note, kind, {"Condition/c1": Source("Hypertension", "2015-01-10")}, {"statements_checked": 1}, FRENCH
+        note, kind, {"Condition/c1": Source("Hypertension", "2015-01-10")}, checked_once(), FRENCH
     )
     assert text.startswith("# Synthèse d'évolution (brouillon IA)\n")
     assert FRENCH.banner in text and ENGLISH.banner not in text

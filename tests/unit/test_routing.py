@@ -8,8 +8,8 @@ from fhir_adapters.departments import departments
 from fhir_adapters.record import record_from_bundle_json
 from services.core.errors import ConfigError
 from services.core.settings import AdapterRoute, Settings
+from workers.model_routing import adapter_for, language_for
 from workers.pipeline import Pipeline
-from workers.routing import adapter_for, language_for
 
 ROUTES = [
     AdapterRoute(adapter="triage-notes", kinds=["triage"]),

@@ -1,0 +1,130 @@
+"""One kind's draft put together: the record's composed facts, the model's verified synthesis and the
+rule flags, checked once more as a whole, with its verification block and markdown."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from clinical_notes.compose import compose, sections
+from clinical_notes.draft import DraftVerification, ImagesUsed, NoteDraft, Statement
+from clinical_notes.kinds import NoteKind, get_kind
+from clinical_notes.render import render_markdown
+from clinical_notes.rules import merge_flags
+from clinical_notes.timeline import Source
+from clinical_notes.verifier import VerificationReport, without_failing
+from fhir_adapters.writeback import DraftDocument, ModelDevice
+from services.core.settings import Settings
+from services.core.usage import Usage
+from workers.generation import Synthesis
+from workers.prepared import PreparedRecord
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class KindResult:
+    """The outcome of one note kind: its draft, how it was checked, what the model cost, where it went."""
+
+    kind: str
+    draft_ref: str | None = None
+    created: bool = False
+    note: NoteDraft | None = None
+    markdown: str | None = None
+    report: VerificationReport | None = None
+    verification: DraftVerification | None = None
+    usage: Usage = field(default_factory=Usage)
+    ttft_s: float | None = None
+    served_model: str | None = None
+
+    def verification_json(self) -> dict[str, object]:
+        """The verification block as the draft and the job store it ({} for a draft an earlier try wrote)."""
+        if self.verification is None:
+            return {}
+        return self.verification.as_json(flags=get_kind(self.kind).flags)
+
+
+def verification_block(
+    note: NoteDraft,
+    final: VerificationReport,
+    synthesis: Synthesis,
+    prepared: PreparedRecord,
+    record_dropped: int,
+) -> DraftVerification:
+    """The draft's verification block: what was checked, who wrote what, what was removed and why."""
+    authors = [s.author for section in note.sections for s in section.statements]
+    report, first = synthesis.report, synthesis.first
+    return DraftVerification(
+        status="verified" if report is None or report.passed else "partially_verified",
+        statements_checked=final.statements,
+        record_statements=authors.count("record"),
+        model_statements=authors.count("model"),
+        dropped=synthesis.dropped,
+        record_statements_dropped=record_dropped,
+        synthesis="unavailable" if synthesis.unavailable else "model",
+        synthesis_unavailable=synthesis.unavailable,
+        violations_first_answer=first.counts() if first else {},
+        violations_final_answer=report.counts() if report else {},
+        regenerated=bool(first and not first.passed),
+        served_model=synthesis.served_model,
+        language=prepared.language,
+        images=ImagesUsed(sent=[i.ref for i in prepared.images], left_out=prepared.images_left_out),
+        news2=prepared.news2,
+    )
+
+
+def assemble(kind: NoteKind, prepared: PreparedRecord, synthesis: Synthesis) -> KindResult:
+    """The kind's draft from the record's facts, the model's synthesis and the rule flags."""
+    model: dict[str, list[Statement]] = {}
+    for section in synthesis.note.sections if synthesis.note else []:
+        model[section.title] = section.statements
+    flags = synthesis.note.flags if synthesis.note else []
+    draft = NoteDraft(
+        kind=kind.name,
+        sections=sections(kind, compose(kind, prepared.full, prepared.words), model),
+        flags=merge_flags(prepared.rules, flags) if kind.flags else [],
+        synthesis_unavailable=synthesis.unavailable,
+    )
+    final = prepared.verifier().verify(draft)
+    kept, record_dropped = without_failing(draft, final)
+    if record_dropped:
+        # A composed statement that fails the verifier is our bug; it is left out rather than written.
+        log.error("composed statements failed verification: %s", final.counts(), extra={"kind": kind.name})
+    verification = verification_block(kept, final, synthesis, prepared, record_dropped)
+    sources = prepared.full.source_labels() | {i.ref: Source(i.label, i.date) for i in prepared.images}
+    return KindResult(
+        kind=kind.name,
+        note=kept,
+        markdown=render_markdown(kept, kind, sources, verification, prepared.words),
+        report=synthesis.report,
+        verification=verification,
+        usage=synthesis.usage,
+        ttft_s=synthesis.ttft_s,
+        served_model=synthesis.served_model,
+    )
+
+
+def draft_document(
+    settings: Settings, kind: NoteKind, identifier: str, prepared: PreparedRecord, outcome: KindResult
+) -> DraftDocument:
+    """The write-back input for one verified draft."""
+    assert outcome.note is not None and outcome.markdown is not None and outcome.verification is not None
+    latest = prepared.full.encounters[0] if prepared.full.encounters else None
+    return DraftDocument(
+        patient_id=prepared.record.patient_id,
+        kind=kind.name,
+        loinc_code=kind.loinc_code,
+        loinc_display=kind.loinc_display,
+        title=prepared.words.title(kind.name, kind.title),
+        markdown=outcome.markdown,
+        structured={
+            **outcome.note.model_dump(),
+            "verification": outcome.verification.as_json(flags=kind.flags),
+        },
+        cited_refs=outcome.note.cited(),
+        identifier=identifier,
+        device=ModelDevice(settings.model_device_name, settings.model_version, settings.model_weights_digest),
+        encounter_ref=latest.ref if latest else None,
+        period_start=latest.start if latest else None,
+        period_end=latest.end if latest else None,
+    )

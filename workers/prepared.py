@@ -1,0 +1,115 @@
+"""A fetched record made ready for every kind of one job: condensed once, fitted once, rules run once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from clinical_notes import prompts
+from clinical_notes.attachments import ImageAttachment, image_keys
+from clinical_notes.budget import fit_budget
+from clinical_notes.draft import Flag
+from clinical_notes.language import Wording, wording
+from clinical_notes.rules import rule_flags
+from clinical_notes.timeline import ClinicalTimeline
+from clinical_notes.tokens import TokenCounter
+from clinical_notes.verifier import Verifier, flag_backing
+from fhir_adapters.condense import condense
+from fhir_adapters.departments import departments
+from fhir_adapters.evidence import RecordEvidence
+from fhir_adapters.images import record_images
+from fhir_adapters.record import PatientRecord
+from services.core.errors import InputError
+from services.core.model_profiles import get_profile
+from services.core.settings import Language, Settings
+from workers.model_routing import language_for
+
+TEMPLATE_MARGIN_TOKENS = 48  # chat-template control tokens and rounding
+
+
+@dataclass
+class PreparedRecord:
+    """Everything the kinds of one run share: the record, its timelines, evidence and rule flags."""
+
+    record: PatientRecord
+    full: ClinicalTimeline
+    fitted: ClinicalTimeline | None
+    unfitted_reason: str | None
+    evidence: RecordEvidence
+    rules: list[Flag]
+    news2: int | None
+    departments: list[str] = field(default_factory=list)
+    language: Language = "en"
+    images: list[ImageAttachment] = field(default_factory=list)
+    image_keys: dict[str, str] = field(default_factory=dict)
+    images_left_out: list[str] = field(default_factory=list)
+
+    @property
+    def words(self) -> Wording:
+        """The wording of the job's language."""
+        return wording(self.language)
+
+    def verifier(self) -> Verifier:
+        """A verifier knowing what the model saw, what can back a flag, and the draft's language."""
+        shown = set(self.fitted.refs()) | set(self.image_keys.values()) if self.fitted is not None else set()
+        backing = flag_backing(self.full, self.rules)
+        return Verifier(self.evidence, prompt_refs=shown, backing=backing, wording=self.words)
+
+
+def prompt_budget(settings: Settings, counter: TokenCounter) -> int:
+    """Tokens left for the timeline once the system text, the longest task and the answer are reserved."""
+    fixed = counter.count(prompts.fixed_text())
+    return settings.llm_context_tokens - settings.llm_max_output_tokens - fixed - TEMPLATE_MARGIN_TOKENS
+
+
+def fit(
+    settings: Settings, counter: TokenCounter, timeline: ClinicalTimeline, reserve: int = 0
+) -> ClinicalTimeline:
+    """The timeline fitted to the prompt budget less `reserve` tokens (images); InputError when must-keep
+    facts overflow it."""
+    budget = prompt_budget(settings, counter) - reserve
+    fitted = fit_budget(timeline, budget, counter)
+    if fitted.tokens is not None and fitted.tokens > budget:
+        raise InputError(
+            f"the facts that are never dropped need {fitted.tokens} tokens, over the prompt budget of "
+            f"{budget}; raise EHRSUM_LLM_CONTEXT_TOKENS"
+        )
+    return fitted
+
+
+def prompt_images(settings: Settings, record: PatientRecord) -> tuple[list[ImageAttachment], list[str]]:
+    """The record's images for a multimodal profile (EHRSUM_LLM_IMAGES=auto), and each image left out with
+    why (a text-only profile, images off, over a cap)."""
+    images, left_out = record_images(record, settings.image_max_bytes, settings.image_max_count)
+    if images and settings.llm_images == "off":
+        return [], left_out + [f"{i.ref}: images are off (EHRSUM_LLM_IMAGES=off)" for i in images]
+    if images and not get_profile(settings.llm_profile).multimodal:
+        return [], left_out + [f"{i.ref}: profile {settings.llm_profile} is text-only" for i in images]
+    return images, left_out
+
+
+def prepare(settings: Settings, counter: TokenCounter, record: PatientRecord) -> PreparedRecord:
+    """Condense once, fit once (every kind shares the fitted timeline), run the triage rules."""
+    full = condense(record)
+    images, left_out = prompt_images(settings, record)
+    reserve = len(images) * get_profile(settings.llm_profile).image_tokens
+    try:
+        fitted, reason = fit(settings, counter, full, reserve), None
+    except InputError as exc:
+        fitted, reason = None, str(exc)
+    rules, score = rule_flags(full)
+    names = departments(record)
+    prepared = PreparedRecord(
+        record,
+        full,
+        fitted,
+        reason,
+        RecordEvidence(record),
+        rules,
+        score.score,
+        names,
+        language_for(settings, names),
+    )
+    prepared.images_left_out = left_out
+    if fitted is not None and images:
+        prepared.images, prepared.image_keys = images, image_keys(fitted, images)
+    return prepared
