@@ -31,6 +31,7 @@ from services.core.errors import ConfigError
 from services.core.settings import AdapterRoute, Settings, get_settings
 from tests.conftest import start_cpu_llm
 from tests.support.images import image_document, png
+from tests.support.shared_llm import ADAPTERS, adapters
 from workers.clients import llm_client
 from workers.llm_client import ImagesRefused
 from workers.pipeline import Pipeline
@@ -46,14 +47,14 @@ ROUTES = [
 
 
 @pytest.fixture(scope="module")
-def lora_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The CPU vLLM serving the base model and two LoRA adapters made with peft."""
-    model_dir = llm_cpu.ensure_setup()
-    root = tmp_path_factory.mktemp("lora")
-    triage = llm_cpu.make_lora(root / "triage", seed=1)
-    cardio = llm_cpu.make_lora(root / "cardio", rank=16, seed=2)
-    proc, url = start_cpu_llm(root / "server.log", lora={"triage-notes": triage, "cardio-notes": cardio})
-    assert model_dir.is_dir()
+def lora_server(llm_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The CPU vLLM serving the base model and the two test LoRA adapters: the run's shared server when it
+    serves them (deploy/test.sh starts it so), else one of this module's own."""
+    served = {m["id"] for m in httpx.get(f"{llm_server}/models", timeout=10).json()["data"]}
+    if set(ADAPTERS) <= served:
+        yield llm_server
+        return
+    proc, url = start_cpu_llm(tmp_path_factory.mktemp("lora") / "server.log", lora=adapters())
     yield url
     stop(proc)
 
