@@ -31,6 +31,7 @@ sys.path.insert(0, str(REPO))
 from bench.llm_throughput import llm, service_env  # noqa: E402
 from bench.stack import BIN, database, flush_redis, sekmet, spawn, stop_group  # noqa: E402
 from deploy import patients  # noqa: E402
+from deploy.llm_cpu import cache_dir  # noqa: E402
 
 REDIS = "redis://127.0.0.1:6379/12"
 STAGES = ("fetch", "condense", "generate", "verify", "write")
@@ -130,7 +131,7 @@ def main() -> int:
     args.kind = args.kind or ["progress"]
     with tempfile.TemporaryDirectory() as tmp_s, sekmet(Path(tmp_s)) as fhir:
         tmp = Path(tmp_s)
-        files = patients.cached(args.source, args.patients + 1, args.seed, REPO / ".cache" / "patients")
+        files = patients.cached(args.source, args.patients + 1, args.seed, cache_dir() / "patients")
         ids = [patients.load(fhir, path) for path in files]
         with llm(tmp) as llm_url, database() as db:
             env = {**service_env(db, fhir, llm_url), "EHRSUM_BROKER_URL": REDIS}

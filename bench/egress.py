@@ -46,7 +46,7 @@ from deploy import fhir_server, llm_cpu, patients  # noqa: E402
 from deploy.processes import stop, wait_for, wait_http  # noqa: E402
 
 BIN = Path(sys.executable).parent
-CACHE = Path(os.environ.get("EHRSUM_CACHE", REPO / ".cache"))
+CACHE = llm_cpu.cache_dir()
 SECRET = "egress-notification-secret"
 OUR_PROGRAMS = ("ehrsum api", "ehrsum worker", "ehrsum beat", "ehrsum subscribe", "ehrsum init-db")
 TRACED = "connect,sendto,sendmsg,execve,clone,clone3,fork,vfork"

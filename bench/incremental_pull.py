@@ -32,12 +32,13 @@ sys.path.insert(0, str(REPO))
 from bench.record_size import ServerClock, sized_bundles  # noqa: E402
 from bench.stack import free_port  # noqa: E402
 from deploy import fhir_server, medplum_server, patients  # noqa: E402
+from deploy.llm_cpu import cache_dir  # noqa: E402
 from deploy.processes import stop  # noqa: E402
 from fhir_adapters.client import FhirClient  # noqa: E402
 from fhir_adapters.incremental import Pull, Snapshot, pull_record  # noqa: E402
 from fhir_adapters.record import RECORD_TYPES  # noqa: E402
 
-CACHE = REPO / ".cache"
+CACHE = cache_dir()
 ERROR_STATUS = {
     "coding": [
         {"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": "entered-in-error"}

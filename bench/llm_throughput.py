@@ -87,7 +87,7 @@ def service_env(db: str, fhir: str, llm_url: str) -> dict[str, str]:
 
 def load_patients(fhir: str, count: int, seed: int = 5) -> list[str]:
     """`count` different seeded carebundle records loaded into the server (a new seed, new records)."""
-    files = patients.cached("carebundle", count, seed, REPO / ".cache" / "patients")
+    files = patients.cached("carebundle", count, seed, llm_cpu.cache_dir() / "patients")
     return [patients.load(fhir, path) for path in files]
 
 
@@ -624,7 +624,7 @@ def kinds(args: argparse.Namespace) -> None:
     get_settings.cache_clear()
     settings = get_settings()
     pipeline = Pipeline(settings, llm=None)  # type: ignore[arg-type]  # prompts only
-    files = patients.cached("synthea", args.patients, args.seed, REPO / ".cache" / "patients")
+    files = patients.cached("synthea", args.patients, args.seed, llm_cpu.cache_dir() / "patients")
     limits = {"max_statements": settings.note_max_statements, "max_chars": settings.statement_max_chars}
     schemas = [model_schema(k, **limits) for k in KINDS.values()]
     runs = {

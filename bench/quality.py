@@ -121,7 +121,7 @@ def main() -> int:
     parser.add_argument("--profile", default=llm_cpu.DEFAULT_PROFILE, choices=list(llm_cpu.PROFILES))
     parser.add_argument("--old-commit", default=OLD_COMMIT)
     args = parser.parse_args()
-    files = patients.cached("synthea", args.patients, args.seed, REPO / ".cache" / "patients")
+    files = patients.cached("synthea", args.patients, args.seed, llm_cpu.cache_dir() / "patients")
     rows: dict[tuple[str, str], list[dict[str, float]]] = defaultdict(list)
     with tempfile.TemporaryDirectory() as tmp_s:
         tmp = Path(tmp_s)

@@ -192,7 +192,7 @@ def main() -> int:
     tokenizer = llm_cpu.model_dir() if llm_cpu.is_setup_done() else None
     os.environ.update(llm_cpu.DEMO_LIMITS)  # the CPU demo's context and output limits
     settings = Settings(tokenizer_path=tokenizer)
-    sources = patients.cached("synthea", 3, args.seed, REPO / ".cache" / "patients")
+    sources = patients.cached("synthea", 3, args.seed, llm_cpu.cache_dir() / "patients")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         files = sized_bundles(sources, sizes, Path(tmp))

@@ -44,7 +44,7 @@ from fhir_adapters.condense import condense  # noqa: E402
 from fhir_adapters.evidence import RecordEvidence, evidence_of  # noqa: E402
 from fhir_adapters.record import PatientRecord, record_from_bundle  # noqa: E402
 
-CACHE = REPO / ".cache" / "patients"
+CACHE = llm_cpu.cache_dir() / "patients"
 
 
 @dataclass

@@ -21,7 +21,7 @@ from deploy import fhir_server, llm_cpu, patients, processes  # noqa: E402
 
 STATE = REPO / "var" / "demo"
 PIDS = STATE / "pids"
-CACHE = Path(os.environ.get("EHRSUM_CACHE", REPO / ".cache"))
+CACHE = llm_cpu.cache_dir()
 FHIR_PORT, LLM_PORT, API_PORT = 8090, 8000, 8400
 SEED, COUNT = 42, 3
 

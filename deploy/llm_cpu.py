@@ -189,9 +189,14 @@ def log(message: str) -> None:
 
 
 def cache_dir() -> Path:
-    """Return the project cache directory ($EHRSUM_CACHE or <repo>/.cache)."""
+    """Where the tooling keeps what it makes once (this vLLM and its model, test LoRA adapters, generated
+    patients, the checkov venv): $EHRSUM_CACHE, else `ehr-summarizer` in the user's cache directory, shared
+    by every clone on the machine (the CPU vLLM alone is 2.7 GB and minutes to install)."""
     env = os.environ.get("EHRSUM_CACHE")
-    return Path(env).expanduser().resolve() if env else REPO_ROOT / ".cache"
+    if env:
+        return Path(env).expanduser().resolve()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base).expanduser().resolve() / "ehr-summarizer"
 
 
 def venv_dir() -> Path:

@@ -16,12 +16,13 @@ from typing import Any
 import httpx
 import pytest
 
+from deploy.llm_cpu import cache_dir
 from deploy.processes import stop, wait_for, wait_http
 from tests.support.identity import IdentityProvider
 from tests.support.redis_db import MAIN_SESSION_DBS, claim_redis_db
 
 REPO = Path(__file__).resolve().parents[1]
-CACHE = Path(os.environ.get("EHRSUM_CACHE", REPO / ".cache"))
+CACHE = cache_dir()
 BIN = Path(sys.executable).parent
 PG_ADMIN_URL = os.environ.get("EHRSUM_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("EHRSUM_TEST_REDIS", "redis://127.0.0.1:6379/0")

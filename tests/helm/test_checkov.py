@@ -14,13 +14,14 @@ from typing import Any
 import pytest
 import yaml
 
+from deploy.llm_cpu import cache_dir
 from tests.helm.manifests import REPO, Rendered
 
 pytestmark = pytest.mark.helm
 
 # checkov pins packaging<24 and networkx<2.7, which clash with the project's pytest; it lives in its own venv.
 CHECKOV_VERSION = "3.3.30"
-CHECKOV_VENV = REPO / ".cache" / "checkov-venv"
+CHECKOV_VENV = cache_dir() / "checkov-venv"
 ACCEPTED = Path(__file__).with_name("checkov-accepted.yaml")
 RUNNER = Path(__file__).with_name("checkov_offline.py")
 SEVERE = {"HIGH", "CRITICAL"}

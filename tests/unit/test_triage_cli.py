@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
+from deploy.llm_cpu import cache_dir
 from services.cli import main
 
-CACHE = Path(os.environ.get("EHRSUM_CACHE", Path(__file__).resolve().parents[2] / ".cache"))
+CACHE = cache_dir()
 KEYS = {"file", "patient", "encounter", "severity", "flags", "statement"}
 
 
