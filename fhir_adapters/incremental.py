@@ -5,12 +5,12 @@ from __future__ import annotations
 import gzip
 import json
 import logging
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from fhir_adapters.capability import Capabilities, capabilities
 from fhir_adapters.client import FhirClient
+from fhir_adapters.labels import is_ai_draft_json
 from fhir_adapters.record import (
     FALLBACK_TYPES,
     RECORD_TYPES,
@@ -26,44 +26,84 @@ log = logging.getLogger(__name__)
 ID_PAGE = "1000"
 
 
-@dataclass
 class Snapshot:
-    """What the last pull of a patient fetched: each resource (JSON) by `Type/id`, and the digest of its
-    timeline (set by whoever condenses the record; a pull does not condense)."""
+    """What the last pull of a patient fetched: each resource (JSON) by `Type/id`, with each one's version
+    and lastUpdated, and the digests of the record and its timeline (set by whoever reads the record; a
+    pull does not). A stored snapshot is unpacked only when a pull has something to merge into it."""
 
-    patient_id: str
-    resources: dict[str, dict[str, Any]]
-    since: str | None = None
-    digest: str = ""
+    def __init__(
+        self,
+        patient_id: str,
+        resources: dict[str, dict[str, Any]] | None = None,
+        since: str | None = None,
+        digest: str = "",
+        *,
+        record_digest: str = "",
+        packed: bytes | None = None,
+        versions: dict[str, list[str | None]] | None = None,
+    ):
+        self.patient_id, self.since, self.digest, self.record_digest = (
+            patient_id,
+            since,
+            digest,
+            record_digest,
+        )
+        self._resources, self._packed = resources, packed
+        self._versions = versions
+
+    @property
+    def resources(self) -> dict[str, dict[str, Any]]:
+        """The resources by `Type/id` (unpacked from the store on first use)."""
+        if self._resources is None:
+            self._resources = json.loads(gzip.decompress(self._packed or b""))
+        return self._resources
 
     def packed(self) -> bytes:
         """The resources as gzip-compressed JSON, for the snapshot store."""
-        return gzip.compress(json.dumps(self.resources, separators=(",", ":")).encode(), compresslevel=6)
-
-    @classmethod
-    def unpacked(cls, patient_id: str, packed: bytes, since: str | None, digest: str) -> Snapshot:
-        """A snapshot from the store's columns."""
-        return cls(patient_id, json.loads(gzip.decompress(packed)), since, digest)
+        if self._packed is None:
+            compact = json.dumps(self.resources, separators=(",", ":")).encode()
+            self._packed = gzip.compress(compact, compresslevel=6)
+        return self._packed
 
     def versions(self) -> dict[str, list[str | None]]:
         """`Type/id` → [versionId, lastUpdated] of each resource."""
-        return {ref: [_meta(r, "versionId"), _meta(r, "lastUpdated")] for ref, r in self.resources.items()}
+        if self._versions is None:
+            self._versions = {
+                ref: [_meta(r, "versionId"), _meta(r, "lastUpdated")] for ref, r in self.resources.items()
+            }
+        return self._versions
 
 
-@dataclass
 class Pull:
-    """A pull's record and snapshot, and what it did: `full` or `incremental`, what changed, what went."""
+    """What a pull did (`full` or `incremental`, how many changed, what went) and its snapshot; the record
+    is validated on first use, so an unchanged record whose drafts exist is never parsed."""
 
-    record: PatientRecord
-    snapshot: Snapshot
-    kind: str
-    changed: int = 0
-    deleted: list[str] = field(default_factory=list)
+    def __init__(
+        self,
+        snapshot: Snapshot,
+        mode: str,
+        changed: int = 0,
+        deleted: list[str] | None = None,
+        source: str = "",
+    ):
+        self.snapshot, self.mode, self.changed, self.deleted = snapshot, mode, changed, deleted or []
+        self.source = source or mode
+        self._record: PatientRecord | None = None
+
+    @property
+    def record(self) -> PatientRecord:
+        """The pulled resources as a validated record."""
+        if self._record is None:
+            snapshot = self.snapshot
+            self._record = record_from_resources(
+                snapshot.patient_id, snapshot.resources.values(), self.source
+            )
+        return self._record
 
     @property
     def unchanged(self) -> bool:
-        """Whether the timeline is the one the previous snapshot had."""
-        return self.kind == "incremental" and not self.changed and not self.deleted
+        """Whether the record is the one the previous snapshot holds."""
+        return self.mode == "incremental" and not self.changed and not self.deleted
 
 
 async def pull_record(client: FhirClient, patient_id: str, previous: Snapshot | None = None) -> Pull:
@@ -89,15 +129,13 @@ def _incremental(declared: Capabilities) -> bool:
 
 async def _full(client: FhirClient, patient_id: str) -> Pull:
     raw, source = await fetch_resources(client, patient_id)
-    record = record_from_resources(patient_id, raw, source)
     kept = _by_ref([r for r in raw if r.get("resourceType") in RECORD_TYPES])
-    return Pull(record, _snapshot(patient_id, kept), "full", changed=len(record.resources))
+    return Pull(_snapshot(patient_id, kept), "full", changed=len(kept), source=source)
 
 
 async def _incremental_pull(client: FhirClient, declared: Capabilities, previous: Snapshot) -> Pull:
     patient_id = previous.patient_id
     changed = await search_resources(client, declared, patient_id, previous.since)
-    merged = dict(previous.resources)
     known = previous.versions()
     # `ge` repeats the newest resources of the last pull, and servers that ignore `_lastUpdated` send all.
     fresh = {
@@ -105,17 +143,18 @@ async def _incremental_pull(client: FhirClient, declared: Capabilities, previous
         for ref, r in _by_ref(changed).items()
         if _meta(r, "versionId") is None or known.get(ref, [None])[0] != _meta(r, "versionId")
     }
-    merged.update(fresh)
-    deleted = await _deleted(client, declared, patient_id, merged)
+    deleted = await _deleted(client, declared, patient_id, set(known) | set(fresh))
+    if not deleted and all(is_ai_draft_json(r) for r in fresh.values()):
+        # Nothing new but our own drafts (a job's write-back), which no note reads: the record is the same.
+        return Pull(previous, "incremental")
+    merged = {**previous.resources, **fresh}
     for ref in deleted:
         merged.pop(ref, None)
-    record = record_from_resources(patient_id, merged.values(), "incremental")
-    snapshot = _snapshot(patient_id, merged, "" if fresh or deleted else previous.digest)
-    return Pull(record, snapshot, "incremental", changed=len(fresh), deleted=deleted)
+    return Pull(_snapshot(patient_id, merged), "incremental", changed=len(fresh), deleted=deleted)
 
 
 async def _deleted(
-    client: FhirClient, declared: Capabilities, patient_id: str, merged: dict[str, dict[str, Any]]
+    client: FhirClient, declared: Capabilities, patient_id: str, merged: set[str]
 ) -> list[str]:
     """Kept resources the server no longer has: a count per type, and the ids only where it disagrees."""
     gone: list[str] = []
@@ -131,10 +170,10 @@ async def _deleted(
     return gone
 
 
-def _snapshot(patient_id: str, resources: dict[str, dict[str, Any]], digest: str = "") -> Snapshot:
+def _snapshot(patient_id: str, resources: dict[str, dict[str, Any]]) -> Snapshot:
     stamps = [s for r in resources.values() if (s := _meta(r, "lastUpdated"))]
     since = max(stamps, key=_instant) if stamps else None
-    return Snapshot(patient_id, resources, since, digest)
+    return Snapshot(patient_id, resources, since)
 
 
 def _instant(value: str) -> datetime:

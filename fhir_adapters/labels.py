@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from fhir.resources.R4B.resource import Resource
 
 AIAST_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ObservationValue"
@@ -10,10 +13,23 @@ DRAFT_IDENTIFIER_SYSTEM = "urn:ehr-summarizer:draft"
 DEVICE_IDENTIFIER_SYSTEM = "urn:ehr-summarizer:model"
 
 
+def _ai_labelled(security: Iterable[tuple[object, object]], identifier_systems: Iterable[object]) -> bool:
+    return any(label == (AIAST_SYSTEM, AIAST_CODE) for label in security) or any(
+        system == DRAFT_IDENTIFIER_SYSTEM for system in identifier_systems
+    )
+
+
 def is_ai_draft(resource: Resource) -> bool:
     """Whether a resource carries the AIAST label or our draft identifier."""
     meta = getattr(resource, "meta", None)
-    for coding in (meta.security or []) if meta else []:
-        if coding.system == AIAST_SYSTEM and coding.code == AIAST_CODE:
-            return True
-    return any(i.system == DRAFT_IDENTIFIER_SYSTEM for i in getattr(resource, "identifier", None) or [])
+    security = [(c.system, c.code) for c in (meta.security or [])] if meta else []
+    return _ai_labelled(security, [i.system for i in getattr(resource, "identifier", None) or []])
+
+
+def is_ai_draft_json(resource: dict[str, Any]) -> bool:
+    """`is_ai_draft` of a resource as JSON (before it is validated)."""
+    meta = resource.get("meta")
+    meta = meta if isinstance(meta, dict) else {}
+    security = [(c.get("system"), c.get("code")) for c in meta.get("security") or [] if isinstance(c, dict)]
+    identifiers = [i.get("system") for i in resource.get("identifier") or [] if isinstance(i, dict)]
+    return _ai_labelled(security, identifiers)

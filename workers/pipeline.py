@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -98,18 +98,21 @@ class Pipeline:
     async def run(self, record: PatientRecord, kinds: list[str], *, write: bool) -> RunResult:
         """Draft every kind for a fetched record, writing drafts back when asked."""
         result = RunResult(record.patient_id)
-        await self._draft_and_write(result, record, None, kinds, write=write)
+        await self._draft_and_write(result, lambda: record, record.digest(), kinds, write=write)
         return result
 
     async def summarize(self, patient_id: str, kinds: list[str], *, write: bool = True) -> RunResult:
-        """Fetch a patient's record (only what changed since the last job) and run every kind; condensed
-        once, and not at all when nothing changed and every draft exists."""
+        """Fetch a patient's record (only what changed since the last job) and run every kind. The record
+        is parsed and condensed once, and not at all when nothing changed and every draft exists."""
         if self.fhir is None:
             raise RuntimeError("Pipeline.summarize needs a FHIR client")
         result = RunResult(patient_id)
         with result.timed("fetch"):
             pulled = await pull_for_job(self.fhir, patient_id)
-        prepared = await self._draft_and_write(result, pulled.record, pulled.unchanged, kinds, write=write)
+            digest = (pulled.snapshot.record_digest if pulled.unchanged else "") or pulled.record.digest()
+        prepared = await self._draft_and_write(
+            result, lambda: pulled.record, digest, kinds, write=write, unchanged=pulled.unchanged
+        )
         with result.timed("write"):
             await keep_snapshot(self.fhir.base_url, pulled, prepared.full if prepared else None)
         return result
@@ -127,22 +130,22 @@ class Pipeline:
     async def _draft_and_write(
         self,
         result: RunResult,
-        record: PatientRecord,
-        unchanged: bool | None,
+        record: Callable[[], PatientRecord],
+        digest: str,
         kinds: list[str],
         *,
         write: bool,
+        unchanged: bool = False,
     ) -> PreparedRecord | None:
-        """Draft the kinds not written yet and write them; the prepared record, unless nothing needed it
-        (`unchanged`: the record is the snapshot's, so no new timeline digest is wanted either)."""
-        digest = record.digest()
-        identifiers = {name: draft_identifier(record.patient_id, name, digest) for name in kinds}
+        """Draft the kinds not written yet for the record of `digest` and write them; the prepared record,
+        unless nothing needed it (`unchanged`: the record is the snapshot's, so it wants no new digest)."""
+        identifiers = {name: draft_identifier(result.patient_id, name, digest) for name in kinds}
         existing = await self._existing(identifiers, write)
         todo = [get_kind(name) for name in kinds if name not in existing]
         prepared: PreparedRecord | None = None
         if todo or not unchanged:
             with result.timed("condense"):
-                prepared = self.prepare(record)
+                prepared = self.prepare(record())
         drafted: dict[str, KindResult] = {}
         if prepared is not None:
             with result.timed("generate"):
@@ -154,9 +157,8 @@ class Pipeline:
             outcome = drafted[name]
             if write and self.fhir is not None and outcome.note is not None and prepared is not None:
                 with result.timed("write"):
-                    document = draft_document(
-                        self.settings, get_kind(name), identifiers[name], prepared, outcome
-                    )
+                    kind = get_kind(name)
+                    document = draft_document(self.settings, kind, identifiers[name], prepared, outcome)
                     written = await write_draft(self.fhir, document)
                 outcome.draft_ref, outcome.created = written.draft_ref, written.created
             result.results.append(outcome)

@@ -19,7 +19,16 @@ log = logging.getLogger(__name__)
 def _stored(server: str, patient_id: str) -> Snapshot | None:
     with session_scope() as session:
         row = get_snapshot(session=session, server=server, patient_id=patient_id)
-        return Snapshot.unpacked(patient_id, row.resources, row.since, row.timeline_digest) if row else None
+        if row is None:
+            return None
+        return Snapshot(
+            patient_id,
+            since=row.since,
+            digest=row.timeline_digest,
+            record_digest=row.record_digest or "",
+            packed=row.resources,
+            versions=row.versions,
+        )
 
 
 async def pull_for_job(client: FhirClient, patient_id: str) -> Pull:
@@ -28,7 +37,7 @@ async def pull_for_job(client: FhirClient, patient_id: str) -> Pull:
     pulled = await pull_record(client, patient_id, previous)
     log.info(
         "record pull: %s, %d changed, %d deleted",
-        pulled.kind,
+        pulled.mode,
         pulled.changed,
         len(pulled.deleted),
         extra={"patient_id": patient_id},
@@ -44,6 +53,7 @@ def _save(server: str, snapshot: Snapshot) -> None:
             patient_id=snapshot.patient_id,
             since=snapshot.since,
             timeline_digest=snapshot.digest,
+            record_digest=snapshot.record_digest,
             versions=snapshot.versions(),
             resources=snapshot.packed(),
         )
@@ -55,5 +65,6 @@ async def keep_snapshot(server: str, pulled: Pull, timeline: ClinicalTimeline | 
     if pulled.unchanged or timeline is None:
         return False
     pulled.snapshot.digest = timeline_digest(timeline)
+    pulled.snapshot.record_digest = pulled.record.digest()
     await asyncio.to_thread(_save, server, pulled.snapshot)
     return True

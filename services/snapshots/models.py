@@ -9,7 +9,7 @@ from sqlmodel import Field, SQLModel
 
 
 class RecordSnapshot(SQLModel, table=True):
-    """Ids, versions and lastUpdated of the pulled resources, the timeline digest, the resources."""
+    """Ids, versions and lastUpdated of the pulled resources, the record and timeline digests, the record."""
 
     __tablename__ = "record_snapshot"
 
@@ -17,6 +17,8 @@ class RecordSnapshot(SQLModel, table=True):
     patient_id: str = Field(primary_key=True, max_length=64)
     since: str | None = Field(default=None, max_length=64)
     timeline_digest: str = Field(max_length=64)
+    # The digest behind the drafts' identifiers: an unchanged pull finds its drafts without parsing.
+    record_digest: str | None = Field(default=None, max_length=64)
     versions: dict[str, list[str | None]] = Field(
         default_factory=dict, sa_column=Column(JSON, nullable=False)
     )

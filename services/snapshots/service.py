@@ -21,6 +21,7 @@ def save_snapshot(
     patient_id: str,
     since: str | None,
     timeline_digest: str,
+    record_digest: str,
     versions: dict[str, list[str | None]],
     resources: bytes,
 ) -> RecordSnapshot:
@@ -30,7 +31,8 @@ def save_snapshot(
         row = RecordSnapshot(
             server=server, patient_id=patient_id, timeline_digest=timeline_digest, resources=b""
         )
-    row.since, row.timeline_digest, row.versions, row.resources = since, timeline_digest, versions, resources
+    row.since, row.versions, row.resources = since, versions, resources
+    row.timeline_digest, row.record_digest = timeline_digest, record_digest
     row.updated_at = datetime.now(UTC)
     session.add(row)
     session.commit()

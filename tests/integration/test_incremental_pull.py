@@ -50,10 +50,10 @@ async def test_a_second_pull_fetches_only_what_changed(any_fhir: Server, synthea
         observation, condition, procedure = _change(url, sorted(full.snapshot.resources))
         changed = await pull_record(client, patient, again.snapshot)
         fresh = await pull_record(client, patient)
-    assert full.kind == "full" and len(full.record.resources) > 2000
-    assert again.kind == "incremental" and again.unchanged
+    assert full.mode == "full" and len(full.record.resources) > 2000
+    assert again.mode == "incremental" and again.unchanged
     assert digest(again) == digest(full)
-    assert changed.kind == "incremental" and changed.changed == 2 and changed.deleted == [procedure]
+    assert changed.mode == "incremental" and changed.changed == 2 and changed.deleted == [procedure]
     assert procedure not in changed.record.resources
     assert changed.record.resources[observation].status == "amended"  # type: ignore[attr-defined]
     assert entered_in_error(changed.record.resources[condition])
@@ -80,7 +80,7 @@ async def test_the_job_keeps_the_snapshot_in_postgres_and_rewrites_it_only_for_n
     assert row.timeline_digest == digest(first) == digest(second)
     assert row.versions == second.snapshot.versions() and row.since == second.snapshot.since
     assert row.updated_at == stored.updated_at  # nothing new: not written again
-    assert first.kind == "full" and second.kind == "incremental" and second.unchanged
+    assert first.mode == "full" and second.mode == "incremental" and second.unchanged
 
 
 def stored_row(server: str, patient: str) -> RecordSnapshot:
