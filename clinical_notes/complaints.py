@@ -47,7 +47,12 @@ from clinical_notes.complaint_lexicon import (
     SPELLINGS,
     Concept,
 )
-from clinical_notes.presenting_complaints import COMPLAINTS, INVERTED_HEADS, PresentingComplaint
+from clinical_notes.presenting_complaints import (
+    COMPLAINTS,
+    INVERTED_HEADS,
+    INVERTED_MODIFIERS,
+    PresentingComplaint,
+)
 
 _CLAUSES = re.compile(r"[,;:.!?()\[\]\n]+|\s-\s|\s\+\s")
 _TOKENS = re.compile(r"[^\W_]+(?:[/\-'][^\W_]+)*/?")
@@ -187,6 +192,8 @@ def clauses(text: str) -> list[list[str]]:
             result.append(words)
     if len(result) == 2 and len(result[0]) == 1 and result[0][0] in INVERTED_HEADS:
         result = [result[1] + result[0]]  # "pain, chest" is chest pain
+    elif len(result) == 2 and len(result[1]) == 1 and result[1][0] in INVERTED_MODIFIERS:
+        result = [result[1] + result[0]]  # "blood pressure, low" is low blood pressure
     return result
 
 

@@ -394,7 +394,7 @@ def pain(ctx: Context) -> None:
         level,
         f"{severity.capitalize()} {site} {course} pain",
         f"{rule}: {severity} {site} {course} pain → level {level}",
-        f"Pain {score.value:g}/10 with complaint {read.read.text!r}{assumed}" if read else "Pain",
+        f"Complaint {read.read.text!r}{assumed}" if read else "Pain",
         values=[score.shown],
         refs=[score.ref, *([read.ref] if read else [])],
         complaint=read,

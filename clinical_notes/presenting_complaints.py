@@ -121,7 +121,7 @@ COMPLAINTS: tuple[PresentingComplaint, ...] = (
         "Hypotension",
         CARDIO,
         None,
-        ("hypotension", "low blood pressure", "blood pressure low"),
+        ("hypotension", "low blood pressure"),
         "저혈압",
         "Hypotension",
     ),
@@ -582,8 +582,9 @@ COMPLAINTS: tuple[PresentingComplaint, ...] = (
     ),
 )
 
-# Inverted headings ("Pain, chest", "Discomfort, chest", "Distension, abd") are common in ED complaint
-# pick-lists; a first clause that is one of these words is read after the second ("chest pain").
+# Inverted headings ("Pain, chest", "Discomfort, chest", "Distension, abd", "Blood pressure, low") are
+# common in ED complaint pick-lists: a first clause that is one of the heads is read after the second ("chest
+# pain"), a second clause that is one of the modifiers before the first ("low blood pressure").
 INVERTED_HEADS: frozenset[str] = frozenset(
     {
         "pain",
@@ -597,3 +598,4 @@ INVERTED_HEADS: frozenset[str] = frozenset(
         "retention",
     }
 )
+INVERTED_MODIFIERS: frozenset[str] = frozenset({"low", "high"})

@@ -318,7 +318,12 @@ def _not_assessed(ctx: Context) -> None:
             refs=[p.encounter],
         )
     elif missing:
-        ctx.skip("Vital signs not recorded", "triage screen", f"Not assessed: no usable {', '.join(missing)}")
+        listed = ", ".join(missing)
+        ctx.skip(
+            f"{listed[0].upper()}{listed[1:]} not recorded",
+            "triage screen",
+            f"Not assessed: no usable {listed}",
+        )
     for label, why in v.not_assessed:
         ctx.skip(
             f"{label[0].upper()}{label[1:]} not assessed", "triage screen", f"Not assessed because {why}"

@@ -302,6 +302,13 @@ class Pipeline:
             out.unavailable = f"nothing the model wrote passed verification ({out.report.summary()})"
         return out
 
+    async def propose_complaint(self, text: str) -> dict[str, Any]:
+        """The model's answer: which listed complaint (or none) a complaint as written names."""
+        completion = await self.llm.complete_json(
+            proposal_messages(text), proposal_schema(), name="complaint_mapping", max_tokens=64
+        )
+        return completion.content
+
     async def complaint_proposals(self, job: Job) -> list[Flag]:
         """The model's reading of each complaint the lexicon could not map, as info flags of the model's
         (never a level); none when the model cannot answer, which the log says without the complaint."""
@@ -311,17 +318,11 @@ class Pipeline:
             if flag.title not in UNMAPPED_TITLES or not text or not any(c.isalpha() for c in text):
                 continue  # a complaint with no letters has nothing to read
             try:
-                completion = await self.llm.complete_json(
-                    proposal_messages(text),
-                    proposal_schema(),
-                    name="complaint_mapping",
-                    max_tokens=64,
-                    temperature=0.0,
-                )
+                answer = await self.propose_complaint(text)
             except LlmError as exc:
                 log.warning("no complaint proposal for %s: %s", flag.citations, type(exc).__name__)
                 continue
-            proposal = proposal_flag(text, flag.citations, completion.content)
+            proposal = proposal_flag(text, flag.citations, answer)
             if proposal is not None:
                 proposals.append(proposal)
         return proposals
@@ -337,12 +338,12 @@ class Pipeline:
         for section in synthesis.note.sections if synthesis.note else []:
             model[section.title] = section.statements
         flags = synthesis.note.flags if synthesis.note else []
-        if kind.flags and not synthesis.unavailable:
-            flags = [*flags, *await self.complaint_proposals(job)]
+        # A proposal cites the complaint a rule flag already cites: it joins after the merge, never folded.
+        proposals = await self.complaint_proposals(job) if kind.flags else []
         draft = NoteDraft(
             kind=kind.name,
             sections=sections(kind, compose(kind, job.full, job.words, job.scale), model),
-            flags=merge_flags(job.rules, flags) if kind.flags else [],
+            flags=[*merge_flags(job.rules, flags), *proposals] if kind.flags else [],
             synthesis_unavailable=synthesis.unavailable,
         )
         final = job.verifier().verify(draft)

@@ -237,6 +237,7 @@ def test_the_triage_draft_speaks_the_scale_and_cites_what_it_names() -> None:
         ),
         ("pas de fièvre, céphalées", "fr", "no fever, headache", ["Headache"]),
         ("Pain, chest", "en", "chest pain", ["Chest pain - cardiac features"]),
+        ("Blood Pressure, Low", "en", "low blood pressure", ["Hypotension"]),
         ("sorethroat", "en", "sore throat", ["Sore throat"]),
         ("G/W-General weakness", "en", "general weakness general weakness", ["General weakness"]),
     ],
@@ -312,6 +313,8 @@ def test_bad_input_is_said_at_info_in_every_scale(scale: ScaleName) -> None:
     )
     bare = run(encounter(reason="abdominal pain"), scale=scale)
     assert "No triage vital signs recorded" in {f.title for f in bare.flags} and bare.severity == "info"
+    no_sat = run(encounter(reason="abdominal pain"), *[r for r in vitals() if r["id"] != "sat"], scale=scale)
+    assert no_sat.statement.endswith("Not assessed: NEWS2 not computable; SpO2 not recorded.")
 
 
 def test_negative_pain_and_no_encounter_are_said() -> None:

@@ -138,6 +138,8 @@ def test_normalizer_expands_abbreviations_and_fixes_spelling(written: str, norma
     [
         ("CP", "chest_pain"),
         ("L sided weakness", "stroke"),
+        ("left side motor weakness", "stroke"),
+        ("mental change", "confusion"),
         ("SI/HI", "suicidal"),
         ("s/p OD", "overdose"),
         ("vomitting blood", "gi_bleed"),
