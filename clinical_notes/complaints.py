@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Protocol, TypeVar
 
 from clinical_notes.complaint_languages import (
     CHINESE,
@@ -346,20 +348,41 @@ def translated(text: str, language: str) -> tuple[str, tuple[str, ...]]:
     return ", ".join(phrases), tuple(dict.fromkeys(left))
 
 
+class _Entry(Protocol):
+    """A lexicon entry phrases match: a concept or a listed complaint."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def phrases(self) -> tuple[str, ...]: ...
+    @property
+    def unless(self) -> tuple[str, ...]: ...
+
+
+E = TypeVar("E", bound=_Entry)
+
+
+def _matches(parts: list[list[str]], entries: tuple[E, ...]) -> Iterator[tuple[E, int, str]]:
+    """Each entry a phrase of which the clauses name (negated, historical and covered mentions left out):
+    the entry, where in the complaint it starts, the words that matched."""
+    position = 0
+    for clause in parts:
+        for entry in entries:
+            for phrase in entry.phrases:
+                tokens = tuple(phrase.split())
+                for start in _occurrences(clause, tokens):
+                    if _negated(clause, start) or _covered(clause, start, len(tokens), entry.unless):
+                        continue
+                    yield entry, position + start, " ".join(clause[start : start + len(tokens)])
+        position += len(clause) + 1
+
+
 def _listed(parts: list[list[str]]) -> tuple[PresentingComplaint, ...]:
     """The presenting complaints of the list the clauses name, in the order the complaint names them."""
     found: dict[str, tuple[int, PresentingComplaint]] = {}
-    position = 0
-    for clause in parts:
-        for complaint in COMPLAINTS:
-            for phrase in complaint.phrases:
-                tokens = tuple(phrase.split())
-                for start in _occurrences(clause, tokens):
-                    if _negated(clause, start) or _covered(clause, start, len(tokens), complaint.unless):
-                        continue
-                    if complaint.name not in found or found[complaint.name][0] > position + start:
-                        found[complaint.name] = (position + start, complaint)
-        position += len(clause) + 1
+    for complaint, at, _ in _matches(parts, COMPLAINTS):
+        if complaint.name not in found or found[complaint.name][0] > at:
+            found[complaint.name] = (at, complaint)
     return tuple(c for _, c in sorted(found.values(), key=lambda pair: pair[0]))
 
 
@@ -372,15 +395,8 @@ def read_complaint(text: str) -> ReadComplaint:
     english, left = (text, ()) if language == "en" else translated(text, language)
     parts = clauses(english)
     findings: dict[str, Finding] = {}
-    for clause in parts:
-        for concept in CONCEPTS:
-            for phrase in concept.phrases:
-                tokens = tuple(phrase.split())
-                for start in _occurrences(clause, tokens):
-                    if _negated(clause, start) or _covered(clause, start, len(tokens), concept.unless):
-                        continue
-                    matched = " ".join(clause[start : start + len(tokens)])
-                    findings.setdefault(concept.name, Finding(concept, matched))
+    for concept, _, matched in _matches(parts, CONCEPTS):
+        findings.setdefault(concept.name, Finding(concept, matched))
     unread = None
     if not parts and language != "en":
         unread = f"is in {LANGUAGES[language]}, but none of its words is in the {LANGUAGES[language]} table"

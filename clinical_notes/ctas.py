@@ -168,21 +168,17 @@ def _complaint(
 
 def _combined(ctx: Context) -> None:
     """Criteria that need a context and a state: immunocompromise with fever, glucose, pregnancy."""
-    immune = ctx.found("immunocompromised")
-    problems = [p for p in ctx.problems if p.has("immunocompromised")]
-    fever = ctx.found("fever")
-    t = ctx.vitals.get("temperature")
-    febrile = [t.shown] if t and t.value >= FEVER_C else []
-    if (immune or problems) and (fever or febrile):
-        why = immune[0].read.text if immune else problems[0].text
+    immune = ctx.immunocompromised_fever(lambda celsius: celsius >= FEVER_C)
+    if immune is not None:
+        why, values, refs, complaint = immune
         ctx.meets(
             2,
             "Fever in an immunocompromised patient",
             f"{ctx.scale.label} temperature modifier: fever, immunocompromised",
-            f"{why!r} with {fever[0].read.text if fever else febrile[0]!r}",
-            values=febrile,
-            refs=[c.ref for c in (*immune, *fever)] + ([t.ref] if febrile and t else []),
-            complaint=next(iter([*immune, *fever]), None),
+            why,
+            values=values,
+            refs=refs,
+            complaint=complaint,
         )
     altered = ctx.altered_mentation()
     for name, label in (("Hypoglycemia", "Hypoglycaemia"), ("Hyperglycemia", "Hyperglycaemia")):
@@ -199,18 +195,17 @@ def _combined(ctx: Context) -> None:
             refs=[found[0].ref, *(altered[1] if symptomatic and altered else [])],
             complaint=found[0],
         )
-    pregnant = ctx.presentation.pregnant or bool(ctx.found("pregnant"))
-    bleeding = ctx.found("pregnancy_bleeding")
-    if pregnant and bleeding and not ctx.found("ectopic"):
-        refs = [ctx.presentation.pregnancy_ref] if ctx.presentation.pregnancy_ref else []
+    pregnancy = ctx.pregnant_bleeding()
+    if pregnancy is not None:
+        refs, bleeding = pregnancy
         ctx.meets(
             2,
             "Pregnant with vaginal bleeding or abdominal pain: consider level 2",
             f"{ctx.scale.label} pregnancy modifier: level 2 with heavy bleeding or abnormal vital signs",
-            f"Complaint {bleeding[0].read.text!r} in a pregnant patient",
+            f"Complaint {bleeding.read.text!r} in a pregnant patient",
             decisive=False,
-            refs=[*refs, bleeding[0].ref],
-            complaint=bleeding[0],
+            refs=refs,
+            complaint=bleeding,
         )
 
 
@@ -218,8 +213,7 @@ def consciousness(ctx: Context) -> None:
     """Level of consciousness: GCS 3-9 → 1, 10-13 → 2; AVPU P/U → 1, V/C → 2."""
     v = ctx.vitals
     gcs = v.get("GCS")
-    shown = [x.shown for x in (v.avpu, gcs) if x is not None]
-    refs = [x.ref for x in (v.avpu, gcs) if x is not None]
+    shown, refs = ctx.consciousness()
     rule = f"{ctx.scale.label} first-order modifier, level of consciousness"
     if v.avpu_letter in ("P", "U") or (gcs is not None and gcs.value <= GCS_UNCONSCIOUS):
         ctx.meets(

@@ -91,33 +91,28 @@ def _combined_complaints(ctx: Context) -> None:
             refs=[hypo[0].ref, *altered[1]],
             complaint=hypo[0],
         )
-    immune = ctx.found("immunocompromised")
-    problems = [p for p in ctx.problems if p.has("immunocompromised")]
-    fever = ctx.found("fever")
-    temperature = ctx.vitals.get("temperature")
-    febrile = [temperature.shown] if temperature and temperature.value > FEVER_C else []
-    if (immune or problems) and (fever or febrile):
-        why = immune[0].read.text if immune else problems[0].text
+    immune = ctx.immunocompromised_fever(lambda celsius: celsius > FEVER_C)
+    if immune is not None:
+        why, values, refs, complaint = immune
         ctx.meets(
             2,
             "Immunocompromised with fever",
             f"{ESI} decision point B: high-risk situation (Table 6-3)",
-            f"{why!r} with {fever[0].read.text if fever else febrile[0]!r}",
-            values=febrile,
-            refs=[c.ref for c in (*immune, *fever)] + ([temperature.ref] if febrile and temperature else []),
-            complaint=next(iter([*immune, *fever]), None),
+            why,
+            values=values,
+            refs=refs,
+            complaint=complaint,
         )
-    pregnant = ctx.presentation.pregnant or bool(ctx.found("pregnant"))
-    bleeding = ctx.found("pregnancy_bleeding")
-    if pregnant and bleeding and not ctx.found("ectopic"):
-        refs = [ctx.presentation.pregnancy_ref] if ctx.presentation.pregnancy_ref else []
+    pregnancy = ctx.pregnant_bleeding()
+    if pregnancy is not None:
+        refs, bleeding = pregnancy
         ctx.meets(
             2,
             "Pregnant with vaginal bleeding or abdominal pain",
             f"{ESI} decision point B: high-risk situation (possible ectopic pregnancy)",
-            f"Complaint {bleeding[0].read.text!r} in a pregnant patient",
-            refs=[*refs, bleeding[0].ref],
-            complaint=bleeding[0],
+            f"Complaint {bleeding.read.text!r} in a pregnant patient",
+            refs=refs,
+            complaint=bleeding,
         )
 
 
@@ -125,6 +120,7 @@ def vital_rules(ctx: Context) -> None:
     """ESI A and B criteria read from the vital signs: SpO2 < 90 %, unresponsive, confused, severe pain."""
     v = ctx.vitals
     spo2, gcs, pain = v.get("SpO2"), v.get("GCS"), v.get("pain")
+    shown, refs = ctx.consciousness()
     if spo2 is not None and spo2.value < ESI1_SPO2:
         ctx.reading(
             1,
@@ -135,8 +131,6 @@ def vital_rules(ctx: Context) -> None:
         )
     unresponsive = v.avpu_letter in ("P", "U") or (gcs is not None and gcs.value <= 8)
     confused = v.avpu_letter in ("V", "C") or (gcs is not None and 8 < gcs.value < 15)
-    shown = [x.shown for x in (v.avpu, gcs) if x is not None]
-    refs = [x.ref for x in (v.avpu, gcs) if x is not None]
     if unresponsive:
         ctx.meets(
             1,

@@ -186,6 +186,38 @@ class Context:
         """What could not be assessed, and why (info)."""
         self.add("info", title, rule, why, refs=refs, not_assessed=True)
 
+    def consciousness(self) -> tuple[list[str], list[str]]:
+        """The AVPU and GCS readings as shown, and their references."""
+        readings = [x for x in (self.vitals.avpu, self.vitals.get("GCS")) if x is not None]
+        return [x.shown for x in readings], [x.ref for x in readings]
+
+    def immunocompromised_fever(
+        self, febrile: Callable[[float], bool]
+    ) -> tuple[str, list[str], list[str], Read | None] | None:
+        """An immunocompromise (a complaint or an active problem) with fever (a complaint, or a temperature
+        the scale calls febrile): (what shows it, the temperature shown, the references, the complaint)."""
+        immune = self.found("immunocompromised")
+        problems = [p for p in self.problems if p.has("immunocompromised")]
+        fever = self.found("fever")
+        t = self.vitals.get("temperature")
+        hot = [t.shown] if t is not None and febrile(t.value) else []
+        if not (immune or problems) or not (fever or hot):
+            return None
+        why = immune[0].read.text if immune else problems[0].text
+        refs = [c.ref for c in (*immune, *fever)] + ([t.ref] if hot and t is not None else [])
+        shown = f"{why!r} with {fever[0].read.text if fever else hot[0]!r}"
+        return shown, hot, refs, next(iter([*immune, *fever]), None)
+
+    def pregnant_bleeding(self) -> tuple[list[str], Read] | None:
+        """A pregnancy (recorded or in the complaint) with vaginal bleeding or abdominal pain, not already
+        named ectopic: (the references, the complaint)."""
+        pregnant = self.presentation.pregnant or bool(self.found("pregnant"))
+        bleeding = self.found("pregnancy_bleeding")
+        if not pregnant or not bleeding or self.found("ectopic"):
+            return None
+        refs = [self.presentation.pregnancy_ref] if self.presentation.pregnancy_ref else []
+        return [*refs, bleeding[0].ref], bleeding[0]
+
     def altered_mentation(self) -> tuple[str, list[str]] | None:
         """What shows a mentation other than alert, with its refs, or None."""
         v = self.vitals

@@ -3,13 +3,12 @@ model's, at info, and never a level."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from clinical_notes.complaint_proposals import NONE, TITLE, listed_names
 from fhir_adapters.record import record_from_bundle_json
 from services.core.settings import get_settings
+from tests.unit.test_triage_cli import ed_visit_bundle
 from workers.clients import llm_client
 from workers.pipeline import Pipeline
 
@@ -17,45 +16,10 @@ pytestmark = pytest.mark.integration
 COMPLAINT = "dolor de pecho desde hace una hora"
 
 
-def _visit() -> dict[str, Any]:
-    """An ED visit whose complaint is in Spanish (a language the lexicon lacks), with quiet vital signs."""
-
-    def obs(rid: str, code: str, value: float, unit: str) -> dict[str, Any]:
-        return {
-            "resourceType": "Observation",
-            "id": rid,
-            "status": "final",
-            "category": [{"coding": [{"code": "vital-signs"}]}],
-            "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
-            "subject": {"reference": "Patient/p1"},
-            "encounter": {"reference": "Encounter/e1"},
-            "effectiveDateTime": "2024-03-01T08:05:00Z",
-            "valueQuantity": {"value": value, "unit": unit},
-        }
-
-    resources = [
-        {"resourceType": "Patient", "id": "p1", "birthDate": "1958-02-01", "gender": "male"},
-        {
-            "resourceType": "Encounter",
-            "id": "e1",
-            "status": "in-progress",
-            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "EMER"},
-            "subject": {"reference": "Patient/p1"},
-            "period": {"start": "2024-03-01T08:00:00Z"},
-            "reasonCode": [{"text": COMPLAINT}],
-        },
-        obs("hr", "8867-4", 82, "/min"),
-        obs("rr", "9279-1", 16, "/min"),
-        obs("sat", "59408-5", 98, "%"),
-        obs("t", "8310-5", 36.8, "Cel"),
-    ]
-    return {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in resources]}
-
-
 async def test_a_model_proposal_is_shown_as_the_model_s_and_never_raises_the_level(llm_server: str) -> None:
     # A cut-off synthesis (8 tokens) keeps the run short on a shared CPU; the proposal has its own budget.
     settings = get_settings().model_copy(update={"triage_scale": "ctas", "llm_max_output_tokens": 8})
-    record = record_from_bundle_json(_visit())
+    record = record_from_bundle_json(ed_visit_bundle(COMPLAINT))
     async with llm_client(settings) as llm:
         pipeline = Pipeline(settings, llm=llm)
         answer = await pipeline.propose_complaint(COMPLAINT)

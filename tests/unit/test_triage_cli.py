@@ -67,8 +67,8 @@ def test_worker_processes_give_the_same_lines(
     assert run(capsys, *files) == run(capsys, "--jobs", "2", *files)
 
 
-def _ed_visit(folder: Path, complaint: str, department: str) -> Path:
-    """One ED visit as a Bundle file: the encounter's department, complaint and triage vital signs."""
+def ed_visit_bundle(complaint: str, department: str | None = None) -> dict[str, object]:
+    """One adult ED visit as a Bundle: the encounter's department, complaint and quiet triage vital signs."""
     vital = [{"coding": [{"code": "vital-signs"}]}]
 
     def obs(rid: str, code: str, value: float, unit: str) -> dict[str, object]:
@@ -90,8 +90,8 @@ def _ed_visit(folder: Path, complaint: str, department: str) -> Path:
         "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "EMER"},
         "subject": {"reference": "Patient/p1"},
         "period": {"start": "2024-03-01T08:00:00Z"},
-        "serviceType": {"text": department},
         "reasonCode": [{"text": complaint}],
+        **({"serviceType": {"text": department}} if department else {}),
     }
     resources = [
         {"resourceType": "Patient", "id": "p1", "birthDate": "1960-05-01"},
@@ -100,9 +100,12 @@ def _ed_visit(folder: Path, complaint: str, department: str) -> Path:
         obs("rr", "9279-1", 18, "/min"),
         obs("t", "8310-5", 36.8, "Cel"),
     ]
+    return {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in resources]}
+
+
+def _ed_visit(folder: Path, complaint: str, department: str) -> Path:
     path = folder / "visit.json"
-    bundle = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in resources]}
-    path.write_text(json.dumps(bundle, ensure_ascii=False), encoding="utf-8")
+    path.write_text(json.dumps(ed_visit_bundle(complaint, department), ensure_ascii=False), encoding="utf-8")
     return path
 
 
