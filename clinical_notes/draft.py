@@ -85,6 +85,7 @@ class DraftVerification(BaseModel):
     regenerated: bool = False
     served_model: str | None = None
     language: str = "en"
+    triage_scale: str | None = None
     images: ImagesUsed = Field(default_factory=ImagesUsed)
     news2: int | None = None
 

@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass, field
 
 from clinical_notes.compose import compose, sections
-from clinical_notes.draft import DraftVerification, ImagesUsed, NoteDraft, Statement
+from clinical_notes.draft import DraftVerification, Flag, ImagesUsed, NoteDraft, Statement
 from clinical_notes.kinds import NoteKind, get_kind
 from clinical_notes.render import render_markdown
 from clinical_notes.rules import merge_flags
@@ -68,21 +68,26 @@ def verification_block(
         regenerated=bool(first and not first.passed),
         served_model=synthesis.served_model,
         language=prepared.language,
+        triage_scale=prepared.scale if get_kind(note.kind).flags else None,
         images=ImagesUsed(sent=[i.ref for i in prepared.images], left_out=prepared.images_left_out),
         news2=prepared.news2,
     )
 
 
-def assemble(kind: NoteKind, prepared: PreparedRecord, synthesis: Synthesis) -> KindResult:
-    """The kind's draft from the record's facts, the model's synthesis and the rule flags."""
+def assemble(
+    kind: NoteKind, prepared: PreparedRecord, synthesis: Synthesis, proposals: list[Flag] | None = None
+) -> KindResult:
+    """The kind's draft from the record's facts, the model's synthesis, the rule flags and the model's
+    proposals for complaints the lexicon could not map."""
     model: dict[str, list[Statement]] = {}
     for section in synthesis.note.sections if synthesis.note else []:
         model[section.title] = section.statements
     flags = synthesis.note.flags if synthesis.note else []
     draft = NoteDraft(
         kind=kind.name,
-        sections=sections(kind, compose(kind, prepared.full, prepared.words), model),
-        flags=merge_flags(prepared.rules, flags) if kind.flags else [],
+        sections=sections(kind, compose(kind, prepared.full, prepared.words, prepared.scale), model),
+        # A proposal cites the complaint a rule flag already cites: it joins after the merge, never folded.
+        flags=[*merge_flags(prepared.rules, flags), *(proposals or [])] if kind.flags else [],
         synthesis_unavailable=synthesis.unavailable,
     )
     final = prepared.verifier().verify(draft)

@@ -12,14 +12,17 @@ from pydantic import ValidationError
 
 from clinical_notes import prompts
 from clinical_notes.attachments import image_parts
-from clinical_notes.draft import NoteDraft
+from clinical_notes.complaint_proposals import proposal_flag, proposal_messages, proposal_schema
+from clinical_notes.draft import Flag, NoteDraft
 from clinical_notes.kinds import NoteKind
 from clinical_notes.language import ENGLISH, Wording
 from clinical_notes.schema import answer_to_draft, model_schema
+from clinical_notes.screen import UNMAPPED_TITLES
 from clinical_notes.timeline import ClinicalTimeline
 from clinical_notes.timeline_text import render_timeline
+from clinical_notes.triage_context import TriageFlag
 from clinical_notes.verifier import VerificationReport, without_failing
-from services.core.errors import LlmPermanentError
+from services.core.errors import LlmError, LlmPermanentError
 from services.core.settings import Settings
 from services.core.usage import Usage
 from workers.llm_client import LlmClient, LlmOutputError
@@ -137,3 +140,28 @@ class Synthesizer:
         if not out.note.sections and not out.note.flags:
             out.unavailable = f"nothing the model wrote passed verification ({out.report.summary()})"
         return out
+
+    async def propose_complaint(self, text: str) -> dict[str, Any]:
+        """The model's answer: which listed complaint (or none) a complaint as written names."""
+        completion = await self.llm.complete_json(
+            proposal_messages(text), proposal_schema(), name="complaint_mapping", max_tokens=64
+        )
+        return completion.content
+
+    async def complaint_proposals(self, prepared: PreparedRecord) -> list[Flag]:
+        """The model's reading of each complaint the lexicon could not map, as info flags of the model's
+        (never a level); none when the model cannot answer, which the log says without the complaint."""
+        proposals = []
+        for flag in prepared.rules:
+            text = flag.complaint if isinstance(flag, TriageFlag) else None
+            if flag.title not in UNMAPPED_TITLES or not text or not any(c.isalpha() for c in text):
+                continue  # a complaint with no letters has nothing to read
+            try:
+                answer = await self.propose_complaint(text)
+            except LlmError as exc:
+                log.warning("no complaint proposal for %s: %s", flag.citations, type(exc).__name__)
+                continue
+            proposal = proposal_flag(text, flag.citations, answer)
+            if proposal is not None:
+                proposals.append(proposal)
+        return proposals

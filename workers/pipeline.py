@@ -83,7 +83,8 @@ class Pipeline:
         finally:
             if first_token is not None:
                 first_token.set()
-        return assemble(kind, prepared, synthesis)
+        proposals = await self.synthesizer.complaint_proposals(prepared) if kind.flags else []
+        return assemble(kind, prepared, synthesis, proposals)
 
     async def draft_all(self, kinds: list[NoteKind], prepared: PreparedRecord) -> list[KindResult]:
         """Every kind's draft: the first alone until its first token, then the rest together."""

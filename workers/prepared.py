@@ -20,8 +20,8 @@ from fhir_adapters.images import record_images
 from fhir_adapters.record import PatientRecord
 from services.core.errors import InputError
 from services.core.model_profiles import get_profile
-from services.core.settings import Language, Settings
-from workers.model_routing import language_for
+from services.core.settings import Language, Settings, TriageScale
+from workers.model_routing import language_for, scale_for
 
 TEMPLATE_MARGIN_TOKENS = 48  # chat-template control tokens and rounding
 
@@ -39,6 +39,7 @@ class PreparedRecord:
     news2: int | None
     departments: list[str] = field(default_factory=list)
     language: Language = "en"
+    scale: TriageScale = "esi"
     images: list[ImageAttachment] = field(default_factory=list)
     image_keys: dict[str, str] = field(default_factory=dict)
     images_left_out: list[str] = field(default_factory=list)
@@ -96,18 +97,11 @@ def prepare(settings: Settings, counter: TokenCounter, record: PatientRecord) ->
         fitted, reason = fit(settings, counter, full, reserve), None
     except InputError as exc:
         fitted, reason = None, str(exc)
-    rules, score = rule_flags(full)
     names = departments(record)
+    language, scale = language_for(settings, names), scale_for(settings, names)
+    rules, score = rule_flags(full, scale)
     prepared = PreparedRecord(
-        record,
-        full,
-        fitted,
-        reason,
-        RecordEvidence(record),
-        rules,
-        score.score,
-        names,
-        language_for(settings, names),
+        record, full, fitted, reason, RecordEvidence(record), rules, score.score, names, language, scale
     )
     prepared.images_left_out = left_out
     if fitted is not None and images:
