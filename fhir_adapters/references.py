@@ -48,6 +48,13 @@ def fhir_id(value: object, what: str = "id") -> str:
     return value
 
 
+def id_of(value: object, resource: str, what: str) -> str:
+    """The id of a resource of one type, given as `123` or `Type/123`; InputError otherwise."""
+    if isinstance(value, str) and "/" in value:
+        return parse_reference(value, types=(resource,), what=what).id
+    return fhir_id(value, what)
+
+
 @lru_cache(maxsize=512)
 def is_resource_type(name: str) -> bool:
     """Whether `name` is a resource type of FHIR R4 (as fhir.resources knows them)."""

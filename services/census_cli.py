@@ -21,7 +21,7 @@ MAX_IDS_FILE_BYTES = 10_000_000
 
 def read_ids(path: Path) -> tuple[str, ...]:
     """Patient ids from a file: one per line, `ID` or `Patient/ID`; blank lines and `#` comments skipped."""
-    from fhir_adapters.references import fhir_id
+    from fhir_adapters.references import id_of
 
     try:
         if path.stat().st_size > MAX_IDS_FILE_BYTES:
@@ -35,7 +35,7 @@ def read_ids(path: Path) -> tuple[str, ...]:
     for number, line in enumerate(lines, 1):
         value = line.split("#", 1)[0].strip()
         if value:
-            ids.append(fhir_id(value.removeprefix("Patient/"), f"{path} line {number}: patient"))
+            ids.append(id_of(value, "Patient", f"{path} line {number}: patient"))
     if not ids:
         raise InputError(f"{path}: no patient ids")
     return tuple(ids)
@@ -129,7 +129,7 @@ def closing_table(p: CensusPublic) -> str:
 def cmd_census(args: argparse.Namespace) -> int:
     """Summarize a Group, a ward's in-progress encounters or listed patients; 1 when a job failed."""
     from clinical_notes.kinds import known_kinds
-    from fhir_adapters.references import fhir_id
+    from fhir_adapters.references import id_of
     from services.core.db import session_scope
     from services.core.settings import get_settings
     from services.jobs.census import get_census, progress
@@ -148,9 +148,9 @@ def cmd_census(args: argparse.Namespace) -> int:
     if args.ids:
         population = Population(patients=read_ids(Path(args.ids)))
     elif args.location:
-        population = Population(location=fhir_id(args.location.removeprefix("Location/"), "--location"))
+        population = Population(location=id_of(args.location, "Location", "--location"))
     else:
-        population = Population(group=fhir_id(args.group.removeprefix("Group/"), "GROUP"))
+        population = Population(group=id_of(args.group, "Group", "GROUP"))
     get_settings()
     init_db()
     census_id = begin(population=population, kinds=kinds, run=run, concurrency=args.concurrency)

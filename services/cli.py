@@ -30,14 +30,14 @@ def cmd_timeline(args: argparse.Namespace) -> int:
     from clinical_notes.tokens import token_counter
     from fhir_adapters.condense import condense
     from fhir_adapters.record import fetch_record, record_from_bundle
-    from fhir_adapters.references import fhir_id
+    from fhir_adapters.references import id_of
     from workers.clients import fhir_client
 
     settings = get_settings()
     if args.file:
         record = record_from_bundle(Path(args.file), args.patient)
     elif args.patient:
-        patient_id = fhir_id(args.patient.removeprefix("Patient/"), "--patient")
+        patient_id = id_of(args.patient, "Patient", "--patient")
 
         async def fetch() -> Any:
             async with fhir_client(settings, args.fhir_url) as client:
@@ -156,14 +156,14 @@ def cmd_summarize(args: argparse.Namespace) -> int:
         return _summarize_file(args, kinds, settings)
     if not args.patient:
         raise InputError("give --patient ID or --record BUNDLE")
-    from fhir_adapters.references import fhir_id
+    from fhir_adapters.references import id_of
     from services.core.db import session_scope
     from services.jobs.service import create_job, get_job
     from services.schema import init_db
     from workers.submission import submit
 
     init_db()
-    patient_id = fhir_id(args.patient.removeprefix("Patient/"), "--patient")
+    patient_id = id_of(args.patient, "Patient", "--patient")
     with session_scope() as session:
         if not args.inline:
             submitted = submit(session=session, patient_id=patient_id, kinds=kinds)

@@ -13,7 +13,7 @@ from sqlmodel import Session
 
 from clinical_notes.kinds import KINDS
 from clinical_notes.kinds import known_kinds as kinds_named
-from fhir_adapters.references import fhir_id
+from fhir_adapters.references import id_of
 from services.api.security import SummariesRead, SummariesWrite
 from services.core.broker import broker_redis
 from services.core.db import ping_db, session_scope
@@ -56,7 +56,7 @@ class SummaryRequest(BaseModel):
     @classmethod
     def _patient_id(cls, value: str) -> str:
         try:
-            return fhir_id(value.removeprefix("Patient/"), "patient")
+            return id_of(value, "Patient", "patient")
         except InputError as exc:
             raise ValueError(str(exc)) from exc
 
