@@ -17,7 +17,22 @@ def claim_redis_db(base_url: str, candidates: tuple[int, ...]) -> str:
     admin = redis.Redis.from_url(f"{base}/0")
     for db in candidates:
         key = f"ehrsum:test-broker-db:{db}"
+        holder = admin.get(key)
+        if holder is not None and not _alive(holder):
+            # A session killed before its exit hook ran (a timeout, SIGKILL) left its claim behind.
+            admin.delete(key)
         if admin.set(key, os.getpid(), nx=True, ex=3 * 3600):
             atexit.register(admin.delete, key)
             return f"{base}/{db}"
     raise RuntimeError(f"every test Redis db ({', '.join(map(str, candidates))}) is held by another session")
+
+
+def _alive(holder: bytes) -> bool:
+    """Whether the process that claimed a db (its pid, on this machine) still runs."""
+    try:
+        os.kill(int(holder), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
