@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 
 from fhir_adapters.client import FhirClient
+from fhir_adapters.compartment import patient_of
 from fhir_adapters.lifecycle import replacement_decision
 from fhir_adapters.record import fetch_record
 from fhir_adapters.references import fhir_id, parse_reference
-from fhir_adapters.subscriptions import parse_notification, patient_of
+from fhir_adapters.subscriptions import parse_notification
 from services.api.guard import nesting_depth
 from services.core.errors import ConfigError, FhirError, InputError, TooLarge
 from services.core.settings import Settings, get_settings
