@@ -42,7 +42,8 @@ def observation(
 
 @dataclass
 class ReviewRecord:
-    """The patient, what the drafts cite, and the drafts (by role in the test)."""
+    """The patient, what the drafts cite, and the drafts (by role in the test); `refs["other"]` is another
+    patient's result, which the draft of role "foreign" cites."""
 
     patient: str
     refs: dict[str, str]
@@ -153,9 +154,24 @@ def seed(fhir_base: str, setup_token: str, roles: list[str]) -> ReviewRecord:
                     },
                 ),
             }
+            if "foreign" in roles:
+                other = await _create(
+                    client,
+                    {
+                        "resourceType": "Patient",
+                        "name": [{"given": ["Bram"], "family": "Other"}],
+                        "gender": "male",
+                    },
+                )
+                refs["other"] = await _create(
+                    client, observation(other.split("/")[1], "6598-7", "Troponin T", 9.9, "ng/mL", 0.0, 0.01)
+                )
             drafts = {}
             for n, role in enumerate(roles):
                 structured = note(refs, critical=n == 0)
+                if role == "foreign":
+                    # A citation of another patient's result, however it got there, must not be shown.
+                    structured["sections"][0]["statements"][0]["citations"] = [refs["other"]]
                 document = DraftDocument(
                     patient_id=patient,
                     kind="progress",
@@ -164,7 +180,7 @@ def seed(fhir_base: str, setup_token: str, roles: list[str]) -> ReviewRecord:
                     title=f"Progress note summary (AI draft {n + 1})",
                     markdown=markdown(structured),
                     structured=structured,
-                    cited_refs=list(refs.values()),
+                    cited_refs=[r for k, r in refs.items() if k != "other"],
                     identifier=draft_identifier(patient, "progress", uuid.uuid4().hex),
                     device=ModelDevice("Gemma 3 270M", "gemma3-270m", "sha256:abc"),
                 )
