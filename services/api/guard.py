@@ -215,6 +215,10 @@ def json_text(headers: Headers, body: bytes) -> None:
             raise BodyRefused(415, "JSON is accepted in UTF-8 only (RFC 8259)")
     if body.startswith(codecs.BOM_UTF8):
         raise BodyRefused(415, "JSON is accepted in UTF-8 without a byte order mark (RFC 8259)")
+    # JSON text never holds a raw NUL (RFC 8259 7): NULs are how UTF-16/32 look, and json.loads would
+    # quietly decode those bytes as UTF-16/32 after the depth scan read them as UTF-8.
+    if b"\x00" in body:
+        raise BodyRefused(415, "JSON is accepted in UTF-8 only (RFC 8259)")
     try:
         body.decode("utf-8")
     except UnicodeDecodeError as exc:

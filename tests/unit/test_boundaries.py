@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import os
 import stat
@@ -349,3 +350,151 @@ def test_cli_writes_private_files(tmp_path: Path) -> None:
         [str(ehrsum), "init-db"], env={**env, "EHRSUM_FHIR_AUTHH": "smart"}, capture_output=True, text=True
     )
     assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "EHRSUM_FHIR_AUTHH" in bad.stderr
+
+
+# ---------------------------------------------------------------- issue 19: shapes, caps, encodings, audit
+
+ENCOUNTER_OK: dict[str, Any] = {
+    "resourceType": "Encounter",
+    "id": "e1",
+    "meta": {"versionId": "1"},
+    "subject": {"reference": "Patient/p1"},
+}
+INVALID_SHAPES: list[dict[str, Any]] = [
+    {"resourceType": "Bundle", "type": "collection", "entry": 5},
+    {"resourceType": "Bundle", "type": "collection", "entry": "x"},
+    {"resourceType": "Bundle", "type": "history", "entry": 5},
+    {"resourceType": "Bundle", "type": "collection", "entry": [5]},
+    {"resourceType": "Bundle", "type": "collection", "entry": [{"fullUrl": "urn:x"}]},
+    {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": [ENCOUNTER_OK]}]},
+    {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": {"id": "e1"}}]},
+    {**ENCOUNTER_OK, "meta": "x"},
+    {**ENCOUNTER_OK, "meta": {"versionId": 5}},
+    {**ENCOUNTER_OK, "subject": "Patient/p1"},
+    {**ENCOUNTER_OK, "subject": {"reference": 5}},
+    {k: v for k, v in ENCOUNTER_OK.items() if k != "id"},
+    _backport(EVENT_TYPE, SUBSCRIPTION, {"name": "notification-event", "part": "x"}),
+    _backport(EVENT_TYPE, SUBSCRIPTION, {"name": "notification-event", "part": [5]}),
+    _backport({"name": ["type"], "valueCode": "heartbeat"}, SUBSCRIPTION),
+    _backport(EVENT_TYPE, {"name": "subscription", "valueReference": "Subscription/s1"}),
+    _backport(
+        EVENT_TYPE,
+        SUBSCRIPTION,
+        {"name": "notification-event", "part": [{"name": "focus", "valueReference": {"reference": 7}}]},
+    ),
+]
+
+
+@pytest.mark.parametrize("body", INVALID_SHAPES)
+def test_invalid_fhir_structure_is_input_error(body: dict[str, Any]) -> None:
+    """Issue 19: a number or string for `entry`, `resource` missing or a list, `meta` or `subject` a string,
+    `reference` a number, no `id`: each was answered 200 (read as absent); now InputError (400)."""
+    with pytest.raises(InputError):
+        parse_notification(body, base_url=BASE)
+
+
+def test_the_event_cap_is_exact() -> None:
+    """Issue 19: a cap of 100 let 101 through."""
+    entries = [{"resource": {**ENCOUNTER_OK, "id": f"e{i}"}} for i in range(101)]
+    rest = {"resourceType": "Bundle", "type": "collection"}
+    assert len(parse_notification({**rest, "entry": entries[:100]}, max_events=100).events) == 100
+    with pytest.raises(TooLarge):
+        parse_notification({**rest, "entry": entries}, max_events=100)
+
+    def event(i: int) -> dict[str, Any]:
+        number = {"name": "event-number", "valueString": str(i)}
+        focus = {"name": "focus", "valueReference": {"reference": f"Encounter/e{i}"}}
+        return {"name": "notification-event", "part": [number, focus]}
+
+    full = parse_notification(_backport(EVENT_TYPE, SUBSCRIPTION, *map(event, range(100))), max_events=100)
+    assert len(full.events) == 100
+    with pytest.raises(TooLarge):
+        parse_notification(_backport(EVENT_TYPE, SUBSCRIPTION, *map(event, range(101))), max_events=100)
+    with pytest.raises(TooLarge):  # 100 events but 101 resources
+        parse_notification(_backport(EVENT_TYPE, SUBSCRIPTION, event(1), entries=entries), max_events=100)
+
+
+@pytest.mark.parametrize("kind", ["handshake", "heartbeat"])
+def test_a_handshake_or_heartbeat_carries_no_events(kind: str) -> None:
+    """Issue 19: a 100-entry handshake made 100 jobs."""
+    event = {"name": "notification-event", "part": [{"name": "event-number", "valueString": "1"}]}
+    with pytest.raises(InputError, match="carries no events"):
+        parse_notification(_backport({"name": "type", "valueCode": kind}, SUBSCRIPTION, event), base_url=BASE)
+    with pytest.raises(InputError, match="carries no events"):
+        parse_notification(
+            _backport(
+                {"name": "type", "valueCode": kind}, SUBSCRIPTION, entries=[{"resource": ENCOUNTER_OK}]
+            ),
+            base_url=BASE,
+        )
+
+
+DEEP = "[" * 40 + "]" * 40
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        DEEP.encode("utf-16"),
+        DEEP.encode("utf-16-le"),
+        ('{"a": "\u225b' + DEEP + '"}').encode("utf-16-le"),  # U+225B: a 0x22 byte opens a fake string
+        DEEP.encode("utf-32"),
+        codecs.BOM_UTF8 + b"{}",
+        b'{"a": "\xff"}',
+    ],
+)
+def test_json_is_utf8_only(body: bytes) -> None:
+    """Issue 19: UTF-16/32 and BOM bodies were accepted, and UTF-16 hid brackets from the depth scan."""
+    from starlette.datastructures import Headers
+
+    from services.api.guard import BodyRefused, json_text
+
+    with pytest.raises(BodyRefused) as refused:
+        json_text(Headers({"content-type": "application/fhir+json"}), body)
+    assert refused.value.status == 415
+
+
+@pytest.mark.parametrize(
+    ("content_type", "refused"),
+    [
+        ("application/json", False),
+        ("application/fhir+json; charset=utf-8", False),
+        ("application/json; charset=UTF-8", False),
+        ("", False),
+        ("application/json; charset=utf-16", True),
+        ("application/fhir+json; charset=latin-1", True),
+        ("application/x-www-form-urlencoded", True),
+        ("multipart/form-data; boundary=x", True),
+        ("text/plain", True),
+    ],
+)
+def test_json_media_types_and_charsets(content_type: str, refused: bool) -> None:
+    from starlette.datastructures import Headers
+
+    from services.api.guard import BodyRefused, json_text
+
+    headers = Headers({"content-type": content_type} if content_type else {})
+    if refused:
+        with pytest.raises(BodyRefused):
+            json_text(headers, b"{}")
+    else:
+        json_text(headers, b"{}")
+    json_text(headers, b"")  # no body: nothing to refuse
+
+
+@pytest.mark.parametrize(
+    ("value", "kept"),
+    [
+        ("d1", "d1"),
+        ("Encounter", "Encounter"),
+        ("x" * 60_000, "(not an id: 60000 chars)"),
+        ("Ada Quill, type 2 diabetes", "(not an id: 26 chars)"),
+        ("../../etc", "(not an id: 9 chars)"),
+        ("..", "(not an id: 2 chars)"),
+    ],
+)
+def test_audit_rows_hold_only_ids(value: str, kept: str) -> None:
+    """Issue 19: a refused request's path text went verbatim into the audit table (60 KB, a name)."""
+    from services.api.guard import audited_id
+
+    assert audited_id(value) == kept
