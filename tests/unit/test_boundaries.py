@@ -21,6 +21,13 @@ from fhir_adapters.subscriptions import parse_notification
 from services.api.guard import nesting_depth
 from services.core.errors import ConfigError, FhirError, InputError, TooLarge
 from services.core.settings import Settings, get_settings
+from tests.support.hostile_bodies import (
+    ENCOUNTER_OK,
+    EVENT_TYPE,
+    INVALID_SHAPES,
+    SUBSCRIPTION,
+    backport,
+)
 
 BASE = "http://fhir.example/fhir"
 HOSTILE_IDS = [
@@ -115,19 +122,6 @@ def test_url_and_body_must_name_the_same_resource() -> None:
         parse_notification(body, path_focus="Encounter/e1")
 
 
-def _backport(*params: dict[str, Any], entries: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    parameters = {"resourceType": "Parameters", "parameter": list(params)}
-    return {
-        "resourceType": "Bundle",
-        "type": "history",
-        "entry": [{"resource": parameters}, *(entries or [])],
-    }
-
-
-SUBSCRIPTION = {"name": "subscription", "valueReference": {"reference": "Subscription/s1"}}
-EVENT_TYPE = {"name": "type", "valueCode": "event-notification"}
-
-
 @pytest.mark.parametrize(
     "body",
     [
@@ -135,9 +129,9 @@ EVENT_TYPE = {"name": "type", "valueCode": "event-notification"}
         {"resourceType": "Bundle", "type": "history", "entry": [5, "x", None, []]},
         {"resourceType": "Encounter", "id": "e1", "meta": "x"},
         {"resourceType": "Bundle", "entry": [{"resource": 5}, {"resource": {"resourceType": "Encounter"}}]},
-        _backport({"name": ["type"], "valueCode": "heartbeat"}, SUBSCRIPTION),
-        _backport(EVENT_TYPE, SUBSCRIPTION, {"name": "notification-event", "part": "x"}),
-        _backport(EVENT_TYPE, SUBSCRIPTION, {"name": "notification-event", "part": [5, {"name": {}}]}),
+        backport({"name": ["type"], "valueCode": "heartbeat"}, SUBSCRIPTION),
+        backport(EVENT_TYPE, SUBSCRIPTION, {"name": "notification-event", "part": "x"}),
+        backport(EVENT_TYPE, SUBSCRIPTION, {"name": "notification-event", "part": [5, {"name": {}}]}),
     ],
 )
 def test_malformed_bodies_parse_or_are_input_errors(body: dict[str, Any]) -> None:
@@ -151,7 +145,7 @@ def test_event_numbers_must_fit_the_counter(number: Any) -> None:
     """Item 5: an event number of 1e20 reached an INTEGER column (500); now it is refused at parsing."""
     event = {"name": "notification-event", "part": [{"name": "event-number", "valueString": number}]}
     with pytest.raises(InputError):
-        parse_notification(_backport(EVENT_TYPE, SUBSCRIPTION, event), base_url=BASE)
+        parse_notification(backport(EVENT_TYPE, SUBSCRIPTION, event), base_url=BASE)
 
 
 @pytest.mark.parametrize("reference", ["s1", "", "Subscription/", "Patient/s1", "Subscription/a/b/c"])
@@ -159,7 +153,7 @@ def test_subscription_reference_must_be_a_subscription(reference: str) -> None:
     """Item 9: a subscription id without "/" crashed recover_gap (IndexError); it is refused at the door."""
     sub = {"name": "subscription", "valueReference": {"reference": reference}}
     with pytest.raises(InputError):
-        parse_notification(_backport({"name": "type", "valueCode": "heartbeat"}, sub), base_url=BASE)
+        parse_notification(backport({"name": "type", "valueCode": "heartbeat"}, sub), base_url=BASE)
 
 
 def test_events_per_notification_are_capped() -> None:
@@ -172,7 +166,7 @@ def test_events_per_notification_are_capped() -> None:
         for i in range(101)
     ]
     with pytest.raises(TooLarge):
-        parse_notification(_backport(EVENT_TYPE, SUBSCRIPTION, *events), base_url=BASE, max_events=100)
+        parse_notification(backport(EVENT_TYPE, SUBSCRIPTION, *events), base_url=BASE, max_events=100)
     assert len(parse_notification({"resourceType": "Bundle", "entry": entries[:100]}).events) == 100
 
 
@@ -354,36 +348,6 @@ def test_cli_writes_private_files(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------- issue 19: shapes, caps, encodings, audit
 
-ENCOUNTER_OK: dict[str, Any] = {
-    "resourceType": "Encounter",
-    "id": "e1",
-    "meta": {"versionId": "1"},
-    "subject": {"reference": "Patient/p1"},
-}
-INVALID_SHAPES: list[dict[str, Any]] = [
-    {"resourceType": "Bundle", "type": "collection", "entry": 5},
-    {"resourceType": "Bundle", "type": "collection", "entry": "x"},
-    {"resourceType": "Bundle", "type": "history", "entry": 5},
-    {"resourceType": "Bundle", "type": "collection", "entry": [5]},
-    {"resourceType": "Bundle", "type": "collection", "entry": [{"fullUrl": "urn:x"}]},
-    {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": [ENCOUNTER_OK]}]},
-    {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": {"id": "e1"}}]},
-    {**ENCOUNTER_OK, "meta": "x"},
-    {**ENCOUNTER_OK, "meta": {"versionId": 5}},
-    {**ENCOUNTER_OK, "subject": "Patient/p1"},
-    {**ENCOUNTER_OK, "subject": {"reference": 5}},
-    {k: v for k, v in ENCOUNTER_OK.items() if k != "id"},
-    _backport(EVENT_TYPE, SUBSCRIPTION, {"name": "notification-event", "part": "x"}),
-    _backport(EVENT_TYPE, SUBSCRIPTION, {"name": "notification-event", "part": [5]}),
-    _backport({"name": ["type"], "valueCode": "heartbeat"}, SUBSCRIPTION),
-    _backport(EVENT_TYPE, {"name": "subscription", "valueReference": "Subscription/s1"}),
-    _backport(
-        EVENT_TYPE,
-        SUBSCRIPTION,
-        {"name": "notification-event", "part": [{"name": "focus", "valueReference": {"reference": 7}}]},
-    ),
-]
-
 
 @pytest.mark.parametrize("body", INVALID_SHAPES)
 def test_invalid_fhir_structure_is_input_error(body: dict[str, Any]) -> None:
@@ -406,12 +370,12 @@ def test_the_event_cap_is_exact() -> None:
         focus = {"name": "focus", "valueReference": {"reference": f"Encounter/e{i}"}}
         return {"name": "notification-event", "part": [number, focus]}
 
-    full = parse_notification(_backport(EVENT_TYPE, SUBSCRIPTION, *map(event, range(100))), max_events=100)
+    full = parse_notification(backport(EVENT_TYPE, SUBSCRIPTION, *map(event, range(100))), max_events=100)
     assert len(full.events) == 100
     with pytest.raises(TooLarge):
-        parse_notification(_backport(EVENT_TYPE, SUBSCRIPTION, *map(event, range(101))), max_events=100)
+        parse_notification(backport(EVENT_TYPE, SUBSCRIPTION, *map(event, range(101))), max_events=100)
     with pytest.raises(TooLarge):  # 100 events but 101 resources
-        parse_notification(_backport(EVENT_TYPE, SUBSCRIPTION, event(1), entries=entries), max_events=100)
+        parse_notification(backport(EVENT_TYPE, SUBSCRIPTION, event(1), entries=entries), max_events=100)
 
 
 @pytest.mark.parametrize("kind", ["handshake", "heartbeat"])
@@ -419,12 +383,10 @@ def test_a_handshake_or_heartbeat_carries_no_events(kind: str) -> None:
     """Issue 19: a 100-entry handshake made 100 jobs."""
     event = {"name": "notification-event", "part": [{"name": "event-number", "valueString": "1"}]}
     with pytest.raises(InputError, match="carries no events"):
-        parse_notification(_backport({"name": "type", "valueCode": kind}, SUBSCRIPTION, event), base_url=BASE)
+        parse_notification(backport({"name": "type", "valueCode": kind}, SUBSCRIPTION, event), base_url=BASE)
     with pytest.raises(InputError, match="carries no events"):
         parse_notification(
-            _backport(
-                {"name": "type", "valueCode": kind}, SUBSCRIPTION, entries=[{"resource": ENCOUNTER_OK}]
-            ),
+            backport({"name": "type", "valueCode": kind}, SUBSCRIPTION, entries=[{"resource": ENCOUNTER_OK}]),
             base_url=BASE,
         )
 
