@@ -726,7 +726,8 @@ def test_refused_requests_leave_only_ids_in_the_audit(api: str) -> None:
     phi = "Ada Quill type 2 diabetes"
     assert httpx.get(f"{api}/v1/drafts/{phi}", timeout=10).status_code == 401
     assert httpx.get(f"{api}/v1/drafts/{'x' * 20_000}", timeout=10).status_code == 401
-    assert httpx.get(f"{api}/v1/{'y' * 20_000}/z", timeout=10).status_code == 401
+    unrouted = f"/v1/{'y' * 20_000}/z"
+    assert httpx.get(f"{api}{unrouted}", timeout=10).status_code == 401
     assert httpx.get(f"{api}/v1/drafts/{'x' * 60_000}", timeout=10).status_code == 431
     with session_scope() as session:
         rows = session.exec(
@@ -735,7 +736,7 @@ def test_refused_requests_leave_only_ids_in_the_audit(api: str) -> None:
     held = [(r.action, r.resource_ids, r.detail or "") for r in rows]
     assert ("api GET /v1/drafts/{draft_id}", [f"(not an id: {len(phi)} chars)"]) in [h[:2] for h in held]
     assert ("api GET /v1/drafts/{draft_id}", ["(not an id: 20000 chars)"]) in [h[:2] for h in held]
-    assert any(a == "api GET (no route)" and "path of 20008 chars" in d for a, _, d in held)
+    assert any(a == "api GET (no route)" and f"path of {len(unrouted)} chars" in d for a, _, d in held)
     assert all(len(json.dumps(h)) < 300 for h in held) and not any("Quill" in json.dumps(h) for h in held)
 
 
