@@ -201,6 +201,20 @@ async def read_body(headers: Headers, receive: Receive, limit: int) -> bytes | N
     return b"".join(chunks)
 
 
+def replaying(body: bytes, receive: Receive) -> Receive:
+    """A receive that hands the route the body already read, then whatever the client sends next."""
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if replayed:
+            return await receive()
+        replayed = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
+
+
 def json_text(headers: Headers, body: bytes) -> None:
     """A non-empty body must be JSON text in UTF-8 without a byte order mark (RFC 8259 8.1); else 415."""
     if not body:
@@ -264,16 +278,7 @@ class Guard:
             return
         if body is None:
             return  # the client went away
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replaying(body, receive), send)
 
     async def _body(self, headers: Headers, receive: Receive, limit: int) -> bytes | None:
         """The whole body within `limit`, JSON text in UTF-8 within the depth limit; None on disconnect."""

@@ -321,6 +321,11 @@ def _checked(reviewer: Reviewer, csrf: str) -> str:
     return reviewer.fhir_user
 
 
+def _decision_form(reviewer: Reviewer, form: dict[str, str]) -> tuple[str, str]:
+    """The deciding clinician and the version they reviewed, once the form is proven theirs."""
+    return _checked(reviewer, form.get("csrf", "")), version_of(form.get("version", ""))
+
+
 async def _patients_draft(client: FhirClient, draft_id: str, patient: str) -> tuple[str, dict[str, Any], str]:
     """One of our drafts, asked for within the patient's compartment; PermissionDenied for anything else."""
     ref = f"DocumentReference/{fhir_id(draft_id, 'draft id')}"
@@ -350,8 +355,7 @@ async def _decide(
     approved: bool,
 ) -> Response:
     reviewer = await _reviewer(session)
-    clinician = _checked(reviewer, form.get("csrf", ""))
-    reviewed = version_of(form.get("version", ""))
+    clinician, reviewed = _decision_form(reviewer, form)
     async with clinician_client(get_settings(), reviewer.access_token, clinician) as client:
         ref, _, _ = await _patients_draft(client, draft_id, reviewer.patient)
         try:
@@ -402,8 +406,7 @@ async def edit_and_approve(draft_id: str, request: Request, session: SessionCook
     async def go() -> Response:
         reviewer = await _reviewer(session)  # the guard checked it too, before the body was read
         fields, removed = await _form(request)
-        clinician = _checked(reviewer, fields.get("csrf", ""))
-        reviewed = version_of(fields.get("version", ""))
+        clinician, reviewed = _decision_form(reviewer, fields)
         edits = {k: v for k, v in fields.items() if k.startswith("sections[")}
         async with clinician_client(get_settings(), reviewer.access_token, clinician) as client:
             ref, _, _ = await _patients_draft(client, draft_id, reviewer.patient)

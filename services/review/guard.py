@@ -19,9 +19,9 @@ from collections.abc import Sequence
 from starlette.datastructures import Headers
 from starlette.requests import cookie_parser
 from starlette.routing import BaseRoute, Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from services.api.guard import BodyRefused, audited_id, read_body
+from services.api.guard import BodyRefused, audited_id, read_body, replaying
 from services.audit.models import AuditOutcome
 from services.audit.service import record_detached
 from services.core.errors import AuthenticationError
@@ -68,16 +68,7 @@ class ReviewGuard:
             return
         if body is None:
             return  # the client went away
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replaying(body, receive), send)
 
     async def _admit(self, headers: Headers) -> str:
         """The signed-in clinician a form comes from (their fhirUser); Refusal otherwise."""

@@ -42,8 +42,8 @@ from services.core.db import session_scope
 from services.jobs.models import Draft
 from services.review.sessions import COOKIE
 from tests.conftest import free_port, start_api_on, start_api_tls
-from tests.support.review_records import ReviewRecord, seed
-from tests.support.smart_ehr import Launch, SmartEhr
+from tests.support.review_records import ReviewRecord, seeded_ehr
+from tests.support.smart_ehr import SmartEhr
 
 pytestmark = pytest.mark.browser
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
@@ -203,14 +203,14 @@ def review(postgres_db: str, redis_broker: str, tmp_path_factory: pytest.TempPat
     app_port = free_port()
     app = f"https://127.0.0.1:{app_port}"
     chart = Chart(serving, app)
-    ehr = SmartEhr(
-        workdir=tmp_path_factory.mktemp("smart-ehr"),
+    ehr, record = seeded_ehr(
+        tmp_path_factory.mktemp("smart-ehr"),
+        free_port(),
         client_id=CLIENT_ID,
-        redirect_uri=f"{app}/review/callback",
-        signed_in=Launch(patient="", user=CLINICIAN),
-    ).start(free_port())
-    record = seed(ehr.fhir_base, ehr.setup_token, ROLES)
-    ehr.signed_in.patient = record.patient
+        app=app,
+        user=CLINICIAN,
+        roles=ROLES,
+    )
     proc, _ = start_api_tls(
         tmp_path_factory.mktemp("review-api") / "api.log",
         app_port,

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from fhir_adapters.client import FhirAuth, FhirClient, json_body
 from fhir_adapters.writeback import DraftDocument, ModelDevice, draft_identifier, write_draft
 from services.core.db import session_scope
 from services.jobs.drafts import record_draft
+from tests.support.smart_ehr import Launch, SmartEhr
 
 LOINC = "http://loinc.org"
 
@@ -194,3 +196,19 @@ def seed(fhir_base: str, setup_token: str, roles: list[str]) -> ReviewRecord:
                 session=session, ref=ref, patient_id=record.patient, kind="progress", job_id=None, version="1"
             )
     return record
+
+
+def seeded_ehr(
+    workdir: Path, sekmet_port: int, *, client_id: str, app: str, user: str, roles: list[str]
+) -> tuple[SmartEhr, ReviewRecord]:
+    """The SMART EHR in front of sekmet, for the review app at `app`, with the record and one draft per role;
+    `user` is signed in at the EHR with that patient open."""
+    ehr = SmartEhr(
+        workdir=workdir,
+        client_id=client_id,
+        redirect_uri=f"{app}/review/callback",
+        signed_in=Launch(patient="", user=user),
+    ).start(sekmet_port)
+    record = seed(ehr.fhir_base, ehr.setup_token, roles)
+    ehr.signed_in.patient = record.patient
+    return ehr, record
