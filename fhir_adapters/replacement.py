@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import re
 from collections.abc import Set as AbstractSet
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +17,7 @@ from services.core.errors import InputError
 MARKDOWN = "text/markdown"
 EDITED_BY = "edited_by"
 REMOVED = "removed_by_reviewer"  # marks a statement to drop while indices still hold
+LOCATION = re.compile(r"sections\[(\d{1,4})\]\.statements\[(\d{1,4})\]")
 
 
 def _b64(text: str) -> str:
@@ -67,11 +69,11 @@ def _statement(structured: dict[str, Any], location: str) -> dict[str, Any]:
 
 
 def _indices(location: str) -> tuple[int, int]:
-    try:
-        head, _, tail = location.partition("].statements[")
-        return int(head.removeprefix("sections[")), int(tail.removesuffix("]"))
-    except ValueError as exc:
-        raise InputError(f"{location} is not a statement location") from exc
+    """The section and statement indices of `sections[i].statements[j]` (never negative: no counting back)."""
+    match = LOCATION.fullmatch(location)
+    if match is None:
+        raise InputError(f"{location[:80]} is not a statement location")
+    return int(match[1]), int(match[2])
 
 
 def edited_markdown(

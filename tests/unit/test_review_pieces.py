@@ -130,6 +130,9 @@ def test_the_replacement_replaces_ours_and_keeps_the_edit_measurable() -> None:
         ({"sections[0].statements[9]": "x"}, "not a statement of this draft"),
         ({"sections[0].statements[0]": "  "}, "cannot be empty"),
         ({"sections[x].statements[0]": "x"}, "not a statement location"),
+        ({"sections[-1].statements[-1]": "x"}, "not a statement location"),  # no counting back
+        ({"sections[0].statements[0] ": "x"}, "not a statement location"),
+        ({"sections[99999999999].statements[0]": "x"}, "not a statement location"),
     ],
 )
 def test_an_edit_that_names_no_statement_is_refused(edits: dict[str, str], message: str) -> None:
