@@ -93,10 +93,11 @@ def signed_in(
 
 
 def review_schema() -> dict[str, Any]:
-    """The OpenAPI document FastAPI would publish for the review routes, were they in the schema."""
+    """The OpenAPI document FastAPI would publish for the review routes, were they in the schema (but the
+    drafts page, whose one parameter only picks a notice, and which re-reads and re-checks every draft)."""
     routes = []
     for route in router.routes:
-        if isinstance(route, Route):
+        if isinstance(route, Route) and route.path != "/review/":
             shown = copy.copy(route)
             shown.include_in_schema = True
             routes.append(shown)
@@ -206,7 +207,7 @@ json_values = st.recursive(
 )
 
 
-@settings(max_examples=500, derandomize=True, deadline=None, database=None)
+@settings(max_examples=200, derandomize=True, deadline=None, database=None)
 @given(
     resource=st.fixed_dictionaries(
         {"resourceType": st.sampled_from(["Observation", "Patient", "Condition", "Group"])},
@@ -236,7 +237,7 @@ def test_only_a_resource_that_names_the_patient_is_theirs(resource: dict[str, An
         )
 
 
-@settings(max_examples=500, derandomize=True, deadline=None, database=None)
+@settings(max_examples=200, derandomize=True, deadline=None, database=None)
 @given(
     refs=st.lists(
         st.one_of(st.text(max_size=40), st.from_regex(r"[A-Z][a-z]{2,12}/[a-z0-9.\-]{1,8}", fullmatch=True))
