@@ -24,6 +24,7 @@ from fhir_adapters.client import FhirClient
 from fhir_adapters.compartment import in_compartment
 from fhir_adapters.lifecycle import draft_identifier_of, etag_of, read_versioned
 from fhir_adapters.references import fhir_id, parse_reference
+from fhir_adapters.replacement import LOCATION
 from fhir_adapters.review_drafts import checked_draft, patient_drafts
 from fhir_adapters.smart_launch import SmartEndpoints, authorize_url, discover, exchange_code, pkce_pair
 from services.api.drafts import version_of
@@ -33,6 +34,7 @@ from services.api.security import same_secret
 from services.audit.models import AuditOutcome
 from services.audit.service import record_detached
 from services.core.errors import (
+    ApprovalBlocked,
     AuthenticationError,
     ConflictError,
     EhrSumError,
@@ -321,6 +323,12 @@ def _checked(reviewer: Reviewer, csrf: str) -> str:
     return reviewer.fhir_user
 
 
+def _readable(location: str) -> str:
+    """`sections[1].statements[0]` as a clinician counts: section 2, statement 1."""
+    match = LOCATION.fullmatch(location)
+    return f"section {int(match[1]) + 1}, statement {int(match[2]) + 1}" if match else location
+
+
 def _decision_form(reviewer: Reviewer, form: dict[str, str]) -> tuple[str, str]:
     """The deciding clinician and the version they reviewed, once the form is proven theirs."""
     return _checked(reviewer, form.get("csrf", "")), version_of(form.get("version", ""))
@@ -341,6 +349,13 @@ async def _refused(reviewer: Reviewer, exc: EhrSumError, reviewed: str, ref: str
         text = (
             f"Not saved: {ref} changed on the server after you opened it (you reviewed version {reviewed}). "
             "Nothing was overwritten; the current version is shown below."
+        )
+    elif isinstance(exc, ApprovalBlocked):
+        where = "; ".join(_readable(location) for location in exc.locations)
+        text = (
+            f"Not approved: {len(exc.locations)} statement(s) fail their check now ({where}, marked "
+            '"Check failed" below). Edit or remove them (Edit, then approve), or give your reason for '
+            "approving them as written."
         )
     else:
         text = f"Not saved: {exc}. Nothing was written."

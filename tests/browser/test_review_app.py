@@ -353,6 +353,8 @@ def test_ehr_launch_in_its_frame_shows_the_drafts_with_their_evidence(review: Re
     if SCREENSHOT:
         shot = Path(SCREENSHOT)
         browser.set_window_size(1366, 1700)
+        browser.execute_script("window.scrollTo(0, 0)")  # the frame's page, from its top
+        time.sleep(0.5)  # the frame lays out again at the new size
         browser.save_screenshot(str(shot.with_suffix(".tmp.png")))
         shutil.move(shot.with_suffix(".tmp.png"), shot)
         browser.set_window_size(1366, 900)
@@ -421,7 +423,7 @@ def test_a_citation_of_another_patient_is_never_read_or_shown(review: Review) ->
         ref = review.record.drafts["foreign"]
         form = {"csrf": csrf, "version": str(version)}
         blocked = app.post(f"/review/drafts/{ref.split('/')[1]}/approve", data=form)
-        assert blocked.status_code == 409 and "sections[0].statements[0]" in blocked.text
+        assert blocked.status_code == 409 and "fail their check now (section 1, statement 1;" in blocked.text
     assert not [p for _, p, _ in review.ehr.calls[before:] if p.startswith(f"/fhir/{other}")]
     with session_scope() as session:
         shown = list_records(session=session, action="review evidence shown", limit=1000)
@@ -458,7 +460,10 @@ def test_approval_of_a_failed_check_needs_a_recorded_reason_and_decisions_are_fi
     with review.http(sid) as app:
         form = {"csrf": csrf, "version": 'W/"1"'}
         blocked = app.post(f"/review/drafts/{draft_id}/approve", data=form)
-    assert blocked.status_code == 409 and "sections[1].statements[1]" in blocked.text
+    assert (
+        blocked.status_code == 409
+        and "1 statement(s) fail their check now (section 2, statement 2" in blocked.text
+    )
     assert review.fhir(ref)["docStatus"] == "preliminary"
 
     approving = card(review, "approve")
