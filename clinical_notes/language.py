@@ -11,7 +11,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from clinical_notes import cjk
 from clinical_notes.record_phrases import ENGLISH_PHRASES, FRENCH_PHRASES, RecordPhrases
+from clinical_notes.record_phrases_cjk import CHINESE_PHRASES, KOREAN_PHRASES
 
 MONTHS_FR = (
     "janvier",
@@ -60,6 +62,9 @@ class Wording:
     hedged: re.Pattern[str]
     definitive: re.Pattern[str]
     about_the_record: tuple[re.Pattern[str], ...] = field(default=())
+    date_format: str = "{y:04d}-{m:02d}-{d:02d}"
+    decimal_mark: str = "."
+    spaced: bool = True  # False: words are not separated by spaces (Korean particles, Chinese)
 
     def title(self, kind: str, default: str) -> str:
         """The kind's note title."""
@@ -71,16 +76,19 @@ class Wording:
 
     def day(self, iso: str) -> str:
         """An ISO date (or date-time) as this language writes it."""
-        if self.code == "fr" and len(iso) >= 10:
-            return f"{iso[8:10]}/{iso[5:7]}/{iso[:4]}"
+        parts = iso[:10].split("-")
+        if len(parts) == 3 and all(p.isdigit() for p in parts):
+            return self.date_format.format(y=int(parts[0]), m=int(parts[1]), d=int(parts[2]))
         return iso[:10]
 
     def decimal(self, number: str) -> str:
         """A number as this language writes it (7.5 → 7,5 in French)."""
-        return number.replace(".", ",") if self.code == "fr" else number
+        return number.replace(".", self.decimal_mark)
 
     def for_checking(self, text: str) -> str:
         """The text with this language's dates, decimal commas and sex words as the verifier reads them."""
+        if not self.spaced:
+            return cjk.for_checking(text)
         if self.code != "fr":
             return text
 
@@ -138,6 +146,8 @@ ENGLISH = Wording(
 
 FRENCH = Wording(
     code="fr",
+    date_format="{d:02d}/{m:02d}/{y:04d}",
+    decimal_mark=",",
     prompt_rule=(
         "- Write every statement, title and rationale in French (français). Keep the names of problems, "
         "drugs and tests, and every number and unit, exactly as the timeline writes them; write dates as "
@@ -204,7 +214,120 @@ FRENCH = Wording(
     ),
 )
 
-WORDINGS = {w.code: w for w in (ENGLISH, FRENCH)}
+KOREAN = Wording(
+    code="ko",
+    date_format="{y:04d}년 {m}월 {d}일",
+    spaced=False,
+    prompt_rule=(
+        "- Write every statement, title and rationale in Korean (한국어). Keep the names of problems, drugs "
+        "and tests, and every number and unit, exactly as the timeline writes them; write dates as "
+        "2024년 3월 12일. Hedge assessments in Korean: 「시사합니다」, 「가능성이 있습니다」, "
+        "「고려하십시오」."
+    ),
+    kind_titles={
+        "progress": "경과 요약 (AI 초안)",
+        "soap": "SOAP 노트 (AI 초안)",
+        "triage": "분류 경고 (AI 초안)",
+    },
+    section_titles={
+        "Summary": "요약",
+        "Interval changes": "지난 진료 이후 변화",
+        "Active problems": "활성 문제",
+        "Medications": "투약",
+        "Allergies": "알레르기",
+        "Recent results": "최근 결과",
+        "Recent care": "최근 진료",
+        "Assessment": "평가",
+        "Plan considerations": "계획 고려사항",
+        "Subjective": "주관적 소견",
+        "Objective": "객관적 소견",
+        "Plan": "계획",
+        "Findings": "소견",
+    },
+    banner=(
+        "> **AI가 생성한 초안이며 검토되지 않았습니다.** 의료기기가 아닙니다: 사용 전에 임상의가 "
+        "검토, 수정 및 승인해야 합니다. _(모델)_ 표시가 있는 문장은 언어 모델이 작성하고 기록과 "
+        "대조하여 확인한 것이며, 나머지는 기록에서 작성되었습니다. 모든 문장은 출처를 인용합니다."
+    ),
+    flags="경고",
+    sources="출처",
+    model_mark="_(모델)_",
+    unavailable="_모델 작성 부분 없음: {reason}. 아래 사실은 기록에서 가져왔습니다._",
+    verification="_확인: 위의 모든 문장은 기록과 대조하여 확인되었습니다 ({checked}); {removed}._",
+    removed_none="삭제된 문장 없음",
+    removed_some="확인에 실패한 모델 문장 {n}개가 삭제되었습니다",
+    severities={"critical": "위급", "warning": "주의", "info": "정보"},
+    authors={"rule": "규칙", "model": "모델"},
+    not_in_timeline="타임라인에 없음",
+    phrases=KOREAN_PHRASES,
+    hedged=re.compile(
+        r"(시사|가능성|가능할|고려|의심|추정|배제할 수 없|감별|병력|일치|부합|보입니다|보임|수 있|듯|우려|"
+        r"것으로 보|확인이 필요|평가가 필요)"
+    ),
+    definitive=re.compile(
+        r"(진단되었|진단받았|진단됨|진단입니다|확진|확실히|틀림없|앓고 있|걸렸|(으?로|이) 확인되었|"
+        r"[가-힣]*(염|증|병|암|부전|경색|골절|패혈증)(이다|입니다)(?![가-힣]))"
+    ),
+    about_the_record=(
+        re.compile(r"기록에서 찾을 수 없습니다\.?$"),
+        re.compile(r"기록에 있으나 여기에 나열하지 않았습니다\.?$"),
+    ),
+)
+
+CHINESE = Wording(
+    code="zh-Hant",
+    date_format="{y:04d}年{m}月{d}日",
+    spaced=False,
+    prompt_rule=(
+        "- Write every statement, title and rationale in traditional Chinese as written in Taiwan "
+        "(繁體中文). Keep the names of problems, drugs and tests, and every number and unit, exactly as "
+        "the timeline writes them; write dates as 2024年3月12日. Hedge assessments in Chinese: "
+        "「提示」、「可能」、「建議考慮」."
+    ),
+    kind_titles={
+        "progress": "病程摘要（AI 草稿）",
+        "soap": "SOAP 病歷（AI 草稿）",
+        "triage": "檢傷警示（AI 草稿）",
+    },
+    section_titles={
+        "Summary": "摘要",
+        "Interval changes": "上次就診以來的變化",
+        "Active problems": "現存問題",
+        "Medications": "用藥",
+        "Allergies": "過敏",
+        "Recent results": "近期結果",
+        "Recent care": "近期照護",
+        "Assessment": "評估",
+        "Plan considerations": "計畫考量",
+        "Subjective": "主觀資料",
+        "Objective": "客觀資料",
+        "Plan": "計畫",
+        "Findings": "發現",
+    },
+    banner=(
+        "> **AI 產生的草稿，尚未審閱。** 非醫療器材：使用前須由臨床醫師審閱、修改並核可。"
+        "標示 _（模型）_ 的陳述由語言模型撰寫並已與紀錄核對；其餘皆取自紀錄。每項陳述均引用其來源。"
+    ),
+    flags="警示",
+    sources="來源",
+    model_mark="_（模型）_",
+    unavailable="_模型撰寫部分無法提供：{reason}。以下事實取自紀錄。_",
+    verification="_核對：以上每項陳述均已與紀錄核對（{checked}）；{removed}。_",
+    removed_none="無刪除",
+    removed_some="有 {n} 項模型陳述因未通過核對而刪除",
+    severities={"critical": "危急", "warning": "警告", "info": "資訊"},
+    authors={"rule": "規則", "model": "模型"},
+    not_in_timeline="不在時間軸中",
+    phrases=CHINESE_PHRASES,
+    hedged=re.compile(r"(提示|可能|考慮|疑似|懷疑|符合|不排除|鑑別|病史|建議|或許|也許|傾向|需排除|有待)"),
+    definitive=re.compile(r"(確診|診斷為|診斷是|確定為|確定是|肯定|罹患|患有|得了)"),
+    about_the_record=(
+        re.compile(r"^紀錄中未見[^。]*。?$"),
+        re.compile(r"見於紀錄，此處未列出。?$"),
+    ),
+)
+
+WORDINGS = {w.code: w for w in (ENGLISH, FRENCH, KOREAN, CHINESE)}
 
 
 def wording(language: str) -> Wording:

@@ -168,13 +168,13 @@ class Verifier:
             else:
                 resolved.append(evidence)
         statement = claim.flag.rationale if claim.flag else text
-        if is_hollow(statement, self.titles):
+        about = any(p.search(text.strip()) for p in (*ABOUT_THE_RECORD, *words.about_the_record))
+        if not about and is_hollow(words.for_checking(statement), self.titles):
             add("hollow_statement", "says nothing: a title or only generic words")
         phrase = filler(text)
         if phrase:
             add("filler", f"filler ({phrase!r}) states nothing about the patient")
-        about_the_record = (*ABOUT_THE_RECORD, *words.about_the_record)
-        if not claim.citations and not any(p.search(text.strip()) for p in about_the_record):
+        if not claim.citations and not about:
             add("uncited_claim", "clinical statement without a citation")
         checked = words.for_checking(text)
         for evidence in resolved:

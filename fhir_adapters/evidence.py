@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from fhir.resources.R4B.resource import Resource
@@ -104,7 +104,10 @@ def evidence_of(resource: Resource, today: date | None = None) -> Evidence:
     evidence.terms = term_stems(walk.texts)
     birth = getattr(resource, "birthDate", None)
     if resource.get_resource_type() == "Patient" and isinstance(birth, date):
-        now = today or date.today()
+        died = getattr(resource, "deceasedDateTime", None)
+        now = (
+            died.date() if isinstance(died, datetime) else today or date.today()
+        )  # age at death, as condensed
         age = now.year - birth.year - ((now.month, now.day) < (birth.month, birth.day))
         evidence.quantities.append(Quantity(float(age), "years"))
     return evidence

@@ -19,7 +19,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from services.core.errors import ConfigError
 from services.core.model_profiles import PROFILES
 
-Language = Literal["en", "fr"]
+Language = Literal["en", "fr", "ko", "zh-Hant"]
 
 PREFIX = "EHRSUM_"
 # EHRSUM_* names that are not service settings: the test, bench and demo tooling's own, and the chart's
