@@ -62,6 +62,11 @@ class Wording:
     hedged: re.Pattern[str]
     definitive: re.Pattern[str]
     about_the_record: tuple[re.Pattern[str], ...] = field(default=())
+    patient_draft: str = (
+        "> **For the patient, once approved.** Your care team checks and approves this guide before it is "
+        "given to you; ask them about anything that is unclear."
+    )
+    reading_level: str = "_Reading level: {measure}._"
     date_format: str = "{y:04d}-{m:02d}-{d:02d}"
     decimal_mark: str = "."
     spaced: bool = True  # False: words are not separated by spaces (Korean particles, Chinese)
@@ -158,6 +163,9 @@ FRENCH = Wording(
         "progress": "Synthèse d'évolution (brouillon IA)",
         "soap": "Note SOAP (brouillon IA)",
         "triage": "Alertes de tri (brouillon IA)",
+        "discharge-medications": (
+            "Vos médicaments après l'hospitalisation (brouillon IA à valider par l'équipe)"
+        ),
     },
     section_titles={
         "Summary": "Résumé",
@@ -173,6 +181,13 @@ FRENCH = Wording(
         "Objective": "Objectif",
         "Plan": "Plan",
         "Findings": "Constatations",
+        "Your hospital stay": "Votre séjour",
+        "What changed, in plain words": "Ce qui change, en termes simples",
+        "New medicines": "Nouveaux médicaments",
+        "Changed medicines": "Médicaments modifiés",
+        "Stopped medicines": "Médicaments arrêtés",
+        "Continue as before": "À poursuivre comme avant",
+        "What to watch for": "À surveiller",
     },
     banner=(
         "> **Brouillon généré par IA, non relu.** Pas un dispositif médical : un clinicien doit le relire, "
@@ -180,6 +195,11 @@ FRENCH = Wording(
         "modèle de langage et vérifiés contre le dossier ; tous les autres sont tirés du dossier. Chaque "
         "énoncé cite ses sources."
     ),
+    patient_draft=(
+        "> **Pour le patient, une fois validé.** Votre équipe soignante vérifie et valide ce guide avant de "
+        "vous le remettre ; posez-lui toute question."
+    ),
+    reading_level="_Lisibilité : {measure}._",
     flags="Alertes",
     sources="Sources",
     model_mark="_(modèle)_",
@@ -228,6 +248,7 @@ KOREAN = Wording(
         "progress": "경과 요약 (AI 초안)",
         "soap": "SOAP 노트 (AI 초안)",
         "triage": "분류 경고 (AI 초안)",
+        "discharge-medications": "퇴원 후 복용하실 약 (AI 초안: 의료진 승인 후 전달)",
     },
     section_titles={
         "Summary": "요약",
@@ -243,12 +264,24 @@ KOREAN = Wording(
         "Objective": "객관적 소견",
         "Plan": "계획",
         "Findings": "소견",
+        "Your hospital stay": "입원 기간",
+        "What changed, in plain words": "무엇이 바뀌었는지 쉽게 설명",
+        "New medicines": "새로 시작한 약",
+        "Changed medicines": "바뀐 약",
+        "Stopped medicines": "중단한 약",
+        "Continue as before": "계속 드실 약",
+        "What to watch for": "주의할 점",
     },
     banner=(
         "> **AI가 생성한 초안이며 검토되지 않았습니다.** 의료기기가 아닙니다: 사용 전에 임상의가 "
         "검토, 수정 및 승인해야 합니다. _(모델)_ 표시가 있는 문장은 언어 모델이 작성하고 기록과 "
         "대조하여 확인한 것이며, 나머지는 기록에서 작성되었습니다. 모든 문장은 출처를 인용합니다."
     ),
+    patient_draft=(
+        "> **승인 후 환자분께 전달됩니다.** 의료진이 이 안내문을 확인하고 승인한 뒤에 드립니다. 궁금한 점은 "
+        "의료진에게 물어보십시오."
+    ),
+    reading_level="_읽기 수준: {measure}._",
     flags="경고",
     sources="출처",
     model_mark="_(모델)_",
@@ -288,6 +321,7 @@ CHINESE = Wording(
         "progress": "病程摘要（AI 草稿）",
         "soap": "SOAP 病歷（AI 草稿）",
         "triage": "檢傷警示（AI 草稿）",
+        "discharge-medications": "出院後的用藥說明（AI 草稿：經醫療團隊核可後交給您）",
     },
     section_titles={
         "Summary": "摘要",
@@ -303,11 +337,20 @@ CHINESE = Wording(
         "Objective": "客觀資料",
         "Plan": "計畫",
         "Findings": "發現",
+        "Your hospital stay": "您的住院",
+        "What changed, in plain words": "用藥改變的白話說明",
+        "New medicines": "新開始的藥物",
+        "Changed medicines": "有改變的藥物",
+        "Stopped medicines": "停用的藥物",
+        "Continue as before": "照常繼續服用",
+        "What to watch for": "需要注意的情況",
     },
     banner=(
         "> **AI 產生的草稿，尚未審閱。** 非醫療器材：使用前須由臨床醫師審閱、修改並核可。"
         "標示 _（模型）_ 的陳述由語言模型撰寫並已與紀錄核對；其餘皆取自紀錄。每項陳述均引用其來源。"
     ),
+    patient_draft="> **核可後交給病人。** 醫療團隊會先檢查並核可本說明再交給您；如有不清楚之處請詢問他們。",
+    reading_level="_易讀性：{measure}。_",
     flags="警示",
     sources="來源",
     model_mark="_（模型）_",

@@ -7,6 +7,7 @@ from typing import Any
 from clinical_notes.draft import Flag, NoteDraft, Statement
 from clinical_notes.kinds import NoteKind
 from clinical_notes.language import ENGLISH, Wording
+from clinical_notes.readability import describe
 from clinical_notes.timeline import Source
 
 BANNER = ENGLISH.banner
@@ -39,6 +40,8 @@ def render_markdown(
         return [*lines, ""]
 
     lines = [f"# {words.title(kind.name, kind.title)}", "", words.banner, ""]
+    if kind.for_patient:
+        lines += [words.patient_draft, ""]
     if note.synthesis_unavailable:
         lines += [words.unavailable.format(reason=note.synthesis_unavailable), ""]
     critical_first = any(f.severity == "critical" for f in note.flags)
@@ -52,6 +55,8 @@ def render_markdown(
         checked, dropped = verification.get("statements_checked", 0), verification.get("dropped", 0)
         removed = words.removed_some.format(n=dropped) if dropped else words.removed_none
         lines += [words.verification.format(checked=checked, removed=removed), ""]
+        if "readability" in verification:
+            lines += [words.reading_level.format(measure=describe(verification["readability"])), ""]
     lines += [f"## {words.sources}", ""]
     for ref, number in numbers.items():
         source = sources.get(ref, Source(words.not_in_timeline, None))

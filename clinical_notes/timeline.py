@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, Field
 
@@ -22,6 +22,10 @@ class PatientFacts(BaseModel):
     sex: str | None = None
     age_years: int | None = None
     deceased: bool = False
+    language: str | None = Field(
+        default=None, description="Preferred language (BCP-47) of Patient.communication."
+    )
+    language_name: str | None = None
 
 
 class Problem(BaseModel):
@@ -146,6 +150,40 @@ class Presentation(BaseModel):
     pregnancy_ref: str | None = None
 
 
+class DischargeMedication(BaseModel):
+    """One medication compared between admission and discharge: started, changed, stopped or continued."""
+
+    name: str
+    change: Literal["started", "changed", "stopped", "continued"]
+    ref: str | None = Field(default=None, description="The discharge order (none for a stopped medication).")
+    before_ref: str | None = Field(default=None, description="The order the patient was on at admission.")
+    dosage: str | None = None
+    before_dosage: str | None = None
+    indication: str | None = None
+    indication_ref: str | None = None
+    date: str | None = None
+
+
+class Discharge(BaseModel):
+    """The latest encounter that ended in a discharge, and its medications compared with admission."""
+
+    encounter: str
+    start: str | None = None
+    end: str | None = None
+    reasons: list[str] = Field(default_factory=list)
+    disposition: str | None = None
+    listed: bool = Field(default=False, description="Whether the record holds discharge medication orders.")
+    medications: list[DischargeMedication] = Field(default_factory=list)
+    hospital_only: list[str] = Field(default_factory=list, description="Orders given during the stay only.")
+
+    def refs(self) -> list[str]:
+        """Every order a statement about the discharge may cite, in order."""
+        found = [self.encounter]
+        for m in self.medications:
+            found += [r for r in (m.ref, m.before_ref, m.indication_ref) if r]
+        return list(dict.fromkeys(found))
+
+
 class ClinicalTimeline(BaseModel):
     """A patient's record condensed for a prompt; `omitted` counts what the token budget left out."""
 
@@ -161,6 +199,9 @@ class ClinicalTimeline(BaseModel):
     notes: list[Note] = Field(default_factory=list)
     presentations: list[Presentation] = Field(
         default_factory=list, description="Per encounter, newest first: what triage rules read."
+    )
+    discharge: Discharge | None = Field(
+        default=None, description="The latest discharge and its medication changes, when the record has one."
     )
     omitted: dict[str, int] = Field(default_factory=dict)
     rejected: list[str] = Field(default_factory=list, description="Refs that failed validation.")
@@ -201,6 +242,14 @@ class ClinicalTimeline(BaseModel):
             add(ev.ref, ev.name, ev.date)
         for n in self.notes:
             add(n.ref, n.title, n.date)
+        if self.discharge is not None:
+            for change in self.discharge.medications:
+                for order in (change.ref, change.before_ref):
+                    if order:
+                        add(order, change.name, change.date)
+                if change.indication_ref:
+                    add(change.indication_ref, change.indication or "Condition", None)
+            add(self.discharge.encounter, "Encounter", self.discharge.start)
         return found
 
     def source_labels(self) -> dict[str, Source]:

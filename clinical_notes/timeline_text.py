@@ -106,6 +106,19 @@ def render_timeline(t: ClinicalTimeline) -> str:
             if not m.active
         ),
     )
+    if t.discharge is not None and t.discharge.listed:
+        d = t.discharge
+        lines += _section(
+            f"DISCHARGE MEDICATIONS (stay [{k(d.encounter)}] {_day(d.start)} to {_day(d.end)}; admission vs "
+            "discharge)",
+            (
+                f"- [{', '.join(k(r) for r in (m.ref, m.before_ref) if r)}] {m.change}: {m.name}"
+                + (f"; now {m.dosage}" if m.dosage else "")
+                + (f"; before {m.before_dosage}" if m.before_dosage else "")
+                + (f"; for {m.indication}" if m.indication else "")
+                for m in d.medications
+            ),
+        )
     lines += _section("PROCEDURES", (f"- [{k(e.ref)}] {_day(e.date)}: {e.name}" for e in t.procedures))
     lines += _section("IMMUNIZATIONS", (f"- [{k(e.ref)}] {_day(e.date)}: {e.name}" for e in t.immunizations))
     lines += _section(

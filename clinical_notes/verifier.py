@@ -49,7 +49,7 @@ ABOUT_THE_RECORD = [
         r"\bare in the record,? not listed( here)?\.?$",
     )
 ]
-ASSESSMENT_TITLES = re.compile(r"assessment|impression|differential", re.IGNORECASE)
+ASSESSMENT_TITLES = re.compile(r"assessment|impression|differential|watch for", re.IGNORECASE)
 # What each rule means to a reader of the draft ("nothing the model wrote passed: 16 citations of ...").
 RULE_TEXT: dict[str, str] = {
     "citation_unresolved": "citations of nothing in the record",

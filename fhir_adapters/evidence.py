@@ -61,6 +61,9 @@ class _Walk:
             self.evidence.intervals.append((end, end))
         if key == "class" and isinstance(node.get("code"), str):
             self.texts.append(node["code"])  # Encounter.class: AMB, EMER, IMP name the setting
+        if key == "language":  # Patient.communication.language: the BCP-47 tag names the language
+            codes = [c.get("code") for c in node.get("coding", []) if isinstance(c, dict)]
+            self.texts += [c for c in codes if isinstance(c, str)]
         for child_key, child in node.items():
             if child_key == "referenceRange":
                 continue  # a range's limits are not values the resource records ("was 150 mg/dL")

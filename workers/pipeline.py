@@ -23,9 +23,11 @@ from clinical_notes import prompts
 from clinical_notes.attachments import ImageAttachment, image_keys, image_parts
 from clinical_notes.budget import fit_budget
 from clinical_notes.compose import compose, sections
+from clinical_notes.discharge import draft_language
 from clinical_notes.draft import Flag, NoteDraft, Statement
 from clinical_notes.kinds import NoteKind, get_kind
 from clinical_notes.language import ENGLISH, Wording, wording
+from clinical_notes.readability import readability
 from clinical_notes.render import render_markdown
 from clinical_notes.rules import merge_flags, rule_flags
 from clinical_notes.schema import answer_to_draft, model_schema
@@ -50,6 +52,7 @@ from workers.routing import adapter_for, check_routes, language_for
 
 log = logging.getLogger(__name__)
 TEMPLATE_MARGIN_TOKENS = 48  # chat-template control tokens and rounding
+NO_DISCHARGE = "does not apply: no encounter in the record ended in a discharge"
 
 
 @dataclass
@@ -135,11 +138,18 @@ class Job:
         """The wording of the job's language."""
         return wording(self.language)
 
-    def verifier(self) -> Verifier:
+    def words_for(self, kind: NoteKind) -> Wording:
+        """A kind's wording: the patient's preferred language for a guide written for them (when drafts are
+        written in it; else the job's, and the guide says why), the job's language otherwise."""
+        if kind.for_patient:
+            return wording(draft_language(self.full.patient.language) or self.language)
+        return self.words
+
+    def verifier(self, words: Wording | None = None) -> Verifier:
         """A verifier knowing what the model saw, what can back a flag, and the draft's language."""
         shown = set(self.fitted.refs()) | set(self.image_keys.values()) if self.fitted is not None else set()
         backing = flag_backing(self.full, self.rules)
-        return Verifier(self.evidence, prompt_refs=shown, backing=backing, wording=self.words)
+        return Verifier(self.evidence, prompt_refs=shown, backing=backing, wording=words or self.words)
 
 
 def warm_up(settings: Settings) -> None:
@@ -266,11 +276,12 @@ class Pipeline:
         if job.fitted is None:
             out.unavailable = job.unfitted_reason
             return out
-        verifier = job.verifier()
+        words = job.words_for(kind)
+        verifier = job.verifier(words)
         adapter = adapter_for(self.settings, kind.name, job.departments)
         try:
             first = await self.generate(
-                kind, job.fitted, first_token=first_token, model=adapter, words=job.words, job=job
+                kind, job.fitted, first_token=first_token, model=adapter, words=words, job=job
             )
             out.prompt_tokens, out.completion_tokens, out.ttft_s = (
                 first.prompt_tokens,
@@ -281,7 +292,7 @@ class Pipeline:
             out.first = out.report = verifier.verify(note)
             if not out.report.passed:
                 again = await self.generate(
-                    kind, job.fitted, out.report.feedback(), model=adapter, words=job.words, job=job
+                    kind, job.fitted, out.report.feedback(), model=adapter, words=words, job=job
                 )
                 out.prompt_tokens += again.prompt_tokens
                 out.completion_tokens += again.completion_tokens
@@ -298,6 +309,11 @@ class Pipeline:
 
     async def draft(self, kind: NoteKind, job: Job, first_token: asyncio.Event | None = None) -> KindResult:
         """One kind's draft: the record's facts, the model's verified synthesis, the rule flags."""
+        if kind.for_patient and job.full.discharge is None:
+            if first_token is not None:
+                first_token.set()
+            return KindResult(kind=kind.name, verification={"not_applicable": NO_DISCHARGE})
+        words = job.words_for(kind)
         try:
             synthesis = await self.synthesize(kind, job, first_token)
         finally:
@@ -309,11 +325,11 @@ class Pipeline:
         flags = synthesis.note.flags if synthesis.note else []
         draft = NoteDraft(
             kind=kind.name,
-            sections=sections(kind, compose(kind, job.full, job.words), model),
+            sections=sections(kind, compose(kind, job.full, words), model),
             flags=merge_flags(job.rules, flags) if kind.flags else [],
             synthesis_unavailable=synthesis.unavailable,
         )
-        final = job.verifier().verify(draft)
+        final = job.verifier(words).verify(draft)
         kept, record_dropped = without_failing(draft, final)
         if record_dropped:
             # A composed statement that fails the verifier is our bug; it is left out rather than written.
@@ -344,15 +360,18 @@ class Pipeline:
             "violations_final_answer": synthesis.report.counts() if synthesis.report else {},
             "regenerated": bool(synthesis.first and not synthesis.first.passed),
             "served_model": synthesis.served_model,
-            "language": job.language,
+            "language": words.code,
             "images": {"sent": [i.ref for i in job.images], "left_out": job.images_left_out},
         }
         if synthesis.unavailable:
             outcome.verification["synthesis_unavailable"] = synthesis.unavailable
         if kind.flags:
             outcome.verification["news2"] = job.news2
+        if kind.for_patient:
+            texts = [s.text for section in kept.sections for s in section.statements]
+            outcome.verification["readability"] = readability(texts, words.code)
         sources = job.full.source_labels() | {i.ref: Source(i.label, i.date) for i in job.images}
-        outcome.markdown = render_markdown(kept, kind, sources, outcome.verification, job.words)
+        outcome.markdown = render_markdown(kept, kind, sources, outcome.verification, words)
         return outcome
 
     async def draft_all(self, kinds: list[NoteKind], job: Job) -> list[KindResult]:
@@ -410,7 +429,7 @@ class Pipeline:
             kind=kind.name,
             loinc_code=kind.loinc_code,
             loinc_display=kind.loinc_display,
-            title=job.words.title(kind.name, kind.title),
+            title=job.words_for(kind).title(kind.name, kind.title),
             markdown=outcome.markdown,
             structured={**outcome.note.model_dump(), "verification": outcome.verification},
             cited_refs=outcome.note.cited(),
