@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from clinical_notes.discharge import compose_discharge
 from clinical_notes.draft import Section, Statement
 from clinical_notes.esi import criteria, screen
+from clinical_notes.guidelines import gap_statements
 from clinical_notes.kinds import NoteKind
 from clinical_notes.language import ENGLISH, Wording
 from clinical_notes.statements import day, plain, record
@@ -393,6 +394,10 @@ def compose(kind: NoteKind, t: ClinicalTimeline, words: Wording = ENGLISH) -> di
     for spec in kind.sections:
         if spec.title in builders:
             out[spec.title] = builders[spec.title]()
+    if t.guidelines_checked:
+        for title in ("Plan considerations", "Plan"):
+            if title in kind.titles():
+                out[title] = gap_statements(t, words)
     if kind.name in ("progress", "triage"):
         out["Summary"] = [patient(t, words)]
     if kind.name == "soap":

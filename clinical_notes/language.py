@@ -67,6 +67,7 @@ class Wording:
         "given to you; ask them about anything that is unclear."
     )
     reading_level: str = "_Reading level: {measure}._"
+    guidelines: str = "Guideline passages cited (the hospital's library, not the patient's record)"
     date_format: str = "{y:04d}-{m:02d}-{d:02d}"
     decimal_mark: str = "."
     spaced: bool = True  # False: words are not separated by spaces (Korean particles, Chinese)
@@ -200,6 +201,7 @@ FRENCH = Wording(
         "vous le remettre ; posez-lui toute question."
     ),
     reading_level="_Lisibilité : {measure}._",
+    guidelines="Passages de recommandations cités (bibliothèque de l'hôpital, pas le dossier du patient)",
     flags="Alertes",
     sources="Sources",
     model_mark="_(modèle)_",
@@ -282,6 +284,7 @@ KOREAN = Wording(
         "의료진에게 물어보십시오."
     ),
     reading_level="_읽기 수준: {measure}._",
+    guidelines="인용한 지침 구절 (환자 기록이 아닌 병원 지침 라이브러리)",
     flags="경고",
     sources="출처",
     model_mark="_(모델)_",
@@ -351,6 +354,7 @@ CHINESE = Wording(
     ),
     patient_draft="> **核可後交給病人。** 醫療團隊會先檢查並核可本說明再交給您；如有不清楚之處請詢問他們。",
     reading_level="_易讀性：{measure}。_",
+    guidelines="引用的指引段落（醫院指引庫，非病人紀錄）",
     flags="警示",
     sources="來源",
     model_mark="_（模型）_",

@@ -184,6 +184,26 @@ class Discharge(BaseModel):
         return list(dict.fromkeys(found))
 
 
+class Passage(BaseModel):
+    """A passage of a guideline document, which a recommendation cites (clinical_notes.guidelines)."""
+
+    id: str = Field(description="{document}#{section}@{version}: stable while the three are.")
+    document: str
+    title: str
+    section: str
+    version: str
+    text: str
+    source: str | None = Field(
+        default=None, description="Where the document came from: a URL or FHIR reference."
+    )
+    licence: str | None = None
+
+    @property
+    def ref(self) -> str:
+        """How a draft cites the passage."""
+        return f"Guideline/{self.id}"
+
+
 class ClinicalTimeline(BaseModel):
     """A patient's record condensed for a prompt; `omitted` counts what the token budget left out."""
 
@@ -203,6 +223,11 @@ class ClinicalTimeline(BaseModel):
     discharge: Discharge | None = Field(
         default=None, description="The latest discharge and its medication changes, when the record has one."
     )
+    guidelines: list[Passage] = Field(
+        default_factory=list, description="Passages retrieved for this patient."
+    )
+    guideline_gaps: list[str] = Field(default_factory=list, description="Active problems no passage covers.")
+    guidelines_checked: bool = Field(default=False, description="Whether a guideline library was searched.")
     omitted: dict[str, int] = Field(default_factory=dict)
     rejected: list[str] = Field(default_factory=list, description="Refs that failed validation.")
     keys: dict[str, str] = Field(
@@ -250,6 +275,8 @@ class ClinicalTimeline(BaseModel):
                 if change.indication_ref:
                     add(change.indication_ref, change.indication or "Condition", None)
             add(self.discharge.encounter, "Encounter", self.discharge.start)
+        for passage in self.guidelines:
+            add(passage.ref, f"{passage.title}, {passage.section} ({passage.version})", None)
         return found
 
     def source_labels(self) -> dict[str, Source]:
@@ -280,6 +307,7 @@ _KEY_PREFIX = {
     "Immunization": "I",
     "DocumentReference": "D",
     "DiagnosticReport": "R",
+    "Guideline": "G",
 }
 
 

@@ -126,6 +126,11 @@ def render_timeline(t: ClinicalTimeline) -> str:
         # Free text goes in as one quoted, escaped string: data to read, not instructions to follow.
         (f"- [{k(n.ref)}] {_day(n.date)} {n.title}: {_quoted(n.text)}" for n in t.notes),
     )
+    lines += _section(
+        "GUIDELINE PASSAGES (the hospital's guideline library, not the patient's record: a recommendation "
+        "cites the passage it follows)",
+        (f"- [{k(g.ref)}] {g.title}, {g.section} ({g.version}): {_quoted(g.text)}" for g in t.guidelines),
+    )
     if t.omitted:
         lines.append(
             "OMITTED FOR LENGTH: " + ", ".join(f"{name} {n}" for name, n in sorted(t.omitted.items()))

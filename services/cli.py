@@ -17,6 +17,7 @@ from services.census_cli import add_parser as add_census_parser
 from services.core.errors import EhrSumError, InputError
 from services.core.logging import configure_logging
 from services.core.settings import get_settings
+from services.guidelines_cli import add_parser as add_guidelines_parser
 
 
 def _print_json(data: Any) -> None:
@@ -457,6 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_subscriptions)
 
     add_census_parser(sub)
+    add_guidelines_parser(sub)
 
     sub.add_parser("openapi", help="print the OpenAPI document").set_defaults(func=cmd_openapi)
     sub.add_parser("init-db", help="apply database migrations (alembic upgrade head)").set_defaults(

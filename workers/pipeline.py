@@ -25,6 +25,7 @@ from clinical_notes.budget import fit_budget
 from clinical_notes.compose import compose, sections
 from clinical_notes.discharge import draft_language
 from clinical_notes.draft import Flag, NoteDraft, Statement
+from clinical_notes.guidelines import Library, WithGuidelines, attach, is_guideline
 from clinical_notes.kinds import NoteKind, get_kind
 from clinical_notes.language import ENGLISH, Wording, wording
 from clinical_notes.readability import readability
@@ -39,6 +40,7 @@ from fhir_adapters.client import FhirClient
 from fhir_adapters.condense import condense
 from fhir_adapters.departments import departments
 from fhir_adapters.evidence import RecordEvidence
+from fhir_adapters.guidelines import library_for, load_library, server_passages
 from fhir_adapters.images import record_images
 from fhir_adapters.record import RECORD_TYPES, PatientRecord
 from fhir_adapters.resources import preload_models
@@ -124,7 +126,7 @@ class Job:
     full: ClinicalTimeline
     fitted: ClinicalTimeline | None
     unfitted_reason: str | None
-    evidence: RecordEvidence
+    evidence: WithGuidelines
     rules: list[Flag]
     news2: int | None
     departments: list[str] = field(default_factory=list)
@@ -186,9 +188,23 @@ class Pipeline:
             )
         return fitted
 
-    def prepare(self, record: PatientRecord) -> Job:
-        """Condense once, fit once (every kind shares the fitted timeline), run the triage rules."""
+    async def guideline_library(self) -> Library | None:
+        """The hospital's guideline library: the folder's documents (rebuilt when a file changes) and, when
+        asked, the FHIR server's active PlanDefinitions and Libraries; None when none is configured."""
+        s = self.settings
+        extra = await server_passages(self.fhir) if s.guidelines_fhir and self.fhir is not None else []
+        if s.guidelines_dir is None:
+            return Library(extra) if s.guidelines_fhir else None
+        if extra:
+            return load_library(s.guidelines_dir, s.guidelines_max_file_bytes, extra)
+        return library_for(s.guidelines_dir, s.guidelines_max_file_bytes)
+
+    def prepare(self, record: PatientRecord, library: Library | None = None) -> Job:
+        """Condense once, find the guideline passages, fit once (every kind shares the fitted timeline), run
+        the triage rules."""
         full = condense(record)
+        if library is not None:
+            attach(full, library)
         images, left_out = self.images(record)
         profile = get_profile(self.settings.llm_profile)
         try:
@@ -198,7 +214,8 @@ class Pipeline:
         rules, score = rule_flags(full)
         names = departments(record)
         language = language_for(self.settings, names)
-        job = Job(record, full, fitted, reason, RecordEvidence(record), rules, score.score, names, language)
+        evidence = WithGuidelines(RecordEvidence(record), full.guidelines)
+        job = Job(record, full, fitted, reason, evidence, rules, score.score, names, language)
         job.images_left_out = left_out
         if fitted is not None and images:
             job.images, job.image_keys = images, image_keys(fitted, images)
@@ -388,8 +405,9 @@ class Pipeline:
         """Draft every kind for a fetched record, writing drafts back when asked."""
         result = RunResult(record.patient_id)
         digest = record.digest()
+        library = await self.guideline_library()
         with result.timed("condense"):
-            job = self.prepare(record)
+            job = self.prepare(record, library)
         identifiers = {name: draft_identifier(record.patient_id, name, digest) for name in kinds}
         existing: dict[str, str] = {}
         if write and self.fhir is not None:
@@ -431,8 +449,12 @@ class Pipeline:
             loinc_display=kind.loinc_display,
             title=job.words_for(kind).title(kind.name, kind.title),
             markdown=outcome.markdown,
-            structured={**outcome.note.model_dump(), "verification": outcome.verification},
-            cited_refs=outcome.note.cited(),
+            structured={
+                **outcome.note.model_dump(),
+                "verification": outcome.verification,
+                "guidelines": [p.model_dump() for p in job.full.guidelines if p.ref in outcome.note.cited()],
+            },
+            cited_refs=[ref for ref in outcome.note.cited() if not is_guideline(ref)],
             identifier=identifier,
             device=ModelDevice(
                 self.settings.model_device_name,

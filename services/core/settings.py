@@ -94,6 +94,16 @@ class Settings(BaseSettings):
     department_languages: dict[str, Language] = Field(
         default_factory=dict, description="Draft language per department (encounter serviceType or location)."
     )
+    guidelines_dir: Path | None = Field(
+        default=None,
+        description="The hospital's guideline library (Markdown, text, HTML, PlanDefinition/Library JSON).",
+    )
+    guidelines_fhir: bool = Field(
+        default=False, description="Also read the active PlanDefinitions and Libraries of the FHIR server."
+    )
+    guidelines_max_file_bytes: int = Field(
+        default=2_000_000, gt=0, description="A larger guideline file is skipped and listed."
+    )
     llm_images: Literal["auto", "off"] = Field(
         default="auto", description="Send the record's image attachments to a multimodal profile (auto)."
     )

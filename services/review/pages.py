@@ -59,11 +59,27 @@ def _id(ref: str) -> str:
     return escape(ref.rsplit("/", 1)[-1])
 
 
-def _chips(statement_id: str, citations: list[tuple[str, str]]) -> str:
+def _guideline_chip(label: str, facts: list[tuple[str, str]]) -> str:
+    """A guideline passage: carried by the draft itself, shown in place (nothing to read from the record)."""
+    rows = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in facts)
+    return (
+        f'<details class="chip guideline"><summary>{escape(label)}</summary>'
+        f'<dl class="facts">{rows}</dl></details>'
+    )
+
+
+def _chips(
+    statement_id: str,
+    citations: list[tuple[str, str]],
+    guidelines: dict[str, list[tuple[str, str]]] | None = None,
+) -> str:
     if not citations:
         return ""
     chips = []
     for n, (ref, label) in enumerate(citations):
+        if guidelines and ref in guidelines:
+            chips.append(_guideline_chip(label, guidelines[ref]))
+            continue
         panel = f"ev-{statement_id}-{n}"
         href = f"/review/evidence?ref={quote(ref, safe='')}"
         chips.append(
@@ -74,7 +90,7 @@ def _chips(statement_id: str, citations: list[tuple[str, str]]) -> str:
     return f'<div class="chips"><span class="chips-label">Sources:</span> {"".join(chips)}</div>'
 
 
-def _statement(draft_id: str, s: ReviewStatement) -> str:
+def _statement(draft_id: str, s: ReviewStatement, guidelines: dict[str, list[tuple[str, str]]]) -> str:
     check = (
         '<span class="check ok">Verified now against its sources</span>'
         if not s.problems
@@ -84,7 +100,7 @@ def _statement(draft_id: str, s: ReviewStatement) -> str:
     return (
         f'<li class="statement author-{escape(s.author)}"><p class="text">{escape(s.text)}</p>'
         f'<p class="meta"><span class="author">{escape(AUTHORS.get(s.author, s.author))}</span> {check}</p>'
-        f"{_chips(sid, s.citations)}</li>"
+        f"{_chips(sid, s.citations, guidelines)}</li>"
     )
 
 
@@ -133,8 +149,9 @@ def draft_card(d: ReviewDraft, csrf: str, *, can_decide: bool) -> str:
     labels = {ref: label for _, sts in d.sections for s in sts for ref, label in s.citations}
     flags = _flags(did, d.flags, labels) if d.flags else ""
     sections = "".join(
-        f'<section aria-label="{escape(title)}"><h3>{escape(title)}</h3>'
-        f'<ul class="statements">{"".join(_statement(did, s) for s in statements)}</ul></section>'
+        f'<section aria-label="{escape(title)}"><h3>{escape(title)}</h3><ul class="statements">'
+        + "".join(_statement(did, s, d.guidelines) for s in statements)
+        + "</ul></section>"
         for title, statements in d.sections
     )
     unavailable = (
