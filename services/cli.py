@@ -192,6 +192,9 @@ def _summarize_file(args: argparse.Namespace, kinds: list[str], settings: Any) -
             return await Pipeline(settings, llm=llm).run(record, kinds, write=False)
 
     result = asyncio.run(generate())
+    for r in result.results:
+        if r.note is None and "not_applicable" in r.verification:
+            sys.stderr.write(f"ehrsum: {r.kind}: {r.verification['not_applicable']}\n")
     drafts = [{**r.note.model_dump(), "verification": r.verification} for r in result.results if r.note]
     payload: Any = drafts[0] if len(drafts) == 1 else drafts
     if args.out:
