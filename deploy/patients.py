@@ -140,6 +140,13 @@ def carebundle_bundles(
         return copies
 
 
+def _clinosim_command(count: int, population: int, end: str, disease: str | None) -> list[str]:
+    """One disease's admissions, or a population simulated up to `end`."""
+    if disease:
+        return [_bin("clinosim"), "test-disease", disease, f"--count={count}"]
+    return [_bin("clinosim"), "simulate", f"--population={population}", f"--end={end}"]
+
+
 def clinosim_bundles(
     count: int,
     seed: int,
@@ -150,11 +157,7 @@ def clinosim_bundles(
     disease: str | None = None,
 ) -> list[Path]:
     """Generate `count` clinosim hospital records with SOAP progress notes and ED triage notes."""
-    if disease:
-        command = [_bin("clinosim"), "test-disease", disease, f"--count={count}"]
-    else:
-        command = [_bin("clinosim"), "simulate", f"--population={population}", f"--end={end}"]
-    resources = _clinosim(command, seed)
+    resources = _clinosim(_clinosim_command(count, population, end, disease), seed)
     return _write_patients(
         resources, seed, outdir, lambda owners: _patients_with_notes(resources, owners, count)
     )
@@ -172,11 +175,7 @@ def clinosim_discharge_bundles(
     """Up to `count` clinosim patients discharged from a stay with discharge medication orders (category
     discharge): a population simulated to `end` (home medications before the stay too), or one disease's
     admissions."""
-    if disease:
-        command = [_bin("clinosim"), "test-disease", disease, f"--count={count}"]
-    else:
-        command = [_bin("clinosim"), "simulate", f"--population={population}", f"--end={end}"]
-    resources = _clinosim(command, seed)
+    resources = _clinosim(_clinosim_command(count, population, end, disease), seed)
 
     def discharged(owners: dict[str, set[str]]) -> list[str]:
         orders = (r for r in resources if r["resourceType"] == "MedicationRequest")
