@@ -48,7 +48,8 @@ def has_cjk(text: str) -> bool:
 
 
 def _iso(year: int, month: str, day: str | None) -> str:
-    return f"{year:04d}-{int(month):02d}" + (f"-{int(day):02d}" if day else "")
+    """An ISO date set apart by spaces: "2009年11月14日Microalbumin" must not read as one word."""
+    return f" {year:04d}-{int(month):02d}" + (f"-{int(day):02d} " if day else " ")
 
 
 def iso_dates(text: str) -> str:

@@ -33,7 +33,6 @@ from clinical_notes.statements import plain, record
 from clinical_notes.timeline import ClinicalTimeline, Passage, assign_keys
 
 GUIDELINE = "Guideline/"
-logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs each index build at DEBUG
 PASSAGE_WORDS = 120  # a passage is a paragraph or two: enough to cite, small enough to check against
 PER_ITEM = 2  # passages given to the model per problem, result or medication
 MAX_PASSAGES = 8  # passages in one prompt
@@ -216,6 +215,7 @@ class Library:
     def __post_init__(self) -> None:
         import bm25s  # imported with the first library: numpy and scipy are not needed before
 
+        logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets DEBUG and logs every index build
         self._index = bm25s.BM25()
         if self.passages:
             self._terms = [_terms(_passage_text(p)) for p in self.passages]

@@ -204,3 +204,32 @@ def test_markdown_and_review_chip_keep_guidelines_apart() -> None:
     assert statement.problems == []  # verified against the passage the draft carries
     html = draft_card(reviewed, "csrf", can_decide=False)
     assert 'class="chip guideline"' in html and passage.version in html and "a.chip" not in html
+
+
+def test_cli_index_and_search(tmp_path: Path, capsys: Any) -> None:
+    from services.cli import main
+
+    (tmp_path / "htn.md").write_text(HTN, encoding="utf-8")
+    (tmp_path / "bad.txt").write_bytes(b"\xff\xfe")
+    assert main(["guidelines", "index", str(tmp_path), "--json"]) == 0
+    out, err = capsys.readouterr()
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert {"id": "htn-local#thresholds@2025-01"}.items() <= lines[0].items()
+    assert {"skipped": "bad.txt", "reason": "not UTF-8 text"} in lines and "skipped bad.txt" in err
+    bundle = tmp_path / "record.json"
+    entries = [
+        {"resource": r.model_dump(mode="json", exclude_none=True)}
+        for r in record_with("Hypertension").resources.values()
+    ]
+    bundle.write_text(
+        json.dumps({"resourceType": "Bundle", "type": "collection", "entry": entries}), encoding="utf-8"
+    )
+    assert main(["guidelines", "search", "--record", str(bundle), "--dir", str(tmp_path), "--json"]) == 0
+    found = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert (
+        found[0]["need"] == "problem"
+        and found[0]["passage"].startswith("htn-local#")
+        and found[0]["score"] > 0
+    )
+    assert main(["guidelines", "index", str(tmp_path / "missing")]) == 2
+    assert capsys.readouterr().err.strip() == f"ehrsum: error: {tmp_path / 'missing'}: not a folder"
