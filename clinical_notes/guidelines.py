@@ -34,7 +34,7 @@ from clinical_notes.timeline import ClinicalTimeline, Passage, assign_keys
 
 GUIDELINE = "Guideline/"
 PASSAGE_WORDS = 120  # a passage is a paragraph or two: enough to cite, small enough to check against
-PER_ITEM = 2  # passages given to the model per problem, result or medication
+PER_ITEM = 3  # passages given to the model per problem, result or medication
 MAX_PASSAGES = 8  # passages in one prompt
 _HEADING = re.compile(r"^(#{1,4})\s+(.+?)\s*#*\s*$")
 _HTML_HEADING = re.compile(r"<h([1-4])[^>]*>(.*?)</h\1>", re.IGNORECASE | re.DOTALL)
@@ -332,22 +332,20 @@ def uncited_recommendation(text: str, citations: Iterable[str]) -> bool:
 
 
 GAP = {
-    "en": (
-        "No passage of the guideline library covers {name}; no guideline-based consideration is offered "
-        "for it."
-    ),
+    "en": "No passage of the guideline library covers {names}; no guideline-based consideration is offered.",
     "fr": (
-        "Aucun passage de la bibliothèque de recommandations ne couvre {name} ; aucune proposition "
-        "fondée sur une recommandation n'est faite à ce sujet."
+        "Aucun passage de la bibliothèque de recommandations ne couvre : {names} ; aucune proposition "
+        "fondée sur une recommandation n'est faite à leur sujet."
     ),
-    "ko": "지침 라이브러리에 {name}에 해당하는 구절이 없어, 이에 대한 지침 기반 고려사항은 "
-    "제시하지 않습니다.",
-    "zh-Hant": "指引庫中沒有涵蓋{name}的段落，因此不就此提出以指引為依據的考量。",
+    "ko": "지침 라이브러리에 다음에 해당하는 구절이 없어 지침 기반 고려사항을 제시하지 않습니다: {names}.",
+    "zh-Hant": "指引庫中沒有涵蓋以下問題的段落，因此不提出以指引為依據的考量：{names}。",
 }
 
 
 def gap_statements(t: ClinicalTimeline, words: Wording = ENGLISH) -> list[Any]:
-    """One statement per active problem no passage covers, citing the problem (said, never filled in)."""
+    """One statement naming and citing the active problems no passage covers (said, never filled in)."""
+    if not t.guideline_gaps:
+        return []
     names = {p.ref: plain(p.name) for p in t.problems}
-    template = GAP.get(words.code, GAP["en"])
-    return [record(template.format(name=names.get(ref, ref)), [ref]) for ref in t.guideline_gaps]
+    listed = ("、" if words.code == "zh-Hant" else ", ").join(names.get(ref, ref) for ref in t.guideline_gaps)
+    return [record(GAP.get(words.code, GAP["en"]).format(names=listed), t.guideline_gaps)]

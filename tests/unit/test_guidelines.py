@@ -138,7 +138,11 @@ def test_retrieval_keyed_by_problems_and_gaps_said() -> None:
     assert keys and all(k.startswith("G") for k in keys)
     assert f"[{keys[0]}]" in render_timeline(timeline) and "GUIDELINE PASSAGES" in render_timeline(timeline)
     plan = compose(get_kind("progress"), timeline)["Plan considerations"]
-    assert len(plan) == 1 and "Atrial fibrillation" in plan[0].text and plan[0].citations == ["Condition/c1"]
+    assert (
+        len(plan) == 1
+        and "covers Atrial fibrillation;" in plan[0].text
+        and plan[0].citations == ["Condition/c1"]
+    )
 
 
 def test_passage_cited_statements_are_checked() -> None:
