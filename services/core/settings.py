@@ -20,6 +20,7 @@ from services.core.errors import ConfigError
 from services.core.model_profiles import PROFILES
 
 Language = Literal["en", "fr", "ko", "zh-Hant"]
+TriageScale = Literal["esi", "ctas", "ktas"]
 
 PREFIX = "EHRSUM_"
 # EHRSUM_* names that are not service settings: the test, bench and demo tooling's own, and the chart's
@@ -103,6 +104,14 @@ class Settings(BaseSettings):
     )
     guidelines_max_file_bytes: int = Field(
         default=2_000_000, gt=0, description="A larger guideline file is skipped and listed."
+    )
+    triage_scale: TriageScale = Field(
+        default="esi",
+        description="The triage scale the hospital speaks: esi (US), ctas (Canada), ktas (Korea).",
+    )
+    department_triage_scales: dict[str, TriageScale] = Field(
+        default_factory=dict,
+        description="Triage scale per department (encounter serviceType or location) where a hospital mixes.",
     )
     llm_images: Literal["auto", "off"] = Field(
         default="auto", description="Send the record's image attachments to a multimodal profile (auto)."
