@@ -162,7 +162,7 @@ async def one_run(pipeline: Pipeline, client: FhirClient, clock: ServerClock, pa
 async def compactness(pipeline: Pipeline, client: FhirClient, patient: str) -> dict[str, Any]:
     """The record's tokens as FHIR JSON, condensed and fitted; the must-keep facts the fitted prompt keeps."""
     record: PatientRecord = await fetch_record(client, patient)
-    prepared = pipeline.prepare(record)
+    prepared = await pipeline.prepare(record)
     full, fitted = prepared.full, prepared.fitted
     assert fitted is not None, prepared.unfitted_reason
     text = render_timeline(fitted)

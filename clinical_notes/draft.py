@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -86,14 +86,19 @@ class DraftVerification(BaseModel):
     served_model: str | None = None
     language: str = "en"
     triage_scale: str | None = None
+    readability: dict[str, Any] | None = Field(
+        default=None, description="Reading level of a guide for patients."
+    )
     images: ImagesUsed = Field(default_factory=ImagesUsed)
     news2: int | None = None
 
-    def as_json(self, *, flags: bool) -> dict[str, object]:
-        """The block as stored: NEWS2 only for kinds with flags, the reason only when unavailable."""
+    def as_json(self, *, flags: bool) -> dict[str, Any]:
+        """The block as stored: NEWS2 only for kinds with flags, the reason and the reading level only when
+        there is one."""
         out = self.model_dump(mode="json")
         if not flags:
             out.pop("news2")
-        if self.synthesis_unavailable is None:
-            out.pop("synthesis_unavailable")
+        for optional in ("synthesis_unavailable", "readability"):
+            if out[optional] is None:
+                out.pop(optional)
         return out

@@ -1,8 +1,11 @@
-"""A patient's AI drafts as a reviewer sees them: statements with author, live verification, flags, state."""
+"""A patient's AI drafts as a reviewer sees them: statements with author, live verification, flags, state.
+
+Every draft and every cited resource is taken from the patient's compartment (`fhir_adapters.compartment`):
+a citation of anything else is shown as outside the record, never rendered or checked from that resource.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 from dataclasses import dataclass, field
@@ -10,24 +13,25 @@ from typing import Any
 
 from clinical_notes.draft import Flag, NoteDraft
 from clinical_notes.evidence import Evidence
+from clinical_notes.guidelines import WithGuidelines, is_guideline
+from clinical_notes.timeline import Passage
 from clinical_notes.verifier import Verifier
 from fhir_adapters.citation_facts import citation_facts
 from fhir_adapters.client import FhirClient
+from fhir_adapters.compartment import in_compartment, of_patient
 from fhir_adapters.evidence import evidence_of
 from fhir_adapters.lifecycle import (
     decision_of,
     draft_identifier_of,
     etag_of,
-    read_versioned,
     replaced_targets,
     replacement_decision,
 )
-from fhir_adapters.references import parse_reference
 from fhir_adapters.resources import parse_resource
-from services.core.errors import EhrSumError, InputError
+from services.core.errors import InputError
 
 STRUCTURED = "application/json"
-FETCH_CONCURRENCY = 8
+OUTSIDE = "Source outside this patient's record"
 DECIDED_SHOWN = 10  # each shown draft's citations are read and checked on every page load
 
 
@@ -57,11 +61,18 @@ class ReviewDraft:
     sections: list[tuple[str, list[ReviewStatement]]]
     synthesis_unavailable: str | None
     verification: dict[str, Any] = field(default_factory=dict)
+    outside: frozenset[str] = frozenset()
+    guidelines: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
 
     @property
     def critical_first(self) -> bool:
         """Flags go before the sections when any is critical."""
         return any(f.severity == "critical" for f in self.flags)
+
+    @property
+    def failing(self) -> list[ReviewStatement]:
+        """The statements whose check fails now (approving them as written needs a reason)."""
+        return [s for _, statements in self.sections for s in statements if s.problems]
 
 
 class LiveEvidence:
@@ -81,10 +92,33 @@ class LiveEvidence:
             return None
 
 
-def label_of(ref: str, resource: dict[str, Any] | None) -> str:
-    """What a citation chip says: the cited resource's name, else its type."""
+def label_of(ref: str, resource: dict[str, Any] | None, passages: dict[str, Passage] | None = None) -> str:
+    """What a citation chip says: the cited resource's name, else its type; a guideline passage's document,
+    section and version."""
+    passage = (passages or {}).get(ref)
+    if passage is not None:
+        return f"Guideline: {passage.title} · {passage.section} · {passage.version}"
     facts = dict(citation_facts(resource)) if resource else {}
     return facts.get("What") or ref.split("/")[0]
+
+
+def passages_of(structured: dict[str, Any]) -> dict[str, Passage]:
+    """The guideline passages a draft carries, by citation (those of another shape are left out)."""
+    found = {}
+    for item in structured.get("guidelines") or []:
+        try:
+            passage = Passage.model_validate(item)
+        except ValueError:
+            continue
+        found[passage.ref] = passage
+    return found
+
+
+def passage_facts(p: Passage) -> list[tuple[str, str]]:
+    """A passage as a reviewer checks a statement against it."""
+    facts = [("Guideline", p.title), ("Section", p.section), ("Version", p.version), ("Passage", p.id)]
+    facts += [("Source", p.source or ""), ("Licence", p.licence or ""), ("Text", p.text)]
+    return [(label, text) for label, text in facts if text]
 
 
 def attachment(doc: dict[str, Any], content_type: str) -> str | None:
@@ -108,27 +142,14 @@ def structured_of(doc: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-async def read_cited(client: FhirClient, refs: set[str]) -> dict[str, dict[str, Any]]:
-    """Each cited resource, read now; those that cannot be read (gone, out of scope) are left out."""
-    limit = asyncio.Semaphore(FETCH_CONCURRENCY)
-
-    async def one(ref: str) -> tuple[str, dict[str, Any] | None]:
-        async with limit:
-            try:
-                return ref, (await read_versioned(client, str(parse_reference(ref)))).resource
-            except EhrSumError:
-                return ref, None
-
-    return {ref: found for ref, found in await asyncio.gather(*map(one, sorted(refs))) if found}
-
-
 def review_draft(
     doc: dict[str, Any], etag: str, cited: dict[str, dict[str, Any]], replacement: dict[str, Any] | None
 ) -> ReviewDraft:
     """One draft with each statement checked by the verifier against the cited resources as read now."""
     structured = structured_of(doc)
     note = NoteDraft.model_validate(structured)
-    report = Verifier(LiveEvidence(cited)).verify(note)
+    passages = passages_of(structured)
+    report = Verifier(WithGuidelines(LiveEvidence(cited), passages.values())).verify(note)
     problems: dict[str, list[str]] = {}
     for violation in report.violations:
         problems.setdefault(violation.location, []).append(f"{violation.rule}: {violation.detail}")
@@ -142,7 +163,15 @@ def review_draft(
                 ReviewStatement(
                     location=f"sections[{i}].statements[{j}]",
                     text=st.text,
-                    citations=[(ref, label_of(ref, cited.get(ref))) for ref in st.citations],
+                    citations=[
+                        (
+                            ref,
+                            label_of(ref, cited.get(ref), passages)
+                            if ref in cited or ref in passages
+                            else OUTSIDE,
+                        )
+                        for ref in st.citations
+                    ],
                     author=st.author,
                     problems=problems.get(f"sections[{i}].statements[{j}]", []),
                 )
@@ -163,7 +192,22 @@ def review_draft(
         sections=sections,
         synthesis_unavailable=note.synthesis_unavailable,
         verification=structured.get("verification") or {},
+        outside=frozenset(ref for ref in note.cited() if ref not in cited and ref not in passages),
+        guidelines={ref: passage_facts(p) for ref, p in passages.items()},
     )
+
+
+async def checked_draft(
+    client: FhirClient,
+    patient: str,
+    doc: dict[str, Any],
+    etag: str,
+    replacement: dict[str, Any] | None = None,
+) -> ReviewDraft:
+    """One draft checked against what it cites, read now from the patient's compartment."""
+    note = NoteDraft.model_validate(structured_of(doc))
+    cited = await in_compartment(client, patient, note.cited())
+    return review_draft(doc, etag, cited, replacement)
 
 
 Shown = tuple[str, dict[str, Any], NoteDraft]
@@ -190,8 +234,10 @@ def to_show(docs: list[dict[str, Any]]) -> tuple[list[Shown], dict[str, dict[str
 
 async def patient_drafts(client: FhirClient, patient_id: str) -> tuple[list[ReviewDraft], int]:
     """The patient's drafts to review (see `to_show`), each checked against its sources as read now."""
-    docs = [d async for d in client.search("DocumentReference", {"subject": f"Patient/{patient_id}"})]
+    found = [d async for d in client.search("DocumentReference", {"subject": f"Patient/{patient_id}"})]
+    docs = [d for d in found if of_patient(d, patient_id, base_url=client.base_url)]
     shown, replacements, older = to_show(docs)
-    cited = await read_cited(client, {ref for _, _, note in shown for ref in note.cited()})
+    refs = {ref for _, _, note in shown for ref in note.cited() if not is_guideline(ref)}
+    cited = await in_compartment(client, patient_id, refs)
     drafts = [review_draft(doc, etag_of(doc), cited, replacements.get(ref)) for ref, doc, _ in shown]
     return drafts, older

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 from clinical_notes.compose import compose, sections
 from clinical_notes.draft import DraftVerification, Flag, ImagesUsed, NoteDraft, Statement
+from clinical_notes.guidelines import is_guideline
 from clinical_notes.kinds import NoteKind, get_kind
+from clinical_notes.readability import readability
 from clinical_notes.render import render_markdown
 from clinical_notes.rules import merge_flags
 from clinical_notes.timeline import Source
@@ -36,23 +39,31 @@ class KindResult:
     usage: Usage = field(default_factory=Usage)
     ttft_s: float | None = None
     served_model: str | None = None
+    not_applicable: str | None = None
 
-    def verification_json(self) -> dict[str, object]:
-        """The verification block as the draft and the job store it ({} for a draft an earlier try wrote)."""
+    def verification_json(self) -> dict[str, Any]:
+        """The verification block as the draft and the job store it (why the kind does not apply to the
+        record; {} for a draft an earlier try wrote)."""
+        if self.not_applicable:
+            return {"not_applicable": self.not_applicable}
         if self.verification is None:
             return {}
         return self.verification.as_json(flags=get_kind(self.kind).flags)
 
 
 def verification_block(
+    kind: NoteKind,
     note: NoteDraft,
     final: VerificationReport,
     synthesis: Synthesis,
     prepared: PreparedRecord,
     record_dropped: int,
 ) -> DraftVerification:
-    """The draft's verification block: what was checked, who wrote what, what was removed and why."""
+    """The draft's verification block: what was checked, who wrote what, what was removed and why, and a
+    guide's reading level."""
+    words = prepared.words_for(kind)
     authors = [s.author for section in note.sections for s in section.statements]
+    texts = [s.text for section in note.sections for s in section.statements]
     report, first = synthesis.report, synthesis.first
     return DraftVerification(
         status="verified" if report is None or report.passed else "partially_verified",
@@ -67,8 +78,9 @@ def verification_block(
         violations_final_answer=report.counts() if report else {},
         regenerated=bool(first and not first.passed),
         served_model=synthesis.served_model,
-        language=prepared.language,
-        triage_scale=prepared.scale if get_kind(note.kind).flags else None,
+        language=words.code,
+        triage_scale=prepared.scale if kind.flags else None,
+        readability=readability(texts, words.code) if kind.for_patient else None,
         images=ImagesUsed(sent=[i.ref for i in prepared.images], left_out=prepared.images_left_out),
         news2=prepared.news2,
     )
@@ -79,28 +91,29 @@ def assemble(
 ) -> KindResult:
     """The kind's draft from the record's facts, the model's synthesis, the rule flags and the model's
     proposals for complaints the lexicon could not map."""
+    words = prepared.words_for(kind)
     model: dict[str, list[Statement]] = {}
     for section in synthesis.note.sections if synthesis.note else []:
         model[section.title] = section.statements
     flags = synthesis.note.flags if synthesis.note else []
     draft = NoteDraft(
         kind=kind.name,
-        sections=sections(kind, compose(kind, prepared.full, prepared.words, prepared.scale), model),
+        sections=sections(kind, compose(kind, prepared.full, words, prepared.scale), model),
         # A proposal cites the complaint a rule flag already cites: it joins after the merge, never folded.
         flags=[*merge_flags(prepared.rules, flags), *(proposals or [])] if kind.flags else [],
         synthesis_unavailable=synthesis.unavailable,
     )
-    final = prepared.verifier().verify(draft)
+    final = prepared.verifier(words).verify(draft)
     kept, record_dropped = without_failing(draft, final)
     if record_dropped:
         # A composed statement that fails the verifier is our bug; it is left out rather than written.
         log.error("composed statements failed verification: %s", final.counts(), extra={"kind": kind.name})
-    verification = verification_block(kept, final, synthesis, prepared, record_dropped)
+    verification = verification_block(kind, kept, final, synthesis, prepared, record_dropped)
     sources = prepared.full.source_labels() | {i.ref: Source(i.label, i.date) for i in prepared.images}
     return KindResult(
         kind=kind.name,
         note=kept,
-        markdown=render_markdown(kept, kind, sources, verification, prepared.words),
+        markdown=render_markdown(kept, kind, sources, verification, words),
         report=synthesis.report,
         verification=verification,
         usage=synthesis.usage,
@@ -120,13 +133,14 @@ def draft_document(
         kind=kind.name,
         loinc_code=kind.loinc_code,
         loinc_display=kind.loinc_display,
-        title=prepared.words.title(kind.name, kind.title),
+        title=prepared.words_for(kind).title(kind.name, kind.title),
         markdown=outcome.markdown,
         structured={
             **outcome.note.model_dump(),
-            "verification": outcome.verification.as_json(flags=kind.flags),
+            "verification": outcome.verification_json(),
+            "guidelines": [p.model_dump() for p in prepared.full.guidelines if p.ref in outcome.note.cited()],
         },
-        cited_refs=outcome.note.cited(),
+        cited_refs=[ref for ref in outcome.note.cited() if not is_guideline(ref)],
         identifier=identifier,
         device=ModelDevice(settings.model_device_name, settings.model_version, settings.model_weights_digest),
         encounter_ref=latest.ref if latest else None,

@@ -117,9 +117,10 @@ class Synthesizer:
         if prepared.fitted is None:
             out.unavailable = prepared.unfitted_reason
             return out
-        verifier = prepared.verifier()
+        words = prepared.words_for(kind)
+        verifier = prepared.verifier(words)
         adapter = adapter_for(self.settings, kind.name, prepared.departments)
-        timeline, words = prepared.fitted, prepared.words
+        timeline = prepared.fitted
         try:
             first = await self.generate(kind, timeline, None, first_token, adapter, words, prepared)
             out.usage, out.ttft_s, out.served_model = first.usage, first.ttft_s, first.served_model

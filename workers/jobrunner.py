@@ -152,9 +152,12 @@ def _succeeded(job_id: str, attempt: int, result: RunResult, extra: dict[str, An
     """Record a run whose drafts are written, recorded and adopted: succeeded, with its report and usage."""
     refs = [r.draft_ref for r in result.results if r.draft_ref]
     report = {
-        r.kind: {**r.verification_json(), "violations": [v.model_dump() for v in r.report.violations]}
+        r.kind: {
+            **r.verification_json(),
+            "violations": [v.model_dump() for v in r.report.violations] if r.report else [],
+        }
         for r in result.results
-        if r.report is not None
+        if r.report is not None or r.not_applicable
     }
     dropped = sum(r.verification.dropped for r in result.results if r.verification is not None)
     usage = job_usage(job_id=job_id, timings=result.timings, usage=result.usage, statements_dropped=dropped)

@@ -27,8 +27,10 @@ from workers.assembly import KindResult, assemble, draft_document
 from workers.generation import Synthesizer
 from workers.llm_client import LlmClient
 from workers.model_routing import check_routes
-from workers.prepared import PreparedRecord, prepare
+from workers.prepared import PreparedRecord, guideline_library, prepare
 from workers.record_pull import keep_snapshot, pull_for_job
+
+NO_DISCHARGE = "does not apply: no encounter in the record ended in a discharge"
 
 
 @dataclass
@@ -70,14 +72,20 @@ class Pipeline:
         self.counter: TokenCounter = token_counter(settings.tokenizer_path)
         self.synthesizer = Synthesizer(settings, llm)
 
-    def prepare(self, record: PatientRecord) -> PreparedRecord:
-        """The record condensed, fitted and screened once for every kind of the run."""
-        return prepare(self.settings, self.counter, record)
+    async def prepare(self, record: PatientRecord) -> PreparedRecord:
+        """The record condensed, fitted and screened once for every kind of the run, with the passages of
+        the hospital's guideline library that match it."""
+        library = await guideline_library(self.settings, self.fhir)
+        return prepare(self.settings, self.counter, record, library)
 
     async def draft(
         self, kind: NoteKind, prepared: PreparedRecord, first_token: asyncio.Event | None = None
     ) -> KindResult:
         """One kind's draft: the record's facts, the model's verified synthesis, the rule flags."""
+        if kind.for_patient and prepared.full.discharge is None:
+            if first_token is not None:
+                first_token.set()
+            return KindResult(kind=kind.name, not_applicable=NO_DISCHARGE)
         try:
             synthesis = await self.synthesizer.synthesize(kind, prepared, first_token)
         finally:
@@ -146,7 +154,7 @@ class Pipeline:
         prepared: PreparedRecord | None = None
         if todo or not unchanged:
             with result.timed("condense"):
-                prepared = self.prepare(record())
+                prepared = await self.prepare(record())
         drafted: dict[str, KindResult] = {}
         if prepared is not None:
             with result.timed("generate"):

@@ -7,15 +7,20 @@ from dataclasses import dataclass, field
 from clinical_notes import prompts
 from clinical_notes.attachments import ImageAttachment, image_keys
 from clinical_notes.budget import fit_budget
+from clinical_notes.discharge import draft_language
 from clinical_notes.draft import Flag
+from clinical_notes.guidelines import Library, WithGuidelines, attach
+from clinical_notes.kinds import NoteKind
 from clinical_notes.language import Wording, wording
 from clinical_notes.rules import rule_flags
 from clinical_notes.timeline import ClinicalTimeline
 from clinical_notes.tokens import TokenCounter
 from clinical_notes.verifier import Verifier, flag_backing
+from fhir_adapters.client import FhirClient
 from fhir_adapters.condense import condense
 from fhir_adapters.departments import departments
 from fhir_adapters.evidence import RecordEvidence
+from fhir_adapters.guidelines import library_for, load_library, server_passages
 from fhir_adapters.images import record_images
 from fhir_adapters.record import PatientRecord
 from services.core.errors import InputError
@@ -34,7 +39,7 @@ class PreparedRecord:
     full: ClinicalTimeline
     fitted: ClinicalTimeline | None
     unfitted_reason: str | None
-    evidence: RecordEvidence
+    evidence: WithGuidelines
     rules: list[Flag]
     news2: int | None
     departments: list[str] = field(default_factory=list)
@@ -49,11 +54,18 @@ class PreparedRecord:
         """The wording of the job's language."""
         return wording(self.language)
 
-    def verifier(self) -> Verifier:
+    def words_for(self, kind: NoteKind) -> Wording:
+        """A kind's wording: the patient's preferred language for a guide written for them (when drafts are
+        written in it; else the job's, and the guide says why), the job's language otherwise."""
+        if kind.for_patient:
+            return wording(draft_language(self.full.patient.language) or self.language)
+        return self.words
+
+    def verifier(self, words: Wording | None = None) -> Verifier:
         """A verifier knowing what the model saw, what can back a flag, and the draft's language."""
         shown = set(self.fitted.refs()) | set(self.image_keys.values()) if self.fitted is not None else set()
         backing = flag_backing(self.full, self.rules)
-        return Verifier(self.evidence, prompt_refs=shown, backing=backing, wording=self.words)
+        return Verifier(self.evidence, prompt_refs=shown, backing=backing, wording=words or self.words)
 
 
 def prompt_budget(settings: Settings, counter: TokenCounter) -> int:
@@ -88,9 +100,25 @@ def prompt_images(settings: Settings, record: PatientRecord) -> tuple[list[Image
     return images, left_out
 
 
-def prepare(settings: Settings, counter: TokenCounter, record: PatientRecord) -> PreparedRecord:
-    """Condense once, fit once (every kind shares the fitted timeline), run the triage rules."""
+async def guideline_library(settings: Settings, fhir: FhirClient | None) -> Library | None:
+    """The hospital's guideline library: the folder's documents (rebuilt when a file changes) and, when
+    asked, the FHIR server's active PlanDefinitions and Libraries; None when none is configured."""
+    extra = await server_passages(fhir) if settings.guidelines_fhir and fhir is not None else []
+    if settings.guidelines_dir is None:
+        return Library(extra) if settings.guidelines_fhir else None
+    if extra:
+        return load_library(settings.guidelines_dir, settings.guidelines_max_file_bytes, extra)
+    return library_for(settings.guidelines_dir, settings.guidelines_max_file_bytes)
+
+
+def prepare(
+    settings: Settings, counter: TokenCounter, record: PatientRecord, library: Library | None = None
+) -> PreparedRecord:
+    """Condense once, find the guideline passages, fit once (every kind shares the fitted timeline), run
+    the triage rules."""
     full = condense(record)
+    if library is not None:
+        attach(full, library)
     images, left_out = prompt_images(settings, record)
     reserve = len(images) * get_profile(settings.llm_profile).image_tokens
     try:
@@ -100,8 +128,9 @@ def prepare(settings: Settings, counter: TokenCounter, record: PatientRecord) ->
     names = departments(record)
     language, scale = language_for(settings, names), scale_for(settings, names)
     rules, score = rule_flags(full, scale)
+    evidence = WithGuidelines(RecordEvidence(record), full.guidelines)
     prepared = PreparedRecord(
-        record, full, fitted, reason, RecordEvidence(record), rules, score.score, names, language, scale
+        record, full, fitted, reason, evidence, rules, score.score, names, language, scale
     )
     prepared.images_left_out = left_out
     if fitted is not None and images:

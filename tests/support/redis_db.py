@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import os
+from typing import cast
 
 import redis
 
@@ -17,7 +18,7 @@ def claim_redis_db(base_url: str, candidates: tuple[int, ...]) -> str:
     admin = redis.Redis.from_url(f"{base}/0")
     for db in candidates:
         key = f"ehrsum:test-broker-db:{db}"
-        holder = admin.get(key)
+        holder = cast(bytes | None, admin.get(key))
         if holder is not None and not _alive(holder):
             # A session killed before its exit hook ran (a timeout, SIGKILL) left its claim behind.
             admin.delete(key)
