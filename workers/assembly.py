@@ -86,6 +86,17 @@ def verification_block(
     )
 
 
+def ours(note: NoteDraft) -> set[str]:
+    """The locations of what code wrote: composed statements and rule flags."""
+    statements = {
+        f"sections[{i}].statements[{j}]"
+        for i, section in enumerate(note.sections)
+        for j, statement in enumerate(section.statements)
+        if statement.author == "record"
+    }
+    return statements | {f"flags[{k}]" for k, flag in enumerate(note.flags) if flag.source == "rule"}
+
+
 def assemble(
     kind: NoteKind, prepared: PreparedRecord, synthesis: Synthesis, proposals: list[Flag] | None = None
 ) -> KindResult:
@@ -103,12 +114,16 @@ def assemble(
         flags=[*merge_flags(prepared.rules, flags), *(proposals or [])] if kind.flags else [],
         synthesis_unavailable=synthesis.unavailable,
     )
-    final = prepared.verifier(words).verify(draft)
-    kept, record_dropped = without_failing(draft, final)
+    # A proposal's question showed the model the complaint's own resource, which it cites.
+    asked = {ref for flag in proposals or [] for ref in flag.citations}
+    final = prepared.verifier(words, also_shown=asked).verify(draft)
+    kept, dropped = without_failing(draft, final)
+    record_dropped = len(ours(draft) & final.failing())
     if record_dropped:
-        # A composed statement that fails the verifier is our bug; it is left out rather than written.
+        # A composed statement or rule flag that fails the verifier is our bug; it is left out, not written.
         log.error("composed statements failed verification: %s", final.counts(), extra={"kind": kind.name})
     verification = verification_block(kind, kept, final, synthesis, prepared, record_dropped)
+    verification.dropped += dropped - record_dropped
     sources = prepared.full.source_labels() | {i.ref: Source(i.label, i.date) for i in prepared.images}
     return KindResult(
         kind=kind.name,

@@ -61,9 +61,11 @@ class PreparedRecord:
             return wording(draft_language(self.full.patient.language) or self.language)
         return self.words
 
-    def verifier(self, words: Wording | None = None) -> Verifier:
-        """A verifier knowing what the model saw, what can back a flag, and the draft's language."""
+    def verifier(self, words: Wording | None = None, also_shown: set[str] | None = None) -> Verifier:
+        """A verifier knowing what the model saw (the prompt's timeline and images, and `also_shown`), what
+        can back a flag, and the draft's language."""
         shown = set(self.fitted.refs()) | set(self.image_keys.values()) if self.fitted is not None else set()
+        shown |= also_shown or set()
         backing = flag_backing(self.full, self.rules)
         return Verifier(self.evidence, prompt_refs=shown, backing=backing, wording=words or self.words)
 
