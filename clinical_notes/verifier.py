@@ -23,9 +23,11 @@ from pydantic import BaseModel, Field
 from clinical_notes.concepts import filler, is_hollow, mentions
 from clinical_notes.draft import Flag, NoteDraft
 from clinical_notes.evidence import Evidence, EvidenceSource, dates_in, quantities_in
+from clinical_notes.interpretation import disagreements
 from clinical_notes.kinds import ALL_TITLES
 from clinical_notes.language import ENGLISH, Wording
 from clinical_notes.timeline import ClinicalTimeline, series_measurements
+from clinical_notes.transcript_checks import turn_problems
 
 Rule = Literal[
     "citation_unresolved",
@@ -39,6 +41,9 @@ Rule = Literal[
     "ungrounded",
     "definitive_diagnosis",
     "flag_unbacked",
+    "interpretation_contradicted",
+    "negation_contradicted",
+    "symptom_unsupported",
 ]
 
 # Statements about the record itself, which need no citation.
@@ -47,6 +52,7 @@ ABOUT_THE_RECORD = [
     for p in (
         r"^no [^.]*\b(found|recorded|documented)\b[^.]*\bin the record\.?$",
         r"\bare in the record,? not listed( here)?\.?$",
+        r"^the visit transcript\b",  # what reading the transcript left out (clinical_notes.transcript)
     )
 ]
 ASSESSMENT_TITLES = re.compile(r"assessment|impression|differential", re.IGNORECASE)
@@ -63,6 +69,9 @@ RULE_TEXT: dict[str, str] = {
     "ungrounded": "statements not naming what they cite",
     "definitive_diagnosis": "unhedged diagnoses",
     "flag_unbacked": "flags without abnormal data behind them",
+    "interpretation_contradicted": "judgements (normal, high, stable...) the cited values contradict",
+    "negation_contradicted": "symptoms the cited turns state the other way (reported or denied)",
+    "symptom_unsupported": "symptoms no cited turn or resource mentions",
 }
 UNBACKED = "downgraded to info: cites no abnormal result or vital sign, rule finding or allergy conflict"
 
@@ -191,6 +200,13 @@ class Verifier:
                 if not any(e.covers(day, month_only) for e in resolved):
                     shown = day.strftime("%Y-%m") if month_only else day.isoformat()
                     add("date_unsupported", f"{shown} is outside every cited resource's dates")
+        for problem in turn_problems(checked, resolved):
+            add(problem.rule, problem.detail)  # type: ignore[arg-type]
+        for disagreement in disagreements(checked, resolved):
+            add(
+                "interpretation_contradicted",
+                f"says {disagreement.claim!r} of {disagreement.ref}, but {disagreement.detail}",
+            )
         hedged = words.hedged.search(text) or ENGLISH.hedged.search(text)
         if (
             claim.assessment
