@@ -63,13 +63,12 @@ def turn_evidence(transcript: Transcript, facts: TranscriptFacts, n: int) -> Tur
 
 
 class WithTranscript:
-    """The record's evidence, and the turns of a transcript as `DocumentReference/{id}#turn-{n}`."""
+    """The record's evidence, and the turns of transcripts as `DocumentReference/{id}#turn-{n}`."""
 
-    def __init__(self, record: EvidenceSource, transcript: Transcript | None, facts: TranscriptFacts | None):
+    def __init__(self, record: EvidenceSource, transcripts: list[tuple[Transcript, TranscriptFacts]]):
         self.record = record
-        self.transcript = transcript
-        self.facts = facts or TranscriptFacts()
-        self._turns: dict[int, TurnEvidence | None] = {}
+        self.transcripts = {t.ref: (t, facts) for t, facts in transcripts}
+        self._turns: dict[str, TurnEvidence | None] = {}
 
     def evidence(self, ref: str) -> Evidence | None:
         """A turn's evidence, else the record's (None for a turn the transcript does not hold)."""
@@ -77,11 +76,11 @@ class WithTranscript:
         if split is None:
             return self.record.evidence(ref)
         base, n = split
-        if self.transcript is None or base != self.transcript.ref:
+        if base not in self.transcripts:
             return None
-        if n not in self._turns:
-            self._turns[n] = turn_evidence(self.transcript, self.facts, n)
-        return self._turns[n]
+        if ref not in self._turns:
+            self._turns[ref] = turn_evidence(*self.transcripts[base], n)
+        return self._turns[ref]
 
 
 @dataclass(frozen=True)

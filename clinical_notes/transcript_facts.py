@@ -42,6 +42,17 @@ MIN_STEMMED_DRUG = 6  # a stem match needs a word this long ("ramipril", not "pr
 QUESTION_OPENERS = frozenset(
     {"any", "do", "does", "did", "have", "has", "are", "is", "was", "were", "had", "how", "what", "when"}
 )
+# A clinician saying what they are about to do, not what they found ("i'm gon na check your lungs").
+INTENT_CUES = (
+    " gon na ",
+    " going to ",
+    " let me ",
+    " i'll ",
+    " i will ",
+    " let's ",
+    " i want to ",
+    " i wan na ",
+)
 FIRST_PERSON = frozenset({"i", "i'm", "i've", "me", "my", "i'd", "myself"})
 SECOND_OR_THIRD = frozenset({"you", "your", "you've", "you're", "she", "he", "her", "his", "she's", "he's"})
 SPOKEN = {
@@ -371,6 +382,21 @@ CLINICIAN_FIRST_PERSON = (
 )
 
 
+def exam_turns(transcript: Transcript) -> set[int]:
+    """The clinician's turns between the cue that starts the examination and the one that ends it."""
+    found: set[int] = set()
+    in_exam = False
+    for turn in transcript.turns:
+        text = turn.text.lower()
+        if turn.speaker in CLINICIANS and any(cue in text for cue in EXAM_START):
+            in_exam = True
+        elif in_exam and turn.speaker in CLINICIANS and any(cue in text for cue in EXAM_END):
+            in_exam = False
+        if in_exam and turn.speaker in CLINICIANS:
+            found.add(turn.n)
+    return found
+
+
 def read_symptoms(
     transcript: Transcript, docs: dict[int, Any]
 ) -> tuple[list[SymptomFact], dict[int, dict[str, Status]]]:
@@ -379,6 +405,7 @@ def read_symptoms(
     polarity: dict[int, dict[str, Status]] = {}
     if not transcript.tagged:
         return facts, polarity
+    examined = exam_turns(transcript)  # what the clinician finds is a finding, not a report
     for turn in transcript.turns:
         doc = docs[turn.n]
         mentions = _mentions(doc)
@@ -390,6 +417,8 @@ def read_symptoms(
         for m in statements:
             status = "denied" if m.negated else "reported"
             said = _duration(doc, m.sentence) if status == "reported" else None
+            if turn.n in examined:
+                continue
             if turn.speaker == "patient" or (turn.speaker in CLINICIANS and m.person == "other"):
                 facts.append(SymptomFact(m.name, status, (turn.n,), said))
             elif turn.speaker in CLINICIANS and m.person == "first":
@@ -508,20 +537,14 @@ def read_findings(transcript: Transcript, docs: dict[int, Any]) -> list[SaidFact
     """The clinician's examination findings: their sentences naming a finding, between the cue that starts
     the examination and the one that ends it."""
     found = []
-    in_exam = False
-    for turn in transcript.turns:
-        text = turn.text.lower()
-        if turn.speaker in CLINICIANS and any(cue in text for cue in EXAM_START):
-            in_exam = True
-        elif in_exam and turn.speaker in CLINICIANS and any(cue in text for cue in EXAM_END):
-            in_exam = False
-        if not in_exam or turn.speaker not in CLINICIANS:
-            continue
-        for sent in docs[turn.n].sents:
+    for n in sorted(exam_turns(transcript)):
+        for sent in docs[n].sents:
             words = " ".join(_words(sent.text))
-            if _is_question(sent.text) or not any(re.search(rf"\b{w}\b", words) for w in FINDING_WORDS):
+            if _is_question(sent.text) or any(cue in f" {words} " for cue in INTENT_CUES):
                 continue
-            found.append(SaidFact("finding", _clean(sent.text), (turn.n,)))
+            if not any(re.search(rf"\b{w}\b", words) for w in FINDING_WORDS):
+                continue
+            found.append(SaidFact("finding", _clean(sent.text), (n,)))
     return found[:12]
 
 

@@ -24,6 +24,7 @@ from clinical_notes.attachments import ImageAttachment, image_keys, image_parts
 from clinical_notes.budget import fit_budget
 from clinical_notes.compose import compose, sections
 from clinical_notes.draft import Flag, NoteDraft, Statement
+from clinical_notes.evidence import EvidenceSource
 from clinical_notes.kinds import NoteKind, get_kind
 from clinical_notes.language import ENGLISH, Wording, wording
 from clinical_notes.render import render_markdown
@@ -32,6 +33,7 @@ from clinical_notes.schema import answer_to_draft, model_schema
 from clinical_notes.timeline import ClinicalTimeline, Source
 from clinical_notes.timeline_text import render_timeline
 from clinical_notes.tokens import TokenCounter, token_counter
+from clinical_notes.transcript_compose import with_statements
 from clinical_notes.verifier import VerificationReport, Verifier, flag_backing, without_failing
 from fhir_adapters.client import FhirClient
 from fhir_adapters.condense import condense
@@ -47,6 +49,7 @@ from services.core.settings import Language, Settings
 from workers.llm_client import LlmClient, LlmOutputError
 from workers.record_pull import pull_with_snapshot
 from workers.routing import adapter_for, check_routes, language_for
+from workers.transcripts import Visit, fit_turns, load_visit
 
 log = logging.getLogger(__name__)
 TEMPLATE_MARGIN_TOKENS = 48  # chat-template control tokens and rounding
@@ -129,6 +132,7 @@ class Job:
     images: list[ImageAttachment] = field(default_factory=list)
     image_keys: dict[str, str] = field(default_factory=dict)
     images_left_out: list[str] = field(default_factory=list)
+    visit: Visit | None = None
 
     @property
     def words(self) -> Wording:
@@ -138,8 +142,12 @@ class Job:
     def verifier(self) -> Verifier:
         """A verifier knowing what the model saw, what can back a flag, and the draft's language."""
         shown = set(self.fitted.refs()) | set(self.image_keys.values()) if self.fitted is not None else set()
+        evidence: EvidenceSource = self.evidence
+        if self.visit is not None:
+            shown |= set(self.visit.keys().values())
+            evidence = self.visit.evidence(self.evidence)
         backing = flag_backing(self.full, self.rules)
-        return Verifier(self.evidence, prompt_refs=shown, backing=backing, wording=self.words)
+        return Verifier(evidence, prompt_refs=shown, backing=backing, wording=self.words)
 
 
 def warm_up(settings: Settings) -> None:
@@ -176,19 +184,24 @@ class Pipeline:
             )
         return fitted
 
-    def prepare(self, record: PatientRecord) -> Job:
-        """Condense once, fit once (every kind shares the fitted timeline), run the triage rules."""
-        full = condense(record)
+    def prepare(self, record: PatientRecord, visit: Visit | None = None) -> Job:
+        """Condense once, fit once (every kind shares the fitted timeline), run the triage rules; the
+        visit's transcript turns take their share of the prompt first."""
+        full = condense(record, skip=visit.skip if visit else frozenset())
         images, left_out = self.images(record)
         profile = get_profile(self.settings.llm_profile)
+        reserve = len(images) * profile.image_tokens
+        if visit is not None:
+            reserve += fit_turns(visit, self.prompt_budget() - reserve, self.counter)
         try:
-            fitted, reason = self.fit(full, reserve=len(images) * profile.image_tokens), None
+            fitted, reason = self.fit(full, reserve=reserve), None
         except InputError as exc:
             fitted, reason = None, str(exc)
         rules, score = rule_flags(full)
         names = departments(record)
         language = language_for(self.settings, names)
-        job = Job(record, full, fitted, reason, RecordEvidence(record), rules, score.score, names, language)
+        evidence = RecordEvidence(record, full)
+        job = Job(record, full, fitted, reason, evidence, rules, score.score, names, language, visit=visit)
         job.images_left_out = left_out
         if fitted is not None and images:
             job.images, job.image_keys = images, image_keys(fitted, images)
@@ -223,6 +236,9 @@ class Pipeline:
         if job is not None and job.images:
             keys |= job.image_keys
             images = image_parts(job.images, job.image_keys)
+        transcript = job.visit.prompt_text() if job and job.visit and kind.name == "soap" else None
+        if transcript and job and job.visit:
+            keys |= job.visit.keys()
         schema = model_schema(
             kind,
             max_statements=self.settings.note_max_statements,
@@ -234,7 +250,7 @@ class Pipeline:
         for attempt in range(2):
             try:
                 completion = await self.llm.complete_json(
-                    prompts.messages(kind, text, problem or feedback, words, images),
+                    prompts.messages(kind, text, problem or feedback, words, images, transcript),
                     schema,
                     name=f"{kind.name}_synthesis",
                     max_tokens=self.settings.llm_max_output_tokens,
@@ -307,9 +323,12 @@ class Pipeline:
         for section in synthesis.note.sections if synthesis.note else []:
             model[section.title] = section.statements
         flags = synthesis.note.flags if synthesis.note else []
+        composed = compose(kind, job.full, job.words)
+        if kind.name == "soap" and job.visit is not None:
+            composed = with_statements(composed, job.visit.statements())
         draft = NoteDraft(
             kind=kind.name,
-            sections=sections(kind, compose(kind, job.full, job.words), model),
+            sections=sections(kind, composed, model),
             flags=merge_flags(job.rules, flags) if kind.flags else [],
             synthesis_unavailable=synthesis.unavailable,
         )
@@ -351,7 +370,10 @@ class Pipeline:
             outcome.verification["synthesis_unavailable"] = synthesis.unavailable
         if kind.flags:
             outcome.verification["news2"] = job.news2
+        if kind.name == "soap" and job.visit is not None:
+            outcome.verification["transcript"] = job.visit.summary()
         sources = job.full.source_labels() | {i.ref: Source(i.label, i.date) for i in job.images}
+        sources |= job.visit.sources() if job.visit is not None else {}
         outcome.markdown = render_markdown(kept, kind, sources, outcome.verification, job.words)
         return outcome
 
@@ -365,12 +387,18 @@ class Pipeline:
         rest = await asyncio.gather(*(self.draft(kind, job) for kind in kinds[1:]))
         return [await first, *rest]
 
-    async def run(self, record: PatientRecord, kinds: list[str], *, write: bool) -> RunResult:
-        """Draft every kind for a fetched record, writing drafts back when asked."""
+    async def run(
+        self, record: PatientRecord, kinds: list[str], *, write: bool, encounter: str | None = None
+    ) -> RunResult:
+        """Draft every kind for a fetched record, writing drafts back when asked; a SOAP note is for
+        `encounter` (the newest when None) and composes from its transcript."""
         result = RunResult(record.patient_id)
         digest = record.digest()
         with result.timed("condense"):
-            job = self.prepare(record)
+            visit = None
+            if "soap" in kinds:
+                visit = await load_visit(record, self.settings, encounter=encounter, client=self.fhir)
+            job = self.prepare(record, visit)
         identifiers = {name: draft_identifier(record.patient_id, name, digest) for name in kinds}
         existing: dict[str, str] = {}
         if write and self.fhir is not None:
@@ -405,6 +433,8 @@ class Pipeline:
         """The write-back input for one verified draft."""
         assert outcome.note is not None and outcome.markdown is not None
         latest = job.full.encounters[0] if job.full.encounters else None
+        if kind.name == "soap" and job.visit is not None and job.visit.encounter:
+            latest = next((e for e in job.full.encounters if e.ref == job.visit.encounter), latest)
         return DraftDocument(
             patient_id=record.patient_id,
             kind=kind.name,
@@ -425,13 +455,15 @@ class Pipeline:
             period_end=latest.end if latest else None,
         )
 
-    async def summarize(self, patient_id: str, kinds: list[str], *, write: bool = True) -> RunResult:
+    async def summarize(
+        self, patient_id: str, kinds: list[str], *, write: bool = True, encounter: str | None = None
+    ) -> RunResult:
         """Fetch a patient's record from the FHIR server and run every kind."""
         if self.fhir is None:
             raise RuntimeError("Pipeline.summarize needs a FHIR client")
         started = time.perf_counter()
         record = (await pull_with_snapshot(self.fhir, patient_id)).record
         fetch_s = time.perf_counter() - started
-        result = await self.run(record, kinds, write=write)
+        result = await self.run(record, kinds, write=write, encounter=encounter)
         result.timings["fetch"] = fetch_s
         return result
