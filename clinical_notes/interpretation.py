@@ -57,9 +57,11 @@ def state_of(m: Measurement) -> State | None:
     if not m.abnormal:
         return "normal"
     code = (m.interpretation or "").upper()
-    if code.startswith("H") or (m.value is not None and m.high is not None and m.value > m.high):
+    if code[:1] in ("H", "L"):
+        return "high" if code.startswith("H") else "low"
+    if m.value is not None and m.high is not None and m.value > m.high:
         return "high"
-    if code.startswith("L") or (m.value is not None and m.low is not None and m.value < m.low):
+    if m.value is not None and m.low is not None and m.value < m.low:
         return "low"
     return "abnormal"
 

@@ -94,7 +94,7 @@ def speaker_of(tag: str | None) -> Speaker:
     """A speaker tag folded to a role ("Dr. Smith" → doctor, "patient_guest" → other)."""
     if not tag:
         return "unknown"
-    word = re.split(r"[^a-z]+", tag.strip().lower())[0]
+    word = re.split(r"[\s.:,]+", tag.strip().lower())[0]  # "Dr. Smith" → dr; "patient_guest" stays whole
     return SPEAKERS.get(word, "other")
 
 
