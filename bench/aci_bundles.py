@@ -50,7 +50,7 @@ def encounters(split: str) -> list[AciEncounter]:
     out = []
     for item in json.loads((base / f"{split}.json").read_text(encoding="utf-8"))["data"]:
         row = meta.get(item["file"], {})
-        age = row.get("patient_age", "")
+        age = row.get("patient_age", "").strip().removesuffix(".0")
         out.append(
             AciEncounter(
                 id=item["file"],
@@ -58,7 +58,7 @@ def encounters(split: str) -> list[AciEncounter]:
                 transcript=item["src"],
                 reference=item["tgt"],
                 age=int(age) if age.isdigit() else None,
-                sex=row.get("patient_gender") or None,
+                sex=(row.get("patient_gender") or "").strip().lower() or None,
             )
         )
     return out

@@ -135,9 +135,9 @@ def parse_transcript(
         turns = _plain(text)
     else:
         raise InputError(f"{ref}: transcript content type {media!r} is neither text/plain nor text/vtt")
-    turns = [t for t in turns if t.text]
+    # A turn keeps its number even when nothing was said in it ("[patient]" alone): citations count lines.
     found = Transcript(ref, turns[:max_turns], encounter, date, left_out=max(0, len(turns) - max_turns))
-    if not turns:
+    if not any(t.text for t in turns):
         found.problems.append("the transcript holds no turns")
     elif not found.tagged:
         found.problems.append(

@@ -32,7 +32,7 @@ class TurnEvidence(Evidence):
 
     turn: Turn | None = None
     numbers: list[float] = field(default_factory=list)
-    polarity: dict[str, Status] = field(default_factory=dict)
+    polarity: dict[str, set[Status]] = field(default_factory=dict)
 
     def has_quantity(self, quantity: Quantity) -> bool:
         """A number said in the turn (speech gives the number, rarely its unit)."""
@@ -49,7 +49,7 @@ def turn_evidence(transcript: Transcript, facts: TranscriptFacts, n: int) -> Tur
     before = transcript.turn(n - 1)
     if before is not None and len(turn.text.split()) <= ANSWER_WORDS:
         texts.append(before.text)  # an answer is read with its question
-    polarity = dict(facts.polarity.get(n, {}))
+    polarity = {name: set(said) for name, said in facts.polarity.get(n, {}).items()}
     names = [*polarity, *(s.name for s in facts.symptoms if n in s.turns)]
     day = parse_day(transcript.date)
     return TurnEvidence(
@@ -104,7 +104,7 @@ def turn_problems(text: str, cited: list[Evidence]) -> list[TurnProblem]:
         if not said and not held:
             found.append(TurnProblem("number_unsupported", f"{number.value:g} is said in no cited turn"))
     for name, status in statement_polarity(text).items():
-        stated = [e.polarity[name] for e in turns if name in e.polarity]
+        stated = {s for e in turns for s in e.polarity.get(name, set())}
         if stated and status not in stated:
             opposite = "deny" if status == "reported" else "report"
             found.append(

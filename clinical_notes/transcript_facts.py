@@ -39,6 +39,23 @@ from clinical_notes.transcript_terms import (
 Status = Literal["reported", "denied"]
 MedStatus = Literal["taking", "planned", "stopped"]
 MIN_STEMMED_DRUG = 6  # a stem match needs a word this long ("ramipril", not "pril")
+CUE_WINDOW = 8  # tokens either side of a drug name read for plan or stop cues
+# How people deny in conversation, beyond ConText's default (clinical-note) negation cues.
+SPOKEN_NEGATIONS = (
+    "nothing",
+    "none",
+    "never",
+    "not really",
+    "not any",
+    "do n't have",
+    "did n't have",
+    "have n't had",
+    "have n't noticed",
+    "have n't been having",
+    "have not had",
+    "not having",
+    "no more",
+)
 QUESTION_OPENERS = frozenset(
     {"any", "do", "does", "did", "have", "has", "are", "is", "was", "were", "had", "how", "what", "when"}
 )
@@ -129,7 +146,7 @@ class TranscriptFacts:
     measurements: list[SaidFact] = field(default_factory=list)
     allergies: list[SaidFact] = field(default_factory=list)
     findings: list[SaidFact] = field(default_factory=list)
-    polarity: dict[int, dict[str, Status]] = field(default_factory=dict)
+    polarity: dict[int, dict[str, set[Status]]] = field(default_factory=dict)
 
 
 # ------------------------------------------------------------------------------------------ the pipeline
@@ -145,6 +162,7 @@ def pipeline() -> Any:
     download). Built once per process."""
     import medspacy  # noqa: F401  (registers the medspacy_* factories)
     import spacy
+    from medspacy.context import ConTextRule
     from medspacy.target_matcher import TargetRule
 
     nlp = spacy.blank("en")
@@ -179,7 +197,8 @@ def pipeline() -> Any:
     for name in DRUG_NAMES:
         rules.append(TargetRule(name, "DRUG", pattern=_phrase_pattern(name)))
     matcher.add(rules)
-    nlp.add_pipe("medspacy_context")
+    context: Any = nlp.add_pipe("medspacy_context")
+    context.add([ConTextRule(cue, "NEGATED_EXISTENCE", direction="FORWARD") for cue in SPOKEN_NEGATIONS])
     return nlp
 
 
@@ -203,10 +222,29 @@ def _starts(text: str, openers: Iterable[str]) -> bool:
 
 
 def _is_question(sentence: str) -> bool:
-    """A question, not a statement closed by a tag ("... a murmur, okay?" states the murmur)."""
+    """A question, not a statement closed by a tag ("... a murmur, okay?" states the murmur); speech
+    recognition often writes none of the punctuation, so a question's opening words count too."""
     said = TAG_QUESTION.sub(".", sentence.rstrip())
-    words = _words(said)
-    return said.endswith("?") or bool(words and words[0] in QUESTION_OPENERS and "?" in said)
+    words = [w for w in _words(said) if w not in LEAD_INS]
+    return said.endswith("?") or bool(words and words[0] in QUESTION_OPENERS and not said.endswith("."))
+
+
+YES_NO_OPENERS = frozenset(
+    {"any", "do", "does", "did", "have", "has", "are", "is", "was", "were", "had", "can", "could", "no"}
+)
+LEAD_INS = frozenset({"and", "so", "okay", "ok", "all", "right", "alright", "um", "uh", "now", "also", "but"})
+
+
+def _yes_no(m: _Mention) -> bool:
+    """Whether a question mentioning a symptom is answered by yes or no ("any fever?", "do you have chest
+    pain?"), not by a description ("what have you taken for the pain?"), and is not the part a speaker
+    corrects ("joint pain ... i mean, muscle aches?" asks about muscle aches)."""
+    sentence = m.sentence.lower()
+    corrected = sentence.rfind("i mean")
+    if corrected >= 0 and m.start - m.sentence_start < corrected:
+        return False
+    words = [w for w in _words(sentence) if w not in LEAD_INS]
+    return bool(words) and (words[0] in YES_NO_OPENERS or "any" in words[:4] or len(words) <= 4)
 
 
 def spoken_number(word: str) -> float | None:
@@ -226,7 +264,7 @@ def spoken_number(word: str) -> float | None:
 def spoken_numbers(text: str) -> list[float]:
     """Every number said in a text, written or spoken ("one twenty over eighty" gives 1, 20, 80; "twenty
     five" gives 25 as well as 20 and 5)."""
-    tokens = re.findall(r"\d+(?:\.\d+)?|[a-z]+(?:-[a-z]+)?", text.lower())
+    tokens = re.findall(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|[a-z]+(?:-[a-z]+)?", text.lower())
     found: list[float] = []
     previous: float | None = None
     for token in tokens:
@@ -258,6 +296,7 @@ class _Mention:
     person: Literal["first", "other", "none"]
     sentence: str
     start: int
+    sentence_start: int
 
 
 def _person(sentence: str) -> Literal["first", "other", "none"]:
@@ -286,6 +325,7 @@ def _mentions(doc: Any) -> list[_Mention]:
                 _person(sentence),
                 sentence,
                 ent.start_char,
+                ent.sent.start_char,
             )
         )
     # "pain" alone is kept only where no located pain names it better in the same sentence.
@@ -399,10 +439,10 @@ def exam_turns(transcript: Transcript) -> set[int]:
 
 def read_symptoms(
     transcript: Transcript, docs: dict[int, Any]
-) -> tuple[list[SymptomFact], dict[int, dict[str, Status]]]:
+) -> tuple[list[SymptomFact], dict[int, dict[str, set[Status]]]]:
     """Symptoms reported and denied, turn by turn and by answer; and each turn's polarity per symptom."""
     facts: list[SymptomFact] = []
-    polarity: dict[int, dict[str, Status]] = {}
+    polarity: dict[int, dict[str, set[Status]]] = {}
     if not transcript.tagged:
         return facts, polarity
     examined = exam_turns(transcript)  # what the clinician finds is a finding, not a report
@@ -412,7 +452,7 @@ def read_symptoms(
         for m in mentions:
             status: Status = "denied" if m.negated else "reported"
             if not m.question:
-                polarity.setdefault(turn.n, {}).setdefault(m.name, status)
+                polarity.setdefault(turn.n, {}).setdefault(m.name, set()).add(status)
         statements = [m for m in mentions if not m.question]
         for m in statements:
             status = "denied" if m.negated else "reported"
@@ -423,7 +463,7 @@ def read_symptoms(
                 facts.append(SymptomFact(m.name, status, (turn.n,), said))
             elif turn.speaker in CLINICIANS and m.person == "first":
                 facts.append(SymptomFact(m.name, status, (turn.n,), said, CLINICIAN_FIRST_PERSON))
-        asked = [m for m in mentions if m.question]
+        asked = [m for m in mentions if m.question and _yes_no(m)]
         answer = transcript.turn(turn.n + 1)
         if not asked or answer is None or answer.speaker == "unknown":
             continue
@@ -435,11 +475,11 @@ def read_symptoms(
             for name in names:
                 facts.append(SymptomFact(name, "denied", (turn.n, answer.n), None, uncertain))
                 if uncertain is None:
-                    polarity.setdefault(answer.n, {}).setdefault(name, "denied")
+                    polarity.setdefault(answer.n, {}).setdefault(name, set()).add("denied")
         elif kind == "affirmative" and len(names) == 1 and not any(m.negated for m in asked):
             facts.append(SymptomFact(names[0], "reported", (turn.n, answer.n), None, uncertain))
             if uncertain is None:
-                polarity.setdefault(answer.n, {}).setdefault(names[0], "reported")
+                polarity.setdefault(answer.n, {}).setdefault(names[0], set()).add("reported")
     return facts, polarity
 
 
@@ -467,6 +507,13 @@ def _dose(doc: Any, start: int) -> str | None:
     return None
 
 
+def _dose_before(doc: Any, start: int) -> str | None:
+    """A dose said just before a drug name ("twenty milligrams of lisinopril")."""
+    if start >= 3 and doc[start - 1].lower_ == "of":
+        return _dose(doc, max(0, start - 4)) if doc[start - 2].lower_ in DOSE_UNITS else None
+    return None
+
+
 def read_medications(transcript: Transcript, docs: dict[int, Any]) -> list[MedicationFact]:
     """Medications named in the visit with dose and frequency as said; a clinician's prescribing or change
     is a plan, a stop is a stop."""
@@ -477,14 +524,16 @@ def read_medications(transcript: Transcript, docs: dict[int, Any]) -> list[Medic
             if ent.label_ != "DRUG" or ent._.is_family or ent._.is_hypothetical:
                 continue
             name = ent.text.lower()
-            sentence = ent.sent.text.lower()
-            if any(c in sentence for c in STOP_CUES) or ent._.is_negated:
+            # Cues near the drug only: speech recognition runs a whole turn into one "sentence".
+            window = doc[max(ent.sent.start, ent.start - CUE_WINDOW) : ent.end + CUE_WINDOW]
+            near = f" {window.text.lower()} "
+            if any(f" {c} " in near for c in STOP_CUES):
                 status: MedStatus = "stopped"
-            elif turn.speaker in CLINICIANS and any(c in sentence for c in PLAN_CUES):
+            elif turn.speaker in CLINICIANS and any(f" {c} " in near for c in PLAN_CUES):
                 status = "planned"
             else:
                 status = "taking"
-            dose = _dose(doc, ent.end)
+            dose = _dose(doc, ent.end) or _dose_before(doc, ent.start)
             frequency = _near(doc, ent.end, FREQUENCIES, window=14)
             key = (name, status)
             before = found.get(key)
