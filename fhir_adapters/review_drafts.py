@@ -8,8 +8,13 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from fhir.resources.R4B.documentreference import DocumentReference
+
 from clinical_notes.draft import Flag, NoteDraft
 from clinical_notes.evidence import Evidence
+from clinical_notes.transcript import TURN_FRAGMENT, Transcript, split_turn_ref
+from clinical_notes.transcript_checks import WithTranscript
+from clinical_notes.transcript_facts import facts_of
 from clinical_notes.verifier import Verifier
 from fhir_adapters.citation_facts import citation_facts
 from fhir_adapters.client import FhirClient
@@ -24,6 +29,7 @@ from fhir_adapters.lifecycle import (
 )
 from fhir_adapters.references import parse_reference
 from fhir_adapters.resources import parse_resource
+from fhir_adapters.transcripts import TranscriptRules, read_transcript
 from services.core.errors import EhrSumError, InputError
 
 STRUCTURED = "application/json"
@@ -122,13 +128,42 @@ async def read_cited(client: FhirClient, refs: set[str]) -> dict[str, dict[str, 
     return {ref: found for ref, found in await asyncio.gather(*map(one, sorted(refs))) if found}
 
 
+async def read_turns(
+    client: FhirClient, cited: dict[str, dict[str, Any]], refs: set[str], rules: TranscriptRules
+) -> list[Transcript]:
+    """The transcripts whose turns are cited, read now (their DocumentReferences are in `cited`)."""
+    bases = {split[0] for ref in refs if (split := split_turn_ref(ref)) is not None}
+    out = []
+    for base in sorted(bases & set(cited)):
+        try:
+            doc = DocumentReference.model_validate(cited[base])
+        except ValueError:
+            continue
+        out.append(await read_transcript(doc, rules, None, client))
+    return out
+
+
+def turn_label(ref: str, transcripts: list[Transcript]) -> str | None:
+    """What a chip of a turn says: the turn's number and speaker."""
+    split = split_turn_ref(ref)
+    found = next((t for t in transcripts if split and t.ref == split[0]), None)
+    turn = found.turn(split[1]) if found is not None and split else None
+    return f"Turn {turn.n} ({turn.speaker})" if turn else None
+
+
 def review_draft(
-    doc: dict[str, Any], etag: str, cited: dict[str, dict[str, Any]], replacement: dict[str, Any] | None
+    doc: dict[str, Any],
+    etag: str,
+    cited: dict[str, dict[str, Any]],
+    replacement: dict[str, Any] | None,
+    transcripts: list[Transcript] | None = None,
 ) -> ReviewDraft:
-    """One draft with each statement checked by the verifier against the cited resources as read now."""
+    """One draft with each statement checked by the verifier against the cited resources (and transcript
+    turns) as read now."""
     structured = structured_of(doc)
     note = NoteDraft.model_validate(structured)
-    report = Verifier(LiveEvidence(cited)).verify(note)
+    turns = transcripts or []
+    report = Verifier(WithTranscript(LiveEvidence(cited), [(t, facts_of(t)) for t in turns])).verify(note)
     problems: dict[str, list[str]] = {}
     for violation in report.violations:
         problems.setdefault(violation.location, []).append(f"{violation.rule}: {violation.detail}")
@@ -142,7 +177,9 @@ def review_draft(
                 ReviewStatement(
                     location=f"sections[{i}].statements[{j}]",
                     text=st.text,
-                    citations=[(ref, label_of(ref, cited.get(ref))) for ref in st.citations],
+                    citations=[
+                        (ref, turn_label(ref, turns) or label_of(ref, cited.get(ref))) for ref in st.citations
+                    ],
                     author=st.author,
                     problems=problems.get(f"sections[{i}].statements[{j}]", []),
                 )
@@ -188,10 +225,14 @@ def to_show(docs: list[dict[str, Any]]) -> tuple[list[Shown], dict[str, dict[str
     return pending + decided[:DECIDED_SHOWN], replacements, max(0, len(decided) - DECIDED_SHOWN)
 
 
-async def patient_drafts(client: FhirClient, patient_id: str) -> tuple[list[ReviewDraft], int]:
+async def patient_drafts(
+    client: FhirClient, patient_id: str, rules: TranscriptRules
+) -> tuple[list[ReviewDraft], int]:
     """The patient's drafts to review (see `to_show`), each checked against its sources as read now."""
     docs = [d async for d in client.search("DocumentReference", {"subject": f"Patient/{patient_id}"})]
     shown, replacements, older = to_show(docs)
-    cited = await read_cited(client, {ref for _, _, note in shown for ref in note.cited()})
-    drafts = [review_draft(doc, etag_of(doc), cited, replacements.get(ref)) for ref, doc, _ in shown]
+    refs = {ref for _, _, note in shown for ref in note.cited()}
+    cited = await read_cited(client, {ref.partition(TURN_FRAGMENT)[0] for ref in refs})
+    turns = await read_turns(client, cited, refs, rules)
+    drafts = [review_draft(doc, etag_of(doc), cited, replacements.get(ref), turns) for ref, doc, _ in shown]
     return drafts, older

@@ -211,3 +211,33 @@ def _newest_encounter(record: PatientRecord) -> str | None:
         return None
     newest = max(encounters, key=lambda e: iso(e.period.start if e.period else None) or "")
     return f"Encounter/{newest.id}"
+
+
+def transcript_visit(resource: dict[str, object], codes: frozenset[str]) -> tuple[str, str] | None:
+    """(patient id, encounter id) of a transcript DocumentReference as read from the server (JSON); None for
+    any other DocumentReference, or one without a patient subject and an encounter."""
+    if resource.get("resourceType") != "DocumentReference":
+        return None
+    try:
+        doc = DocumentReference.model_validate(resource)
+    except ValueError:
+        return None
+    if not is_transcript(doc, codes) or doc.subject is None or not doc.subject.reference:
+        return None
+    subject = normalize_reference(doc.subject.reference, {})
+    encounters = [e.reference for e in (doc.context.encounter or [])] if doc.context else []
+    if not subject.startswith("Patient/") or not encounters or not isinstance(encounters[0], str):
+        return None
+    return subject.split("/", 1)[1], normalize_reference(encounters[0], {}).split("/", 1)[-1]
+
+
+async def turn_facts(
+    client: FhirClient, resource: dict[str, object], n: int, rules: TranscriptRules
+) -> list[tuple[str, str]]:
+    """What a citation chip of a turn shows: the transcript, the turn's number, speaker and words."""
+    doc = DocumentReference.model_validate(resource)
+    transcript = await read_transcript(doc, rules, None, client)
+    turn = transcript.turn(n)
+    if turn is None:
+        return [("What", "Visit transcript"), ("Turn", f"{n}: not in the transcript")]
+    return [("What", "Visit transcript"), ("Turn", str(n)), ("Speaker", turn.speaker), ("Said", turn.text)]

@@ -20,7 +20,12 @@ from clinical_notes.transcript_compose import transcript_statements
 from clinical_notes.transcript_facts import TranscriptFacts, facts_of
 from fhir_adapters.client import FhirClient
 from fhir_adapters.record import PatientRecord
-from fhir_adapters.transcripts import TranscriptRules, cited_transcripts, find_transcript, transcript_refs
+from fhir_adapters.transcripts import (
+    TranscriptRules,
+    cited_transcripts,
+    find_transcript,
+    transcript_refs,
+)
 from services.core.errors import InputError
 from services.core.settings import Settings
 

@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from clinical_notes.transcript import split_turn_ref
 from fhir_adapters.citation_facts import citation_facts
 from fhir_adapters.client import json_body
 from fhir_adapters.lifecycle import draft_identifier_of, read_versioned
@@ -26,6 +27,7 @@ from fhir_adapters.references import fhir_id, parse_reference
 from fhir_adapters.replacement import replacement_document
 from fhir_adapters.review_drafts import patient_drafts, review_draft
 from fhir_adapters.smart_launch import SmartEndpoints, authorize_url, discover, exchange_code, pkce_pair
+from fhir_adapters.transcripts import turn_facts
 from services.api.drafts import version_of
 from services.api.guard import Counters
 from services.api.outcomes import status_of
@@ -43,6 +45,7 @@ from services.review import pages
 from services.review.sessions import COOKIE, Pending, Reviewer, Sessions
 from workers.approvals import decide_on_server, track
 from workers.clients import clinician_client
+from workers.transcripts import rules_of
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/review", include_in_schema=False)
@@ -251,7 +254,7 @@ async def drafts(session: SessionCookie = None, done: str | None = None) -> Resp
 async def _drafts_page(reviewer: Reviewer, notice: str) -> str:
     async with clinician_client(get_settings(), reviewer.access_token, _actor(reviewer)) as client:
         patient = (await read_versioned(client, f"Patient/{reviewer.patient}")).resource
-        found, older = await patient_drafts(client, reviewer.patient)
+        found, older = await patient_drafts(client, reviewer.patient, rules_of(get_settings()))
     banner = pages.patient_banner(reviewer.patient, citation_facts(patient))
     return pages.drafts_page(
         found, reviewer.csrf, user=reviewer.fhir_user, banner=banner, notice=notice, older=older
@@ -277,12 +280,16 @@ async def evidence(
 
     async def go() -> Response:
         reviewer = await _reviewer(session)
-        path = str(parse_reference(ref, what="citation"))
+        turn = split_turn_ref(ref)
+        path = str(parse_reference(turn[0] if turn else ref, what="citation"))
         async with clinician_client(get_settings(), reviewer.access_token, _actor(reviewer)) as client:
             resource = (await read_versioned(client, path)).resource
-        if not _of_patient(resource, reviewer.patient):
-            raise PermissionDenied(f"{path} is not a resource of the patient in context")
-        body = pages.evidence_fragment(path, citation_facts(resource))
+            if not _of_patient(resource, reviewer.patient):
+                raise PermissionDenied(f"{path} is not a resource of the patient in context")
+            facts = citation_facts(resource)
+            if turn is not None:
+                facts = await turn_facts(client, resource, turn[1], rules_of(get_settings()))
+        body = pages.evidence_fragment(ref if turn else path, facts)
         return _html(body if fragment else pages.page(path, body))
 
     try:
