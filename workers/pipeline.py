@@ -33,6 +33,7 @@ from clinical_notes.schema import answer_to_draft, model_schema
 from clinical_notes.timeline import ClinicalTimeline, Source
 from clinical_notes.timeline_text import render_timeline
 from clinical_notes.tokens import TokenCounter, token_counter
+from clinical_notes.transcript import TURN_FRAGMENT
 from clinical_notes.transcript_compose import with_statements
 from clinical_notes.verifier import VerificationReport, Verifier, flag_backing, without_failing
 from fhir_adapters.client import FhirClient
@@ -443,7 +444,8 @@ class Pipeline:
             title=job.words.title(kind.name, kind.title),
             markdown=outcome.markdown,
             structured={**outcome.note.model_dump(), "verification": outcome.verification},
-            cited_refs=outcome.note.cited(),
+            # Provenance names the transcript a turn belongs to (a reference has no turn fragment).
+            cited_refs=list(dict.fromkeys(ref.partition(TURN_FRAGMENT)[0] for ref in outcome.note.cited())),
             identifier=identifier,
             device=ModelDevice(
                 self.settings.model_device_name,
