@@ -38,7 +38,7 @@ from bench.aci_bundles import AciEncounter, aci_bundle, encounters  # noqa: E402
 from clinical_notes.concepts import content_stems  # noqa: E402
 from clinical_notes.draft import NoteDraft, Section, Statement  # noqa: E402
 from clinical_notes.transcript import Transcript  # noqa: E402
-from clinical_notes.transcript_checks import WithTranscript  # noqa: E402
+from clinical_notes.transcript_checks import TurnEvidence, WithTranscript  # noqa: E402
 from clinical_notes.transcript_compose import transcript_statements  # noqa: E402
 from clinical_notes.transcript_facts import (  # noqa: E402
     TranscriptFacts,
@@ -75,9 +75,11 @@ class Case:
     def statements(self) -> list[Statement]:
         return [s for section in self.composed.values() for s in section]
 
+    def evidence(self) -> WithTranscript:
+        return WithTranscript(RecordEvidence(self.record), [(self.transcript, self.facts)])
+
     def verifier(self) -> Verifier:
-        evidence = WithTranscript(RecordEvidence(self.record), [(self.transcript, self.facts)])
-        return Verifier(evidence)
+        return Verifier(self.evidence())
 
 
 def read_case(encounter: AciEncounter) -> Case:
@@ -229,12 +231,21 @@ def _mutate(kind: str, s: Statement, case: Case, rng: random.Random) -> Statemen
         match = re.search(r"\b\d+(?:\.\d+)?\b", text)
         if not match:
             return None
-        changed = f"{float(match[0]) * 2 + 10:g}"
+        # A value no cited turn says (one a turn happens to say elsewhere is not a detectable change).
+        turns = [case.evidence().evidence(ref) for ref in s.citations]
+        said = {v for e in turns if isinstance(e, TurnEvidence) for v in e.numbers}
+        value = float(match[0]) * 2 + 10
+        while value in said:
+            value += 7
+        changed = f"{value:g}"
         return s.model_copy(update={"text": text[: match.start()] + changed + text[match.end() :]})
     if kind == "unrelated turn cited":
-        stems = content_stems(text)
+        stems = content_stems(text)  # unrelated: no word of the statement, nor a synonym of one, in the turn
+        evidence = case.evidence()
         others = [
-            t for t in case.transcript.turns if not (content_stems(t.text) & stems) and len(t.text) > 30
+            t
+            for t in case.transcript.turns
+            if len(t.text) > 30 and not (_terms(evidence, case.transcript.turn_ref(t.n)) & stems)
         ]
         if not others:
             return None
@@ -274,6 +285,11 @@ def cmd_planted(splits: list[str], limit: int | None) -> None:
             f"| {split} | clean composed statements rejected | {clean} | {rejected} | "
             f"{rejected / max(1, clean):.3f} |"
         )
+
+
+def _terms(evidence: WithTranscript, ref: str) -> set[str]:
+    found = evidence.evidence(ref)
+    return found.terms if found else set()
 
 
 def _note(s: Statement) -> NoteDraft:

@@ -10,11 +10,12 @@ sources mentions. Polarity comes from the same medspaCy reading that composed th
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date
 
-from clinical_notes.concepts import numbers_in, term_stems
-from clinical_notes.evidence import Evidence, EvidenceSource, Quantity, parse_day
+from clinical_notes.concepts import term_stems
+from clinical_notes.evidence import DATE, Evidence, EvidenceSource, Quantity, parse_day
 from clinical_notes.transcript import Transcript, Turn, split_turn_ref
 from clinical_notes.transcript_facts import (
     Status,
@@ -23,6 +24,7 @@ from clinical_notes.transcript_facts import (
     statement_polarity,
 )
 
+STATEMENT_NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?!\w|\.\d)")
 ANSWER_WORDS = 8  # a turn this short is read together with the turn before it
 
 
@@ -83,6 +85,14 @@ class WithTranscript:
         return self._turns[ref]
 
 
+def _numbers(text: str) -> list[Quantity]:
+    """Every number of a statement, one that ends a sentence too ("... at 8."), dates left out."""
+    return [
+        Quantity(float(n), "", len(n.split(".", 1)[1]) if "." in n else 0)
+        for n in STATEMENT_NUMBER.findall(DATE.sub(" ", text))
+    ]
+
+
 @dataclass(frozen=True)
 class TurnProblem:
     """A failed turn check: which rule, and why."""
@@ -97,7 +107,7 @@ def turn_problems(text: str, cited: list[Evidence]) -> list[TurnProblem]:
     if not turns:
         return []
     found: list[TurnProblem] = []
-    for number in numbers_in(text):
+    for number in _numbers(text):
         tolerance = 0.5 * 10.0**-number.decimals + 1e-9
         said = any(e.has_quantity(number) for e in turns)
         held = any(abs(q.value - number.value) <= tolerance for e in cited for q in e.quantities)

@@ -29,10 +29,18 @@ def _listed(names: list[str]) -> str:
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
-def _merged(facts: list[SymptomFact]) -> list[SymptomFact]:
-    """One fact per symptom and status (and uncertainty), its turns joined."""
+def _merged(facts: TranscriptFacts) -> list[SymptomFact]:
+    """One fact per symptom and status (and uncertainty), its turns joined; a turn that says the symptom
+    both ways is not cited for either, and "pain" that names no place is left to the located pains."""
     merged: dict[tuple[str, str, str | None], SymptomFact] = {}
-    for f in facts:
+    for f in facts.symptoms:
+        if f.name == "pain":
+            continue
+        said = [facts.polarity.get(n, {}).get(f.name, set()) for n in f.turns]
+        turns = tuple(n for n, ways in zip(f.turns, said, strict=True) if len(ways) < 2)
+        if f.uncertain is None and not any(ways == {f.status} for ways in said):
+            continue  # no turn says it only this way
+        f = SymptomFact(f.name, f.status, turns, f.said, f.uncertain)
         key = (f.name, f.status, f.uncertain)
         held = merged.get(key)
         if held is None:
@@ -45,7 +53,7 @@ def _merged(facts: list[SymptomFact]) -> list[SymptomFact]:
 
 def symptom_statements(transcript: Transcript, facts: TranscriptFacts) -> list[Statement]:
     """Reported symptoms one by one, denied ones grouped by the turns that deny them, uncertain ones apart."""
-    merged = _merged(facts.symptoms)
+    merged = _merged(facts)
     out = []
     reported = [f for f in merged if f.status == "reported" and f.uncertain is None]
     denied_names = {f.name for f in merged if f.status == "denied" and f.uncertain is None}

@@ -56,6 +56,25 @@ SPOKEN_NEGATIONS = (
     "not having",
     "no more",
 )
+ASK_WINDOW = 12  # tokens before a concept read for a question's words
+QUESTION_CUES = (
+    "have you",
+    "do you",
+    "did you",
+    "are you",
+    "any",
+    "how about",
+    "what about",
+    "is there",
+    "are there",
+    "does it",
+    "do your",
+    "are your",
+    "is your",
+    "you been having",
+    "you having",
+    "you had",
+)
 QUESTION_OPENERS = frozenset(
     {"any", "do", "does", "did", "have", "has", "are", "is", "was", "were", "had", "how", "what", "when"}
 )
@@ -244,6 +263,9 @@ def _yes_no(m: _Mention) -> bool:
     if corrected >= 0 and m.start - m.sentence_start < corrected:
         return False
     words = [w for w in _words(sentence) if w not in LEAD_INS]
+    before = " " + " ".join(_words(m.sentence[: max(0, m.start - m.sentence_start)])[-ASK_WINDOW:]) + " "
+    if any(f" {cue} " in before for cue in QUESTION_CUES):
+        return True
     return bool(words) and (words[0] in YES_NO_OPENERS or "any" in words[:4] or len(words) <= 4)
 
 
@@ -307,7 +329,17 @@ def _person(sentence: str) -> Literal["first", "other", "none"]:
     return "first" if words & FIRST_PERSON else "none"
 
 
-def _mentions(doc: Any) -> list[_Mention]:
+def _asked(doc: Any, ent: Any) -> bool:
+    """Whether a clinician asks about the concept: the sentence is a question, or a question's words come
+    shortly before it (speech recognition runs "... okay well have you had any numbness" together)."""
+    if _is_question(ent.sent.text):
+        return True
+    before = " ".join(t.lower_ for t in doc[max(ent.sent.start, ent.start - ASK_WINDOW) : ent.start])
+    return any(f" {cue} " in f" {before} " for cue in QUESTION_CUES)
+
+
+def _mentions(doc: Any, clinician: bool = False) -> list[_Mention]:
+    """The symptoms of a turn or statement with their reading; `clinician`: read spoken question cues."""
     found = []
     for ent in doc.ents:
         if ent.label_ != "SYMPTOM":
@@ -321,7 +353,7 @@ def _mentions(doc: Any) -> list[_Mention]:
             _Mention(
                 _name(ent),
                 ent._.is_negated,
-                _is_question(sentence),
+                _asked(doc, ent) if clinician else _is_question(sentence),
                 _person(sentence),
                 sentence,
                 ent.start_char,
@@ -448,7 +480,7 @@ def read_symptoms(
     examined = exam_turns(transcript)  # what the clinician finds is a finding, not a report
     for turn in transcript.turns:
         doc = docs[turn.n]
-        mentions = _mentions(doc)
+        mentions = _mentions(doc, turn.speaker in CLINICIANS)
         for m in mentions:
             status: Status = "denied" if m.negated else "reported"
             if not m.question:
@@ -468,7 +500,7 @@ def read_symptoms(
         if not asked or answer is None or answer.speaker == "unknown":
             continue
         kind = _answer_kind(answer.text)
-        answered = {m.name for m in _mentions(docs[answer.n])}
+        answered = {m.name for m in _mentions(docs[answer.n], answer.speaker in CLINICIANS)}
         names = list(dict.fromkeys(m.name for m in asked if m.name not in answered))
         uncertain = None if _speakers_fit(turn, answer) else SWAPPED
         if kind == "negative":

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 # Canonical symptom → what people say for it [ROS]. Matched on lower-cased whole words.
 SYMPTOMS: dict[str, tuple[str, ...]] = {
-    "fever": ("fever", "fevers", "febrile", "temperature"),
+    "fever": ("fever", "fevers", "febrile"),
     "chills": ("chills", "chill", "rigors"),
     "night sweats": ("night sweats", "sweats", "sweating"),
     "fatigue": ("fatigue", "tired", "tiredness", "exhausted", "exhaustion", "lethargy", "lethargic"),
