@@ -25,6 +25,8 @@ from clinical_notes.transcript_facts import (
 )
 
 STATEMENT_NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?!\w|\.\d)")
+QUOTED = re.compile(r'"([^"]+)"')
+HESITATIONS = frozenset({"uh", "um", "uhm", "er", "hmm", "mm"})
 ANSWER_WORDS = 8  # a turn this short is read together with the turn before it
 
 
@@ -85,6 +87,21 @@ class WithTranscript:
         return self._turns[ref]
 
 
+def _unquoted(text: str, turns: list[TurnEvidence]) -> str:
+    """The statement without what it quotes word for word from a cited turn (a verbatim quote says what
+    the turn says, whatever a reading of its negation makes of it out of context)."""
+    said = [" ".join(_plain(e.turn.text)) for e in turns if e.turn is not None]
+    for quote in QUOTED.findall(text):
+        words = " ".join(_plain(quote))
+        if words and any(words in turn for turn in said):
+            text = text.replace(quote, "")
+    return text
+
+
+def _plain(text: str) -> list[str]:
+    return [w for w in re.findall(r"[a-z0-9']+", text.lower()) if w not in HESITATIONS]
+
+
 def _numbers(text: str) -> list[Quantity]:
     """Every number of a statement, one that ends a sentence too ("... at 8."), dates left out."""
     return [
@@ -113,7 +130,7 @@ def turn_problems(text: str, cited: list[Evidence]) -> list[TurnProblem]:
         held = any(abs(q.value - number.value) <= tolerance for e in cited for q in e.quantities)
         if not said and not held:
             found.append(TurnProblem("number_unsupported", f"{number.value:g} is said in no cited turn"))
-    for name, status in statement_polarity(text).items():
+    for name, status in statement_polarity(_unquoted(text, turns)).items():
         stated = {s for e in turns for s in e.polarity.get(name, set())}
         if stated and status not in stated:
             opposite = "deny" if status == "reported" else "report"

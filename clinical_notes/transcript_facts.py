@@ -334,6 +334,8 @@ def _asked(doc: Any, ent: Any) -> bool:
     shortly before it (speech recognition runs "... okay well have you had any numbness" together)."""
     if _is_question(ent.sent.text):
         return True
+    if ent._.is_negated:
+        return False  # "you don't have any edema" states; only a question mark makes it asked
     before = " ".join(t.lower_ for t in doc[max(ent.sent.start, ent.start - ASK_WINDOW) : ent.start])
     return any(f" {cue} " in f" {before} " for cue in QUESTION_CUES)
 
