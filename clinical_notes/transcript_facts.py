@@ -90,7 +90,17 @@ INTENT_CUES = (
     " i wan na ",
 )
 FIRST_PERSON = frozenset({"i", "i'm", "i've", "me", "my", "i'd", "myself"})
-SECOND_OR_THIRD = frozenset({"you", "your", "you've", "you're", "she", "he", "her", "his", "she's", "he's"})
+# An answer that denies whatever of the question it does not name.
+REST_DENIED = (
+    "everything else has been",
+    "everything else is",
+    "nothing else",
+    "not in a while",
+    "not recently",
+)
+SECOND_OR_THIRD = frozenset(
+    {"you", "your", "you've", "you're", "she", "he", "her", "his", "she's", "he's", "presents", "patient"}
+)
 SPOKEN = {
     "zero": 0,
     "one": 1,
@@ -322,9 +332,10 @@ class _Mention:
 
 
 def _person(sentence: str) -> Literal["first", "other", "none"]:
-    """Whom a clinician's sentence is about: the patient ("you", "she"), the speaker ("I"), or neither."""
+    """Whom a clinician's sentence is about: the patient ("you", "she", a dictated "57-year-old male who
+    presents with"), the speaker ("I"), or neither."""
     words = set(_words(sentence))
-    if words & SECOND_OR_THIRD:
+    if words & SECOND_OR_THIRD or any(w.endswith("year-old") for w in words):
         return "other"
     return "first" if words & FIRST_PERSON else "none"
 
@@ -439,7 +450,9 @@ def _duration(doc: Any, sentence: str) -> str | None:
 
 def _answer_kind(text: str) -> Literal["negative", "affirmative", "other"]:
     cleaned = FILLERS.sub("", text).strip()
-    if _starts(cleaned, NEGATIVE_ANSWERS):
+    said = " ".join(_words(cleaned))
+    if _starts(cleaned, NEGATIVE_ANSWERS) or any(phrase in said for phrase in REST_DENIED):
+        return "negative"  # "a little congestion, but everything else has been okay" denies the rest
         return "negative"
     if _starts(cleaned, AFFIRMATIVE_ANSWERS):
         return "affirmative"
