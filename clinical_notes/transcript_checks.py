@@ -18,6 +18,7 @@ from clinical_notes.concepts import term_stems
 from clinical_notes.evidence import DATE, Evidence, EvidenceSource, Quantity, parse_day
 from clinical_notes.transcript import Transcript, Turn, split_turn_ref
 from clinical_notes.transcript_facts import (
+    HESITATIONS,
     Status,
     TranscriptFacts,
     spoken_numbers,
@@ -26,7 +27,6 @@ from clinical_notes.transcript_facts import (
 
 STATEMENT_NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?!\w|\.\d)")
 QUOTED = re.compile(r'"([^"]+)"')
-HESITATIONS = frozenset({"uh", "um", "uhm", "er", "hmm", "mm"})
 ANSWER_WORDS = 8  # a turn this short is read together with the turn before it
 
 

@@ -132,7 +132,8 @@ SPOKEN = {
     "ninety": 90,
 }
 TAG_QUESTION = re.compile(r",?\s*\b(?:okay|ok|right|all right|alright|yeah|you know)\s*\?$", re.IGNORECASE)
-FILLERS = re.compile(r"\b(?:uh|um|uhm|er|hmm|mm)\b\s*,?\s*", re.IGNORECASE)
+HESITATIONS = frozenset({"uh", "um", "uhm", "er", "hmm", "mm"})
+FILLERS = re.compile(r"\b(?:" + "|".join(sorted(HESITATIONS)) + r")\b\s*,?\s*", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
