@@ -130,7 +130,10 @@ SPOKEN = {
     "seventy": 70,
     "eighty": 80,
     "ninety": 90,
+    "hundred": 100,
 }
+REPEATED = re.compile(r"\b(\w+)(?: \1\b)+")
+LATER = ("in a second", "in a minute", "in a moment", "later")  # an exam announced for later has not begun
 TAG_QUESTION = re.compile(r",?\s*\b(?:okay|ok|right|all right|alright|yeah|you know)\s*\?$", re.IGNORECASE)
 HESITATIONS = frozenset({"uh", "um", "uhm", "er", "hmm", "mm"})
 FILLERS = re.compile(r"\b(?:" + "|".join(sorted(HESITATIONS)) + r")\b\s*,?\s*", re.IGNORECASE)
@@ -310,6 +313,8 @@ def spoken_numbers(text: str) -> list[float]:
             found.append(previous + value)  # "twenty five"
         if previous is not None and 1 <= previous <= 9 and 10 <= value < 100 and token.isalpha():
             found.append(previous * 100 + value)  # "one twenty" as a blood pressure is 120
+        if value == 100 and previous is not None and previous < 10:
+            found.append(previous * 100)  # "eight hundred"
         previous = value
     return found
 
@@ -344,8 +349,8 @@ def _person(sentence: str) -> Literal["first", "other", "none"]:
 def _asked(doc: Any, ent: Any) -> bool:
     """Whether a clinician asks about the concept: the sentence is a question, or a question's words come
     shortly before it (speech recognition runs "... okay well have you had any numbness" together)."""
-    if _is_question(ent.sent.text):
-        return True
+    if _is_question(ent.sent.text) and ent.sent.end - ent.end <= ASK_WINDOW:
+        return True  # a question mark far after the concept closes another question of a long turn
     if ent._.is_negated:
         return False  # "you don't have any edema" states; only a question mark makes it asked
     before = " ".join(t.lower_ for t in doc[max(ent.sent.start, ent.start - ASK_WINDOW) : ent.start])
@@ -475,13 +480,14 @@ def exam_turns(transcript: Transcript) -> set[int]:
     found: set[int] = set()
     in_exam = False
     for turn in transcript.turns:
-        text = turn.text.lower()
-        if turn.speaker in CLINICIANS and any(cue in text for cue in EXAM_START):
+        if turn.speaker not in CLINICIANS:
+            continue
+        text = REPEATED.sub(r"\1", " ".join(_words(turn.text)))  # "exam i i see" → "exam i see"
+        if any(cue in text for cue in EXAM_START) and not any(cue in text for cue in LATER):
             in_exam = True
-        elif in_exam and turn.speaker in CLINICIANS and any(cue in text for cue in EXAM_END):
-            in_exam = False
-        if in_exam and turn.speaker in CLINICIANS:
+        if in_exam:
             found.add(turn.n)
+            in_exam = not any(cue in text for cue in EXAM_END)  # the turn that moves on still holds findings
     return found
 
 
@@ -545,6 +551,8 @@ def _dose(doc: Any, start: int) -> str | None:
         value = spoken_number(token.text)
         if value is None:
             continue
+        if tokens[i + 1].lower_ == "hundred" and i + 2 < len(tokens):
+            value, tokens = value * 100, tokens[: i + 1] + tokens[i + 2 :]  # "eight hundred milligrams"
         nxt = tokens[i + 1].lower_
         if value >= 20 and i + 2 < len(tokens) and tokens[i + 2].lower_ in DOSE_UNITS:
             second = spoken_number(tokens[i + 1].text)
