@@ -75,6 +75,9 @@ QUESTION_CUES = (
     "you having",
     "you had",
 )
+# Where a spoken denial stops: "no fever some chills and i do feel a little nauseous" denies fever only
+# (speech recognition writes no punctuation to end the negation's scope).
+SPOKEN_TERMINATIONS = ("some", "a little", "a bit", "i do", "i have", "i've", "i've been", "kind of", "kinda")
 QUESTION_OPENERS = frozenset(
     {"any", "do", "does", "did", "have", "has", "are", "is", "was", "were", "had", "how", "what", "when"}
 )
@@ -232,6 +235,7 @@ def pipeline() -> Any:
     matcher.add(rules)
     context: Any = nlp.add_pipe("medspacy_context")
     context.add([ConTextRule(cue, "NEGATED_EXISTENCE", direction="FORWARD") for cue in SPOKEN_NEGATIONS])
+    context.add([ConTextRule(cue, "TERMINATE", direction="TERMINATE") for cue in SPOKEN_TERMINATIONS])
     return nlp
 
 
@@ -524,6 +528,9 @@ def read_symptoms(
         kind = _answer_kind(answer.text)
         answered = {m.name for m in _mentions(docs[answer.n], answer.speaker in CLINICIANS)}
         names = list(dict.fromkeys(m.name for m in asked if m.name not in answered))
+        rest = any(phrase in " ".join(_words(answer.text)) for phrase in REST_DENIED)
+        if answered & {m.name for m in asked} and not rest:
+            names = []  # "no fever" to "cough? fever?" answers about fever alone; its own reading says so
         uncertain = None if _speakers_fit(turn, answer) else SWAPPED
         if kind == "negative":
             for name in names:
