@@ -54,6 +54,10 @@ SPOKEN_NEGATIONS = (
     "have n't been having",
     "have not had",
     "not having",
+    "ca n't recall",
+    "do n't recall",
+    "do n't remember",
+    "do n't think",
     "no more",
 )
 ASK_WINDOW = 12  # tokens before a concept read for a question's words
@@ -77,7 +81,7 @@ QUESTION_CUES = (
 )
 # Where a spoken denial stops: "no fever some chills and i do feel a little nauseous" denies fever only
 # (speech recognition writes no punctuation to end the negation's scope).
-SPOKEN_TERMINATIONS = ("some", "a little", "a bit", "i do", "i have", "i've", "i've been", "kind of", "kinda")
+SPOKEN_TERMINATIONS = ("some", "a little", "a bit", "i do", "and i", "kinda")
 QUESTION_OPENERS = frozenset(
     {"any", "do", "does", "did", "have", "has", "are", "is", "was", "were", "had", "how", "what", "when"}
 )

@@ -40,6 +40,8 @@ SYMPTOMS: dict[str, tuple[str, ...]] = {
     "shortness of breath": (
         "shortness of breath",
         "short of breath",
+        "ca n't catch my breath",
+        "can't catch my breath",
         "trouble breathing",
         "difficulty breathing",
         "dyspnea",
