@@ -16,6 +16,7 @@ from services.core.errors import ConflictError, FhirConflict, InputError
 PARTICIPANT = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
 VERIFIER_ATTEMPTS = 3
 REJECTION_REASON = "urn:ehr-summarizer:rejection-reason"
+OVERRIDE_REASON = "urn:ehr-summarizer:approval-override-reason"
 REASON_MAX_CHARS = 1000
 DraftState = Literal["preliminary", "approved", "rejected", "superseded", "replaced"]
 
@@ -43,6 +44,11 @@ class Decision:
 def etag_of(resource: dict[str, Any]) -> str:
     """The weak ETag of a resource's current version."""
     return f'W/"{(resource.get("meta") or {}).get("versionId", "1")}"'
+
+
+def version_id(etag: str) -> str:
+    """The opaque version of an ETag: W/"3", "3" and 3 are all version 3."""
+    return etag.strip().removeprefix("W/").strip('"')
 
 
 async def read_versioned(client: FhirClient, ref: str) -> Versioned:
@@ -139,29 +145,48 @@ def replacement_decision(
     )
 
 
+def with_reason(doc: dict[str, Any], url: str, reason: str) -> None:
+    """Record a clinician's reason (1 to 1000 characters) as an extension of `url`; InputError otherwise."""
+    if not reason.strip() or len(reason) > REASON_MAX_CHARS:
+        raise InputError(f"a reason is 1 to {REASON_MAX_CHARS} characters")
+    others = [e for e in doc.get("extension", []) if e.get("url") != url]
+    doc["extension"] = [*others, {"url": url, "valueString": reason.strip()}]
+
+
 async def approve(
-    client: FhirClient, ref: str, *, if_match: str, authenticator: dict[str, Any]
+    client: FhirClient,
+    ref: str,
+    *,
+    if_match: str,
+    authenticator: dict[str, Any],
+    current: Versioned | None = None,
+    override_reason: str | None = None,
 ) -> dict[str, Any]:
-    """docStatus final with the approving clinician as authenticator; 412 when the draft moved on."""
-    current = await read_versioned(client, ref)
-    doc = copy.deepcopy(current.resource)
+    """docStatus final with the approving clinician as authenticator (and the reason they approved despite a
+    failed check, when they did); written from `current` when given; 412 when the draft moved on."""
+    doc = copy.deepcopy((current or await read_versioned(client, ref)).resource)
     if doc.get("status") != "current":
         raise ConflictError(f"{ref} is {doc.get('status')}; only a current draft is approved")
     doc["docStatus"] = "final"
     doc["authenticator"] = authenticator
+    if override_reason is not None:
+        with_reason(doc, OVERRIDE_REASON, override_reason)
     return await _put(client, doc, if_match)
 
 
-async def reject(client: FhirClient, ref: str, *, if_match: str, reason: str | None = None) -> dict[str, Any]:
+async def reject(
+    client: FhirClient,
+    ref: str,
+    *,
+    if_match: str,
+    reason: str | None = None,
+    current: Versioned | None = None,
+) -> dict[str, Any]:
     """status entered-in-error, with the reviewer's reason when given; 412 when the draft moved on."""
-    current = await read_versioned(client, ref)
-    doc = copy.deepcopy(current.resource)
+    doc = copy.deepcopy((current or await read_versioned(client, ref)).resource)
     doc["status"] = "entered-in-error"
     if reason is not None:
-        if not reason.strip() or len(reason) > REASON_MAX_CHARS:
-            raise InputError(f"a rejection reason is 1 to {REASON_MAX_CHARS} characters")
-        others = [e for e in doc.get("extension", []) if e.get("url") != REJECTION_REASON]
-        doc["extension"] = [*others, {"url": REJECTION_REASON, "valueString": reason.strip()}]
+        with_reason(doc, REJECTION_REASON, reason)
     return await _put(client, doc, if_match)
 
 

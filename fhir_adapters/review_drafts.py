@@ -1,8 +1,11 @@
-"""A patient's AI drafts as a reviewer sees them: statements with author, live verification, flags, state."""
+"""A patient's AI drafts as a reviewer sees them: statements with author, live verification, flags, state.
+
+Every draft and every cited resource is taken from the patient's compartment (`fhir_adapters.compartment`):
+a citation of anything else is shown as outside the record, never rendered or checked from that resource.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 from dataclasses import dataclass, field
@@ -18,22 +21,21 @@ from clinical_notes.transcript_facts import facts_of
 from clinical_notes.verifier import Verifier
 from fhir_adapters.citation_facts import citation_facts
 from fhir_adapters.client import FhirClient
+from fhir_adapters.compartment import in_compartment, of_patient
 from fhir_adapters.evidence import evidence_of
 from fhir_adapters.lifecycle import (
     decision_of,
     draft_identifier_of,
     etag_of,
-    read_versioned,
     replaced_targets,
     replacement_decision,
 )
-from fhir_adapters.references import parse_reference
 from fhir_adapters.resources import parse_resource
 from fhir_adapters.transcripts import TranscriptRules, read_transcript
-from services.core.errors import EhrSumError, InputError
+from services.core.errors import InputError
 
 STRUCTURED = "application/json"
-FETCH_CONCURRENCY = 8
+OUTSIDE = "Source outside this patient's record"
 DECIDED_SHOWN = 10  # each shown draft's citations are read and checked on every page load
 
 
@@ -63,11 +65,17 @@ class ReviewDraft:
     sections: list[tuple[str, list[ReviewStatement]]]
     synthesis_unavailable: str | None
     verification: dict[str, Any] = field(default_factory=dict)
+    outside: frozenset[str] = frozenset()
 
     @property
     def critical_first(self) -> bool:
         """Flags go before the sections when any is critical."""
         return any(f.severity == "critical" for f in self.flags)
+
+    @property
+    def failing(self) -> list[ReviewStatement]:
+        """The statements whose check fails now (approving them as written needs a reason)."""
+        return [s for _, statements in self.sections for s in statements if s.problems]
 
 
 class LiveEvidence:
@@ -114,20 +122,6 @@ def structured_of(doc: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-async def read_cited(client: FhirClient, refs: set[str]) -> dict[str, dict[str, Any]]:
-    """Each cited resource, read now; those that cannot be read (gone, out of scope) are left out."""
-    limit = asyncio.Semaphore(FETCH_CONCURRENCY)
-
-    async def one(ref: str) -> tuple[str, dict[str, Any] | None]:
-        async with limit:
-            try:
-                return ref, (await read_versioned(client, str(parse_reference(ref)))).resource
-            except EhrSumError:
-                return ref, None
-
-    return {ref: found for ref, found in await asyncio.gather(*map(one, sorted(refs))) if found}
-
-
 async def read_turns(
     client: FhirClient, cited: dict[str, dict[str, Any]], refs: set[str], rules: TranscriptRules
 ) -> list[Transcript]:
@@ -149,6 +143,11 @@ def turn_label(ref: str, transcripts: list[Transcript]) -> str | None:
     found = next((t for t in transcripts if split and t.ref == split[0]), None)
     turn = found.turn(split[1]) if found is not None and split else None
     return f"Turn {turn.n} ({turn.speaker})" if turn else None
+
+
+def _base(ref: str) -> str:
+    """The resource a citation is of (a transcript turn's DocumentReference)."""
+    return ref.partition(TURN_FRAGMENT)[0]
 
 
 def review_draft(
@@ -178,7 +177,13 @@ def review_draft(
                     location=f"sections[{i}].statements[{j}]",
                     text=st.text,
                     citations=[
-                        (ref, turn_label(ref, turns) or label_of(ref, cited.get(ref))) for ref in st.citations
+                        (
+                            ref,
+                            OUTSIDE
+                            if _base(ref) not in cited
+                            else turn_label(ref, turns) or label_of(ref, cited[ref]),
+                        )
+                        for ref in st.citations
                     ],
                     author=st.author,
                     problems=problems.get(f"sections[{i}].statements[{j}]", []),
@@ -200,7 +205,26 @@ def review_draft(
         sections=sections,
         synthesis_unavailable=note.synthesis_unavailable,
         verification=structured.get("verification") or {},
+        outside=frozenset(ref for ref in note.cited() if _base(ref) not in cited),
     )
+
+
+async def checked_draft(
+    client: FhirClient,
+    patient: str,
+    doc: dict[str, Any],
+    etag: str,
+    replacement: dict[str, Any] | None = None,
+    *,
+    rules: TranscriptRules,
+) -> ReviewDraft:
+    """One draft checked against what it cites (transcript turns too), read now from the patient's
+    compartment."""
+    note = NoteDraft.model_validate(structured_of(doc))
+    refs = set(note.cited())
+    cited = await in_compartment(client, patient, {_base(ref) for ref in refs})
+    turns = await read_turns(client, cited, refs, rules)
+    return review_draft(doc, etag, cited, replacement, turns)
 
 
 Shown = tuple[str, dict[str, Any], NoteDraft]
@@ -229,10 +253,11 @@ async def patient_drafts(
     client: FhirClient, patient_id: str, rules: TranscriptRules
 ) -> tuple[list[ReviewDraft], int]:
     """The patient's drafts to review (see `to_show`), each checked against its sources as read now."""
-    docs = [d async for d in client.search("DocumentReference", {"subject": f"Patient/{patient_id}"})]
+    found = [d async for d in client.search("DocumentReference", {"subject": f"Patient/{patient_id}"})]
+    docs = [d for d in found if of_patient(d, patient_id, base_url=client.base_url)]
     shown, replacements, older = to_show(docs)
     refs = {ref for _, _, note in shown for ref in note.cited()}
-    cited = await read_cited(client, {ref.partition(TURN_FRAGMENT)[0] for ref in refs})
+    cited = await in_compartment(client, patient_id, {_base(ref) for ref in refs})
     turns = await read_turns(client, cited, refs, rules)
     drafts = [review_draft(doc, etag_of(doc), cited, replacements.get(ref), turns) for ref, doc, _ in shown]
     return drafts, older

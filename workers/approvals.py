@@ -7,9 +7,11 @@ import logging
 from dataclasses import replace
 from typing import Any
 
-from fhir_adapters.client import FhirClient
+from fhir_adapters.client import FhirClient, json_body
+from fhir_adapters.compartment import patient_of
 from fhir_adapters.lifecycle import (
     Decision,
+    Versioned,
     add_verifier,
     approve,
     decision_of,
@@ -19,14 +21,26 @@ from fhir_adapters.lifecycle import (
     replaced_targets,
     replacement_decision,
     supersede,
+    version_id,
 )
+from fhir_adapters.references import fhir_id
+from fhir_adapters.replacement import replacement_document, statement_texts
+from fhir_adapters.review_drafts import checked_draft
 from services.core.db import session_scope
-from services.core.errors import EhrSumError, FhirNotFound
+from services.core.errors import (
+    ApprovalBlocked,
+    ConflictError,
+    EhrSumError,
+    FhirConflict,
+    FhirNotFound,
+    InputError,
+)
 from services.core.settings import Settings, get_settings
 from services.jobs.drafts import decide, older_unapproved, record_draft
 from services.jobs.models import Draft, DraftState
 from workers.clients import fhir_client
 from workers.transcript_jobs import submit_soap_job
+from workers.transcripts import rules_of
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +101,49 @@ async def settle(
     return draft
 
 
+def _decidable(ref: str, current: Versioned, reviewed: str) -> None:
+    """A decision is final, and only the version the clinician reviewed is decided on.
+
+    Checked here, whatever the FHIR server does with If-Match: a decided draft (on the server or in our
+    records, where a clinician's replacement is seen) is ConflictError (409, with its state); a draft whose
+    version is not the one reviewed is FhirConflict (412).
+    """
+    state = decision_of(current.resource).state
+    if state == "preliminary":
+        with session_scope() as session:
+            ours = session.get(Draft, ref)
+            state = ours.state.value if ours is not None else state
+    if state != "preliminary":
+        raise ConflictError(f"{ref} is already {state}: a decision is final")
+    if version_id(current.etag) != version_id(reviewed):
+        now, then = version_id(current.etag), version_id(reviewed)
+        raise FhirConflict(f"{ref} is at version {now}, not the version {then} reviewed", status=412)
+
+
+async def _failing(client: FhirClient, current: Versioned, patient: str | None) -> list[str]:
+    """Where the draft holds a statement whose check fails now (against its sources in the compartment)."""
+    patient = patient or patient_of(current.resource, base_url=client.base_url)
+    if patient is None:
+        raise ConflictError("the draft names no patient: its statements cannot be checked")
+    try:
+        checked = await checked_draft(
+            client, patient, current.resource, current.etag, rules=rules_of(get_settings())
+        )
+    except (InputError, ValueError):
+        return []  # a draft of an older shape carries no statements to check
+    return [s.location for s in checked.failing]
+
+
+def _blocked(ref: str, failing: list[str], override_reason: str | None) -> None:
+    """A statement that fails its check is not approved as written unless the clinician says why."""
+    if failing and not (override_reason and override_reason.strip()):
+        raise ApprovalBlocked(
+            f"{ref}: {len(failing)} statement(s) fail their check now ({', '.join(failing)}): edit or remove "
+            "them, or approve with an override reason",
+            locations=failing,
+        )
+
+
 async def decide_on_server(
     client: FhirClient,
     ref: str,
@@ -96,15 +153,73 @@ async def decide_on_server(
     clinician: dict[str, Any],
     label: str,
     reason: str | None = None,
+    override_reason: str | None = None,
+    patient: str | None = None,
 ) -> Decision:
-    """Approve (clinician as authenticator and Provenance verifier) or reject a draft, and record it."""
+    """Approve (clinician as authenticator and Provenance verifier) or reject a draft, and record it.
+
+    The rules of a decision, for the API and the review app alike: a decided draft is not decided again
+    and only the reviewed version is decided on (`_decidable`); a draft holding a statement whose check
+    fails now is approved only with the clinician's override reason, recorded on the DocumentReference.
+    The check reads the cited resources from the compartment of `patient` (else the draft's subject).
+    """
+    current = await read_versioned(client, ref)
+    _decidable(ref, current, if_match)
     if approved:
-        doc = await approve(client, ref, if_match=if_match, authenticator=clinician)
+        failing = await _failing(client, current, patient)
+        _blocked(ref, failing, override_reason)
+        doc = await approve(
+            client,
+            ref,
+            if_match=if_match,
+            authenticator=clinician,
+            current=current,
+            override_reason=override_reason if failing else None,
+        )
     else:
-        doc = await reject(client, ref, if_match=if_match, reason=reason)
+        doc = await reject(client, ref, if_match=if_match, reason=reason, current=current)
     decision = replace(decision_of(doc), authenticator=label if approved else None)
     await settle(client, decision, verifier=clinician if approved else None)
     return decision
+
+
+async def replace_on_server(
+    client: FhirClient,
+    ref: str,
+    *,
+    if_match: str,
+    clinician: str,
+    edits: dict[str, str],
+    removed: set[str],
+    override_reason: str | None,
+    patient: str,
+) -> str:
+    """Approve a clinician's edit of a draft as a new final DocumentReference replacing it; the new ref.
+
+    The same rules as `decide_on_server`: the draft undecided and at the version reviewed; each statement
+    that fails its check is edited or removed, or the clinician gives the override reason (recorded).
+    """
+    current = await read_versioned(client, ref)
+    _decidable(ref, current, if_match)
+    failing = await _failing(client, current, patient)
+    texts = statement_texts(current.resource)
+    kept_as_written = [
+        location
+        for location in failing
+        if location not in removed and edits.get(location, "").strip() == texts.get(location, "").strip()
+    ]
+    _blocked(ref, kept_as_written, override_reason)
+    document = replacement_document(
+        current.resource,
+        edits,
+        clinician,
+        removed=removed,
+        override_reason=override_reason if kept_as_written else None,
+    )
+    created = await client.request("POST", "DocumentReference", json=document)
+    new_ref = f"DocumentReference/{fhir_id(json_body(created, 'DocumentReference').get('id'), 'created id')}"
+    await track(client, new_ref)
+    return new_ref
 
 
 async def track(client: FhirClient, ref: str) -> list[Draft]:
