@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import re
 from typing import Any
 
 import pytest
 
 from bench.aci_bundles import as_vtt, bundle
 from clinical_notes.draft import NoteDraft, Section, Statement
+from clinical_notes.timeline import KEY_PATTERN
 from clinical_notes.transcript import parse_transcript, split_turn_ref
 from clinical_notes.transcript_checks import WithTranscript
 from clinical_notes.transcript_compose import transcript_statements
@@ -101,6 +103,13 @@ def test_swapped_speaker_tags_leave_a_denial_uncertain_never_inverted() -> None:
     assert not any(t.startswith(("Denies", "Reports")) for t in texts)
     first_person = facts_of(_transcript("[doctor] i have had chest pain since monday ."))
     assert first_person.symptoms[0].uncertain is not None
+
+
+def test_the_answer_schema_takes_turn_keys() -> None:
+    transcript = _transcript()
+    keys = transcript.keys()
+    assert keys and all(re.match(KEY_PATTERN, key) for key in keys)
+    assert transcript.keys()["T4"] == f"{REF}#turn-4"
 
 
 def test_spoken_numbers() -> None:
