@@ -359,7 +359,7 @@ def cmd_llm(splits: list[str], limit: int | None, kinds: list[str], show: bool) 
                 async def one(kind: str = kind, record: PatientRecord = record, visit: Any = visit) -> Any:
                     async with llm_client(settings) as llm:
                         pipeline = Pipeline(settings, llm=llm)
-                        job = pipeline.prepare(record, visit if kind == "soap" else None)
+                        job = pipeline.prepare(record, visit=visit if kind == "soap" else None)
                         return await asyncio.to_thread(_first_answer, pipeline, kind, job)
 
                 started = time.perf_counter()

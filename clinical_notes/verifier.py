@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field
 from clinical_notes.concepts import filler, is_hollow, mentions
 from clinical_notes.draft import Flag, NoteDraft
 from clinical_notes.evidence import Evidence, EvidenceSource, dates_in, quantities_in
+from clinical_notes.guidelines import is_guideline, uncited_recommendation, unsupported
 from clinical_notes.interpretation import disagreements
 from clinical_notes.kinds import ALL_TITLES
 from clinical_notes.language import ENGLISH, Wording
@@ -44,6 +45,8 @@ Rule = Literal[
     "interpretation_contradicted",
     "negation_contradicted",
     "symptom_unsupported",
+    "recommendation_uncited",
+    "guideline_unsupported",
 ]
 
 # Statements about the record itself, which need no citation.
@@ -55,7 +58,7 @@ ABOUT_THE_RECORD = [
         r"^the visit transcript\b",  # what reading the transcript left out (clinical_notes.transcript)
     )
 ]
-ASSESSMENT_TITLES = re.compile(r"assessment|impression|differential", re.IGNORECASE)
+ASSESSMENT_TITLES = re.compile(r"assessment|impression|differential|watch for", re.IGNORECASE)
 # What each rule means to a reader of the draft ("nothing the model wrote passed: 16 citations of ...").
 RULE_TEXT: dict[str, str] = {
     "citation_unresolved": "citations of nothing in the record",
@@ -72,6 +75,8 @@ RULE_TEXT: dict[str, str] = {
     "interpretation_contradicted": "judgements (normal, high, stable...) the cited values contradict",
     "negation_contradicted": "symptoms the cited turns state the other way (reported or denied)",
     "symptom_unsupported": "symptoms no cited turn or resource mentions",
+    "recommendation_uncited": "recommendations citing no guideline passage",
+    "guideline_unsupported": "guideline-cited statements naming what no cited source names",
 }
 UNBACKED = "downgraded to info: cites no abnormal result or vital sign, rule finding or allergy conflict"
 
@@ -177,13 +182,13 @@ class Verifier:
             else:
                 resolved.append(evidence)
         statement = claim.flag.rationale if claim.flag else text
-        if is_hollow(statement, self.titles):
+        about = any(p.search(text.strip()) for p in (*ABOUT_THE_RECORD, *words.about_the_record))
+        if not about and is_hollow(words.for_checking(statement), self.titles):
             add("hollow_statement", "says nothing: a title or only generic words")
         phrase = filler(text)
         if phrase:
             add("filler", f"filler ({phrase!r}) states nothing about the patient")
-        about_the_record = (*ABOUT_THE_RECORD, *words.about_the_record)
-        if not claim.citations and not any(p.search(text.strip()) for p in about_the_record):
+        if not claim.citations and not about:
             add("uncited_claim", "clinical statement without a citation")
         checked = words.for_checking(text)
         for evidence in resolved:
@@ -207,6 +212,11 @@ class Verifier:
                 "interpretation_contradicted",
                 f"says {disagreement.claim!r} of {disagreement.ref}, but {disagreement.detail}",
             )
+        if claim.model and uncited_recommendation(text, claim.citations):
+            add("recommendation_uncited", "recommends without citing the guideline passage it follows")
+        if any(is_guideline(c) for c in claim.citations):
+            for name in unsupported(checked, resolved):
+                add("guideline_unsupported", f"names {name}, which no cited passage or resource names")
         hedged = words.hedged.search(text) or ENGLISH.hedged.search(text)
         if (
             claim.assessment

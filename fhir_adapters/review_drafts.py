@@ -15,6 +15,8 @@ from fhir.resources.R4B.documentreference import DocumentReference
 
 from clinical_notes.draft import Flag, NoteDraft
 from clinical_notes.evidence import Evidence
+from clinical_notes.guidelines import WithGuidelines, is_guideline
+from clinical_notes.timeline import Passage
 from clinical_notes.transcript import TURN_FRAGMENT, Transcript, split_turn_ref
 from clinical_notes.transcript_checks import WithTranscript
 from clinical_notes.transcript_facts import facts_of
@@ -66,6 +68,7 @@ class ReviewDraft:
     synthesis_unavailable: str | None
     verification: dict[str, Any] = field(default_factory=dict)
     outside: frozenset[str] = frozenset()
+    guidelines: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
 
     @property
     def critical_first(self) -> bool:
@@ -95,10 +98,33 @@ class LiveEvidence:
             return None
 
 
-def label_of(ref: str, resource: dict[str, Any] | None) -> str:
-    """What a citation chip says: the cited resource's name, else its type."""
+def label_of(ref: str, resource: dict[str, Any] | None, passages: dict[str, Passage] | None = None) -> str:
+    """What a citation chip says: the cited resource's name, else its type; a guideline passage's document,
+    section and version."""
+    passage = (passages or {}).get(ref)
+    if passage is not None:
+        return f"Guideline: {passage.title} · {passage.section} · {passage.version}"
     facts = dict(citation_facts(resource)) if resource else {}
     return facts.get("What") or ref.split("/")[0]
+
+
+def passages_of(structured: dict[str, Any]) -> dict[str, Passage]:
+    """The guideline passages a draft carries, by citation (those of another shape are left out)."""
+    found = {}
+    for item in structured.get("guidelines") or []:
+        try:
+            passage = Passage.model_validate(item)
+        except ValueError:
+            continue
+        found[passage.ref] = passage
+    return found
+
+
+def passage_facts(p: Passage) -> list[tuple[str, str]]:
+    """A passage as a reviewer checks a statement against it."""
+    facts = [("Guideline", p.title), ("Section", p.section), ("Version", p.version), ("Passage", p.id)]
+    facts += [("Source", p.source or ""), ("Licence", p.licence or ""), ("Text", p.text)]
+    return [(label, text) for label, text in facts if text]
 
 
 def attachment(doc: dict[str, Any], content_type: str) -> str | None:
@@ -162,7 +188,11 @@ def review_draft(
     structured = structured_of(doc)
     note = NoteDraft.model_validate(structured)
     turns = transcripts or []
-    report = Verifier(WithTranscript(LiveEvidence(cited), [(t, facts_of(t)) for t in turns])).verify(note)
+    passages = passages_of(structured)
+    pairs = [(t, facts_of(t)) for t in turns]
+    report = Verifier(WithTranscript(WithGuidelines(LiveEvidence(cited), passages.values()), pairs)).verify(
+        note
+    )
     problems: dict[str, list[str]] = {}
     for violation in report.violations:
         problems.setdefault(violation.location, []).append(f"{violation.rule}: {violation.detail}")
@@ -179,9 +209,9 @@ def review_draft(
                     citations=[
                         (
                             ref,
-                            OUTSIDE
-                            if _base(ref) not in cited
-                            else turn_label(ref, turns) or label_of(ref, cited[ref]),
+                            (turn_label(ref, turns) or label_of(ref, cited.get(_base(ref)), passages))
+                            if _base(ref) in cited or ref in passages
+                            else OUTSIDE,
                         )
                         for ref in st.citations
                     ],
@@ -205,7 +235,8 @@ def review_draft(
         sections=sections,
         synthesis_unavailable=note.synthesis_unavailable,
         verification=structured.get("verification") or {},
-        outside=frozenset(ref for ref in note.cited() if _base(ref) not in cited),
+        outside=frozenset(ref for ref in note.cited() if _base(ref) not in cited and ref not in passages),
+        guidelines={ref: passage_facts(p) for ref, p in passages.items()},
     )
 
 
@@ -256,7 +287,7 @@ async def patient_drafts(
     found = [d async for d in client.search("DocumentReference", {"subject": f"Patient/{patient_id}"})]
     docs = [d for d in found if of_patient(d, patient_id, base_url=client.base_url)]
     shown, replacements, older = to_show(docs)
-    refs = {ref for _, _, note in shown for ref in note.cited()}
+    refs = {ref for _, _, note in shown for ref in note.cited() if not is_guideline(ref)}
     cited = await in_compartment(client, patient_id, {_base(ref) for ref in refs})
     turns = await read_turns(client, cited, refs, rules)
     drafts = [review_draft(doc, etag_of(doc), cited, replacements.get(ref), turns) for ref, doc, _ in shown]

@@ -24,10 +24,13 @@ from clinical_notes.attachments import ImageAttachment, image_keys, image_parts
 from clinical_notes.budget import fit_budget
 from clinical_notes.complaint_proposals import proposal_flag, proposal_messages, proposal_schema
 from clinical_notes.compose import compose, sections
+from clinical_notes.discharge import draft_language
 from clinical_notes.draft import Flag, NoteDraft, Statement
 from clinical_notes.evidence import EvidenceSource
+from clinical_notes.guidelines import Library, WithGuidelines, attach, is_guideline
 from clinical_notes.kinds import NoteKind, get_kind
 from clinical_notes.language import ENGLISH, Wording, wording
+from clinical_notes.readability import readability
 from clinical_notes.render import render_markdown
 from clinical_notes.rules import merge_flags, rule_flags
 from clinical_notes.schema import answer_to_draft, model_schema
@@ -43,6 +46,7 @@ from fhir_adapters.client import FhirClient
 from fhir_adapters.condense import condense
 from fhir_adapters.departments import departments
 from fhir_adapters.evidence import RecordEvidence
+from fhir_adapters.guidelines import library_for, load_library, server_passages
 from fhir_adapters.images import record_images
 from fhir_adapters.record import RECORD_TYPES, PatientRecord
 from fhir_adapters.resources import preload_models
@@ -57,6 +61,7 @@ from workers.transcripts import Visit, fit_turns, load_visit
 
 log = logging.getLogger(__name__)
 TEMPLATE_MARGIN_TOKENS = 48  # chat-template control tokens and rounding
+NO_DISCHARGE = "does not apply: no encounter in the record ended in a discharge"
 
 
 @dataclass
@@ -128,7 +133,7 @@ class Job:
     full: ClinicalTimeline
     fitted: ClinicalTimeline | None
     unfitted_reason: str | None
-    evidence: RecordEvidence
+    evidence: WithGuidelines
     rules: list[Flag]
     news2: int | None
     departments: list[str] = field(default_factory=list)
@@ -144,7 +149,14 @@ class Job:
         """The wording of the job's language."""
         return wording(self.language)
 
-    def verifier(self) -> Verifier:
+    def words_for(self, kind: NoteKind) -> Wording:
+        """A kind's wording: the patient's preferred language for a guide written for them (when drafts are
+        written in it; else the job's, and the guide says why), the job's language otherwise."""
+        if kind.for_patient:
+            return wording(draft_language(self.full.patient.language) or self.language)
+        return self.words
+
+    def verifier(self, words: Wording | None = None) -> Verifier:
         """A verifier knowing what the model saw, what can back a flag, and the draft's language."""
         shown = set(self.fitted.refs()) | set(self.image_keys.values()) if self.fitted is not None else set()
         evidence: EvidenceSource = self.evidence
@@ -152,7 +164,7 @@ class Job:
             shown |= set(self.visit.keys().values())
             evidence = self.visit.evidence(self.evidence)
         backing = flag_backing(self.full, self.rules)
-        return Verifier(evidence, prompt_refs=shown, backing=backing, wording=self.words)
+        return Verifier(evidence, prompt_refs=shown, backing=backing, wording=words or self.words)
 
 
 def warm_up(settings: Settings) -> None:
@@ -189,10 +201,25 @@ class Pipeline:
             )
         return fitted
 
-    def prepare(self, record: PatientRecord, visit: Visit | None = None) -> Job:
-        """Condense once, fit once (every kind shares the fitted timeline), run the triage rules; the
-        visit's transcript turns take their share of the prompt first."""
+    async def guideline_library(self) -> Library | None:
+        """The hospital's guideline library: the folder's documents (rebuilt when a file changes) and, when
+        asked, the FHIR server's active PlanDefinitions and Libraries; None when none is configured."""
+        s = self.settings
+        extra = await server_passages(self.fhir) if s.guidelines_fhir and self.fhir is not None else []
+        if s.guidelines_dir is None:
+            return Library(extra) if s.guidelines_fhir else None
+        if extra:
+            return load_library(s.guidelines_dir, s.guidelines_max_file_bytes, extra)
+        return library_for(s.guidelines_dir, s.guidelines_max_file_bytes)
+
+    def prepare(
+        self, record: PatientRecord, library: Library | None = None, visit: Visit | None = None
+    ) -> Job:
+        """Condense once, find the guideline passages, fit once (every kind shares the fitted timeline), run
+        the triage rules; the visit's transcript turns take their share of the prompt first."""
         full = condense(record, skip=visit.skip if visit else frozenset())
+        if library is not None:
+            attach(full, library)
         images, left_out = self.images(record)
         profile = get_profile(self.settings.llm_profile)
         reserve = len(images) * profile.image_tokens
@@ -205,7 +232,7 @@ class Pipeline:
         names = departments(record)
         language, scale = language_for(self.settings, names), scale_for(self.settings, names)
         rules, score = rule_flags(full, scale)
-        evidence = RecordEvidence(record, full)
+        evidence = WithGuidelines(RecordEvidence(record, full), full.guidelines)
         job = Job(
             record, full, fitted, reason, evidence, rules, score.score, names, language, scale, visit=visit
         )
@@ -289,11 +316,12 @@ class Pipeline:
         if job.fitted is None:
             out.unavailable = job.unfitted_reason
             return out
-        verifier = job.verifier()
+        words = job.words_for(kind)
+        verifier = job.verifier(words)
         adapter = adapter_for(self.settings, kind.name, job.departments)
         try:
             first = await self.generate(
-                kind, job.fitted, first_token=first_token, model=adapter, words=job.words, job=job
+                kind, job.fitted, first_token=first_token, model=adapter, words=words, job=job
             )
             out.prompt_tokens, out.completion_tokens, out.ttft_s = (
                 first.prompt_tokens,
@@ -304,7 +332,7 @@ class Pipeline:
             out.first = out.report = verifier.verify(note)
             if not out.report.passed:
                 again = await self.generate(
-                    kind, job.fitted, out.report.feedback(), model=adapter, words=job.words, job=job
+                    kind, job.fitted, out.report.feedback(), model=adapter, words=words, job=job
                 )
                 out.prompt_tokens += again.prompt_tokens
                 out.completion_tokens += again.completion_tokens
@@ -346,6 +374,11 @@ class Pipeline:
 
     async def draft(self, kind: NoteKind, job: Job, first_token: asyncio.Event | None = None) -> KindResult:
         """One kind's draft: the record's facts, the model's verified synthesis, the rule flags."""
+        if kind.for_patient and job.full.discharge is None:
+            if first_token is not None:
+                first_token.set()
+            return KindResult(kind=kind.name, verification={"not_applicable": NO_DISCHARGE})
+        words = job.words_for(kind)
         try:
             synthesis = await self.synthesize(kind, job, first_token)
         finally:
@@ -355,7 +388,7 @@ class Pipeline:
         for section in synthesis.note.sections if synthesis.note else []:
             model[section.title] = section.statements
         flags = synthesis.note.flags if synthesis.note else []
-        composed = compose(kind, job.full, job.words, job.scale)
+        composed = compose(kind, job.full, words, job.scale)
         if kind.name == "soap" and job.visit is not None:
             composed = with_statements(composed, job.visit.statements())
         # A proposal cites the complaint a rule flag already cites: it joins after the merge, never folded.
@@ -366,7 +399,7 @@ class Pipeline:
             flags=[*merge_flags(job.rules, flags), *proposals] if kind.flags else [],
             synthesis_unavailable=synthesis.unavailable,
         )
-        final = job.verifier().verify(draft)
+        final = job.verifier(words).verify(draft)
         kept, record_dropped = without_failing(draft, final)
         if record_dropped:
             # A composed statement that fails the verifier is our bug; it is left out rather than written.
@@ -397,7 +430,7 @@ class Pipeline:
             "violations_final_answer": synthesis.report.counts() if synthesis.report else {},
             "regenerated": bool(synthesis.first and not synthesis.first.passed),
             "served_model": synthesis.served_model,
-            "language": job.language,
+            "language": words.code,
             "triage_scale": job.scale if kind.flags else None,
             "images": {"sent": [i.ref for i in job.images], "left_out": job.images_left_out},
         }
@@ -405,11 +438,14 @@ class Pipeline:
             outcome.verification["synthesis_unavailable"] = synthesis.unavailable
         if kind.flags:
             outcome.verification["news2"] = job.news2
+        if kind.for_patient:
+            texts = [s.text for section in kept.sections for s in section.statements]
+            outcome.verification["readability"] = readability(texts, words.code)
+        sources = job.full.source_labels() | {i.ref: Source(i.label, i.date) for i in job.images}
         if kind.name == "soap" and job.visit is not None:
             outcome.verification["transcript"] = job.visit.summary()
-        sources = job.full.source_labels() | {i.ref: Source(i.label, i.date) for i in job.images}
         sources |= job.visit.sources() if job.visit is not None else {}
-        outcome.markdown = render_markdown(kept, kind, sources, outcome.verification, job.words)
+        outcome.markdown = render_markdown(kept, kind, sources, outcome.verification, words)
         return outcome
 
     async def draft_all(self, kinds: list[NoteKind], job: Job) -> list[KindResult]:
@@ -429,11 +465,12 @@ class Pipeline:
         `encounter` (the newest when None) and composes from its transcript."""
         result = RunResult(record.patient_id)
         digest = record.digest()
+        library = await self.guideline_library()
         with result.timed("condense"):
             visit = None
             if "soap" in kinds:
                 visit = await load_visit(record, self.settings, encounter=encounter, client=self.fhir)
-            job = self.prepare(record, visit)
+            job = self.prepare(record, library, visit)
         identifiers = {name: draft_identifier(record.patient_id, name, digest) for name in kinds}
         existing: dict[str, str] = {}
         if write and self.fhir is not None:
@@ -475,11 +512,19 @@ class Pipeline:
             kind=kind.name,
             loinc_code=kind.loinc_code,
             loinc_display=kind.loinc_display,
-            title=job.words.title(kind.name, kind.title),
+            title=job.words_for(kind).title(kind.name, kind.title),
             markdown=outcome.markdown,
-            structured={**outcome.note.model_dump(), "verification": outcome.verification},
+            structured={
+                **outcome.note.model_dump(),
+                "verification": outcome.verification,
+                "guidelines": [p.model_dump() for p in job.full.guidelines if p.ref in outcome.note.cited()],
+            },
             # Provenance names the transcript a turn belongs to (a reference has no turn fragment).
-            cited_refs=list(dict.fromkeys(ref.partition(TURN_FRAGMENT)[0] for ref in outcome.note.cited())),
+            cited_refs=list(
+                dict.fromkeys(
+                    ref.partition(TURN_FRAGMENT)[0] for ref in outcome.note.cited() if not is_guideline(ref)
+                )
+            ),
             identifier=identifier,
             device=ModelDevice(
                 self.settings.model_device_name,
