@@ -165,7 +165,10 @@ def cmd_summarize(args: argparse.Namespace) -> int:
     init_db()
     with session_scope() as session:
         patient_id = fhir_id(args.patient.removeprefix("Patient/"), "--patient")
-        job, _ = create_job(session=session, patient_id=patient_id, kinds=kinds)
+        encounter = (
+            fhir_id(args.encounter.removeprefix("Encounter/"), "--encounter") if args.encounter else None
+        )
+        job, _ = create_job(session=session, patient_id=patient_id, kinds=kinds, encounter_id=encounter)
         job_id = job.id
         if not args.inline:
             from workers.queueing import queue_job
@@ -198,7 +201,7 @@ def _summarize_file(args: argparse.Namespace, kinds: list[str], settings: Any) -
 
     async def generate() -> Any:
         async with llm_client(settings) as llm:
-            return await Pipeline(settings, llm=llm).run(record, kinds, write=False)
+            return await Pipeline(settings, llm=llm).run(record, kinds, write=False, encounter=args.encounter)
 
     result = asyncio.run(generate())
     for r in result.results:
@@ -225,6 +228,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from fhir_adapters.condense import condense
     from fhir_adapters.evidence import RecordEvidence
     from fhir_adapters.record import record_from_bundle
+    from workers.transcripts import transcript_evidence
 
     record = record_from_bundle(Path(args.record), args.patient)
     try:
@@ -237,7 +241,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         ) from exc
     timeline = condense(record)
     backing = flag_backing(timeline, rule_flags(timeline)[0])
-    report = Verifier(RecordEvidence(record), backing=backing).verify(draft)
+    evidence = asyncio.run(transcript_evidence(record, get_settings(), draft.cited(), RecordEvidence(record)))
+    report = Verifier(evidence, backing=backing).verify(draft)
     _print_json(report.model_dump())
     return 0 if report.passed else 1
 
@@ -426,6 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inline", action="store_true", help="run here instead of queueing")
     p.add_argument("--record", help="a Bundle file: generate without writing back")
     p.add_argument("--out", help="with --record: write the draft JSON here")
+    p.add_argument("--encounter", help="the encounter a SOAP note is for (its visit transcript is read)")
     p.add_argument("--llm-url", help="LLM base URL (default: EHRSUM_LLM_BASE_URL)")
     p.set_defaults(func=cmd_summarize)
 

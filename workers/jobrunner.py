@@ -51,10 +51,11 @@ def _renew(job_id: str, attempt: int, lease_s: float) -> bool:
 
 
 async def _summarize(
-    settings: Settings, job_id: str, attempt: int, patient_id: str, kinds: list[str]
+    settings: Settings, job_id: str, attempt: int, patient_id: str, kinds: list[str], encounter: str | None
 ) -> RunResult:
     async with fhir_client(settings) as fhir, llm_client(settings) as llm:
-        work = asyncio.create_task(Pipeline(settings, llm=llm, fhir=fhir).summarize(patient_id, kinds))
+        pipeline = Pipeline(settings, llm=llm, fhir=fhir)
+        work = asyncio.create_task(pipeline.summarize(patient_id, kinds, encounter=encounter))
         while True:
             done, _ = await asyncio.wait({work}, timeout=settings.job_lease_s / 3)
             if done:
@@ -86,11 +87,16 @@ def run_job(job_id: str) -> JobOutcome:
         job = claim_job(session=session, job_id=job_id, lease_s=settings.job_lease_s)
         if job is None:
             return _not_claimed(get_job(session=session, job_id=job_id))
-        attempt, patient_id, kinds = job.attempts, job.patient_id, list(job.kinds)
+        attempt, patient_id, kinds, encounter = (
+            job.attempts,
+            job.patient_id,
+            list(job.kinds),
+            job.encounter_id,
+        )
     extra: dict[str, Any] = {"job_id": job_id, "patient_id": patient_id, "attempt": attempt}
     log.info("job started", extra=extra)
     try:
-        result = asyncio.run(_summarize(settings, job_id, attempt, patient_id, kinds))
+        result = asyncio.run(_summarize(settings, job_id, attempt, patient_id, kinds, encounter))
     except LeaseLost:
         log.warning("lease lost; the attempt that took over finishes the job", extra=extra)
         return JobOutcome(JobStatus.running)

@@ -26,6 +26,7 @@ from clinical_notes.complaint_proposals import proposal_flag, proposal_messages,
 from clinical_notes.compose import compose, sections
 from clinical_notes.discharge import draft_language
 from clinical_notes.draft import Flag, NoteDraft, Statement
+from clinical_notes.evidence import EvidenceSource
 from clinical_notes.guidelines import Library, WithGuidelines, attach, is_guideline
 from clinical_notes.kinds import NoteKind, get_kind
 from clinical_notes.language import ENGLISH, Wording, wording
@@ -37,6 +38,8 @@ from clinical_notes.screen import UNMAPPED_TITLES
 from clinical_notes.timeline import ClinicalTimeline, Source
 from clinical_notes.timeline_text import render_timeline
 from clinical_notes.tokens import TokenCounter, token_counter
+from clinical_notes.transcript import TURN_FRAGMENT
+from clinical_notes.transcript_compose import with_statements
 from clinical_notes.triage_context import TriageFlag
 from clinical_notes.verifier import VerificationReport, Verifier, flag_backing, without_failing
 from fhir_adapters.client import FhirClient
@@ -54,6 +57,7 @@ from services.core.settings import Language, Settings, TriageScale
 from workers.llm_client import LlmClient, LlmOutputError
 from workers.record_pull import pull_with_snapshot
 from workers.routing import adapter_for, check_routes, language_for, scale_for
+from workers.transcripts import Visit, fit_turns, load_visit
 
 log = logging.getLogger(__name__)
 TEMPLATE_MARGIN_TOKENS = 48  # chat-template control tokens and rounding
@@ -138,6 +142,7 @@ class Job:
     images: list[ImageAttachment] = field(default_factory=list)
     image_keys: dict[str, str] = field(default_factory=dict)
     images_left_out: list[str] = field(default_factory=list)
+    visit: Visit | None = None
 
     @property
     def words(self) -> Wording:
@@ -154,8 +159,12 @@ class Job:
     def verifier(self, words: Wording | None = None) -> Verifier:
         """A verifier knowing what the model saw, what can back a flag, and the draft's language."""
         shown = set(self.fitted.refs()) | set(self.image_keys.values()) if self.fitted is not None else set()
+        evidence: EvidenceSource = self.evidence
+        if self.visit is not None:
+            shown |= set(self.visit.keys().values())
+            evidence = self.visit.evidence(self.evidence)
         backing = flag_backing(self.full, self.rules)
-        return Verifier(self.evidence, prompt_refs=shown, backing=backing, wording=words or self.words)
+        return Verifier(evidence, prompt_refs=shown, backing=backing, wording=words or self.words)
 
 
 def warm_up(settings: Settings) -> None:
@@ -203,23 +212,30 @@ class Pipeline:
             return load_library(s.guidelines_dir, s.guidelines_max_file_bytes, extra)
         return library_for(s.guidelines_dir, s.guidelines_max_file_bytes)
 
-    def prepare(self, record: PatientRecord, library: Library | None = None) -> Job:
+    def prepare(
+        self, record: PatientRecord, library: Library | None = None, visit: Visit | None = None
+    ) -> Job:
         """Condense once, find the guideline passages, fit once (every kind shares the fitted timeline), run
-        the triage rules."""
-        full = condense(record)
+        the triage rules; the visit's transcript turns take their share of the prompt first."""
+        full = condense(record, skip=visit.skip if visit else frozenset())
         if library is not None:
             attach(full, library)
         images, left_out = self.images(record)
         profile = get_profile(self.settings.llm_profile)
+        reserve = len(images) * profile.image_tokens
+        if visit is not None:
+            reserve += fit_turns(visit, self.prompt_budget() - reserve, self.counter)
         try:
-            fitted, reason = self.fit(full, reserve=len(images) * profile.image_tokens), None
+            fitted, reason = self.fit(full, reserve=reserve), None
         except InputError as exc:
             fitted, reason = None, str(exc)
         names = departments(record)
         language, scale = language_for(self.settings, names), scale_for(self.settings, names)
         rules, score = rule_flags(full, scale)
-        evidence = WithGuidelines(RecordEvidence(record), full.guidelines)
-        job = Job(record, full, fitted, reason, evidence, rules, score.score, names, language, scale)
+        evidence = WithGuidelines(RecordEvidence(record, full), full.guidelines)
+        job = Job(
+            record, full, fitted, reason, evidence, rules, score.score, names, language, scale, visit=visit
+        )
         job.images_left_out = left_out
         if fitted is not None and images:
             job.images, job.image_keys = images, image_keys(fitted, images)
@@ -254,6 +270,9 @@ class Pipeline:
         if job is not None and job.images:
             keys |= job.image_keys
             images = image_parts(job.images, job.image_keys)
+        transcript = job.visit.prompt_text() if job and job.visit and kind.name == "soap" else None
+        if transcript and job and job.visit:
+            keys |= job.visit.keys()
         schema = model_schema(
             kind,
             max_statements=self.settings.note_max_statements,
@@ -265,7 +284,7 @@ class Pipeline:
         for attempt in range(2):
             try:
                 completion = await self.llm.complete_json(
-                    prompts.messages(kind, text, problem or feedback, words, images),
+                    prompts.messages(kind, text, problem or feedback, words, images, transcript),
                     schema,
                     name=f"{kind.name}_synthesis",
                     max_tokens=self.settings.llm_max_output_tokens,
@@ -369,11 +388,14 @@ class Pipeline:
         for section in synthesis.note.sections if synthesis.note else []:
             model[section.title] = section.statements
         flags = synthesis.note.flags if synthesis.note else []
+        composed = compose(kind, job.full, words, job.scale)
+        if kind.name == "soap" and job.visit is not None:
+            composed = with_statements(composed, job.visit.statements())
         # A proposal cites the complaint a rule flag already cites: it joins after the merge, never folded.
         proposals = await self.complaint_proposals(job) if kind.flags else []
         draft = NoteDraft(
             kind=kind.name,
-            sections=sections(kind, compose(kind, job.full, words, job.scale), model),
+            sections=sections(kind, composed, model),
             flags=[*merge_flags(job.rules, flags), *proposals] if kind.flags else [],
             synthesis_unavailable=synthesis.unavailable,
         )
@@ -420,6 +442,9 @@ class Pipeline:
             texts = [s.text for section in kept.sections for s in section.statements]
             outcome.verification["readability"] = readability(texts, words.code)
         sources = job.full.source_labels() | {i.ref: Source(i.label, i.date) for i in job.images}
+        if kind.name == "soap" and job.visit is not None:
+            outcome.verification["transcript"] = job.visit.summary()
+        sources |= job.visit.sources() if job.visit is not None else {}
         outcome.markdown = render_markdown(kept, kind, sources, outcome.verification, words)
         return outcome
 
@@ -433,13 +458,19 @@ class Pipeline:
         rest = await asyncio.gather(*(self.draft(kind, job) for kind in kinds[1:]))
         return [await first, *rest]
 
-    async def run(self, record: PatientRecord, kinds: list[str], *, write: bool) -> RunResult:
-        """Draft every kind for a fetched record, writing drafts back when asked."""
+    async def run(
+        self, record: PatientRecord, kinds: list[str], *, write: bool, encounter: str | None = None
+    ) -> RunResult:
+        """Draft every kind for a fetched record, writing drafts back when asked; a SOAP note is for
+        `encounter` (the newest when None) and composes from its transcript."""
         result = RunResult(record.patient_id)
         digest = record.digest()
         library = await self.guideline_library()
         with result.timed("condense"):
-            job = self.prepare(record, library)
+            visit = None
+            if "soap" in kinds:
+                visit = await load_visit(record, self.settings, encounter=encounter, client=self.fhir)
+            job = self.prepare(record, library, visit)
         identifiers = {name: draft_identifier(record.patient_id, name, digest) for name in kinds}
         existing: dict[str, str] = {}
         if write and self.fhir is not None:
@@ -474,6 +505,8 @@ class Pipeline:
         """The write-back input for one verified draft."""
         assert outcome.note is not None and outcome.markdown is not None
         latest = job.full.encounters[0] if job.full.encounters else None
+        if kind.name == "soap" and job.visit is not None and job.visit.encounter:
+            latest = next((e for e in job.full.encounters if e.ref == job.visit.encounter), latest)
         return DraftDocument(
             patient_id=record.patient_id,
             kind=kind.name,
@@ -486,7 +519,12 @@ class Pipeline:
                 "verification": outcome.verification,
                 "guidelines": [p.model_dump() for p in job.full.guidelines if p.ref in outcome.note.cited()],
             },
-            cited_refs=[ref for ref in outcome.note.cited() if not is_guideline(ref)],
+            # Provenance names the transcript a turn belongs to (a reference has no turn fragment).
+            cited_refs=list(
+                dict.fromkeys(
+                    ref.partition(TURN_FRAGMENT)[0] for ref in outcome.note.cited() if not is_guideline(ref)
+                )
+            ),
             identifier=identifier,
             device=ModelDevice(
                 self.settings.model_device_name,
@@ -498,13 +536,15 @@ class Pipeline:
             period_end=latest.end if latest else None,
         )
 
-    async def summarize(self, patient_id: str, kinds: list[str], *, write: bool = True) -> RunResult:
+    async def summarize(
+        self, patient_id: str, kinds: list[str], *, write: bool = True, encounter: str | None = None
+    ) -> RunResult:
         """Fetch a patient's record from the FHIR server and run every kind."""
         if self.fhir is None:
             raise RuntimeError("Pipeline.summarize needs a FHIR client")
         started = time.perf_counter()
         record = (await pull_with_snapshot(self.fhir, patient_id)).record
         fetch_s = time.perf_counter() - started
-        result = await self.run(record, kinds, write=write)
+        result = await self.run(record, kinds, write=write, encounter=encounter)
         result.timings["fetch"] = fetch_s
         return result
