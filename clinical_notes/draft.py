@@ -91,6 +91,9 @@ class DraftVerification(BaseModel):
     )
     images: ImagesUsed = Field(default_factory=ImagesUsed)
     news2: int | None = None
+    transcript: dict[str, Any] | None = Field(
+        default=None, description="What of the visit transcript was read."
+    )
 
     def as_json(self, *, flags: bool) -> dict[str, Any]:
         """The block as stored: NEWS2 only for kinds with flags, the reason and the reading level only when
@@ -98,7 +101,7 @@ class DraftVerification(BaseModel):
         out = self.model_dump(mode="json")
         if not flags:
             out.pop("news2")
-        for optional in ("synthesis_unavailable", "readability"):
+        for optional in ("synthesis_unavailable", "readability", "transcript"):
             if out[optional] is None:
                 out.pop(optional)
         return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 # A number followed by a unit ("5.9 mmol/L", "120/80 mmHg", "38.5 °C", "10 MG", "72 years").
 QUANTITY = re.compile(
@@ -116,15 +116,35 @@ class Quantity:
         return abs(self.value - recorded.value) <= tolerance
 
 
+State = Literal["normal", "high", "low", "abnormal"]
+Trend = Literal["toward", "away", "same", "changed"]
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """How the record judges one measurement: its state against the interpretation or range (None: not
+    judged), whether it is critical, and how it moved from the previous value of its series (None: no
+    previous value; "changed": moved without a range to tell whether toward normal)."""
+
+    series: str
+    date: str | None
+    state: State | None
+    critical: bool = False
+    trend: Trend | None = None
+    previous_state: State | None = None
+
+
 @dataclass
 class Evidence:
-    """The checkable facts of one resource: values, dates, the concepts it names, whether it was retracted."""
+    """The checkable facts of one resource: values, dates, the concepts it names, whether it was retracted,
+    and for a measurement how the record judges it."""
 
     ref: str
     quantities: list[Quantity] = field(default_factory=list)
     intervals: list[tuple[date, date]] = field(default_factory=list)
     terms: set[str] = field(default_factory=set)
     retracted: str | None = None
+    judgement: Judgement | None = None
 
     def has_quantity(self, quantity: Quantity) -> bool:
         """Whether the resource holds this value in this unit."""

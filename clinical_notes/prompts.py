@@ -61,10 +61,12 @@ def messages(
     feedback: str | None = None,
     words: Wording = ENGLISH,
     images: list[dict[str, Any]] | None = None,
+    transcript: str | None = None,
 ) -> list[dict[str, Any]]:
     """Chat messages for one generation; feedback (after an unusable answer) ends the user turn. Image
-    parts (clinical_notes.attachments) go between the timeline and the task, so the prefix stays shared."""
-    end = task(kind)
+    parts (clinical_notes.attachments) and a visit transcript's turns go between the timeline and the task,
+    so the prefix stays shared."""
+    end = (transcript or "") + task(kind)
     if feedback:
         end += f"\nYour previous answer was unusable ({feedback}); correct it and follow the schema exactly."
     user: str | list[dict[str, Any]] = timeline_block(timeline_text) + end

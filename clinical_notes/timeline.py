@@ -313,7 +313,10 @@ _KEY_PREFIX = {
 
 # Every key a timeline can show, as a pattern: the same for every patient, so the server compiles the
 # answer's grammar once per kind, not once per job (an enum of one patient's keys took ~5 s to compile).
-KEY_PATTERN = "^(" + "|".join(sorted({*_KEY_PREFIX.values(), "X"}, key=len, reverse=True)) + ")[0-9]{1,5}$"
+_OTHER_PREFIXES = ("X", "T")  # X: a reference of no listed type; T: a visit transcript's turn
+KEY_PATTERN = (
+    "^(" + "|".join(sorted({*_KEY_PREFIX.values(), *_OTHER_PREFIXES}, key=len, reverse=True)) + ")[0-9]{1,5}$"
+)
 
 
 def assign_keys(refs: list[str]) -> dict[str, str]:

@@ -24,9 +24,11 @@ from clinical_notes.concepts import filler, is_hollow, mentions
 from clinical_notes.draft import Flag, NoteDraft
 from clinical_notes.evidence import Evidence, EvidenceSource, dates_in, quantities_in
 from clinical_notes.guidelines import is_guideline, uncited_recommendation, unsupported
+from clinical_notes.interpretation import disagreements
 from clinical_notes.kinds import ALL_TITLES
 from clinical_notes.language import ENGLISH, Wording
 from clinical_notes.timeline import ClinicalTimeline, series_measurements
+from clinical_notes.transcript_checks import turn_problems
 
 Rule = Literal[
     "citation_unresolved",
@@ -40,6 +42,9 @@ Rule = Literal[
     "ungrounded",
     "definitive_diagnosis",
     "flag_unbacked",
+    "interpretation_contradicted",
+    "negation_contradicted",
+    "symptom_unsupported",
     "recommendation_uncited",
     "guideline_unsupported",
 ]
@@ -50,6 +55,7 @@ ABOUT_THE_RECORD = [
     for p in (
         r"^no [^.]*\b(found|recorded|documented)\b[^.]*\bin the record\.?$",
         r"\bare in the record,? not listed( here)?\.?$",
+        r"^the visit transcript\b",  # what reading the transcript left out (clinical_notes.transcript)
     )
 ]
 ASSESSMENT_TITLES = re.compile(r"assessment|impression|differential|watch for", re.IGNORECASE)
@@ -66,6 +72,9 @@ RULE_TEXT: dict[str, str] = {
     "ungrounded": "statements not naming what they cite",
     "definitive_diagnosis": "unhedged diagnoses",
     "flag_unbacked": "flags without abnormal data behind them",
+    "interpretation_contradicted": "judgements (normal, high, stable...) the cited values contradict",
+    "negation_contradicted": "symptoms the cited turns state the other way (reported or denied)",
+    "symptom_unsupported": "symptoms no cited turn or resource mentions",
     "recommendation_uncited": "recommendations citing no guideline passage",
     "guideline_unsupported": "guideline-cited statements naming what no cited source names",
 }
@@ -196,6 +205,13 @@ class Verifier:
                 if not any(e.covers(day, month_only) for e in resolved):
                     shown = day.strftime("%Y-%m") if month_only else day.isoformat()
                     add("date_unsupported", f"{shown} is outside every cited resource's dates")
+        for problem in turn_problems(checked, resolved):
+            add(problem.rule, problem.detail)  # type: ignore[arg-type]
+        for disagreement in disagreements(checked, resolved):
+            add(
+                "interpretation_contradicted",
+                f"says {disagreement.claim!r} of {disagreement.ref}, but {disagreement.detail}",
+            )
         if claim.model and uncited_recommendation(text, claim.citations):
             add("recommendation_uncited", "recommends without citing the guideline passage it follows")
         if any(is_guideline(c) for c in claim.citations):

@@ -60,8 +60,11 @@ _TAGS = re.compile(r"<[^>]+>")
 T = TypeVar("T")
 
 
-def condense(record: PatientRecord, today: date | None = None) -> ClinicalTimeline:
-    """Build the full (unbudgeted) timeline of a record."""
+def condense(
+    record: PatientRecord, today: date | None = None, *, skip: frozenset[str] = frozenset()
+) -> ClinicalTimeline:
+    """Build the full (unbudgeted) timeline of a record; `skip`: documents left out of its notes (visit
+    transcripts, which a prompt shows as turns)."""
     by_type: dict[str, list[Resource]] = defaultdict(list)
     for resource in record.resources.values():
         by_type[resource.get_resource_type()].append(resource)
@@ -98,7 +101,11 @@ def condense(record: PatientRecord, today: date | None = None) -> ClinicalTimeli
             [_immunization(i) for i in live(by_type["Immunization"], Immunization)], lambda i: i.date
         ),
         notes=_newest(
-            [n for n in _notes(by_type["DocumentReference"], by_type["DiagnosticReport"]) if n.text],
+            [
+                n
+                for n in _notes(by_type["DocumentReference"], by_type["DiagnosticReport"])
+                if n.text and n.ref not in skip
+            ],
             lambda n: n.date,
         ),
         rejected=sorted(record.rejected),

@@ -11,7 +11,10 @@ from typing import Any
 from fhir.resources.R4B.resource import Resource
 
 from clinical_notes.concepts import term_stems
-from clinical_notes.evidence import Evidence, Quantity, parse_day, quantities_in
+from clinical_notes.evidence import Evidence, Judgement, Quantity, parse_day, quantities_in
+from clinical_notes.interpretation import judgements
+from clinical_notes.timeline import ClinicalTimeline
+from fhir_adapters.condense import condense
 from fhir_adapters.record import PatientRecord
 
 DATE_KEYS = re.compile(r"(DateTime|Date|date|issued|authoredOn|recorded|start|end|Instant)$")
@@ -117,11 +120,20 @@ def evidence_of(resource: Resource, today: date | None = None) -> Evidence:
 
 
 class RecordEvidence:
-    """The evidence of a fetched record, computed once per cited resource."""
+    """The evidence of a fetched record, computed once per cited resource; a measurement carries the record's
+    judgement of it (state, trend: clinical_notes.interpretation), from `timeline` or the record condensed."""
 
-    def __init__(self, record: PatientRecord):
+    def __init__(self, record: PatientRecord, timeline: ClinicalTimeline | None = None):
         self.record = record
+        self.timeline = timeline
         self._cache: dict[str, Evidence] = {}
+        self._judgements: dict[str, Judgement] | None = None
+
+    def judgement(self, ref: str) -> Judgement | None:
+        """How the record judges the measurement behind ref (None for anything else)."""
+        if self._judgements is None:
+            self._judgements = judgements(self.timeline or condense(self.record))
+        return self._judgements.get(ref)
 
     def evidence(self, ref: str) -> Evidence | None:
         """The evidence of a resource in the record; an order also names the Medication it points at."""
@@ -135,5 +147,7 @@ class RecordEvidence:
         named = self.record.resources.get(medication) if isinstance(medication, str) else None
         if named is not None:
             found.terms |= evidence_of(named).terms
+        if ref.startswith("Observation/"):
+            found.judgement = self.judgement(ref)
         self._cache[ref] = found
         return found

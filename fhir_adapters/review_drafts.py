@@ -11,10 +11,15 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from fhir.resources.R4B.documentreference import DocumentReference
+
 from clinical_notes.draft import Flag, NoteDraft
 from clinical_notes.evidence import Evidence
 from clinical_notes.guidelines import WithGuidelines, is_guideline
 from clinical_notes.timeline import Passage
+from clinical_notes.transcript import TURN_FRAGMENT, Transcript, split_turn_ref
+from clinical_notes.transcript_checks import WithTranscript
+from clinical_notes.transcript_facts import facts_of
 from clinical_notes.verifier import Verifier
 from fhir_adapters.citation_facts import citation_facts
 from fhir_adapters.client import FhirClient
@@ -28,6 +33,7 @@ from fhir_adapters.lifecycle import (
     replacement_decision,
 )
 from fhir_adapters.resources import parse_resource
+from fhir_adapters.transcripts import TranscriptRules, read_transcript
 from services.core.errors import InputError
 
 STRUCTURED = "application/json"
@@ -142,14 +148,51 @@ def structured_of(doc: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+async def read_turns(
+    client: FhirClient, cited: dict[str, dict[str, Any]], refs: set[str], rules: TranscriptRules
+) -> list[Transcript]:
+    """The transcripts whose turns are cited, read now (their DocumentReferences are in `cited`)."""
+    bases = {split[0] for ref in refs if (split := split_turn_ref(ref)) is not None}
+    out = []
+    for base in sorted(bases & set(cited)):
+        try:
+            doc = DocumentReference.model_validate(cited[base])
+        except ValueError:
+            continue
+        out.append(await read_transcript(doc, rules, None, client))
+    return out
+
+
+def turn_label(ref: str, transcripts: list[Transcript]) -> str | None:
+    """What a chip of a turn says: the turn's number and speaker."""
+    split = split_turn_ref(ref)
+    found = next((t for t in transcripts if split and t.ref == split[0]), None)
+    turn = found.turn(split[1]) if found is not None and split else None
+    return f"Turn {turn.n} ({turn.speaker})" if turn else None
+
+
+def _base(ref: str) -> str:
+    """The resource a citation is of (a transcript turn's DocumentReference)."""
+    return ref.partition(TURN_FRAGMENT)[0]
+
+
 def review_draft(
-    doc: dict[str, Any], etag: str, cited: dict[str, dict[str, Any]], replacement: dict[str, Any] | None
+    doc: dict[str, Any],
+    etag: str,
+    cited: dict[str, dict[str, Any]],
+    replacement: dict[str, Any] | None,
+    transcripts: list[Transcript] | None = None,
 ) -> ReviewDraft:
-    """One draft with each statement checked by the verifier against the cited resources as read now."""
+    """One draft with each statement checked by the verifier against the cited resources (and transcript
+    turns) as read now."""
     structured = structured_of(doc)
     note = NoteDraft.model_validate(structured)
+    turns = transcripts or []
     passages = passages_of(structured)
-    report = Verifier(WithGuidelines(LiveEvidence(cited), passages.values())).verify(note)
+    pairs = [(t, facts_of(t)) for t in turns]
+    report = Verifier(WithTranscript(WithGuidelines(LiveEvidence(cited), passages.values()), pairs)).verify(
+        note
+    )
     problems: dict[str, list[str]] = {}
     for violation in report.violations:
         problems.setdefault(violation.location, []).append(f"{violation.rule}: {violation.detail}")
@@ -166,8 +209,8 @@ def review_draft(
                     citations=[
                         (
                             ref,
-                            label_of(ref, cited.get(ref), passages)
-                            if ref in cited or ref in passages
+                            (turn_label(ref, turns) or label_of(ref, cited.get(_base(ref)), passages))
+                            if _base(ref) in cited or ref in passages
                             else OUTSIDE,
                         )
                         for ref in st.citations
@@ -192,7 +235,7 @@ def review_draft(
         sections=sections,
         synthesis_unavailable=note.synthesis_unavailable,
         verification=structured.get("verification") or {},
-        outside=frozenset(ref for ref in note.cited() if ref not in cited and ref not in passages),
+        outside=frozenset(ref for ref in note.cited() if _base(ref) not in cited and ref not in passages),
         guidelines={ref: passage_facts(p) for ref, p in passages.items()},
     )
 
@@ -203,11 +246,16 @@ async def checked_draft(
     doc: dict[str, Any],
     etag: str,
     replacement: dict[str, Any] | None = None,
+    *,
+    rules: TranscriptRules,
 ) -> ReviewDraft:
-    """One draft checked against what it cites, read now from the patient's compartment."""
+    """One draft checked against what it cites (transcript turns too), read now from the patient's
+    compartment."""
     note = NoteDraft.model_validate(structured_of(doc))
-    cited = await in_compartment(client, patient, note.cited())
-    return review_draft(doc, etag, cited, replacement)
+    refs = set(note.cited())
+    cited = await in_compartment(client, patient, {_base(ref) for ref in refs})
+    turns = await read_turns(client, cited, refs, rules)
+    return review_draft(doc, etag, cited, replacement, turns)
 
 
 Shown = tuple[str, dict[str, Any], NoteDraft]
@@ -232,12 +280,15 @@ def to_show(docs: list[dict[str, Any]]) -> tuple[list[Shown], dict[str, dict[str
     return pending + decided[:DECIDED_SHOWN], replacements, max(0, len(decided) - DECIDED_SHOWN)
 
 
-async def patient_drafts(client: FhirClient, patient_id: str) -> tuple[list[ReviewDraft], int]:
+async def patient_drafts(
+    client: FhirClient, patient_id: str, rules: TranscriptRules
+) -> tuple[list[ReviewDraft], int]:
     """The patient's drafts to review (see `to_show`), each checked against its sources as read now."""
     found = [d async for d in client.search("DocumentReference", {"subject": f"Patient/{patient_id}"})]
     docs = [d for d in found if of_patient(d, patient_id, base_url=client.base_url)]
     shown, replacements, older = to_show(docs)
     refs = {ref for _, _, note in shown for ref in note.cited() if not is_guideline(ref)}
-    cited = await in_compartment(client, patient_id, refs)
-    drafts = [review_draft(doc, etag_of(doc), cited, replacements.get(ref)) for ref, doc, _ in shown]
+    cited = await in_compartment(client, patient_id, {_base(ref) for ref in refs})
+    turns = await read_turns(client, cited, refs, rules)
+    drafts = [review_draft(doc, etag_of(doc), cited, replacements.get(ref), turns) for ref, doc, _ in shown]
     return drafts, older

@@ -165,12 +165,13 @@ def cmd_summarize(args: argparse.Namespace) -> int:
 
     init_db()
     patient_id = id_of(args.patient, "Patient", "--patient")
+    encounter = id_of(args.encounter, "Encounter", "--encounter") if args.encounter else None
     with session_scope() as session:
         if not args.inline:
-            submitted = submit(session=session, patient_id=patient_id, kinds=kinds)
+            submitted = submit(session=session, patient_id=patient_id, kinds=kinds, encounter_id=encounter)
             _print_json({"job_id": submitted.job.id, "status": "queued", "on_broker": submitted.on_broker})
             return 0
-        job_id = create_job(session=session, patient_id=patient_id, kinds=kinds)[0].id
+        job_id = create_job(session=session, patient_id=patient_id, kinds=kinds, encounter_id=encounter)[0].id
     from workers.jobrunner import summarize_job
 
     summarize_job(job_id, wait=time.sleep)
@@ -191,7 +192,7 @@ def _summarize_file(args: argparse.Namespace, kinds: list[str], settings: Any) -
 
     async def generate() -> Any:
         async with llm_client(settings) as llm:
-            return await Pipeline(settings, llm=llm).run(record, kinds, write=False)
+            return await Pipeline(settings, llm=llm).run(record, kinds, write=False, encounter=args.encounter)
 
     result = asyncio.run(generate())
     for r in result.results:
@@ -220,6 +221,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from fhir_adapters.condense import condense
     from fhir_adapters.evidence import RecordEvidence
     from fhir_adapters.record import record_from_bundle
+    from workers.transcripts import transcript_evidence
 
     record = record_from_bundle(Path(args.record), args.patient)
     try:
@@ -232,7 +234,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         ) from exc
     timeline = condense(record)
     backing = flag_backing(timeline, rule_flags(timeline)[0])
-    report = Verifier(RecordEvidence(record), backing=backing).verify(draft)
+    evidence = asyncio.run(transcript_evidence(record, get_settings(), draft.cited(), RecordEvidence(record)))
+    report = Verifier(evidence, backing=backing).verify(draft)
     _print_json(report.model_dump())
     return 0 if report.passed else 1
 
@@ -420,6 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inline", action="store_true", help="run here instead of queueing")
     p.add_argument("--record", help="a Bundle file: generate without writing back")
     p.add_argument("--out", help="with --record: write the draft JSON here")
+    p.add_argument("--encounter", help="the encounter a SOAP note is for (its visit transcript is read)")
     p.add_argument("--llm-url", help="LLM base URL (default: EHRSUM_LLM_BASE_URL)")
     p.set_defaults(func=cmd_summarize)
 

@@ -38,6 +38,8 @@ from services.core.settings import get_settings
 from services.jobs.drafts import decide, older_unapproved, record_draft
 from services.jobs.models import Draft, DraftState
 from workers.clients import fhir_client
+from workers.transcript_jobs import submit_soap_job
+from workers.transcripts import rules_of
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +123,9 @@ async def _failing(client: FhirClient, current: Versioned, patient: str | None) 
     if patient is None:
         raise ConflictError("the draft names no patient: its statements cannot be checked")
     try:
-        checked = await checked_draft(client, patient, current.resource, current.etag)
+        checked = await checked_draft(
+            client, patient, current.resource, current.etag, rules=rules_of(get_settings())
+        )
     except (InputError, ValueError):
         return []  # a draft of an older shape carries no statements to check
     return [s.location for s in checked.failing]
@@ -216,11 +220,14 @@ async def replace_on_server(
 
 
 async def track(client: FhirClient, ref: str) -> list[Draft]:
-    """Read a changed DocumentReference and record what it means for our drafts."""
+    """Read a changed DocumentReference: a visit transcript queues its encounter's SOAP note; otherwise
+    record what it means for our drafts."""
     try:
         doc = (await read_versioned(client, ref)).resource
     except FhirNotFound:
         return []
+    if await asyncio.to_thread(submit_soap_job, doc, get_settings()):
+        return []  # a visit transcript: its encounter's SOAP note is due
     if draft_identifier_of(doc):
         # Ours: its relatesTo links are our own supersedes, not a clinician's edit.
         return [d for d in [await settle(client, decision_of(doc))] if d is not None]

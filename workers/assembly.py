@@ -15,6 +15,8 @@ from clinical_notes.readability import readability
 from clinical_notes.render import render_markdown
 from clinical_notes.rules import merge_flags
 from clinical_notes.timeline import Source
+from clinical_notes.transcript import TURN_FRAGMENT
+from clinical_notes.transcript_compose import with_statements
 from clinical_notes.verifier import VerificationReport, without_failing
 from fhir_adapters.writeback import DraftDocument, ModelDevice
 from services.core.settings import Settings
@@ -81,6 +83,7 @@ def verification_block(
         language=words.code,
         triage_scale=prepared.scale if kind.flags else None,
         readability=readability(texts, words.code) if kind.for_patient else None,
+        transcript=prepared.visit.summary() if kind.name == "soap" and prepared.visit is not None else None,
         images=ImagesUsed(sent=[i.ref for i in prepared.images], left_out=prepared.images_left_out),
         news2=prepared.news2,
     )
@@ -103,13 +106,17 @@ def assemble(
     """The kind's draft from the record's facts, the model's synthesis, the rule flags and the model's
     proposals for complaints the lexicon could not map."""
     words = prepared.words_for(kind)
+    composed = compose(kind, prepared.full, words, prepared.scale)
+    visit = prepared.visit if kind.name == "soap" else None
+    if visit is not None:
+        composed = with_statements(composed, visit.statements())
     model: dict[str, list[Statement]] = {}
     for section in synthesis.note.sections if synthesis.note else []:
         model[section.title] = section.statements
     flags = synthesis.note.flags if synthesis.note else []
     draft = NoteDraft(
         kind=kind.name,
-        sections=sections(kind, compose(kind, prepared.full, words, prepared.scale), model),
+        sections=sections(kind, composed, model),
         # A proposal cites the complaint a rule flag already cites: it joins after the merge, never folded.
         flags=[*merge_flags(prepared.rules, flags), *(proposals or [])] if kind.flags else [],
         synthesis_unavailable=synthesis.unavailable,
@@ -125,6 +132,7 @@ def assemble(
     verification = verification_block(kind, kept, final, synthesis, prepared, record_dropped)
     verification.dropped += dropped - record_dropped
     sources = prepared.full.source_labels() | {i.ref: Source(i.label, i.date) for i in prepared.images}
+    sources |= visit.sources() if visit is not None else {}
     return KindResult(
         kind=kind.name,
         note=kept,
@@ -143,6 +151,9 @@ def draft_document(
     """The write-back input for one verified draft."""
     assert outcome.note is not None and outcome.markdown is not None and outcome.verification is not None
     latest = prepared.full.encounters[0] if prepared.full.encounters else None
+    visit = prepared.visit if kind.name == "soap" else None
+    if visit is not None and visit.encounter:
+        latest = next((e for e in prepared.full.encounters if e.ref == visit.encounter), latest)
     return DraftDocument(
         patient_id=prepared.record.patient_id,
         kind=kind.name,
@@ -155,7 +166,12 @@ def draft_document(
             "verification": outcome.verification_json(),
             "guidelines": [p.model_dump() for p in prepared.full.guidelines if p.ref in outcome.note.cited()],
         },
-        cited_refs=[ref for ref in outcome.note.cited() if not is_guideline(ref)],
+        # Provenance names the transcript a turn belongs to (a reference has no turn fragment).
+        cited_refs=list(
+            dict.fromkeys(
+                ref.partition(TURN_FRAGMENT)[0] for ref in outcome.note.cited() if not is_guideline(ref)
+            )
+        ),
         identifier=identifier,
         device=ModelDevice(settings.model_device_name, settings.model_version, settings.model_weights_digest),
         encounter_ref=latest.ref if latest else None,

@@ -81,6 +81,10 @@ class Synthesizer:
         if prepared is not None and prepared.images:
             keys |= prepared.image_keys
             images = image_parts(prepared.images, prepared.image_keys)
+        visit = prepared.visit if prepared is not None and kind.name == "soap" else None
+        transcript = visit.prompt_text() if visit is not None else None
+        if transcript and visit is not None:
+            keys |= visit.keys()
         s = self.settings
         schema = model_schema(kind, max_statements=s.note_max_statements, max_chars=s.statement_max_chars)
         text = render_timeline(timeline)
@@ -89,7 +93,7 @@ class Synthesizer:
         for attempt in range(2):
             try:
                 completion = await self.llm.complete_json(
-                    prompts.messages(kind, text, problem or feedback, words, images),
+                    prompts.messages(kind, text, problem or feedback, words, images, transcript),
                     schema,
                     name=f"{kind.name}_synthesis",
                     max_tokens=s.llm_max_output_tokens,

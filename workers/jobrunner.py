@@ -54,13 +54,14 @@ def _renew(job_id: str, attempt: int, lease_s: float) -> bool:
 
 
 async def _summarize(
-    settings: Settings, job_id: str, attempt: int, patient_id: str, kinds: list[str]
+    settings: Settings, job_id: str, attempt: int, patient_id: str, kinds: list[str], encounter: str | None
 ) -> RunResult:
     """The pipeline and the drafts' adoption, in one event loop with one FHIR client, under the lease."""
     async with fhir_client(settings) as fhir, llm_client(settings) as llm:
 
         async def drafts_written_and_adopted() -> RunResult:
-            result = await Pipeline(settings, llm=llm, fhir=fhir).summarize(patient_id, kinds)
+            pipeline = Pipeline(settings, llm=llm, fhir=fhir)
+            result = await pipeline.summarize(patient_id, kinds, encounter=encounter)
             written = [(r.kind, r.draft_ref) for r in result.results if r.draft_ref]
             with result.timed("write"):
                 await adopt_drafts(fhir, job_id=job_id, patient_id=patient_id, drafts=written)
@@ -98,11 +99,16 @@ def run_job(job_id: str) -> JobOutcome:
         job = claim_job(session=session, job_id=job_id, lease_s=settings.job_lease_s)
         if job is None:
             return _not_claimed(get_job(session=session, job_id=job_id))
-        attempt, patient_id, kinds = job.attempts, job.patient_id, list(job.kinds)
+        attempt, patient_id, kinds, encounter = (
+            job.attempts,
+            job.patient_id,
+            list(job.kinds),
+            job.encounter_id,
+        )
     extra: dict[str, Any] = {"job_id": job_id, "patient_id": patient_id, "attempt": attempt}
     log.info("job started", extra=extra)
     try:
-        result = asyncio.run(_summarize(settings, job_id, attempt, patient_id, kinds))
+        result = asyncio.run(_summarize(settings, job_id, attempt, patient_id, kinds, encounter))
     except LeaseLost:
         log.warning("lease lost; the attempt that took over finishes the job", extra=extra)
         return JobOutcome(JobStatus.running)

@@ -29,6 +29,7 @@ from workers.llm_client import LlmClient
 from workers.model_routing import check_routes
 from workers.prepared import PreparedRecord, guideline_library, prepare
 from workers.record_pull import keep_snapshot, pull_for_job
+from workers.transcripts import load_visit
 
 NO_DISCHARGE = "does not apply: no encounter in the record ended in a discharge"
 
@@ -72,11 +73,17 @@ class Pipeline:
         self.counter: TokenCounter = token_counter(settings.tokenizer_path)
         self.synthesizer = Synthesizer(settings, llm)
 
-    async def prepare(self, record: PatientRecord) -> PreparedRecord:
+    async def prepare(
+        self, record: PatientRecord, kinds: list[str] | None = None, encounter: str | None = None
+    ) -> PreparedRecord:
         """The record condensed, fitted and screened once for every kind of the run, with the passages of
-        the hospital's guideline library that match it."""
+        the hospital's guideline library that match it and, for a SOAP note, the transcript of `encounter`
+        (the newest when None)."""
         library = await guideline_library(self.settings, self.fhir)
-        return prepare(self.settings, self.counter, record, library)
+        visit = None
+        if kinds and "soap" in kinds:
+            visit = await load_visit(record, self.settings, encounter=encounter, client=self.fhir)
+        return prepare(self.settings, self.counter, record, library, visit)
 
     async def draft(
         self, kind: NoteKind, prepared: PreparedRecord, first_token: asyncio.Event | None = None
@@ -104,13 +111,18 @@ class Pipeline:
         rest = await asyncio.gather(*(self.draft(kind, prepared) for kind in kinds[1:]))
         return [await first, *rest]
 
-    async def run(self, record: PatientRecord, kinds: list[str], *, write: bool) -> RunResult:
-        """Draft every kind for a fetched record, writing drafts back when asked."""
+    async def run(
+        self, record: PatientRecord, kinds: list[str], *, write: bool, encounter: str | None = None
+    ) -> RunResult:
+        """Draft every kind for a fetched record, writing drafts back when asked; a SOAP note is for
+        `encounter` (the newest when None) and composes from its transcript."""
         result = RunResult(record.patient_id)
-        await self._draft_and_write(result, lambda: record, record.digest(), kinds, write=write)
+        await self._draft_and_write(result, lambda: record, record.digest(), kinds, encounter, write=write)
         return result
 
-    async def summarize(self, patient_id: str, kinds: list[str], *, write: bool = True) -> RunResult:
+    async def summarize(
+        self, patient_id: str, kinds: list[str], *, write: bool = True, encounter: str | None = None
+    ) -> RunResult:
         """Fetch a patient's record (only what changed since the last job) and run every kind. The record
         is parsed and condensed once, and not at all when nothing changed and every draft exists."""
         if self.fhir is None:
@@ -120,7 +132,7 @@ class Pipeline:
             pulled = await pull_for_job(self.fhir, patient_id)
             digest = (pulled.snapshot.record_digest if pulled.unchanged else "") or pulled.record.digest()
         prepared = await self._draft_and_write(
-            result, lambda: pulled.record, digest, kinds, write=write, unchanged=pulled.unchanged
+            result, lambda: pulled.record, digest, kinds, encounter, write=write, unchanged=pulled.unchanged
         )
         with result.timed("write"):
             await keep_snapshot(self.fhir.base_url, pulled, prepared.full if prepared else None)
@@ -142,19 +154,24 @@ class Pipeline:
         record: Callable[[], PatientRecord],
         digest: str,
         kinds: list[str],
+        encounter: str | None,
         *,
         write: bool,
         unchanged: bool = False,
     ) -> PreparedRecord | None:
         """Draft the kinds not written yet for the record of `digest` and write them; the prepared record,
         unless nothing needed it (`unchanged`: the record is the snapshot's, so it wants no new digest)."""
-        identifiers = {name: draft_identifier(result.patient_id, name, digest) for name in kinds}
+        # A SOAP note asked for one encounter is that encounter's: another encounter's note is another draft.
+        scoped = {"soap": f"{digest}|Encounter/{encounter}"} if encounter else {}
+        identifiers = {
+            name: draft_identifier(result.patient_id, name, scoped.get(name, digest)) for name in kinds
+        }
         existing = await self._existing(identifiers, write)
         todo = [get_kind(name) for name in kinds if name not in existing]
         prepared: PreparedRecord | None = None
         if todo or not unchanged:
             with result.timed("condense"):
-                prepared = await self.prepare(record())
+                prepared = await self.prepare(record(), kinds, encounter)
         drafted: dict[str, KindResult] = {}
         if prepared is not None:
             with result.timed("generate"):

@@ -9,6 +9,7 @@ from clinical_notes.attachments import ImageAttachment, image_keys
 from clinical_notes.budget import fit_budget
 from clinical_notes.discharge import draft_language
 from clinical_notes.draft import Flag
+from clinical_notes.evidence import EvidenceSource
 from clinical_notes.guidelines import Library, WithGuidelines, attach
 from clinical_notes.kinds import NoteKind
 from clinical_notes.language import Wording, wording
@@ -27,6 +28,7 @@ from services.core.errors import InputError
 from services.core.model_profiles import get_profile
 from services.core.settings import Language, Settings, TriageScale
 from workers.model_routing import language_for, scale_for
+from workers.transcripts import Visit, fit_turns
 
 TEMPLATE_MARGIN_TOKENS = 48  # chat-template control tokens and rounding
 
@@ -48,6 +50,7 @@ class PreparedRecord:
     images: list[ImageAttachment] = field(default_factory=list)
     image_keys: dict[str, str] = field(default_factory=dict)
     images_left_out: list[str] = field(default_factory=list)
+    visit: Visit | None = None
 
     @property
     def words(self) -> Wording:
@@ -66,8 +69,12 @@ class PreparedRecord:
         can back a flag, and the draft's language."""
         shown = set(self.fitted.refs()) | set(self.image_keys.values()) if self.fitted is not None else set()
         shown |= also_shown or set()
+        evidence: EvidenceSource = self.evidence
+        if self.visit is not None:
+            shown |= set(self.visit.keys().values())
+            evidence = self.visit.evidence(self.evidence)
         backing = flag_backing(self.full, self.rules)
-        return Verifier(self.evidence, prompt_refs=shown, backing=backing, wording=words or self.words)
+        return Verifier(evidence, prompt_refs=shown, backing=backing, wording=words or self.words)
 
 
 def prompt_budget(settings: Settings, counter: TokenCounter) -> int:
@@ -114,15 +121,21 @@ async def guideline_library(settings: Settings, fhir: FhirClient | None) -> Libr
 
 
 def prepare(
-    settings: Settings, counter: TokenCounter, record: PatientRecord, library: Library | None = None
+    settings: Settings,
+    counter: TokenCounter,
+    record: PatientRecord,
+    library: Library | None = None,
+    visit: Visit | None = None,
 ) -> PreparedRecord:
     """Condense once, find the guideline passages, fit once (every kind shares the fitted timeline), run
-    the triage rules."""
-    full = condense(record)
+    the triage rules; the visit's transcript turns take their share of the prompt first."""
+    full = condense(record, skip=visit.skip if visit else frozenset())
     if library is not None:
         attach(full, library)
     images, left_out = prompt_images(settings, record)
     reserve = len(images) * get_profile(settings.llm_profile).image_tokens
+    if visit is not None:
+        reserve += fit_turns(visit, prompt_budget(settings, counter) - reserve, counter)
     try:
         fitted, reason = fit(settings, counter, full, reserve), None
     except InputError as exc:
@@ -130,9 +143,9 @@ def prepare(
     names = departments(record)
     language, scale = language_for(settings, names), scale_for(settings, names)
     rules, score = rule_flags(full, scale)
-    evidence = WithGuidelines(RecordEvidence(record), full.guidelines)
+    evidence = WithGuidelines(RecordEvidence(record, full), full.guidelines)
     prepared = PreparedRecord(
-        record, full, fitted, reason, evidence, rules, score.score, names, language, scale
+        record, full, fitted, reason, evidence, rules, score.score, names, language, scale, visit=visit
     )
     prepared.images_left_out = left_out
     if fitted is not None and images:

@@ -23,11 +23,21 @@ class Submitted:
 
 
 def submit(
-    *, session: Session, patient_id: str, kinds: list[str], idempotency_key: str | None = None
+    *,
+    session: Session,
+    patient_id: str,
+    kinds: list[str],
+    idempotency_key: str | None = None,
+    encounter_id: str | None = None,
 ) -> Submitted:
-    """Create a job and queue it once committed; with a known idempotency key, that job as it is."""
+    """Create a job (for one encounter of the patient when given) and queue it once committed; with a known
+    idempotency key, that job as it is."""
     job, created = create_job(
-        session=session, patient_id=patient_id, kinds=kinds, idempotency_key=idempotency_key
+        session=session,
+        patient_id=patient_id,
+        kinds=kinds,
+        idempotency_key=idempotency_key,
+        encounter_id=encounter_id,
     )
     on_broker = queue_job(session=session, job=job) if created else False
     return Submitted(job, created, on_broker)

@@ -51,6 +51,21 @@ class SummaryRequest(BaseModel):
 
     patient: str = Field(description='Patient id on the FHIR server, or "Patient/{id}".')
     kinds: list[str] = Field(default_factory=lambda: ["progress"], min_length=1, max_length=len(KINDS))
+    encounter: str | None = Field(
+        default=None,
+        description='Encounter id (or "Encounter/{id}") a SOAP note is for; its visit transcript is read. '
+        "Default: the patient's newest encounter.",
+    )
+
+    @field_validator("encounter")
+    @classmethod
+    def _encounter_id(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return id_of(value, "Encounter", "encounter")
+        except InputError as exc:
+            raise ValueError(str(exc)) from exc
 
     @field_validator("patient")
     @classmethod
@@ -79,7 +94,14 @@ def create_summary(
     broker unreachable the job is still accepted: it is durable, and the sweeper queues it.
     """
     key = caller_key(principal.subject, idempotency_key) if idempotency_key else None
-    return submit(session=session, patient_id=body.patient, kinds=body.kinds, idempotency_key=key).job
+    submitted = submit(
+        session=session,
+        patient_id=body.patient,
+        kinds=body.kinds,
+        idempotency_key=key,
+        encounter_id=body.encounter,
+    )
+    return submitted.job
 
 
 @router.get("/v1/summaries/{job_id}", response_model=SummaryJobPublic)

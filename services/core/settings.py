@@ -118,6 +118,18 @@ class Settings(BaseSettings):
     )
     image_max_bytes: int = Field(default=2_000_000, gt=0, description="Largest image attachment sent.")
     image_max_count: int = Field(default=4, ge=0, description="Most images sent with one prompt.")
+    transcript_codes: list[str] = Field(
+        default_factory=lambda: ["urn:ehr-summarizer:document-kind|visit-transcript"],
+        description="DocumentReference type or category codings (system|code) that mark a visit transcript.",
+    )
+    transcript_max_bytes: int = Field(
+        default=1_000_000,
+        gt=0,
+        description="Largest transcript read; the rest is left out, and the draft says so.",
+    )
+    transcript_max_turns: int = Field(
+        default=1000, gt=0, description="Most turns read; later turns are left out, and the draft says so."
+    )
     llm_api_key: SecretStr | None = None
     llm_timeout_s: float = 600.0
     llm_max_retries: int = 2

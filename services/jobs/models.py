@@ -29,6 +29,9 @@ class SummaryJobBase(SQLModel):
 
     patient_id: str = Field(index=True, max_length=64)
     kinds: list[str] = Field(default_factory=lambda: ["progress"], sa_column=Column(JSON, nullable=False))
+    encounter_id: str | None = Field(
+        default=None, max_length=64, description="The encounter a SOAP note is for (its transcript's)."
+    )
 
 
 class SummaryJob(SummaryJobBase, table=True):

@@ -31,15 +31,22 @@ def caller_key(caller: str, key: str) -> str:
     return "api:" + hashlib.sha256(f"{caller}\0{key}".encode()).hexdigest()
 
 
-def _same_request(job: SummaryJob, patient_id: str, kinds: list[str]) -> SummaryJob:
+def _same_request(
+    job: SummaryJob, patient_id: str, kinds: list[str], encounter_id: str | None = None
+) -> SummaryJob:
     """The job made under an idempotency key, if this request is the one it was made for."""
-    if job.patient_id != patient_id or sorted(job.kinds) != sorted(kinds):
+    if job.patient_id != patient_id or sorted(job.kinds) != sorted(kinds) or job.encounter_id != encounter_id:
         raise InputMismatch("Idempotency-Key already used for a different request")
     return job
 
 
 def create_job(
-    *, session: Session, patient_id: str, kinds: list[str], idempotency_key: str | None = None
+    *,
+    session: Session,
+    patient_id: str,
+    kinds: list[str],
+    idempotency_key: str | None = None,
+    encounter_id: str | None = None,
 ) -> tuple[SummaryJob, bool]:
     """Insert a queued job and commit; with a known idempotency key, that job instead (InputMismatch when
     the key was used for another patient or kinds)."""
@@ -48,10 +55,11 @@ def create_job(
             select(SummaryJob).where(SummaryJob.idempotency_key == idempotency_key)
         ).first()
         if existing is not None:
-            return _same_request(existing, patient_id, kinds), False
+            return _same_request(existing, patient_id, kinds, encounter_id), False
     job = SummaryJob(
         patient_id=patient_id,
         kinds=kinds,
+        encounter_id=encounter_id,
         idempotency_key=idempotency_key,
         lease_until=requeue_check_at(),
     )
@@ -61,7 +69,7 @@ def create_job(
     except IntegrityError:
         session.rollback()
         existing = session.exec(select(SummaryJob).where(SummaryJob.idempotency_key == idempotency_key)).one()
-        return _same_request(existing, patient_id, kinds), False
+        return _same_request(existing, patient_id, kinds, encounter_id), False
     session.refresh(job)
     return job, True
 

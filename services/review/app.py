@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from clinical_notes.transcript import split_turn_ref
 from fhir_adapters.citation_facts import citation_facts
 from fhir_adapters.client import FhirClient
 from fhir_adapters.compartment import in_compartment
@@ -27,6 +28,7 @@ from fhir_adapters.references import fhir_id, parse_reference
 from fhir_adapters.replacement import LOCATION
 from fhir_adapters.review_drafts import checked_draft, patient_drafts
 from fhir_adapters.smart_launch import SmartEndpoints, authorize_url, discover, exchange_code, pkce_pair
+from fhir_adapters.transcripts import turn_facts
 from services.api.drafts import version_of
 from services.api.guard import Counters
 from services.api.outcomes import status_of
@@ -49,6 +51,7 @@ from services.review.guard import ReviewGuard
 from services.review.sessions import COOKIE, Pending, Reviewer, Sessions
 from workers.approvals import decide_on_server, replace_on_server
 from workers.clients import clinician_client
+from workers.transcripts import rules_of
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/review", include_in_schema=False)
@@ -264,7 +267,7 @@ async def drafts(session: SessionCookie = None, done: str | None = None) -> Resp
 async def _drafts_page(reviewer: Reviewer, notice: str) -> str:
     async with clinician_client(get_settings(), reviewer.access_token, _actor(reviewer)) as client:
         patient = (await read_versioned(client, f"Patient/{reviewer.patient}")).resource
-        found, older = await patient_drafts(client, reviewer.patient)
+        found, older = await patient_drafts(client, reviewer.patient, rules_of(get_settings()))
     banner = pages.patient_banner(reviewer.patient, citation_facts(patient))
     return pages.drafts_page(
         found, reviewer.csrf, user=reviewer.fhir_user, banner=banner, notice=notice, older=older
@@ -293,11 +296,15 @@ async def evidence(
     async def go() -> Response:
         reviewer = await _reviewer(session)
         _from_page(reviewer, csrf)
-        path = str(parse_reference(ref, what="citation"))
+        turn = split_turn_ref(ref)
+        path = str(parse_reference(turn[0] if turn else ref, what="citation"))
         async with clinician_client(get_settings(), reviewer.access_token, _actor(reviewer)) as client:
             found = (await in_compartment(client, reviewer.patient, [path])).get(path)
-        if found is None:
-            raise PermissionDenied(f"{path} is not a resource of the patient in context")
+            if found is None:
+                raise PermissionDenied(f"{path} is not a resource of the patient in context")
+            facts = citation_facts(found)
+            if turn is not None:
+                facts = await turn_facts(client, found, turn[1], rules_of(get_settings()))
         await asyncio.to_thread(
             record_detached,
             actor=_actor(reviewer),
@@ -305,7 +312,7 @@ async def evidence(
             outcome=AuditOutcome.success,
             resource_ids=[path],
         )
-        body = pages.evidence_fragment(path, citation_facts(found))
+        body = pages.evidence_fragment(ref if turn else path, facts)
         return _html(body if fragment else pages.page(path, body))
 
     try:
@@ -400,7 +407,7 @@ async def edit_form(draft_id: str, session: SessionCookie = None) -> Response:
         reviewer = await _reviewer(session)
         async with clinician_client(get_settings(), reviewer.access_token, _actor(reviewer)) as client:
             _, doc, etag = await _patients_draft(client, draft_id, reviewer.patient)
-            draft = await checked_draft(client, reviewer.patient, doc, etag)
+            draft = await checked_draft(client, reviewer.patient, doc, etag, rules=rules_of(get_settings()))
         return _html(pages.edit_page(draft, reviewer.csrf))
 
     return await _guarded(go)

@@ -1,0 +1,118 @@
+"""The SOAP note's facts from a visit transcript, composed by code, each statement cited to its turns.
+
+Subjective: symptoms reported (with onset or duration as said), symptoms denied (by statement or by answer),
+those whose reading depends on speaker tags that do not fit (stated as possible, with why, never inverted),
+medications taken or stopped, allergies as said. Objective: measurements said aloud and the clinician's
+examination findings, quoted. Plan: medications the clinician prescribes or changes, as said. What reading
+the transcript left out (a cap, no speaker tags, no turns) is said in the draft.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from clinical_notes.draft import Statement
+from clinical_notes.transcript import Transcript
+from clinical_notes.transcript_facts import MedicationFact, SymptomFact, TranscriptFacts
+
+MAX_TURNS_CITED = 4
+MAX_DENIED_PER_STATEMENT = 6
+NO_TRANSCRIPT = "No visit transcript was found in the record for this encounter."
+
+
+def _said(transcript: Transcript, text: str, turns: Iterable[int]) -> Statement:
+    refs = [transcript.turn_ref(n) for n in dict.fromkeys(turns)][:MAX_TURNS_CITED]
+    return Statement(text=text, citations=refs, author="record")
+
+
+def _listed(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def _merged(facts: TranscriptFacts) -> list[SymptomFact]:
+    """One fact per symptom and status (and uncertainty), its turns joined; a turn that says the symptom
+    both ways is not cited for either, and "pain" that names no place is left to the located pains."""
+    merged: dict[tuple[str, str, str | None], SymptomFact] = {}
+    for f in facts.symptoms:
+        if f.name == "pain":
+            continue
+        said = [facts.polarity.get(n, {}).get(f.name, set()) for n in f.turns]
+        turns = tuple(n for n, ways in zip(f.turns, said, strict=True) if len(ways) < 2)
+        if f.uncertain is None and not any(ways == {f.status} for ways in said):
+            continue  # no turn says it only this way
+        f = SymptomFact(f.name, f.status, turns, f.said, f.uncertain)
+        key = (f.name, f.status, f.uncertain)
+        held = merged.get(key)
+        if held is None:
+            merged[key] = f
+        else:
+            turns = tuple(dict.fromkeys((*held.turns, *f.turns)))[:MAX_TURNS_CITED]
+            merged[key] = SymptomFact(f.name, f.status, turns, held.said or f.said, f.uncertain)
+    return list(merged.values())
+
+
+def symptom_statements(transcript: Transcript, facts: TranscriptFacts) -> list[Statement]:
+    """Reported symptoms one by one, denied ones grouped by the turns that deny them, uncertain ones apart."""
+    merged = _merged(facts)
+    out = []
+    reported = [f for f in merged if f.status == "reported" and f.uncertain is None]
+    denied_names = {f.name for f in merged if f.status == "denied" and f.uncertain is None}
+    for f in reported:
+        said = f' ("{f.said}")' if f.said else ""
+        also = " (elsewhere in the visit it is denied)" if f.name in denied_names else ""
+        out.append(_said(transcript, f"Reports {f.name}{said}{also}.", f.turns))
+    groups: dict[tuple[int, ...], list[str]] = {}
+    for f in merged:
+        if f.status == "denied" and f.uncertain is None:
+            groups.setdefault(f.turns, []).append(f.name)
+    for turns, names in groups.items():
+        for i in range(0, len(names), MAX_DENIED_PER_STATEMENT):
+            out.append(
+                _said(transcript, f"Denies {_listed(names[i : i + MAX_DENIED_PER_STATEMENT])}.", turns)
+            )
+    for f in (f for f in merged if f.uncertain is not None):
+        what = "report" if f.status == "reported" else "denial"
+        out.append(_said(transcript, f"Possible {what} of {f.name}, uncertain: {f.uncertain}.", f.turns))
+    return out
+
+
+def _medication(f: MedicationFact) -> str:
+    parts = [f.name, *(p for p in (f.dose, f.frequency) if p)]
+    said = " ".join(parts)
+    if f.status == "planned":
+        return f"Medication plan said in the visit: {said}."
+    if f.status == "stopped":
+        return f"Says {f.name} was stopped or is not taken."
+    dose = "" if f.dose else " (dose not said)"
+    return f"Takes {said}{dose}, as said in the visit."
+
+
+def transcript_statements(
+    transcript: Transcript | None, facts: TranscriptFacts
+) -> dict[str, list[Statement]]:
+    """The transcript's statements by SOAP section title; without a transcript, Subjective says so."""
+    if transcript is None:
+        return {"Subjective": [Statement(text=NO_TRANSCRIPT, citations=[], author="record")]}
+    subjective = symptom_statements(transcript, facts)
+    subjective += [
+        _said(transcript, _medication(m), m.turns) for m in facts.medications if m.status != "planned"
+    ]
+    subjective += [_said(transcript, f'Allergies as said: "{a.text}"', a.turns) for a in facts.allergies]
+    objective = [_said(transcript, f'Said aloud: "{m.text}"', m.turns) for m in facts.measurements]
+    objective += [
+        _said(transcript, f'Examination, as the clinician said: "{f.text}"', f.turns) for f in facts.findings
+    ]
+    plan = [_said(transcript, _medication(m), m.turns) for m in facts.medications if m.status == "planned"]
+    notices = [f"The visit transcript: {problem}." for problem in transcript.problems]
+    subjective += [Statement(text=text, citations=[], author="record") for text in notices]
+    return {"Subjective": subjective, "Objective": objective, "Plan": plan}
+
+
+def with_statements(
+    composed: dict[str, list[Statement]], extra: dict[str, list[Statement]]
+) -> dict[str, list[Statement]]:
+    """The composed statements with more appended, section by section."""
+    out = {title: list(statements) for title, statements in composed.items()}
+    for title, statements in extra.items():
+        out.setdefault(title, []).extend(statements)
+    return out

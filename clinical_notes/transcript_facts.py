@@ -1,0 +1,696 @@
+"""What a visit transcript states, read by medspaCy: symptoms reported and denied, medications, allergies,
+measurements said aloud and the clinician's examination findings, each with the turns it rests on.
+
+medspaCy's target matcher finds the concepts (clinical_notes.transcript_terms) and its ConText component
+decides negation, experiencer (family), history and hypothetical ("if you get chest pain") within each turn.
+Across turns, a clinician's question answered by the patient is read together: "[doctor] any fever or
+chills? [patient] no." denies fever and chills. Who spoke matters to that reading; when the speaker tags do
+not fit it (the question tagged as the patient's, the answer as the doctor's, a first-person complaint
+tagged as the doctor's: speech recognition swaps tags), the fact is kept as uncertain, never inverted.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Literal
+
+from clinical_notes.transcript import CLINICIANS, Transcript, Turn
+from clinical_notes.transcript_terms import (
+    AFFIRMATIVE_ANSWERS,
+    BODY_PARTS,
+    DOSE_UNITS,
+    DRUG_NAMES,
+    DRUG_STEMS,
+    EXAM_END,
+    EXAM_START,
+    FINDING_WORDS,
+    FREQUENCIES,
+    MEASURES,
+    NEGATIVE_ANSWERS,
+    PAIN_WORDS,
+    PLAN_CUES,
+    STOP_CUES,
+    SYMPTOMS,
+)
+
+Status = Literal["reported", "denied"]
+MedStatus = Literal["taking", "planned", "stopped"]
+MIN_STEMMED_DRUG = 6  # a stem match needs a word this long ("ramipril", not "pril")
+CUE_WINDOW = 8  # tokens either side of a drug name read for plan or stop cues
+# How people deny in conversation, beyond ConText's default (clinical-note) negation cues.
+SPOKEN_NEGATIONS = (
+    "nothing",
+    "none",
+    "never",
+    "not really",
+    "not any",
+    "do n't have",
+    "did n't have",
+    "have n't had",
+    "have n't noticed",
+    "have n't been having",
+    "have not had",
+    "not having",
+    "ca n't recall",
+    "do n't recall",
+    "do n't remember",
+    "do n't think",
+    "no more",
+)
+ASK_WINDOW = 12  # tokens before a concept read for a question's words
+QUESTION_CUES = (
+    "have you",
+    "do you",
+    "did you",
+    "are you",
+    "any",
+    "how about",
+    "what about",
+    "is there",
+    "are there",
+    "does it",
+    "do your",
+    "are your",
+    "is your",
+    "you been having",
+    "you having",
+    "you had",
+)
+# Where a spoken denial stops: "no fever some chills and i do feel a little nauseous" denies fever only
+# (speech recognition writes no punctuation to end the negation's scope).
+SPOKEN_TERMINATIONS = ("some", "a little", "a bit", "i do", "and i", "kinda")
+QUESTION_OPENERS = frozenset(
+    {"any", "do", "does", "did", "have", "has", "are", "is", "was", "were", "had", "how", "what", "when"}
+)
+# A clinician saying what they are about to do, not what they found ("i'm gon na check your lungs").
+INTENT_CUES = (
+    " gon na ",
+    " going to ",
+    " let me ",
+    " i'll ",
+    " i will ",
+    " let's ",
+    " i want to ",
+    " i wan na ",
+)
+FIRST_PERSON = frozenset({"i", "i'm", "i've", "me", "my", "i'd", "myself"})
+# An answer that denies whatever of the question it does not name.
+REST_DENIED = (
+    "everything else has been",
+    "everything else is",
+    "nothing else",
+    "not in a while",
+    "not recently",
+)
+SECOND_OR_THIRD = frozenset(
+    {"you", "your", "you've", "you're", "she", "he", "her", "his", "she's", "he's", "presents", "patient"}
+)
+SPOKEN = {
+    "zero": 0,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "eleven": 11,
+    "twelve": 12,
+    "thirteen": 13,
+    "fourteen": 14,
+    "fifteen": 15,
+    "sixteen": 16,
+    "seventeen": 17,
+    "eighteen": 18,
+    "nineteen": 19,
+    "twenty": 20,
+    "thirty": 30,
+    "forty": 40,
+    "fifty": 50,
+    "sixty": 60,
+    "seventy": 70,
+    "eighty": 80,
+    "ninety": 90,
+    "hundred": 100,
+}
+REPEATED = re.compile(r"\b(\w+)(?: \1\b)+")
+LATER = ("in a second", "in a minute", "in a moment", "later")  # an exam announced for later has not begun
+TAG_QUESTION = re.compile(r",?\s*\b(?:okay|ok|right|all right|alright|yeah|you know)\s*\?$", re.IGNORECASE)
+HESITATIONS = frozenset({"uh", "um", "uhm", "er", "hmm", "mm"})
+FILLERS = re.compile(r"\b(?:" + "|".join(sorted(HESITATIONS)) + r")\b\s*,?\s*", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class SymptomFact:
+    """A symptom the visit reports or denies, the turns that say so, onset or duration as said."""
+
+    name: str
+    status: Status
+    turns: tuple[int, ...]
+    said: str | None = None
+    uncertain: str | None = None
+
+
+@dataclass(frozen=True)
+class MedicationFact:
+    """A medication named in the visit, with dose and frequency as said."""
+
+    name: str
+    status: MedStatus
+    turns: tuple[int, ...]
+    dose: str | None = None
+    frequency: str | None = None
+
+
+@dataclass(frozen=True)
+class SaidFact:
+    """A measurement said aloud, an allergy mentioned, or an examination finding: its words and turns."""
+
+    name: str
+    text: str
+    turns: tuple[int, ...]
+
+
+@dataclass
+class TranscriptFacts:
+    """Everything composed from one transcript, and the polarity of each symptom per turn (the verifier's)."""
+
+    symptoms: list[SymptomFact] = field(default_factory=list)
+    medications: list[MedicationFact] = field(default_factory=list)
+    measurements: list[SaidFact] = field(default_factory=list)
+    allergies: list[SaidFact] = field(default_factory=list)
+    findings: list[SaidFact] = field(default_factory=list)
+    polarity: dict[int, dict[str, set[Status]]] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------------------ the pipeline
+
+
+def _phrase_pattern(phrase: str) -> list[dict[str, Any]]:
+    return [{"LOWER": word} for word in phrase.split()]
+
+
+@lru_cache(maxsize=1)
+def pipeline() -> Any:
+    """A blank spaCy English pipeline with a sentencizer, medspaCy's target matcher and ConText (no model
+    download). Built once per process."""
+    import medspacy  # noqa: F401  (registers the medspacy_* factories)
+    import spacy
+    from medspacy.context import ConTextRule
+    from medspacy.target_matcher import TargetRule
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("sentencizer")
+    matcher: Any = nlp.add_pipe("medspacy_target_matcher")
+    rules = []
+    for name, phrases in SYMPTOMS.items():
+        for phrase in phrases:
+            rules.append(
+                TargetRule(phrase, "SYMPTOM", pattern=_phrase_pattern(phrase), metadata={"name": name})
+            )
+    located = {"LOWER": {"IN": list(BODY_PARTS)}}
+    pain = {"LOWER": {"IN": list(PAIN_WORDS)}}
+    owner = {"LOWER": {"IN": ["my", "the", "your", "her", "his", "both", "left", "right"]}, "OP": "*"}
+    for pattern in (
+        [located, pain],
+        [pain, {"LOWER": {"IN": ["in", "on"]}}, owner, located],
+        [located, owner, pain],
+    ):
+        rules.append(
+            TargetRule("located pain", "SYMPTOM", pattern=pattern, metadata={"name": "located pain"})
+        )
+    for name, phrases in MEASURES.items():
+        for phrase in phrases:
+            rules.append(
+                TargetRule(phrase, "MEASURE", pattern=_phrase_pattern(phrase), metadata={"name": name})
+            )
+    stem = "(" + "|".join(DRUG_STEMS) + ")$"
+    rules.append(
+        TargetRule("drug", "DRUG", pattern=[{"LOWER": {"REGEX": stem}, "LENGTH": {">=": MIN_STEMMED_DRUG}}])
+    )
+    for name in DRUG_NAMES:
+        rules.append(TargetRule(name, "DRUG", pattern=_phrase_pattern(name)))
+    matcher.add(rules)
+    context: Any = nlp.add_pipe("medspacy_context")
+    context.add([ConTextRule(cue, "NEGATED_EXISTENCE", direction="FORWARD") for cue in SPOKEN_NEGATIONS])
+    context.add([ConTextRule(cue, "TERMINATE", direction="TERMINATE") for cue in SPOKEN_TERMINATIONS])
+    return nlp
+
+
+def _name(span: Any) -> str:
+    """The canonical name of a matched concept ("pain in my knee" → "knee pain")."""
+    rule = span._.target_rule
+    name = (rule.metadata or {}).get("name") if rule is not None else None
+    if name == "located pain":
+        part = next(t.lower_ for t in span if t.lower_ in BODY_PARTS)
+        return f"{part.rstrip('s') if part not in ('legs', 'hips') else part[:-1]} pain"
+    return str(name or span.text.lower())
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z][a-z0-9'\-]*", text.lower())
+
+
+def _starts(text: str, openers: Iterable[str]) -> bool:
+    said = " ".join(_words(text))
+    return any(said == o or said.startswith(o + " ") for o in openers)
+
+
+def _is_question(sentence: str) -> bool:
+    """A question, not a statement closed by a tag ("... a murmur, okay?" states the murmur); speech
+    recognition often writes none of the punctuation, so a question's opening words count too."""
+    said = TAG_QUESTION.sub(".", sentence.rstrip())
+    words = [w for w in _words(said) if w not in LEAD_INS]
+    return said.endswith("?") or bool(words and words[0] in QUESTION_OPENERS and not said.endswith("."))
+
+
+YES_NO_OPENERS = frozenset(
+    {"any", "do", "does", "did", "have", "has", "are", "is", "was", "were", "had", "can", "could", "no"}
+)
+LEAD_INS = frozenset({"and", "so", "okay", "ok", "all", "right", "alright", "um", "uh", "now", "also", "but"})
+
+
+def _yes_no(m: _Mention) -> bool:
+    """Whether a question mentioning a symptom is answered by yes or no ("any fever?", "do you have chest
+    pain?"), not by a description ("what have you taken for the pain?"), and is not the part a speaker
+    corrects ("joint pain ... i mean, muscle aches?" asks about muscle aches)."""
+    sentence = m.sentence.lower()
+    corrected = sentence.rfind("i mean")
+    if corrected >= 0 and m.start - m.sentence_start < corrected:
+        return False
+    words = [w for w in _words(sentence) if w not in LEAD_INS]
+    before = " " + " ".join(_words(m.sentence[: max(0, m.start - m.sentence_start)])[-ASK_WINDOW:]) + " "
+    if any(f" {cue} " in before for cue in QUESTION_CUES):
+        return True
+    return bool(words) and (words[0] in YES_NO_OPENERS or "any" in words[:4] or len(words) <= 4)
+
+
+def spoken_number(word: str) -> float | None:
+    """A number as said ("twenty" → 20, "7.2" → 7.2); None when the word is no number."""
+    word = word.lower().replace(",", "")
+    try:
+        return float(word)
+    except ValueError:
+        pass
+    if "-" in word:
+        parts = [SPOKEN.get(p) for p in word.split("-")]
+        return float(sum(p for p in parts if p is not None)) if all(p is not None for p in parts) else None
+    value = SPOKEN.get(word)
+    return float(value) if value is not None else None
+
+
+def spoken_numbers(text: str) -> list[float]:
+    """Every number said in a text, written or spoken ("one twenty over eighty" gives 1, 20, 80; "twenty
+    five" gives 25 as well as 20 and 5)."""
+    tokens = re.findall(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|[a-z]+(?:-[a-z]+)?", text.lower())
+    found: list[float] = []
+    previous: float | None = None
+    for token in tokens:
+        value = spoken_number(token)
+        if value is None:
+            previous = None
+            continue
+        found.append(value)
+        if previous is not None and previous >= 20 and previous % 10 == 0 and 0 < value < 10:
+            found.append(previous + value)  # "twenty five"
+        if previous is not None and 1 <= previous <= 9 and 10 <= value < 100 and token.isalpha():
+            found.append(previous * 100 + value)  # "one twenty" as a blood pressure is 120
+        if value == 100 and previous is not None and previous < 10:
+            found.append(previous * 100)  # "eight hundred"
+        previous = value
+    return found
+
+
+def _shown(value: float) -> str:
+    return f"{value:g}"
+
+
+# ------------------------------------------------------------------------------------------ reading turns
+
+
+@dataclass
+class _Mention:
+    name: str
+    negated: bool
+    question: bool
+    person: Literal["first", "other", "none"]
+    sentence: str
+    start: int
+    sentence_start: int
+
+
+def _person(sentence: str) -> Literal["first", "other", "none"]:
+    """Whom a clinician's sentence is about: the patient ("you", "she", a dictated "57-year-old male who
+    presents with"), the speaker ("I"), or neither."""
+    words = set(_words(sentence))
+    if words & SECOND_OR_THIRD or any(w.endswith("year-old") for w in words):
+        return "other"
+    return "first" if words & FIRST_PERSON else "none"
+
+
+def _asked(doc: Any, ent: Any) -> bool:
+    """Whether a clinician asks about the concept: the sentence is a question, or a question's words come
+    shortly before it (speech recognition runs "... okay well have you had any numbness" together)."""
+    if _is_question(ent.sent.text) and ent.sent.end - ent.end <= ASK_WINDOW:
+        return True  # a question mark far after the concept closes another question of a long turn
+    if ent._.is_negated:
+        return False  # "you don't have any edema" states; only a question mark makes it asked
+    before = " ".join(t.lower_ for t in doc[max(ent.sent.start, ent.start - ASK_WINDOW) : ent.start])
+    return any(f" {cue} " in f" {before} " for cue in QUESTION_CUES)
+
+
+def _mentions(doc: Any, clinician: bool = False) -> list[_Mention]:
+    """The symptoms of a turn or statement with their reading; `clinician`: read spoken question cues."""
+    found = []
+    for ent in doc.ents:
+        if ent.label_ != "SYMPTOM":
+            continue
+        if ent._.is_family or ent._.is_hypothetical or ent._.is_uncertain:
+            continue
+        if ent._.is_historical and not ent._.is_negated:
+            continue  # "used to have", "history of": not what the patient has now
+        sentence = ent.sent.text
+        found.append(
+            _Mention(
+                _name(ent),
+                ent._.is_negated,
+                _asked(doc, ent) if clinician else _is_question(sentence),
+                _person(sentence),
+                sentence,
+                ent.start_char,
+                ent.sent.start_char,
+            )
+        )
+    # "pain" alone is kept only where no located pain names it better in the same sentence.
+    located = {(m.sentence, m.negated) for m in found if m.name.endswith(" pain") and m.name != "pain"}
+    return [m for m in found if not (m.name == "pain" and (m.sentence, m.negated) in located)]
+
+
+def _duration(doc: Any, sentence: str) -> str | None:
+    """Onset or duration as said in a sentence ("for about two weeks", "three days ago", "since monday")."""
+    from spacy.matcher import Matcher
+
+    matcher = Matcher(doc.vocab)
+    number = {"LIKE_NUM": True}
+    some = {
+        "LOWER": {"IN": ["a", "few", "couple", "of", "several", "about", "like", "almost", "over", "the"]},
+        "OP": "*",
+    }
+    unit = {
+        "LEMMA": {"IN": ["day", "week", "month", "year", "hour", "days", "weeks", "months", "years", "hours"]}
+    }
+    unit_lower = {
+        "LOWER": {
+            "IN": [
+                "day",
+                "days",
+                "week",
+                "weeks",
+                "month",
+                "months",
+                "year",
+                "years",
+                "hour",
+                "hours",
+                "night",
+                "nights",
+            ]
+        }
+    }
+    matcher.add(
+        "for",
+        [
+            [{"LOWER": {"IN": ["for", "past", "last"]}}, some, number, unit_lower],
+            [{"LOWER": "for"}, some, unit_lower],
+        ],
+    )
+    matcher.add(
+        "ago",
+        [
+            [some, number, unit_lower, {"LOWER": "ago"}],
+            [{"LOWER": {"IN": ["a", "few", "couple"]}}, some, unit_lower, {"LOWER": "ago"}],
+        ],
+    )
+    matcher.add("since", [[{"LOWER": "since"}, {"IS_ALPHA": True}, {"IS_ALPHA": True, "OP": "?"}]])
+    matcher.add(
+        "started",
+        [
+            [
+                {"LOWER": {"IN": ["started", "began", "start"]}},
+                {"LOWER": {"IN": ["about", "like", "around"]}, "OP": "?"},
+                {"IS_ALPHA": True},
+                {"IS_ALPHA": True, "OP": "?"},
+                {"IS_ALPHA": True, "OP": "?"},
+            ]
+        ],
+    )
+    del unit
+    best: str | None = None
+    for _, start, end in matcher(doc):
+        span = doc[start:end]
+        if span.sent.text != sentence:
+            continue
+        text = span.text
+        if best is None or len(text) > len(best):
+            best = text
+    return best
+
+
+def _answer_kind(text: str) -> Literal["negative", "affirmative", "other"]:
+    cleaned = FILLERS.sub("", text).strip()
+    said = " ".join(_words(cleaned))
+    if _starts(cleaned, NEGATIVE_ANSWERS) or any(phrase in said for phrase in REST_DENIED):
+        return "negative"  # "a little congestion, but everything else has been okay" denies the rest
+        return "negative"
+    if _starts(cleaned, AFFIRMATIVE_ANSWERS):
+        return "affirmative"
+    return "other"
+
+
+def _speakers_fit(question: Turn, answer: Turn) -> bool:
+    return question.speaker in CLINICIANS and answer.speaker == "patient"
+
+
+SWAPPED = "the speaker tags do not fit who asks and who answers (speech recognition may have swapped them)"
+CLINICIAN_FIRST_PERSON = (
+    "said in the first person in a turn tagged as the clinician's (speaker tags may be swapped)"
+)
+
+
+def exam_turns(transcript: Transcript) -> set[int]:
+    """The clinician's turns between the cue that starts the examination and the one that ends it."""
+    found: set[int] = set()
+    in_exam = False
+    for turn in transcript.turns:
+        if turn.speaker not in CLINICIANS:
+            continue
+        text = REPEATED.sub(r"\1", " ".join(_words(turn.text)))  # "exam i i see" → "exam i see"
+        if any(cue in text for cue in EXAM_START) and not any(cue in text for cue in LATER):
+            in_exam = True
+        if in_exam:
+            found.add(turn.n)
+            in_exam = not any(cue in text for cue in EXAM_END)  # the turn that moves on still holds findings
+    return found
+
+
+def read_symptoms(
+    transcript: Transcript, docs: dict[int, Any]
+) -> tuple[list[SymptomFact], dict[int, dict[str, set[Status]]]]:
+    """Symptoms reported and denied, turn by turn and by answer; and each turn's polarity per symptom."""
+    facts: list[SymptomFact] = []
+    polarity: dict[int, dict[str, set[Status]]] = {}
+    if not transcript.tagged:
+        return facts, polarity
+    examined = exam_turns(transcript)  # what the clinician finds is a finding, not a report
+    for turn in transcript.turns:
+        doc = docs[turn.n]
+        mentions = _mentions(doc, turn.speaker in CLINICIANS)
+        for m in mentions:
+            status: Status = "denied" if m.negated else "reported"
+            if not m.question:
+                polarity.setdefault(turn.n, {}).setdefault(m.name, set()).add(status)
+        statements = [m for m in mentions if not m.question]
+        for m in statements:
+            status = "denied" if m.negated else "reported"
+            said = _duration(doc, m.sentence) if status == "reported" else None
+            if turn.n in examined:
+                continue
+            if turn.speaker == "patient" or (turn.speaker in CLINICIANS and m.person == "other"):
+                facts.append(SymptomFact(m.name, status, (turn.n,), said))
+            elif turn.speaker in CLINICIANS and m.person == "first":
+                facts.append(SymptomFact(m.name, status, (turn.n,), said, CLINICIAN_FIRST_PERSON))
+        asked = [m for m in mentions if m.question and _yes_no(m)]
+        answer = transcript.turn(turn.n + 1)
+        if not asked or answer is None or answer.speaker == "unknown":
+            continue
+        kind = _answer_kind(answer.text)
+        answered = {m.name for m in _mentions(docs[answer.n], answer.speaker in CLINICIANS)}
+        names = list(dict.fromkeys(m.name for m in asked if m.name not in answered))
+        rest = any(phrase in " ".join(_words(answer.text)) for phrase in REST_DENIED)
+        if answered & {m.name for m in asked} and not rest:
+            names = []  # "no fever" to "cough? fever?" answers about fever alone; its own reading says so
+        uncertain = None if _speakers_fit(turn, answer) else SWAPPED
+        if kind == "negative":
+            for name in names:
+                facts.append(SymptomFact(name, "denied", (turn.n, answer.n), None, uncertain))
+                if uncertain is None:
+                    polarity.setdefault(answer.n, {}).setdefault(name, set()).add("denied")
+        elif kind == "affirmative" and len(names) == 1 and not any(m.negated for m in asked):
+            facts.append(SymptomFact(names[0], "reported", (turn.n, answer.n), None, uncertain))
+            if uncertain is None:
+                polarity.setdefault(answer.n, {}).setdefault(names[0], set()).add("reported")
+    return facts, polarity
+
+
+def _near(doc: Any, start: int, words: Iterable[str], window: int = 10) -> str | None:
+    """The first of `words` (phrases) said within `window` tokens after token `start`."""
+    tail = " ".join(t.lower_ for t in doc[start : start + window])
+    found = [(tail.find(w), w) for w in words if re.search(rf"(^| ){re.escape(w)}( |$)", tail)]
+    return min(found)[1] if found else None
+
+
+def _dose(doc: Any, start: int) -> str | None:
+    """A dose said within a few tokens after a drug name ("20 milligrams" → "20 mg")."""
+    tokens = list(doc[start : start + 8])
+    for i, token in enumerate(tokens[:-1]):
+        value = spoken_number(token.text)
+        if value is None:
+            continue
+        if tokens[i + 1].lower_ == "hundred" and i + 2 < len(tokens):
+            value, tokens = value * 100, tokens[: i + 1] + tokens[i + 2 :]  # "eight hundred milligrams"
+        nxt = tokens[i + 1].lower_
+        if value >= 20 and i + 2 < len(tokens) and tokens[i + 2].lower_ in DOSE_UNITS:
+            second = spoken_number(tokens[i + 1].text)
+            if second is not None and 0 < second < 10 and token.is_alpha:
+                return f"{_shown(value + second)} {DOSE_UNITS[tokens[i + 2].lower_]}"
+        if nxt in DOSE_UNITS:
+            return f"{_shown(value)} {DOSE_UNITS[nxt]}"
+    return None
+
+
+def _dose_before(doc: Any, start: int) -> str | None:
+    """A dose said just before a drug name ("twenty milligrams of lisinopril")."""
+    if start >= 3 and doc[start - 1].lower_ == "of":
+        return _dose(doc, max(0, start - 4)) if doc[start - 2].lower_ in DOSE_UNITS else None
+    return None
+
+
+def read_medications(transcript: Transcript, docs: dict[int, Any]) -> list[MedicationFact]:
+    """Medications named in the visit with dose and frequency as said; a clinician's prescribing or change
+    is a plan, a stop is a stop."""
+    found: dict[tuple[str, str], MedicationFact] = {}
+    for turn in transcript.turns:
+        doc = docs[turn.n]
+        for ent in doc.ents:
+            if ent.label_ != "DRUG" or ent._.is_family or ent._.is_hypothetical:
+                continue
+            name = ent.text.lower()
+            # Cues near the drug only: speech recognition runs a whole turn into one "sentence".
+            window = doc[max(ent.sent.start, ent.start - CUE_WINDOW) : ent.end + CUE_WINDOW]
+            near = f" {window.text.lower()} "
+            if any(f" {c} " in near for c in STOP_CUES):
+                status: MedStatus = "stopped"
+            elif turn.speaker in CLINICIANS and any(f" {c} " in near for c in PLAN_CUES):
+                status = "planned"
+            else:
+                status = "taking"
+            dose = _dose(doc, ent.end) or _dose_before(doc, ent.start)
+            frequency = _near(doc, ent.end, FREQUENCIES, window=14)
+            key = (name, status)
+            before = found.get(key)
+            if before is None:
+                found[key] = MedicationFact(name, status, (turn.n,), dose, frequency)
+            elif (dose and not before.dose) or (frequency and not before.frequency):
+                turns = tuple(dict.fromkeys((*before.turns, turn.n)))[:3]
+                found[key] = MedicationFact(
+                    name, status, turns, before.dose or dose, before.frequency or frequency
+                )
+    return list(found.values())
+
+
+def read_measurements(transcript: Transcript, docs: dict[int, Any]) -> list[SaidFact]:
+    """Measurements a clinician says aloud with a number in the same sentence."""
+    found: dict[str, SaidFact] = {}
+    for turn in transcript.turns:
+        if turn.speaker not in CLINICIANS:
+            continue
+        doc = docs[turn.n]
+        for ent in doc.ents:
+            if ent.label_ != "MEASURE" or _is_question(ent.sent.text):
+                continue
+            tail = doc[ent.end : min(ent.sent.end, ent.end + 12)]
+            numbers = [t.text for t in tail if spoken_number(t.text) is not None]
+            if not numbers:
+                continue
+            said = _clean(doc[ent.start : min(ent.sent.end, ent.end + 12)].text)
+            name = _name(ent)
+            found.setdefault(name, SaidFact(name, said, (turn.n,)))
+    return list(found.values())
+
+
+def read_allergies(transcript: Transcript, docs: dict[int, Any]) -> list[SaidFact]:
+    """Allergies mentioned (or their absence), as said."""
+    found = []
+    for turn in transcript.turns:
+        if turn.speaker == "unknown":
+            continue
+        doc = docs[turn.n]
+        for sent in doc.sents:
+            words = _words(sent.text)
+            if not any(w.startswith("allerg") for w in words) or _is_question(sent.text):
+                continue
+            found.append(SaidFact("allergy", _clean(sent.text), (turn.n,)))
+    return found[:4]
+
+
+def read_findings(transcript: Transcript, docs: dict[int, Any]) -> list[SaidFact]:
+    """The clinician's examination findings: their sentences naming a finding, between the cue that starts
+    the examination and the one that ends it."""
+    found = []
+    for n in sorted(exam_turns(transcript)):
+        for sent in docs[n].sents:
+            words = " ".join(_words(sent.text))
+            if _is_question(sent.text) or any(cue in f" {words} " for cue in INTENT_CUES):
+                continue
+            if not any(re.search(rf"\b{w}\b", words) for w in FINDING_WORDS):
+                continue
+            found.append(SaidFact("finding", _clean(sent.text), (n,)))
+    return found[:12]
+
+
+def _clean(text: str) -> str:
+    """A sentence as said, without hesitation sounds and with its spacing tidied."""
+    text = FILLERS.sub("", text)
+    text = re.sub(r"\s+([,.?!;:])", r"\1", text)
+    return " ".join(text.split()).strip(" ,")
+
+
+def facts_of(transcript: Transcript) -> TranscriptFacts:
+    """Everything composed from a transcript (from an untagged one, nothing: who spoke is unknown)."""
+    nlp = pipeline()
+    docs = {
+        t.n: doc for t, doc in zip(transcript.turns, nlp.pipe(t.text for t in transcript.turns), strict=True)
+    }
+    symptoms, polarity = read_symptoms(transcript, docs)
+    facts = TranscriptFacts(symptoms=symptoms, polarity=polarity)
+    if transcript.tagged:
+        facts.medications = read_medications(transcript, docs)
+        facts.measurements = read_measurements(transcript, docs)
+        facts.allergies = read_allergies(transcript, docs)
+        facts.findings = read_findings(transcript, docs)
+    return facts
+
+
+def statement_polarity(text: str) -> dict[str, Status]:
+    """The symptoms a statement asserts or denies (uncertain and hypothetical mentions left out)."""
+    out: dict[str, Status] = {}
+    for m in _mentions(pipeline()(text)):
+        if not m.question:
+            out.setdefault(m.name, "denied" if m.negated else "reported")
+    return out

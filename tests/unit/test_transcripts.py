@@ -1,0 +1,197 @@
+"""Visit transcripts: parsing, what is composed from them, turn citations and the verifier's turn checks."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import re
+from typing import Any
+
+import pytest
+
+from bench.aci_bundles import as_vtt, bundle
+from clinical_notes.draft import NoteDraft, Section, Statement
+from clinical_notes.timeline import KEY_PATTERN
+from clinical_notes.transcript import parse_transcript, split_turn_ref
+from clinical_notes.transcript_checks import WithTranscript
+from clinical_notes.transcript_compose import transcript_statements
+from clinical_notes.transcript_facts import facts_of, spoken_numbers
+from clinical_notes.verifier import Verifier
+from fhir_adapters.evidence import RecordEvidence
+from fhir_adapters.record import record_from_bundle_json
+from fhir_adapters.transcripts import TranscriptRules, find_transcript
+from services.core.errors import InputError
+
+REF = "DocumentReference/tx-1"
+VISIT = """[doctor] hi , how are you feeling today ?
+[patient] i've had pain in my right knee for about two weeks .
+[doctor] any fever or chills ?
+[patient] no .
+[doctor] are you taking anything for it ?
+[patient] i take ibuprofen 400 milligrams twice a day .
+[doctor] my mother had a cough , but do you have a cough ?
+[patient] no , no cough .
+[doctor] okay , let's do a quick physical exam . your knee has mild swelling and tenderness on palpation .
+[doctor] i'm going to prescribe meloxicam fifteen milligrams once a day .
+[patient] okay ."""
+RULES = TranscriptRules(frozenset({"urn:ehr-summarizer:document-kind|visit-transcript"}), 1_000_000, 1000)
+
+
+def _transcript(text: str = VISIT, content_type: str = "text/plain") -> Any:
+    return parse_transcript(text, content_type, REF, max_turns=1000, date="2026-11-02")
+
+
+def test_plain_text_turns_are_the_non_empty_lines_with_their_speakers() -> None:
+    t = _transcript("[Doctor] Any fever?\n\n[patient_guest] she had one\nno tag here\n")
+    assert [(x.n, x.speaker, x.text) for x in t.turns] == [
+        (1, "doctor", "Any fever?"),
+        (2, "other", "she had one"),
+        (3, "unknown", "no tag here"),
+    ]
+    assert t.turn_ref(2) == f"{REF}#turn-2" and split_turn_ref(t.turn_ref(2)) == (REF, 2)
+    assert split_turn_ref("Observation/1#turn-2") is None and split_turn_ref(f"{REF}#turn-x") is None
+
+
+def test_webvtt_turns_are_the_cues_with_their_voices() -> None:
+    t = _transcript(as_vtt(VISIT), "text/vtt")
+    assert len(t.turns) == len(VISIT.splitlines())
+    assert (t.turns[3].speaker, t.turns[3].text) == ("patient", "no .")
+    with pytest.raises(InputError, match="not valid WebVTT"):
+        _transcript("[doctor] a plain line, not WebVTT", "text/vtt")
+    with pytest.raises(InputError, match="neither text/plain nor text/vtt"):
+        _transcript(VISIT, "application/pdf")
+
+
+def test_untagged_empty_and_capped_transcripts_say_what_was_not_read() -> None:
+    assert "no speaker tags" in _transcript("fever since monday\nno cough").problems[0]
+    assert facts_of(_transcript("i have a fever\nno cough")).symptoms == []  # who spoke is unknown
+    assert "no turns" in _transcript("\n \n").problems[0]
+    capped = parse_transcript(VISIT, "text/plain", REF, max_turns=3)
+    assert capped.left_out == len(VISIT.splitlines()) - 3 and "cut at 3 turns" in capped.problems[0]
+
+
+def test_reports_denials_by_answer_and_medications_are_composed_with_their_turns() -> None:
+    facts = facts_of(_transcript())
+    by = {(s.name, s.status): s for s in facts.symptoms}
+    assert by[("knee pain", "reported")].turns == (2,)
+    assert by[("knee pain", "reported")].said == "for about two weeks"
+    assert by[("fever", "denied")].turns == (3, 4) and by[("chills", "denied")].turns == (3, 4)
+    assert by[("cough", "denied")].uncertain is None
+    assert ("cough", "reported") not in by  # the mother's cough is family history
+    assert all(s.uncertain is None for s in facts.symptoms)
+    meds = {(m.name, m.status): m for m in facts.medications}
+    assert (meds[("ibuprofen", "taking")].dose, meds[("ibuprofen", "taking")].frequency) == (
+        "400 mg",
+        "twice a day",
+    )
+    assert meds[("meloxicam", "planned")].dose == "15 mg"
+    assert any("mild swelling" in f.text for f in facts.findings)
+    composed = transcript_statements(_transcript(), facts)
+    texts = [s.text for s in composed["Subjective"]]
+    assert 'Reports knee pain ("for about two weeks").' in texts
+    assert "Denies fever and chills." in texts
+    assert composed["Plan"][0].citations == [f"{REF}#turn-10"]
+
+
+def test_swapped_speaker_tags_leave_a_denial_uncertain_never_inverted() -> None:
+    swapped = _transcript("[patient] any chest pain ?\n[doctor] no .")
+    facts = facts_of(swapped)
+    assert [(s.name, s.status) for s in facts.symptoms] == [("chest pain", "denied")]
+    assert facts.symptoms[0].uncertain and "swapped" in facts.symptoms[0].uncertain
+    texts = [s.text for s in transcript_statements(swapped, facts)["Subjective"]]
+    assert any(t.startswith("Possible denial of chest pain, uncertain") for t in texts)
+    assert not any(t.startswith(("Denies", "Reports")) for t in texts)
+    first_person = facts_of(_transcript("[doctor] i have had chest pain since monday ."))
+    assert first_person.symptoms[0].uncertain is not None
+
+
+def test_the_answer_schema_takes_turn_keys() -> None:
+    transcript = _transcript()
+    keys = transcript.keys()
+    assert keys and all(re.match(KEY_PATTERN, key) for key in keys)
+    assert transcript.keys()["T4"] == f"{REF}#turn-4"
+
+
+def test_spoken_numbers() -> None:
+    assert {20.0, 25.0} <= set(spoken_numbers("twenty five milligrams"))
+    assert 120.0 in spoken_numbers("one twenty over eighty") and 7.2 in spoken_numbers("a1c of 7.2")
+
+
+def _record(**kwargs: Any) -> Any:
+    return record_from_bundle_json(bundle("e1", VISIT, **kwargs))
+
+
+def _verifier(record: Any) -> tuple[Verifier, Any]:
+    found = asyncio.run(find_transcript(record, RULES, encounter=None))
+    assert found.transcript is not None
+    evidence = WithTranscript(RecordEvidence(record), [(found.transcript, facts_of(found.transcript))])
+    return Verifier(evidence), found.transcript
+
+
+def _rules(
+    verifier: Verifier, text: str, turns: list[int], ref: str = "DocumentReference/tx-e1"
+) -> list[str]:
+    cites = [f"{ref}#turn-{n}" for n in turns]
+    note = NoteDraft(
+        kind="soap",
+        sections=[Section(title="Subjective", statements=[Statement(text=text, citations=cites)])],
+    )
+    return [v.rule for v in verifier.verify(note).violations]
+
+
+def test_the_verifier_reads_turns_numbers_negation_and_answers() -> None:
+    verifier, transcript = _verifier(_record())
+    facts = facts_of(transcript)
+    composed = transcript_statements(transcript, facts)
+    draft = NoteDraft(
+        kind="soap", sections=[Section(title=k, statements=v) for k, v in composed.items() if v]
+    )
+    assert verifier.verify(draft).passed  # every composed statement passes its own checks
+    assert _rules(verifier, "Denies fever and chills.", [3, 4]) == []  # "no." read with its question
+    assert "negation_contradicted" in _rules(verifier, "Reports fever and chills.", [3, 4])
+    assert "negation_contradicted" in _rules(verifier, "Denies knee pain.", [2])
+    assert "number_unsupported" in _rules(verifier, "Takes ibuprofen 800 mg twice a day.", [6])
+    assert _rules(verifier, "Takes ibuprofen 400 mg twice a day.", [6]) == []
+    assert "ungrounded" in _rules(verifier, "Takes ibuprofen 400 mg twice a day.", [6, 3])  # unrelated turn
+    assert "symptom_unsupported" in _rules(verifier, "Knee pain with vomiting.", [2])
+    assert "citation_unresolved" in _rules(verifier, "Knee pain.", [99])
+    assert "citation_unresolved" in _rules(verifier, "Knee pain.", [2], "DocumentReference/other")
+    assert "uncited_claim" in _rules(verifier, "Knee pain for two weeks.", [])
+
+
+def test_transcripts_are_found_by_encounter_and_another_patients_is_refused() -> None:
+    record = _record()
+    found = asyncio.run(find_transcript(record, RULES, encounter="enc-e1"))
+    assert found.transcript is not None and found.transcript.ref == "DocumentReference/tx-e1"
+    with pytest.raises(InputError, match="not an encounter of Patient/aci-patient"):
+        asyncio.run(find_transcript(record, RULES, encounter="someone-elses"))
+    foreign = record_from_bundle_json(
+        bundle("e2", VISIT, transcript_encounter="Encounter/of-another-patient")
+    )
+    refused = asyncio.run(find_transcript(foreign, RULES, encounter=None))
+    assert refused.transcript is None
+    assert refused.refused == [
+        ("DocumentReference/tx-e2", "Encounter/of-another-patient is not an encounter of Patient/aci-patient")
+    ]
+
+
+def test_bad_bytes_and_huge_transcripts_are_read_with_what_was_done_said() -> None:
+    latin = record_from_bundle_json(bundle("e3", "[patient] caf\xe9 fever\n".encode("latin-1")))
+    t = asyncio.run(find_transcript(latin, RULES, encounter=None)).transcript
+    assert t is not None and "not UTF-8" in t.problems[0] and t.turns[0].speaker == "patient"
+    small = TranscriptRules(RULES.codes, 60, 1000)
+    huge = asyncio.run(find_transcript(_record(), small, encounter=None)).transcript
+    assert huge is not None and "byte cap" in huge.problems[0] and len(huge.turns) < len(VISIT.splitlines())
+    statements = transcript_statements(huge, facts_of(huge))["Subjective"]
+    assert any(
+        s.text.startswith("The visit transcript: the transcript is over the 60-byte cap") for s in statements
+    )
+    url = record_from_bundle_json(bundle("e4", VISIT, url="Binary/tx"))
+    offline = asyncio.run(find_transcript(url, RULES, encounter=None)).transcript
+    assert offline is not None and "no FHIR server" in offline.problems[0]
+    raw = bundle("e5", VISIT)
+    raw["entry"][2]["resource"]["content"][0]["attachment"]["data"] = base64.b64encode(b"\x00\xff").decode()
+    assert (
+        asyncio.run(find_transcript(record_from_bundle_json(raw), RULES, encounter=None)).transcript
+        is not None
+    )
