@@ -10,11 +10,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
+from opentelemetry.trace import SpanKind
 from sqlalchemy.exc import SQLAlchemyError
 
+from fhir_adapters.audit_events import RunRecord, device_by_identifier, run_event, write_event
+from services.core import tracing
 from services.core.db import session_scope
 from services.core.errors import EhrSumError
 from services.core.settings import Settings, get_settings
@@ -23,7 +27,7 @@ from services.jobs.service import claim_job, get_job, held_by, mark, renew_lease
 from services.metrics.service import record_usage
 from workers.approvals import adopt_drafts
 from workers.clients import fhir_client, llm_client
-from workers.pipeline import Pipeline, RunResult
+from workers.pipeline import Pipeline, RunResult, model_device
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +38,7 @@ class JobOutcome:
 
     status: JobStatus
     retry_in: float | None = None
+    traceparent: str | None = None
 
 
 class LeaseLost(Exception):
@@ -54,7 +59,8 @@ async def _summarize(
     settings: Settings, job_id: str, attempt: int, patient_id: str, kinds: list[str]
 ) -> RunResult:
     async with fhir_client(settings) as fhir, llm_client(settings) as llm:
-        work = asyncio.create_task(Pipeline(settings, llm=llm, fhir=fhir).summarize(patient_id, kinds))
+        pipeline = Pipeline(settings, llm=llm, fhir=fhir)
+        work = asyncio.create_task(pipeline.summarize(patient_id, kinds, job_id=job_id))
         while True:
             done, _ = await asyncio.wait({work}, timeout=settings.job_lease_s / 3)
             if done:
@@ -79,16 +85,39 @@ def _not_claimed(job: SummaryJob) -> JobOutcome:
     return JobOutcome(job.status)
 
 
-def run_job(job_id: str) -> JobOutcome:
-    """Run a job once; a transient failure asks for a retry until the job's retry budget is spent."""
+def run_job(job_id: str, traceparent: str | None = None) -> JobOutcome:
+    """Run a job once, in its trace (the message's `traceparent`, else the one stored with the job); a
+    transient failure asks for a retry until the job's retry budget is spent."""
     settings = get_settings()
     with session_scope() as session:
         job = claim_job(session=session, job_id=job_id, lease_s=settings.job_lease_s)
         if job is None:
             return _not_claimed(get_job(session=session, job_id=job_id))
         attempt, patient_id, kinds = job.attempts, job.patient_id, list(job.kinds)
-    extra: dict[str, Any] = {"job_id": job_id, "patient_id": patient_id, "attempt": attempt}
+        parent = traceparent or job.traceparent
+    attributes: dict[str, tracing.AttributeValue | None] = {
+        "ehrsum.job.id": job_id,
+        "ehrsum.job.attempt": attempt,
+        "ehrsum.job.kinds": kinds,
+        "messaging.system": "celery",
+    }
+    with tracing.span("job summarize", attributes, kind=SpanKind.CONSUMER, parent=parent) as span:
+        extra: dict[str, Any] = {
+            "job_id": job_id,
+            "patient_id": patient_id,
+            "attempt": attempt,
+            "trace_id": tracing.current_trace_id(),
+        }
+        outcome = _run_claimed(settings, job_id, attempt, patient_id, kinds, extra)
+        span.set_attribute("ehrsum.job.status", outcome.status.value)
+    return replace(outcome, traceparent=parent)
+
+
+def _run_claimed(
+    settings: Settings, job_id: str, attempt: int, patient_id: str, kinds: list[str], extra: dict[str, Any]
+) -> JobOutcome:
     log.info("job started", extra=extra)
+    started = datetime.now(UTC)
     try:
         result = asyncio.run(_summarize(settings, job_id, attempt, patient_id, kinds))
     except LeaseLost:
@@ -101,12 +130,48 @@ def run_job(job_id: str) -> JobOutcome:
             log.warning("job will retry", extra={**extra, "elapsed_s": delay})
             return JobOutcome(status, retry_in=delay if status == JobStatus.queued else None)
         log.warning("job failed: %s", type(exc).__name__, extra=extra)
-        return JobOutcome(_finish(job_id, attempt, JobStatus.failed, reason=str(exc)))
+        return JobOutcome(_failed(settings, job_id, attempt, patient_id, kinds, str(exc), started))
     except Exception as exc:
         log.exception("job crashed", extra=extra)
         reason = f"internal error ({type(exc).__name__})"
-        return JobOutcome(_finish(job_id, attempt, JobStatus.failed, reason=reason))
+        return JobOutcome(_failed(settings, job_id, attempt, patient_id, kinds, reason, started))
     return JobOutcome(_succeeded(settings, job_id, attempt, patient_id, result, extra))
+
+
+def _failed(
+    settings: Settings,
+    job_id: str,
+    attempt: int,
+    patient_id: str,
+    kinds: list[str],
+    reason: str,
+    started: datetime,
+) -> JobStatus:
+    """Record a failed job, and its AuditEvent (outcome: serious failure) on the FHIR server."""
+    status = _finish(job_id, attempt, JobStatus.failed, reason=reason)
+    if status == JobStatus.failed and settings.fhir_audit_events:
+        device = model_device(settings)
+        run = RunRecord(
+            job_id=job_id,
+            patient_id=patient_id,
+            device=device_by_identifier(device.identifier, device.name),
+            outcome="8",
+            started=started,
+            kinds=kinds,
+            detail=reason,  # our own messages: ids and causes, never record content
+            trace_id=tracing.current_trace_id(),
+        )
+
+        async def write() -> None:
+            async with fhir_client(settings) as client:
+                await write_event(client, run_event(run))
+
+        try:
+            asyncio.run(write())
+        except EhrSumError as exc:
+            # The job's failure is recorded here; the server that failed it may well refuse this too.
+            log.warning("failure AuditEvent not written: %s", type(exc).__name__, extra={"job_id": job_id})
+    return status
 
 
 def _finish(job_id: str, attempt: int, status: JobStatus, **changes: Any) -> JobStatus:

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -33,6 +33,7 @@ from clinical_notes.timeline import ClinicalTimeline, Source
 from clinical_notes.timeline_text import render_timeline
 from clinical_notes.tokens import TokenCounter, token_counter
 from clinical_notes.verifier import VerificationReport, Verifier, flag_backing, without_failing
+from fhir_adapters.audit_events import RunRecord
 from fhir_adapters.client import FhirClient
 from fhir_adapters.condense import condense
 from fhir_adapters.departments import departments
@@ -40,7 +41,8 @@ from fhir_adapters.evidence import RecordEvidence
 from fhir_adapters.images import record_images
 from fhir_adapters.record import RECORD_TYPES, PatientRecord
 from fhir_adapters.resources import preload_models
-from fhir_adapters.writeback import DraftDocument, ModelDevice, draft_identifier, find_draft, write_draft
+from fhir_adapters.writeback import DraftDocument, ModelDevice, draft_identifier, find_draft, write_drafts
+from services.core import tracing
 from services.core.errors import InputError, LlmPermanentError
 from services.core.model_profiles import get_profile
 from services.core.settings import Language, Settings
@@ -79,12 +81,9 @@ class RunResult:
 
     @contextmanager
     def timed(self, stage: str) -> Iterator[None]:
-        """Add the wall time of the block to a stage."""
-        started = time.perf_counter()
-        try:
+        """A stage of this run: its span, and its wall time (with the stages run inside it) in timings."""
+        with tracing.collecting(self.timings), tracing.stage(stage):
             yield
-        finally:
-            self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - started
 
 
 @dataclass
@@ -140,6 +139,11 @@ class Job:
         shown = set(self.fitted.refs()) | set(self.image_keys.values()) if self.fitted is not None else set()
         backing = flag_backing(self.full, self.rules)
         return Verifier(self.evidence, prompt_refs=shown, backing=backing, wording=self.words)
+
+
+def model_device(settings: Settings) -> ModelDevice:
+    """The configured model as the Device that authors drafts."""
+    return ModelDevice(settings.model_device_name, settings.model_version, settings.model_weights_digest)
 
 
 def warm_up(settings: Settings) -> None:
@@ -278,7 +282,8 @@ class Pipeline:
                 first.ttft_s,
             )
             out.served_model, note = first.served_model, first.note
-            out.first = out.report = verifier.verify(note)
+            with tracing.stage("verify", {"ehrsum.note.kind": kind.name}):
+                out.first = out.report = verifier.verify(note)
             if not out.report.passed:
                 again = await self.generate(
                     kind, job.fitted, out.report.feedback(), model=adapter, words=job.words, job=job
@@ -286,7 +291,8 @@ class Pipeline:
                 out.prompt_tokens += again.prompt_tokens
                 out.completion_tokens += again.completion_tokens
                 note = again.note
-                out.report = verifier.verify(note)
+                with tracing.stage("verify", {"ehrsum.note.kind": kind.name}):
+                    out.report = verifier.verify(note)
         except LlmPermanentError as exc:
             out.unavailable = str(exc)
             out.served_model = out.served_model or getattr(exc, "model", None)
@@ -297,7 +303,16 @@ class Pipeline:
         return out
 
     async def draft(self, kind: NoteKind, job: Job, first_token: asyncio.Event | None = None) -> KindResult:
-        """One kind's draft: the record's facts, the model's verified synthesis, the rule flags."""
+        """One kind's draft (a span of its own): the record's facts, the model's verified synthesis, the
+        rule flags."""
+        attributes = {"ehrsum.note.kind": kind.name}
+        with tracing.span(f"generate {kind.name}", attributes) as current:
+            outcome = await self._draft(kind, job, first_token)
+            current.set_attribute("ehrsum.note.synthesis", outcome.verification.get("synthesis", ""))
+            return outcome
+
+    async def _draft(self, kind: NoteKind, job: Job, first_token: asyncio.Event | None) -> KindResult:
+        attributes = {"ehrsum.note.kind": kind.name}
         try:
             synthesis = await self.synthesize(kind, job, first_token)
         finally:
@@ -307,13 +322,16 @@ class Pipeline:
         for section in synthesis.note.sections if synthesis.note else []:
             model[section.title] = section.statements
         flags = synthesis.note.flags if synthesis.note else []
+        with tracing.stage("compose", attributes):
+            composed = sections(kind, compose(kind, job.full, job.words), model)
         draft = NoteDraft(
             kind=kind.name,
-            sections=sections(kind, compose(kind, job.full, job.words), model),
+            sections=composed,
             flags=merge_flags(job.rules, flags) if kind.flags else [],
             synthesis_unavailable=synthesis.unavailable,
         )
-        final = job.verifier().verify(draft)
+        with tracing.stage("verify", attributes):
+            final = job.verifier().verify(draft)
         kept, record_dropped = without_failing(draft, final)
         if record_dropped:
             # A composed statement that fails the verifier is our bug; it is left out rather than written.
@@ -365,8 +383,18 @@ class Pipeline:
         rest = await asyncio.gather(*(self.draft(kind, job) for kind in kinds[1:]))
         return [await first, *rest]
 
-    async def run(self, record: PatientRecord, kinds: list[str], *, write: bool) -> RunResult:
-        """Draft every kind for a fetched record, writing drafts back when asked."""
+    async def run(
+        self,
+        record: PatientRecord,
+        kinds: list[str],
+        *,
+        write: bool,
+        job_id: str | None = None,
+        started: datetime | None = None,
+    ) -> RunResult:
+        """Draft every kind for a fetched record, writing drafts back when asked: the new drafts in one
+        transaction with the job's AuditEvent (`job_id` given and EHRSUM_FHIR_AUDIT_EVENTS on)."""
+        started = started or datetime.now(UTC)
         result = RunResult(record.patient_id)
         digest = record.digest()
         with result.timed("condense"):
@@ -381,18 +409,50 @@ class Pipeline:
         todo = [get_kind(name) for name in kinds if name not in existing]
         with result.timed("generate"):
             drafted = {r.kind: r for r in await self.draft_all(todo, job)}
+        new = [drafted[kind.name] for kind in todo if drafted[kind.name].note is not None]
+        if write and self.fhir is not None and new:
+            with result.timed("write"):
+                documents = [
+                    self.document(record, get_kind(o.kind), identifiers[o.kind], job, o) for o in new
+                ]
+                run = self.run_record(job_id, record, job, kinds, existing, drafted, started)
+                for outcome, written in zip(new, await write_drafts(self.fhir, documents, run), strict=True):
+                    outcome.draft_ref, outcome.created = written.draft_ref, written.created
         for name in kinds:
-            if name in existing:
-                result.results.append(KindResult(kind=name, draft_ref=existing[name]))
-                continue
-            outcome = drafted[name]
-            if write and self.fhir is not None and outcome.note is not None:
-                with result.timed("write"):
-                    document = self.document(record, get_kind(name), identifiers[name], job, outcome)
-                    written = await write_draft(self.fhir, document)
-                outcome.draft_ref, outcome.created = written.draft_ref, written.created
-            result.results.append(outcome)
+            result.results.append(drafted.get(name) or KindResult(kind=name, draft_ref=existing[name]))
         return result
+
+    def run_record(
+        self,
+        job_id: str | None,
+        record: PatientRecord,
+        job: Job,
+        kinds: list[str],
+        existing: dict[str, str],
+        drafted: dict[str, KindResult],
+        started: datetime,
+    ) -> RunRecord | None:
+        """What the job's AuditEvent records (None without a job, or with AuditEvents off)."""
+        if job_id is None or not self.settings.fhir_audit_events:
+            return None
+        unavailable = sorted(
+            k for k, r in drafted.items() if r.verification.get("synthesis") == "unavailable"
+        )
+        detail = f"model synthesis unavailable: {', '.join(unavailable)}" if unavailable else None
+        device = model_device(self.settings)
+        latest = job.full.encounters[0] if job.full.encounters else None
+        return RunRecord(
+            job_id=job_id,
+            patient_id=record.patient_id,
+            device={"display": device.name},  # the transaction names the Device it writes
+            outcome="4" if unavailable else "0",
+            started=started,
+            drafts=list(existing.values()),
+            encounter_ref=latest.ref if latest else None,
+            kinds=kinds,
+            detail=detail,
+            trace_id=tracing.current_trace_id(),
+        )
 
     def document(
         self,
@@ -415,23 +475,22 @@ class Pipeline:
             structured={**outcome.note.model_dump(), "verification": outcome.verification},
             cited_refs=outcome.note.cited(),
             identifier=identifier,
-            device=ModelDevice(
-                self.settings.model_device_name,
-                self.settings.model_version,
-                self.settings.model_weights_digest,
-            ),
+            device=model_device(self.settings),
             encounter_ref=latest.ref if latest else None,
             period_start=latest.start if latest else None,
             period_end=latest.end if latest else None,
         )
 
-    async def summarize(self, patient_id: str, kinds: list[str], *, write: bool = True) -> RunResult:
+    async def summarize(
+        self, patient_id: str, kinds: list[str], *, write: bool = True, job_id: str | None = None
+    ) -> RunResult:
         """Fetch a patient's record from the FHIR server and run every kind."""
         if self.fhir is None:
             raise RuntimeError("Pipeline.summarize needs a FHIR client")
-        started = time.perf_counter()
-        record = (await pull_with_snapshot(self.fhir, patient_id)).record
-        fetch_s = time.perf_counter() - started
-        result = await self.run(record, kinds, write=write)
-        result.timings["fetch"] = fetch_s
+        started = datetime.now(UTC)
+        fetched = RunResult(patient_id)
+        with fetched.timed("fetch"):
+            record = (await pull_with_snapshot(self.fhir, patient_id)).record
+        result = await self.run(record, kinds, write=write, job_id=job_id, started=started)
+        result.timings["fetch"] = fetched.timings["fetch"]
         return result

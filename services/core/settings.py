@@ -228,6 +228,15 @@ class Settings(BaseSettings):
     review_frame_ancestors: str = Field(
         default="'self'", description="CSP frame-ancestors: the EHR origins allowed to embed the review app."
     )
+    fhir_audit_events: bool = Field(
+        default=True,
+        description="Write a FHIR AuditEvent per AI run and per clinician decision (false: none written).",
+    )
+    otel_endpoint: str | None = Field(
+        default=None,
+        description="OpenTelemetry collector base URL; spans go to {endpoint}/v1/traces (OTLP over "
+        "HTTP/protobuf). Unset: nothing is exported (trace ids are still kept with jobs and AuditEvents).",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
     @model_validator(mode="before")
@@ -261,6 +270,7 @@ class Settings(BaseSettings):
             "notification_endpoint_url",
             "api_jwks_url",
             "fhir_token_url",
+            "otel_endpoint",
         ):
             value = getattr(self, name)
             if value is not None and not _is_http_url(value):
