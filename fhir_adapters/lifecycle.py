@@ -5,19 +5,23 @@ from __future__ import annotations
 import base64
 import copy
 import difflib
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from fhir_adapters.client import FhirClient, json_body
 from fhir_adapters.labels import DRAFT_IDENTIFIER_SYSTEM
 from fhir_adapters.references import parse_reference
-from services.core.errors import ConflictError, FhirConflict, InputError
+from services.core.errors import ConflictError, FhirConflict, FhirError, InputError
 
 PARTICIPANT = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
 VERIFIER_ATTEMPTS = 3
 REJECTION_REASON = "urn:ehr-summarizer:rejection-reason"
 REASON_MAX_CHARS = 1000
 DraftState = Literal["preliminary", "approved", "rejected", "superseded", "replaced"]
+# Transaction entries to write together with a change, given the document as it is before the change.
+AlsoWrite = Callable[[dict[str, Any]], list[dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -53,10 +57,43 @@ async def read_versioned(client: FhirClient, ref: str) -> Versioned:
     return Versioned(resource, response.headers.get("ETag") or etag_of(resource))
 
 
-async def _put(client: FhirClient, resource: dict[str, Any], if_match: str) -> dict[str, Any]:
+async def _put(
+    client: FhirClient, resource: dict[str, Any], if_match: str, also: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """Update a resource if it is still the version `if_match` names; with `also`, in one transaction
+    with those entries (all or nothing: a 412 writes none of them)."""
     path = str(parse_reference(f"{resource.get('resourceType')}/{resource.get('id')}"))
-    response = await client.request("PUT", path, json=resource, headers={"If-Match": if_match})
-    return json_body(response, path)
+    if not also:
+        response = await client.request("PUT", path, json=resource, headers={"If-Match": if_match})
+        return json_body(response, path)
+    change = {"resource": resource, "request": {"method": "PUT", "url": path, "ifMatch": if_match}}
+    await client.transaction({"resourceType": "Bundle", "type": "transaction", "entry": [change, *also]})
+    return (await read_versioned(client, path)).resource
+
+
+def patient_of(doc: dict[str, Any]) -> str | None:
+    """The id of the patient a DocumentReference is about (its subject), if it names one."""
+    subject = doc.get("subject")
+    reference = subject.get("reference") if isinstance(subject, dict) else None
+    if not isinstance(reference, str) or not reference.startswith("Patient/"):
+        return None
+    return reference.removeprefix("Patient/")
+
+
+async def create_in_transaction(
+    client: FhirClient, resource: dict[str, Any], also: Callable[[str], list[dict[str, Any]]]
+) -> str:
+    """Create a resource with `also(its fullUrl)`'s entries in one transaction; its new reference."""
+    full_url = f"urn:uuid:{uuid.uuid4()}"
+    kind = str(resource.get("resourceType"))
+    create = {"fullUrl": full_url, "resource": resource, "request": {"method": "POST", "url": kind}}
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [create, *also(full_url)]}
+    entries = (await client.transaction(bundle)).get("entry", [])
+    location = str((entries[0].get("response") or {}).get("location", "")) if entries else ""
+    parts = location.split("/_history/")[0].rstrip("/").split("/")
+    if len(parts) < 2 or parts[-2] != kind:
+        raise FhirError(f"transaction-response gave no location for the new {kind}")
+    return str(parse_reference(f"{kind}/{parts[-1]}"))
 
 
 def draft_identifier_of(doc: dict[str, Any]) -> str | None:
@@ -140,20 +177,34 @@ def replacement_decision(
 
 
 async def approve(
-    client: FhirClient, ref: str, *, if_match: str, authenticator: dict[str, Any]
+    client: FhirClient,
+    ref: str,
+    *,
+    if_match: str,
+    authenticator: dict[str, Any],
+    also: AlsoWrite | None = None,
 ) -> dict[str, Any]:
-    """docStatus final with the approving clinician as authenticator; 412 when the draft moved on."""
+    """docStatus final with the approving clinician as authenticator (with `also`'s entries in the same
+    transaction); 412 when the draft moved on."""
     current = await read_versioned(client, ref)
     doc = copy.deepcopy(current.resource)
     if doc.get("status") != "current":
         raise ConflictError(f"{ref} is {doc.get('status')}; only a current draft is approved")
     doc["docStatus"] = "final"
     doc["authenticator"] = authenticator
-    return await _put(client, doc, if_match)
+    return await _put(client, doc, if_match, also(current.resource) if also else None)
 
 
-async def reject(client: FhirClient, ref: str, *, if_match: str, reason: str | None = None) -> dict[str, Any]:
-    """status entered-in-error, with the reviewer's reason when given; 412 when the draft moved on."""
+async def reject(
+    client: FhirClient,
+    ref: str,
+    *,
+    if_match: str,
+    reason: str | None = None,
+    also: AlsoWrite | None = None,
+) -> dict[str, Any]:
+    """status entered-in-error, with the reviewer's reason when given (with `also`'s entries in the same
+    transaction); 412 when the draft moved on."""
     current = await read_versioned(client, ref)
     doc = copy.deepcopy(current.resource)
     doc["status"] = "entered-in-error"
@@ -162,7 +213,7 @@ async def reject(client: FhirClient, ref: str, *, if_match: str, reason: str | N
             raise InputError(f"a rejection reason is 1 to {REASON_MAX_CHARS} characters")
         others = [e for e in doc.get("extension", []) if e.get("url") != REJECTION_REASON]
         doc["extension"] = [*others, {"url": REJECTION_REASON, "valueString": reason.strip()}]
-    return await _put(client, doc, if_match)
+    return await _put(client, doc, if_match, also(current.resource) if also else None)
 
 
 async def supersede(client: FhirClient, old_ref: str, new_ref: str) -> bool:

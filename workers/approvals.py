@@ -7,27 +7,35 @@ import logging
 from dataclasses import replace
 from typing import Any
 
+from fhir_adapters.audit_events import DecisionKind, DecisionRecord, decision_event, ensure_event, put_entry
 from fhir_adapters.client import FhirClient
 from fhir_adapters.lifecycle import (
     Decision,
     add_verifier,
     approve,
+    create_in_transaction,
     decision_of,
     draft_identifier_of,
+    patient_of,
     read_versioned,
     reject,
     replaced_targets,
     replacement_decision,
     supersede,
 )
+from fhir_adapters.lifecycle import (
+    DraftState as DecisionState,
+)
+from services.core import tracing
 from services.core.db import session_scope
-from services.core.errors import EhrSumError, FhirNotFound
+from services.core.errors import EhrSumError, FhirError, FhirNotFound
 from services.core.settings import Settings, get_settings
 from services.jobs.drafts import decide, older_unapproved, record_draft
 from services.jobs.models import Draft, DraftState
 from workers.clients import fhir_client
 
 log = logging.getLogger(__name__)
+DECIDED: dict[str, DecisionKind] = {"approved": "approve", "rejected": "reject", "replaced": "replace"}
 
 
 async def _adopt(client: FhirClient, job_id: str, patient_id: str, drafts: list[tuple[str, str]]) -> None:
@@ -64,11 +72,15 @@ def adopt_drafts(settings: Settings, *, job_id: str, patient_id: str, drafts: li
 async def settle(
     client: FhirClient, decision: Decision, *, verifier: dict[str, Any] | None = None
 ) -> Draft | None:
-    """Record a decision on one of our drafts; an approving clinician becomes verifier on the Provenance."""
+    """Record a decision on one of our drafts; an approving clinician becomes verifier on the Provenance.
+
+    A decision heard for the first time also gets its AuditEvent unless one exists (written in the
+    transaction of the decision when we carried it out; missing when the clinician decided in the EHR)."""
     with session_scope() as session:
         draft = session.get(Draft, decision.draft_ref)
         if draft is None:
             return None
+        before = draft.state
         draft = decide(
             session=session,
             draft=draft,
@@ -82,8 +94,40 @@ async def settle(
         verifier = {"reference": decision.authenticator}
     if verifier and decision.state in ("approved", "replaced"):
         await add_verifier(client, decision.draft_ref, verifier)
+    if decision.state in DECIDED and before.value != decision.state:
+        await _audit_decision(client, decision, draft.patient_id, verifier)
     log.info("draft is %s", decision.state, extra={"draft_ref": decision.draft_ref})
     return draft
+
+
+def _decision_event(
+    decision: Decision, patient_id: str | None, clinician: dict[str, Any] | None, version: str | None = None
+) -> dict[str, Any]:
+    return decision_event(
+        DecisionRecord(
+            draft_ref=decision.draft_ref,
+            decision=DECIDED[decision.state],
+            clinician=clinician,
+            patient_id=patient_id,
+            replacement=decision.replaced_by,
+            version=version,
+            trace_id=tracing.current_trace_id(),
+        )
+    )
+
+
+async def _audit_decision(
+    client: FhirClient, decision: Decision, patient_id: str | None, clinician: dict[str, Any] | None
+) -> None:
+    if not get_settings().fhir_audit_events:
+        return
+    try:
+        await ensure_event(client, _decision_event(decision, patient_id, clinician))
+    except FhirError as exc:
+        # The decision stands; the next notification or poll of this draft tries again.
+        log.warning(
+            "decision AuditEvent not written: %s", type(exc).__name__, extra={"draft_ref": decision.draft_ref}
+        )
 
 
 async def decide_on_server(
@@ -95,15 +139,47 @@ async def decide_on_server(
     clinician: dict[str, Any],
     label: str,
     reason: str | None = None,
+    audit: bool = True,
 ) -> Decision:
-    """Approve (clinician as authenticator and Provenance verifier) or reject a draft, and record it."""
+    """Approve (clinician as authenticator and Provenance verifier) or reject a draft, and record it; with
+    `audit` (and EHRSUM_FHIR_AUDIT_EVENTS on), the decision's AuditEvent goes in the same transaction."""
+    state: DecisionState = "approved" if approved else "rejected"
+
+    def audit_entries(current: dict[str, Any]) -> list[dict[str, Any]]:
+        decision = Decision(ref, state, None)
+        return [put_entry(_decision_event(decision, patient_of(current), clinician, if_match))]
+
+    also = audit_entries if audit and get_settings().fhir_audit_events else None
     if approved:
-        doc = await approve(client, ref, if_match=if_match, authenticator=clinician)
+        doc = await approve(client, ref, if_match=if_match, authenticator=clinician, also=also)
     else:
-        doc = await reject(client, ref, if_match=if_match, reason=reason)
+        doc = await reject(client, ref, if_match=if_match, reason=reason, also=also)
     decision = replace(decision_of(doc), authenticator=label if approved else None)
     await settle(client, decision, verifier=clinician if approved else None)
     return decision
+
+
+async def replace_on_server(
+    client: FhirClient,
+    draft: dict[str, Any],
+    replacement: dict[str, Any],
+    *,
+    clinician: dict[str, Any],
+    reviewed: str,
+    audit: bool = True,
+) -> list[Draft]:
+    """Write a clinician's edited note that replaces our draft, with the decision's AuditEvent in the
+    same transaction (`audit`, and EHRSUM_FHIR_AUDIT_EVENTS on); record what it settled."""
+    ref = f"DocumentReference/{draft['id']}"
+
+    def audit_entries(new_url: str) -> list[dict[str, Any]]:
+        if not (audit and get_settings().fhir_audit_events):
+            return []
+        decision = Decision(ref, "replaced", None, replaced_by=new_url)
+        return [put_entry(_decision_event(decision, patient_of(draft), clinician, reviewed))]
+
+    new_ref = await create_in_transaction(client, replacement, audit_entries)
+    return await track(client, new_ref)
 
 
 async def track(client: FhirClient, ref: str) -> list[Draft]:

@@ -219,7 +219,8 @@ class Settings(BaseSettings):
         description="Where clinicians' browsers reach this service; the SMART redirect URI is under it.",
     )
     review_scope: str = Field(
-        default="openid fhirUser patient/*.rs patient/DocumentReference.cu patient/Provenance.u",
+        default="openid fhirUser patient/*.rs patient/DocumentReference.cu patient/Provenance.u "
+        "patient/AuditEvent.cu",
         description="Scopes the review app asks for (plus launch or launch/patient).",
     )
     review_launches_per_minute: int = Field(

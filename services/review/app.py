@@ -20,7 +20,6 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fhir_adapters.citation_facts import citation_facts
-from fhir_adapters.client import json_body
 from fhir_adapters.lifecycle import draft_identifier_of, read_versioned
 from fhir_adapters.references import fhir_id, parse_reference
 from fhir_adapters.replacement import replacement_document
@@ -41,7 +40,7 @@ from services.core.errors import (
 from services.core.settings import Settings, get_settings
 from services.review import pages
 from services.review.sessions import COOKIE, Pending, Reviewer, Sessions
-from workers.approvals import decide_on_server, track
+from workers.approvals import decide_on_server, replace_on_server
 from workers.clients import clinician_client
 
 log = logging.getLogger(__name__)
@@ -292,6 +291,20 @@ async def evidence(
         return _html(text if fragment else pages.error_page(str(exc)), status_of(exc))
 
 
+def may_write_audit_events(scope: str) -> bool:
+    """Whether a granted SMART scope lets the clinician's token create and update AuditEvents (SMART v1
+    `.write` or `.*`, v2 `c` and `u`), so a decision and its AuditEvent go in one transaction. Without it
+    the decision is written alone and the worker records its AuditEvent when it hears of the decision."""
+    for granted in scope.split():
+        context, _, rest = granted.partition("/")
+        kind, _, permissions = rest.partition(".")
+        if context not in ("patient", "user") or kind not in ("AuditEvent", "*"):
+            continue
+        if permissions in ("write", "*") or {"c", "u"} <= set(permissions.partition("?")[0]):
+            return True
+    return False
+
+
 def _checked(reviewer: Reviewer, csrf: str) -> str:
     """The clinician's Practitioner reference, once the form is proven to come from their page."""
     if not same_secret(csrf, reviewer.csrf):
@@ -335,6 +348,7 @@ async def _decide(
                 clinician={"reference": clinician},
                 label=clinician,
                 reason=reason,
+                audit=may_write_audit_events(reviewer.scope),
             )
         except FhirConflict:
             return await _conflict(reviewer, reviewed, ref)
@@ -371,11 +385,14 @@ async def edit_and_approve(draft_id: str, request: Request, session: SessionCook
             ref, doc, etag = await _patients_draft(client, draft_id, reviewer.patient)
             if etag != reviewed or doc.get("status") != "current" or doc.get("docStatus") == "final":
                 return await _conflict(reviewer, reviewed, ref)
-            created = await client.request(
-                "POST", "DocumentReference", json=replacement_document(doc, edits, clinician)
+            await replace_on_server(
+                client,
+                doc,
+                replacement_document(doc, edits, clinician),
+                clinician={"reference": clinician},
+                reviewed=reviewed,
+                audit=may_write_audit_events(reviewer.scope),
             )
-            new_id = json_body(created, "DocumentReference").get("id")
-            await track(client, f"DocumentReference/{fhir_id(new_id, 'created id')}")
         log.info("review edit approved", extra={"draft_ref": ref})
         return RedirectResponse(
             f"{PREFIX}/?done=replaced#draft-{fhir_id(draft_id, 'draft id')}", status_code=303
