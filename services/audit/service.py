@@ -4,13 +4,27 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from functools import cache
 
+from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlmodel import Session, col, select
 
 from services.audit.models import AuditOutcome, AuditRecord
 from services.core.db import session_scope
+from services.core.settings import get_settings
 
 log = logging.getLogger(__name__)
+
+
+@cache
+def _embedded_schema() -> None:
+    """Migrate the embedded SQLite database once per process before its first audit row: a command run on
+    a fresh checkout audits its FHIR calls without an `ehrsum init-db` first. An external database is
+    migrated by its operator (`ehrsum init-db`, the chart's migration job), never from here."""
+    if get_settings().database_url is None:
+        from services.schema import init_db
+
+        init_db()
 
 
 def record(
@@ -45,6 +59,7 @@ def record_detached(
 ) -> None:
     """Record in a session of its own; an audit failure is logged, never raised into the audited work."""
     try:
+        _embedded_schema()
         with session_scope() as session:
             record(
                 session=session,
@@ -54,6 +69,13 @@ def record_detached(
                 resource_ids=resource_ids,
                 detail=detail,
             )
+    except (OperationalError, ProgrammingError) as exc:
+        # Most often a database nobody migrated: say the one command that fixes it.
+        log.error(
+            "audit write failed: %s (is the database migrated? run `ehrsum init-db`)",
+            type(exc).__name__,
+            extra={"status": action},
+        )
     except Exception as exc:
         log.error("audit write failed: %s", type(exc).__name__, extra={"status": action})
 

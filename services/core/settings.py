@@ -29,6 +29,7 @@ TOOLING_ENV = frozenset(
         "EHRSUM_CACHE",
         "EHRSUM_TEST_PG",
         "EHRSUM_TEST_REDIS",
+        "EHRSUM_TEST_LLM_URL",
         "EHRSUM_BENCH_PG",
         "EHRSUM_BENCH_REDIS",
         "EHRSUM_FAULT_KILLS",

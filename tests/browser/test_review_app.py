@@ -1,6 +1,6 @@
 """The review app in headless Chromium: SMART launch from the EHR, the drafts with their evidence, decisions.
 
-The EHR side is tests/support/smart_ehr.py (an authorization server in front of sekmet-fhir, which checks
+The EHR side is deploy/smart_dev_server.py (an authorization server in front of sekmet-fhir, which checks
 every token); the app is the real `ehrsum api`; the FHIR server is read back afterwards with the EHR's own
 setup token.
 """
@@ -8,7 +8,6 @@ setup token.
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,21 +24,19 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
 from deploy.processes import stop
+from deploy.smart_dev_server import Launch, SmartEhr
 from services.audit.service import list_records
 from services.core.db import session_scope
 from services.jobs.models import Draft
 from services.review.sessions import COOKIE
 from tests.conftest import free_port, start_api_on
 from tests.support.review_records import ReviewRecord, seed
-from tests.support.smart_ehr import Launch, SmartEhr
 
 pytestmark = pytest.mark.browser
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 CLIENT_ID = "ehrsum-review"
 CLINICIAN = "Practitioner/dr-review"
 WAIT_S = 20
-# REVIEW_SCREENSHOT=docs/review.png keeps the screenshot of the review page (the README's).
-SCREENSHOT = os.environ.get("REVIEW_SCREENSHOT")
 
 
 @dataclass
@@ -196,13 +193,6 @@ def test_ehr_launch_shows_the_drafts_with_their_evidence(review: Review) -> None
     browser.set_window_size(1366, 900)
     console = browser.get_log("browser")  # type: ignore[no-untyped-call]
     assert not [e for e in console if "Content Security Policy" in e["message"]]
-    if SCREENSHOT:
-        shot = Path(SCREENSHOT)
-        browser.set_window_size(1366, 1700)
-        browser.execute_script("window.scrollTo(0, 0)")
-        browser.save_screenshot(str(shot.with_suffix(".tmp.png")))
-        shutil.move(shot.with_suffix(".tmp.png"), shot)
-        browser.set_window_size(1366, 900)
 
 
 def test_pages_carry_a_content_security_policy(review: Review) -> None:
