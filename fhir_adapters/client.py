@@ -139,9 +139,9 @@ class FhirClient:
     ) -> httpx.Response:
         """Send one request (a client span, its retries included), retrying transient failures; raise typed
         errors for the rest."""
-        with tracing.span(
-            f"FHIR {method}", _span_attributes(method, url, self._base), kind=SpanKind.CLIENT
-        ) as span:
+        attributes = _span_attributes(method, url, self._base)
+        name = f"FHIR {method} {attributes['fhir.resource_type'] or ''}".rstrip()
+        with tracing.span(name, attributes, kind=SpanKind.CLIENT) as span:
             response = await self._request(method, url, params=params, json=json, headers=headers)
             span.set_attribute("http.response.status_code", response.status_code)
             return response
