@@ -11,11 +11,9 @@ from fhir_adapters.audit_events import decision_event_id, run_event_id
 from fhir_adapters.client import FhirClient
 from fhir_adapters.lifecycle import read_versioned
 from fhir_adapters.replacement import replacement_document
-from fhir_adapters.writeback import DraftDocument, ModelDevice, draft_identifier, write_draft
-from services.core.db import session_scope
 from services.core.errors import FhirConflict, FhirNotFound
 from services.core.settings import get_settings
-from services.jobs.drafts import record_draft
+from tests.support.drafts import add_draft
 from workers.approvals import decide_on_server, replace_on_server, track
 from workers.clients import llm_client
 from workers.pipeline import Pipeline
@@ -23,6 +21,7 @@ from workers.pipeline import Pipeline
 pytestmark = pytest.mark.integration
 Server = tuple[str, str, list[str]]
 CLINICIAN = {"reference": "Practitioner/dr-audit"}
+RESULTS = [{"title": "Results", "statements": [{"text": "A1c 8.1 %"}]}]
 
 
 async def events_about(client: FhirClient, ref: str) -> list[dict[str, Any]]:
@@ -65,25 +64,6 @@ async def test_a_job_writes_its_drafts_and_one_audit_event_in_one_transaction(
     assert run_event_id(job_id) in {e["id"] for e in about_patient}
 
 
-async def _draft(client: FhirClient, patient: str, kind: str) -> str:
-    document = DraftDocument(
-        patient_id=patient,
-        kind=kind,
-        loinc_code="11506-3",
-        loinc_display="Progress note",
-        title="Progress note summary (AI draft)",
-        markdown="# Draft\n\n- Hemoglobin A1c 8.1 % [1]\n",
-        structured={"kind": kind, "sections": [{"title": "Results", "statements": [{"text": "A1c 8.1 %"}]}]},
-        cited_refs=[f"Patient/{patient}"],
-        identifier=draft_identifier(patient, kind, uuid.uuid4().hex),
-        device=ModelDevice("Gemma 3 270M", "gemma3-270m", "sha256:abc"),
-    )
-    ref = (await write_draft(client, document)).draft_ref
-    with session_scope() as session:
-        record_draft(session=session, ref=ref, patient_id=patient, kind=kind, job_id=None, version="1")
-    return ref
-
-
 async def test_each_decision_has_one_audit_event_with_the_clinician_and_the_draft(
     any_fhir: Server, postgres_db: str
 ) -> None:
@@ -91,7 +71,8 @@ async def test_each_decision_has_one_audit_event_with_the_clinician_and_the_draf
     patient = patients[2]
     async with FhirClient(url) as client:
         approved, rejected, edited, stale, in_ehr = [
-            await _draft(client, patient, kind) for kind in ("progress", "soap", "triage", "progress", "soap")
+            await add_draft(client, patient, kind, "- A1c 8.1 %\n", RESULTS)
+            for kind in ("progress", "soap", "triage", "progress", "soap")
         ]
         for ref, approve in ((approved, True), (rejected, False)):
             reviewed = (await read_versioned(client, ref)).etag

@@ -97,3 +97,14 @@ def test_decision_events_name_the_clinician_and_the_draft_and_no_free_text() -> 
         long_ref
     )
     assert "reason" not in json.dumps(approved)
+
+
+def test_the_review_app_writes_the_decisions_audit_event_only_when_the_ehr_granted_it() -> None:
+    from services.review.app import may_write_audit_events
+
+    assert may_write_audit_events("openid patient/*.rs patient/AuditEvent.cu")
+    assert may_write_audit_events("patient/*.write") and may_write_audit_events("user/AuditEvent.cruds")
+    assert not may_write_audit_events("openid fhirUser patient/*.rs patient/DocumentReference.cu")
+    assert not may_write_audit_events("patient/AuditEvent.c") and not may_write_audit_events(
+        "system/AuditEvent.cu"
+    )
