@@ -52,6 +52,8 @@ FORWARDED = ("authorization", "content-type", "accept", "if-match", "if-none-exi
 RETURNED = ("content-type", "etag", "location", "last-modified")
 CODE_LIFETIME_S = 60
 TOKEN_LIFETIME_S = 3600
+# A large transaction (a whole record) can take minutes on a busy machine.
+FORWARD_TIMEOUT_S = 600
 
 
 @dataclass
@@ -308,7 +310,11 @@ def _handler(ehr: SmartEhr) -> type[BaseHTTPRequestHandler]:
             ehr.calls.append((self.command, self.path, ehr.caller_of(self.headers.get("Authorization", ""))))
             headers = {k: v for k, v in self.headers.items() if k.lower() in FORWARDED}
             response = httpx.request(
-                self.command, f"{ehr.upstream}{self.path}", headers=headers, content=self._body(), timeout=30
+                self.command,
+                f"{ehr.upstream}{self.path}",
+                headers=headers,
+                content=self._body(),
+                timeout=FORWARD_TIMEOUT_S,
             )
             kept = {k: v for k, v in response.headers.items() if k.lower() in RETURNED}
             self._reply(response.status_code, kept, response.content)

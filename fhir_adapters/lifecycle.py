@@ -13,7 +13,7 @@ from typing import Any, Literal
 from fhir_adapters.client import FhirClient, json_body
 from fhir_adapters.labels import DRAFT_IDENTIFIER_SYSTEM
 from fhir_adapters.references import parse_reference
-from services.core.errors import ConflictError, FhirConflict, FhirError, InputError
+from services.core.errors import ConflictError, FhirAuthError, FhirConflict, FhirError, InputError
 
 PARTICIPANT = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
 VERIFIER_ATTEMPTS = 3
@@ -67,7 +67,13 @@ async def _put(
         response = await client.request("PUT", path, json=resource, headers={"If-Match": if_match})
         return json_body(response, path)
     change = {"resource": resource, "request": {"method": "PUT", "url": path, "ifMatch": if_match}}
-    await client.transaction({"resourceType": "Bundle", "type": "transaction", "entry": [change, *also]})
+    try:
+        await client.transaction({"resourceType": "Bundle", "type": "transaction", "entry": [change, *also]})
+    except FhirAuthError:
+        # Some servers grant a transaction only to a token that may create anything (sekmet checks `*.c`
+        # on the base URL); the change alone is still the clinician's to make, and whoever records it
+        # writes `also`'s resources afterwards (an AuditEvent: when the decision is recorded).
+        return await _put(client, resource, if_match)
     return (await read_versioned(client, path)).resource
 
 
@@ -88,7 +94,12 @@ async def create_in_transaction(
     kind = str(resource.get("resourceType"))
     create = {"fullUrl": full_url, "resource": resource, "request": {"method": "POST", "url": kind}}
     bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [create, *also(full_url)]}
-    entries = (await client.transaction(bundle)).get("entry", [])
+    try:
+        entries = (await client.transaction(bundle)).get("entry", [])
+    except FhirAuthError:
+        # As in _put: the creation alone when the token may not post a transaction.
+        created = json_body(await client.request("POST", kind, json=resource), kind)
+        return str(parse_reference(f"{kind}/{created.get('id')}"))
     location = str((entries[0].get("response") or {}).get("location", "")) if entries else ""
     parts = location.split("/_history/")[0].rstrip("/").split("/")
     if len(parts) < 2 or parts[-2] != kind:

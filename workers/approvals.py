@@ -70,7 +70,11 @@ def adopt_drafts(settings: Settings, *, job_id: str, patient_id: str, drafts: li
 
 
 async def settle(
-    client: FhirClient, decision: Decision, *, verifier: dict[str, Any] | None = None
+    client: FhirClient,
+    decision: Decision,
+    *,
+    verifier: dict[str, Any] | None = None,
+    actor: dict[str, Any] | None = None,
 ) -> Draft | None:
     """Record a decision on one of our drafts; an approving clinician becomes verifier on the Provenance.
 
@@ -95,7 +99,7 @@ async def settle(
     if verifier and decision.state in ("approved", "replaced"):
         await add_verifier(client, decision.draft_ref, verifier)
     if decision.state in DECIDED and before.value != decision.state:
-        await _audit_decision(client, decision, draft.patient_id, verifier)
+        await _audit_decision(client, decision, draft.patient_id, actor or verifier)
     log.info("draft is %s", decision.state, extra={"draft_ref": decision.draft_ref})
     return draft
 
@@ -155,7 +159,7 @@ async def decide_on_server(
     else:
         doc = await reject(client, ref, if_match=if_match, reason=reason, also=also)
     decision = replace(decision_of(doc), authenticator=label if approved else None)
-    await settle(client, decision, verifier=clinician if approved else None)
+    await settle(client, decision, verifier=clinician if approved else None, actor=clinician)
     return decision
 
 
