@@ -20,7 +20,12 @@ pytestmark = pytest.mark.e2e
 
 
 def test_every_command_works_on_a_fresh_checkout(
-    fhir_server: str, loaded_patients: list[str], synthea_files: list[Path], redis_broker: str, tmp_path: Path
+    fhir_server: str,
+    loaded_patients: list[str],
+    synthea_files: list[Path],
+    postgres_db: str,
+    redis_broker: str,
+    tmp_path: Path,
 ) -> None:
     patient = loaded_patients[0]
     draft = make_draft(fhir_server, patient)
