@@ -88,7 +88,10 @@ def test_the_demos_url_opens_the_clinicians_page_with_the_drafts(demo: dict[str,
         chip = browser.find_elements(By.CSS_SELECTOR, chips)[0]
         chip.send_keys(Keys.ENTER)
         panel = browser.find_element(By.ID, chip.get_attribute("aria-controls") or "")
-        wait(browser).until(lambda _: panel.text.strip() and chip.get_attribute("aria-expanded") == "true")
+        wait(browser).until(
+            lambda _: "Loading" not in panel.text and chip.get_attribute("aria-expanded") == "true"
+        )
+        assert panel.text.strip()
         if SCREENSHOT:
             shot = Path(SCREENSHOT)
             browser.set_window_size(1366, 1700)
