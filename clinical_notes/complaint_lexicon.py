@@ -132,6 +132,21 @@ ABBREVIATIONS: dict[str, str] = {
     "gen": "generalized",
     "lightheaded": "light headed",
     "dizzy": "dizziness",
+    # Korean EDs' English shorthand (KTAS dev visits, Moon 2019 data): general weakness, fever and chills,
+    # cough and sputum, blood sugar (test / level), nasogastric (Levin) tube, arteriovenous fistula.
+    "g/w": "general weakness",
+    "f/c": "fever chills",
+    "c/s": "cough sputum",
+    "bst": "blood sugar",
+    "bsl": "blood sugar",
+    "l-tube": "levin tube",
+    "avf": "arteriovenous fistula",
+    "fb": "foreign body",
+    "movt": "movement",
+    "llq": "left lower quadrant",
+    "rlq": "right lower quadrant",
+    "ruq": "right upper quadrant",
+    "luq": "left upper quadrant",
 }
 
 # An abbreviation is left as written when the next word shows it means something else ("SI joint").
@@ -188,6 +203,9 @@ SPELLINGS: dict[str, str] = {
     "disoriented": "disorientation",
     "stabbed": "stab wound",
     "pregnancy": "pregnant",
+    "sorethroat": "sore throat",
+    "backache": "back pain",
+    "mentality": "mental",
 }
 
 # Negation and history cues [NegEx]: a concept is not current when one of these stands within NEGATION_WINDOW
@@ -308,7 +326,7 @@ CONCEPTS: tuple[Concept, ...] = (
             "heart attack",
         ),
         "ESI chapter 3 (chest pain suspicious for acute coronary syndrome); AHA/ACC 2021 (ECG within 10 min)",
-        ("old myocardial infarction",),
+        ("old myocardial infarction", "pleuritic chest pain", "chest wall pain"),
     ),
     Concept(
         "stroke",
@@ -329,6 +347,12 @@ CONCEPTS: tuple[Concept, ...] = (
             "unilateral weakness",
             "left sided weakness",
             "right sided weakness",
+            "left side weakness",
+            "right side weakness",
+            "side motor weakness",
+            "left motor weakness",
+            "right motor weakness",
+            "facial palsy",
             "neuro deficit",
             "neurologic deficit",
             "intracranial hemorrhage",
@@ -346,14 +370,19 @@ CONCEPTS: tuple[Concept, ...] = (
             "homicidal ideation",
             "suicidal",
             "homicidal",
-            "suicide attempt",
             "suicide",
-            "self harm",
-            "self inflicted",
             "danger to self",
             "danger to others",
         ),
         "ESI chapter 3 (suicidal or homicidal patients)",
+        ("suicidal attempt", "suicide attempt", "attempted suicide"),
+    ),
+    Concept(
+        "suicide_attempt",
+        "attempted suicide or self-harm",
+        "B",
+        ("suicide attempt", "suicidal attempt", "attempted suicide", "self harm", "self inflicted"),
+        "ESI chapter 3 (suicidal patients); CTAS 2016 mental health modifier (attempted suicide: level 2)",
     ),
     Concept(
         "overdose",
@@ -394,9 +423,16 @@ CONCEPTS: tuple[Concept, ...] = (
             "lethargic",
             "delirium",
             "somnolent",
+            "drowsy",
             "decreased responsiveness",
             "less responsive",
             "postictal",
+            "mental change",
+            "altered mental",
+            "drowsy mental",
+            "confused mental",
+            "mental confusion",
+            "sleeping tendency",
         ),
         "ESI algorithm B (confused, lethargic or disoriented); Table 6-3 (prolonged postictal period)",
     ),
@@ -409,12 +445,18 @@ CONCEPTS: tuple[Concept, ...] = (
             "severe * pain",
             "severe * * pain",
             "severe headache",
-            "worst headache",
-            "thunderclap headache",
             "excruciating",
             "severe distress",
         ),
-        "ESI algorithm B (severe pain or distress by clinical observation)",
+        "ESI algorithm B and chapter 4 (severe pain or distress by clinical observation: consider level 2)",
+    ),
+    Concept(
+        "sudden_headache",
+        "sudden, severe headache (worst ever)",
+        "B",
+        ("worst headache", "thunderclap headache", "sudden severe headache", "worst headache of life"),
+        "ESI chapter 3 (high-risk situation: possible subarachnoid haemorrhage); CTAS 2016 headache modifier "
+        "(sudden, severe, worst ever: level 2)",
     ),
     Concept(
         "respiratory_distress",
@@ -491,7 +533,7 @@ CONCEPTS: tuple[Concept, ...] = (
         ),
         "ESI chapter 3 (high-risk situation: time-critical diagnosis)",
     ),
-    # Context groups: not ESI criteria alone; the combined rules in clinical_notes.esi read them.
+    # Context groups: no criteria alone; the combined rules of clinical_notes.esi and .ctas read them.
     Concept(
         "infection",
         "suspected infection",
@@ -557,7 +599,7 @@ CONCEPTS: tuple[Concept, ...] = (
         "hypoglycemia",
         "hypoglycaemia",
         "context",
-        ("hypoglycemia", "low blood sugar", "low sugar"),
+        ("hypoglycemia", "hypoglycemic", "low blood sugar", "low sugar"),
         "ESI chapter 2 (level-1 examples: hypoglycaemia with a change in mental status)",
     ),
     Concept("pregnant", "pregnant", "context", ("pregnant",), "ESI chapter 3 (signs of ectopic pregnancy)"),
@@ -582,18 +624,6 @@ COMMON_WORDS: frozenset[str] = frozenset(
     status post week weeks month months year years old new onset sudden acute chronic since today
     yesterday night morning ago hours hour minutes times episode episodes obstructive sided production
     increased decreased
-        """
-    )
-)
-
-# Markers of a complaint in another language (whole words, or the start of a word: German compounds): a
-# complaint that has them is reported as not read, since the lexicon is English.
-FOREIGN_WORDS: frozenset[str] = frozenset(
-    _words(
-        """
-    de del la el los las y con dolor pecho cabeza falta aire desde hace muy fiebre vómito le les du des et
-    avec douleur poitrine tête fièvre der die das und mit schmerz brust kopf seit nicht fieber atemnot
-    bauch em com dor peito cabeça não febre dolore petto testa
         """
     )
 )

@@ -15,11 +15,12 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 
 from clinical_notes.draft import Section, Statement
-from clinical_notes.esi import criteria, screen
 from clinical_notes.kinds import NoteKind
 from clinical_notes.language import ENGLISH, Wording
+from clinical_notes.screen import SCALES, screen, statement
 from clinical_notes.timeline import ClinicalTimeline, Measurement, Problem, Series, when
 from clinical_notes.triage import as_of
+from clinical_notes.triage_context import ScaleName
 
 RECENT_ONSET = timedelta(days=90)
 ONE_SET = timedelta(hours=24)
@@ -366,25 +367,29 @@ def _within(m: Measurement, now: datetime | None, window: timedelta) -> bool:
     return now is None or (taken is not None and now - taken <= window)
 
 
-def screen_statement(t: ClinicalTimeline, words: Wording = ENGLISH) -> list[Statement]:
-    """Which ESI criteria the current encounter meets, citing the encounter and the findings behind them."""
+def screen_statement(
+    t: ClinicalTimeline, words: Wording = ENGLISH, scale: ScaleName = "esi"
+) -> list[Statement]:
+    """Which criteria of the hospital's triage scale the current encounter meets, citing the encounter and
+    the findings behind them."""
     said = words.phrases
-    found = screen(t)
+    found = screen(t, scale=scale)
     if found.encounter is None:
         return [record(said.no_triage_encounter)]
     setting = said.settings.get(found.kind or "", found.kind or said.encounter)
-    refs = [found.encounter, *(ref for f in found.flags if f.severity != "info" for ref in f.citations)]
-    statement = criteria(found.flags, said)
-    text = said.screen.format(setting=setting, day=day(found.start, words), statement=statement)
-    return [record(text, refs)]
+    text, refs = statement(found.flags, SCALES[scale], said)
+    text = said.screen.format(setting=setting, day=day(found.start, words), statement=text)
+    return [record(text, [found.encounter, *refs])]
 
 
-def triage_findings(t: ClinicalTimeline, words: Wording = ENGLISH) -> list[Statement]:
+def triage_findings(
+    t: ClinicalTimeline, words: Wording = ENGLISH, scale: ScaleName = "esi"
+) -> list[Statement]:
     """The encounter's screen, then abnormal vital signs and results of the 30 days before the record's end
     (a vital sign from last year says nothing about the patient being triaged)."""
     now = as_of(t)
     vitals = [s for s in latest_vitals(t) if _within(s.latest, now, TRIAGE_WINDOW)]
-    out = screen_statement(t, words) + _abnormal_vitals(vitals, words)
+    out = screen_statement(t, words, scale) + _abnormal_vitals(vitals, words)
     recent = [s for s in t.labs if s.latest.abnormal and _within(s.latest, now, TRIAGE_WINDOW)]
     out += [_result(s, words) for s in sorted(recent, key=lambda s: s.latest.date or "", reverse=True)]
     if len(out) == 1:
@@ -392,8 +397,11 @@ def triage_findings(t: ClinicalTimeline, words: Wording = ENGLISH) -> list[State
     return out
 
 
-def compose(kind: NoteKind, t: ClinicalTimeline, words: Wording = ENGLISH) -> dict[str, list[Statement]]:
-    """The record's statements of each section of a kind, by section title, in the draft's language."""
+def compose(
+    kind: NoteKind, t: ClinicalTimeline, words: Wording = ENGLISH, scale: ScaleName = "esi"
+) -> dict[str, list[Statement]]:
+    """The record's statements of each section of a kind, by section title, in the draft's language (the
+    triage screen in the hospital's scale)."""
     vitals = vitals_statement(latest_vitals(t), words)
     vitals_list = [vitals] if vitals else [record(words.phrases.no_vitals)]
     builders: dict[str, Callable[[], list[Statement]]] = {
@@ -403,7 +411,7 @@ def compose(kind: NoteKind, t: ClinicalTimeline, words: Wording = ENGLISH) -> di
         "Recent results": lambda: vitals_list + results(t, words=words),
         "Recent care": lambda: care(t, words),
         "Objective": lambda: vitals_list + results(t, normal_cap=0, words=words),
-        "Findings": lambda: triage_findings(t, words),
+        "Findings": lambda: triage_findings(t, words, scale),
     }
     out: dict[str, list[Statement]] = {}
     for spec in kind.sections:

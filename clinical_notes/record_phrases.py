@@ -66,10 +66,15 @@ class RecordPhrases:
     deceased: str
     no_triage_encounter: str
     screen: str  # "{setting}", "{day}", "{statement}"
-    esi_met: str  # "{level}", "{reasons}"
+    level_name: str  # "{scale}", "{level}", "{name}"
+    level_met: str  # "{level}", "{reasons}"
+    level_none: str  # "{scale}"
+    level_graded: str  # "{none}", "{level}", "{reasons}"
+    no_modifier: str
     esi_none: str
-    esi_also: str  # "{titles}"
-    esi_skipped: str  # "{titles}"
+    level_consider: str  # "{level}", "{reasons}"
+    supporting: str  # "{titles}"
+    skipped: str  # "{titles}"
     no_recent_findings: str
     separator: str  # ": " between a name and what follows
     detail: str  # "; " between details
@@ -143,13 +148,18 @@ ENGLISH_PHRASES = RecordPhrases(
     deceased=", deceased",
     no_triage_encounter="No encounter to triage found in the record.",
     screen="Triage screen of the {setting} encounter on {day}: {statement}",
-    esi_met="Meets ESI level-{level} criteria: {reasons}.",
+    level_name="{scale} level {level} ({name})",
+    level_met="Meets {level}: {reasons}.",
+    level_none="Meets no {scale} level-1 or level-2 criterion on what the record shows",
+    level_graded="{none}; graded {level}: {reasons}.",
+    no_modifier="no modifier of a more urgent level applies (the complaint's own criteria are the nurse's)",
     esi_none=(
         "Meets no ESI level-1 or level-2 criterion on what the record shows (levels 3 to 5 depend on the "
         "resources expected, which these rules do not judge)."
     ),
-    esi_also="Also: {titles}.",
-    esi_skipped="Not assessed: {titles}.",
+    level_consider="Consider {level}: {reasons}.",
+    supporting="Supporting scores, not criteria of the scale: {titles}.",
+    skipped="Not assessed: {titles}.",
     no_recent_findings="No abnormal vital signs or results from the last 30 days found in the record.",
     separator=": ",
     detail="; ",
@@ -226,13 +236,21 @@ FRENCH_PHRASES = RecordPhrases(
     deceased=", décès enregistré",
     no_triage_encounter="Aucune consultation à trier trouvée dans le dossier.",
     screen="Tri de la consultation {setting} du {day} : {statement}",
-    esi_met="Remplit les critères ESI de niveau {level} : {reasons}.",
+    level_name="{scale} niveau {level} ({name})",
+    level_met="Remplit les critères {level} : {reasons}.",
+    level_none="Ne remplit aucun critère {scale} de niveau 1 ou 2 d'après le dossier",
+    level_graded="{none} ; classé {level} : {reasons}.",
+    no_modifier=(
+        "aucun modificateur d'un niveau plus urgent ne s'applique (les critères propres à la plainte "
+        "relèvent de l'infirmière)"
+    ),
     esi_none=(
         "Ne remplit aucun critère ESI de niveau 1 ou 2 d'après le dossier (les niveaux 3 à 5 dépendent des "
         "ressources attendues, que ces règles ne jugent pas)."
     ),
-    esi_also="Également : {titles}.",
-    esi_skipped="Non évalué : {titles}.",
+    level_consider="À envisager, {level} : {reasons}.",
+    supporting="Scores d'appoint, hors critères de l'échelle : {titles}.",
+    skipped="Non évalué : {titles}.",
     no_recent_findings="Aucun signe vital ni résultat anormal des 30 derniers jours trouvé dans le dossier.",
     separator=" : ",
     detail=" ; ",

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 from clinical_notes.draft import SEVERITY_ORDER, Flag
-from clinical_notes.esi import NEWS2, screen
+from clinical_notes.screen import NEWS2, screen
 from clinical_notes.timeline import ClinicalTimeline
 from clinical_notes.triage import News2, allergy_conflicts, critical_labs, news2
+from clinical_notes.triage_context import ScaleName
 
 
-def rule_flags(timeline: ClinicalTimeline) -> tuple[list[Flag], News2]:
+def rule_flags(timeline: ClinicalTimeline, scale: ScaleName = "esi") -> tuple[list[Flag], News2]:
     """Every deterministic flag, and the NEWS2 result behind the first one.
 
     NEWS2 on the latest vital signs, critical labs, allergy conflicts, then the triage screen of the current
-    encounter (clinical_notes.esi) without its own NEWS2, which scores the presentation's vital signs.
+    encounter in the hospital's scale (clinical_notes.screen) without its own NEWS2, which scores the
+    presentation's vital signs.
     """
     score = news2(timeline)
-    presentation = [f for f in screen(timeline).flags if f.rule != NEWS2]
+    presentation = [f for f in screen(timeline, scale=scale).flags if f.rule != NEWS2]
     return [score.flag(), *critical_labs(timeline), *allergy_conflicts(timeline), *presentation], score
 
 

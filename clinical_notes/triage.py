@@ -1,5 +1,5 @@
 """Deterministic triage rules, run on every triage draft: NEWS2, critical lab values, drug-allergy conflicts,
-and the triage screen of the current encounter (ESI decision points, sepsis screens: clinical_notes.esi).
+and the triage screen of the current encounter (ESI, CTAS or KTAS criteria: clinical_notes.screen).
 
 NEWS2 (Royal College of Physicians, 2017), SpO2 scale 1, from the latest value of each parameter when all
 were taken within 24 hours of each other; a missing parameter makes the score not computable (never 0).

@@ -1,15 +1,15 @@
 """The vital-sign set at presentation, in one unit each, with what could not be read and why.
 
 Units: heart and respiratory rates per minute; SpO2 in percent (a fraction recorded with unit "1" is turned
-into percent); systolic pressure in mmHg (kPa x 7.50062); temperature in °C (°F converted, K converted; with
-no unit, 25-45 reads as °C and 77-113 as °F, and the reading says so). A value in a unit that is not of its
-kind (a heart rate in mmHg) is not assessed.
+into percent); systolic and diastolic pressure in mmHg (kPa x 7.50062); temperature in °C (°F converted, K
+converted; with no unit, 25-45 reads as °C and 77-113 as °F, and the reading says so). A value in a unit
+that is not of its kind (a heart rate in mmHg) is not assessed.
 
 Plausible limits (what a measurement on a living patient can read, not clinical thresholds): heart rate
-1-300 /min, respiratory rate 1-120 /min, SpO2 1-100 %, systolic pressure 20-300 mmHg, temperature 25-45 °C,
-pain 0-10, GCS 3-15. A value outside them is not assessed: it is said, with the value, never used and never
-dropped silently. A heart rate of 0 while the same set records a blood pressure or a saturation (so a pulse)
-says so.
+1-300 /min, respiratory rate 1-120 /min, SpO2 1-100 %, systolic pressure 20-300 mmHg, diastolic 10-250
+mmHg, temperature 25-45 °C, pain 0-10, GCS 3-15. A value outside them is not assessed: it is said, with
+the value, never used and never dropped silently. A heart rate of 0 while the same set records a blood
+pressure or a saturation (so a pulse) says so.
 
 Consciousness: AVPU (LOINC 67775-7, 80288-4; "confused" is the C of ACVPU) and GCS total (9269-2).
 Oxygen therapy: inhaled O2 flow (3151-8) above 0, or inspired O2 (3150-0) above room air's 21 %.
@@ -32,10 +32,11 @@ O2_FLOW = ("3151-8",)
 FIO2 = ("3150-0",)
 CHIEF_COMPLAINT = ("8661-1", "10154-3", "46239-0", "29299-5")
 PREGNANCY_STATUS = ("82810-3", "11449-6")
+DBP = ("8462-4",)
 CORE = ("HR", "RR", "SBP", "SpO2", "temperature")
-# Every observation code a presentation keeps (the BP panel holds the systolic pressure).
+# Every observation code a presentation keeps (the BP panel holds the systolic and diastolic pressures).
 PRESENTATION_CODES = frozenset(
-    {*HEART_RATE, *RR, *SBP, "85354-9", *SPO2, *TEMPERATURE, *PAIN, *GCS, *AVPU, *O2_FLOW, *FIO2}
+    {*HEART_RATE, *RR, *SBP, *DBP, "85354-9", *SPO2, *TEMPERATURE, *PAIN, *GCS, *AVPU, *O2_FLOW, *FIO2}
     | {*CHIEF_COMPLAINT, *PREGNANCY_STATUS}
 )
 
@@ -54,12 +55,14 @@ UNIT_KINDS = {
     "RR": (RATE_UNITS, "/min", "a rate per minute"),
     "SpO2": (PERCENT_UNITS, "%", "a percent"),
     "SBP": (MMHG_UNITS, "mmHg", "a pressure"),
+    "DBP": (MMHG_UNITS, "mmHg", "a pressure"),
 }
 PLAUSIBLE = {
     "HR": (1.0, 300.0),
     "RR": (1.0, 120.0),
     "SpO2": (1.0, 100.0),
     "SBP": (20.0, 300.0),
+    "DBP": (10.0, 250.0),
     "temperature": (25.0, 45.0),
     "pain": (0.0, 10.0),
     "GCS": (3.0, 15.0),
@@ -68,6 +71,7 @@ NAMES = {
     "HR": "heart rate",
     "RR": "respiratory rate",
     "SBP": "systolic BP",
+    "DBP": "diastolic BP",
     "SpO2": "SpO2",
     "temperature": "temperature",
     "pain": "pain score",
@@ -137,7 +141,7 @@ def _convert(name: str, m: Measurement, value: float) -> tuple[float, str] | str
     unit, raw = _unit(m), _shown(value, m.unit)
     if name == "SpO2" and unit in RATIO_UNITS and 0 < value <= 1:
         return value * 100, f"{raw} ({value * 100:g} %)"
-    if name == "SBP" and unit == "kpa":
+    if name in ("SBP", "DBP") and unit == "kpa":
         return value * KPA_TO_MMHG, f"{raw} ({value * KPA_TO_MMHG:.0f} mmHg)"
     if name == "temperature":
         return _celsius(m, value)
@@ -171,6 +175,7 @@ def read_vitals(presentation: Presentation) -> VitalSet:
         "HR": HEART_RATE,
         "RR": RR,
         "SBP": SBP,
+        "DBP": DBP,
         "SpO2": SPO2,
         "temperature": TEMPERATURE,
         "pain": PAIN,

@@ -69,7 +69,7 @@ def cmd_triage(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise InputError("--jobs must be at least 1")
     if args.files:
-        jobs = [(str(path), args.patient, args.encounter) for path in args.files]
+        jobs = [(str(path), args.patient, args.encounter, args.scale) for path in args.files]
         if args.jobs == 1 or len(jobs) == 1:
             return _print_triage(map(_triage_file, jobs), args.json)
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
@@ -80,7 +80,8 @@ def cmd_triage(args: argparse.Namespace) -> int:
         async with fhir_client(get_settings(), args.fhir_url) as client:
             return await fetch_record(client, args.patient)
 
-    return _print_triage(iter([_triage_line(None, asyncio.run(fetch()), args.encounter)]), args.json)
+    line = _triage_line(None, asyncio.run(fetch()), args.encounter, args.scale)
+    return _print_triage(iter([line]), args.json)
 
 
 def _print_triage(lines: Iterator[dict[str, Any]], as_json: bool) -> int:
@@ -100,27 +101,34 @@ def _print_triage(lines: Iterator[dict[str, Any]], as_json: bool) -> int:
     return 2 if failed else 0
 
 
-def _triage_file(job: tuple[str, str | None, str | None]) -> dict[str, Any]:
+def _triage_file(job: tuple[str, str | None, str | None, str | None]) -> dict[str, Any]:
     """The triage line of one Bundle file, or its error (runs in a worker process)."""
     from fhir_adapters.record import record_from_bundle
 
-    path, patient, encounter = job
+    path, patient, encounter, scale = job
     try:
-        return _triage_line(path, record_from_bundle(Path(path), patient), encounter)
+        return _triage_line(path, record_from_bundle(Path(path), patient), encounter, scale)
     except InputError as exc:
         return {"file": path, "error": str(exc)}
 
 
-def _triage_line(label: str | None, record: Any, encounter: str | None) -> dict[str, Any]:
-    """What `ehrsum triage` prints of a record: its screen's encounter, highest severity, flags, statement."""
-    from clinical_notes.esi import highest, triage
+def _triage_line(label: str | None, record: Any, encounter: str | None, scale: Any) -> dict[str, Any]:
+    """What `ehrsum triage` prints of a record: its screen's encounter, scale, graded level, highest
+    severity, flags, statement. The scale is the one given, else the department's or the hospital's."""
+    from clinical_notes.screen import highest, triage
     from fhir_adapters.condense import condense
+    from fhir_adapters.departments import departments
+    from workers.routing import scale_for
 
-    result, flags = triage(condense(record), encounter)
+    used = scale or scale_for(get_settings(), departments(record))
+    result, flags = triage(condense(record), encounter, used)
     return {
         "file": label,
         "patient": f"Patient/{record.patient_id}",
         "encounter": result.encounter,
+        "scale": result.scale,
+        "level": result.level,
+        "consider": result.consider,
         "severity": highest(flags),
         "flags": [f.model_dump(exclude_none=True) for f in flags],
         "statement": result.statement,
@@ -131,7 +139,8 @@ def _triage_line(label: str | None, record: Any, encounter: str | None) -> dict[
 def _screen_text(line: dict[str, Any]) -> str:
     """A screen as a clinician reads it on a terminal."""
     head = " ".join(str(x) for x in (line["file"], line["patient"], line["encounter"] or "no encounter") if x)
-    lines = [f"{head}: {line['severity'].upper()}", f"  {line['statement']}"]
+    level = f"{line['scale'].upper()} level {line['level'] or '3-5'}"
+    lines = [f"{head}: {line['severity'].upper()} ({level})", f"  {line['statement']}"]
     lines += [f"  complaint {c}" for c in line["complaints"]]
     for flag in line["flags"]:
         lines.append(f"  - {flag['severity'].upper()} {flag['title']}: {flag['rationale']}")
@@ -400,6 +409,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fhir-url", help="FHIR base URL (default: EHRSUM_FHIR_BASE_URL)")
     p.add_argument("--json", action="store_true", help="one JSON line per record")
     p.add_argument("--jobs", type=int, default=1, help="worker processes for many files (default 1)")
+    p.add_argument(
+        "--scale",
+        choices=("esi", "ctas", "ktas"),
+        help="triage scale (default: EHRSUM_DEPARTMENT_TRIAGE_SCALES for the record's department, else "
+        "EHRSUM_TRIAGE_SCALE)",
+    )
     p.set_defaults(func=cmd_triage)
 
     p = sub.add_parser("summarize", help="summarize a patient")

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from clinical_notes import prompts
 from clinical_notes.attachments import ImageAttachment, image_keys, image_parts
 from clinical_notes.budget import fit_budget
+from clinical_notes.complaint_proposals import proposal_flag, proposal_messages, proposal_schema
 from clinical_notes.compose import compose, sections
 from clinical_notes.draft import Flag, NoteDraft, Statement
 from clinical_notes.kinds import NoteKind, get_kind
@@ -29,9 +30,11 @@ from clinical_notes.language import ENGLISH, Wording, wording
 from clinical_notes.render import render_markdown
 from clinical_notes.rules import merge_flags, rule_flags
 from clinical_notes.schema import answer_to_draft, model_schema
+from clinical_notes.screen import UNMAPPED_TITLES
 from clinical_notes.timeline import ClinicalTimeline, Source
 from clinical_notes.timeline_text import render_timeline
 from clinical_notes.tokens import TokenCounter, token_counter
+from clinical_notes.triage_context import TriageFlag
 from clinical_notes.verifier import VerificationReport, Verifier, flag_backing, without_failing
 from fhir_adapters.audit_events import RunRecord
 from fhir_adapters.client import FhirClient
@@ -43,12 +46,12 @@ from fhir_adapters.record import RECORD_TYPES, PatientRecord
 from fhir_adapters.resources import preload_models
 from fhir_adapters.writeback import DraftDocument, ModelDevice, draft_identifier, find_draft, write_drafts
 from services.core import tracing
-from services.core.errors import InputError, LlmPermanentError
+from services.core.errors import InputError, LlmError, LlmPermanentError
 from services.core.model_profiles import get_profile
-from services.core.settings import Language, Settings
+from services.core.settings import Language, Settings, TriageScale
 from workers.llm_client import LlmClient, LlmOutputError
 from workers.record_pull import pull_with_snapshot
-from workers.routing import adapter_for, check_routes, language_for
+from workers.routing import adapter_for, check_routes, language_for, scale_for
 
 log = logging.getLogger(__name__)
 TEMPLATE_MARGIN_TOKENS = 48  # chat-template control tokens and rounding
@@ -125,6 +128,7 @@ class Job:
     news2: int | None
     departments: list[str] = field(default_factory=list)
     language: Language = "en"
+    scale: TriageScale = "esi"
     images: list[ImageAttachment] = field(default_factory=list)
     image_keys: dict[str, str] = field(default_factory=dict)
     images_left_out: list[str] = field(default_factory=list)
@@ -189,10 +193,12 @@ class Pipeline:
             fitted, reason = self.fit(full, reserve=len(images) * profile.image_tokens), None
         except InputError as exc:
             fitted, reason = None, str(exc)
-        rules, score = rule_flags(full)
         names = departments(record)
-        language = language_for(self.settings, names)
-        job = Job(record, full, fitted, reason, RecordEvidence(record), rules, score.score, names, language)
+        language, scale = language_for(self.settings, names), scale_for(self.settings, names)
+        rules, score = rule_flags(full, scale)
+        job = Job(
+            record, full, fitted, reason, RecordEvidence(record), rules, score.score, names, language, scale
+        )
         job.images_left_out = left_out
         if fitted is not None and images:
             job.images, job.image_keys = images, image_keys(fitted, images)
@@ -302,6 +308,31 @@ class Pipeline:
             out.unavailable = f"nothing the model wrote passed verification ({out.report.summary()})"
         return out
 
+    async def propose_complaint(self, text: str) -> dict[str, Any]:
+        """The model's answer: which listed complaint (or none) a complaint as written names."""
+        completion = await self.llm.complete_json(
+            proposal_messages(text), proposal_schema(), name="complaint_mapping", max_tokens=64
+        )
+        return completion.content
+
+    async def complaint_proposals(self, job: Job) -> list[Flag]:
+        """The model's reading of each complaint the lexicon could not map, as info flags of the model's
+        (never a level); none when the model cannot answer, which the log says without the complaint."""
+        proposals = []
+        for flag in job.rules:
+            text = flag.complaint if isinstance(flag, TriageFlag) else None
+            if flag.title not in UNMAPPED_TITLES or not text or not any(c.isalpha() for c in text):
+                continue  # a complaint with no letters has nothing to read
+            try:
+                answer = await self.propose_complaint(text)
+            except LlmError as exc:
+                log.warning("no complaint proposal for %s: %s", flag.citations, type(exc).__name__)
+                continue
+            proposal = proposal_flag(text, flag.citations, answer)
+            if proposal is not None:
+                proposals.append(proposal)
+        return proposals
+
     async def draft(self, kind: NoteKind, job: Job, first_token: asyncio.Event | None = None) -> KindResult:
         """One kind's draft (a span of its own): the record's facts, the model's verified synthesis, the
         rule flags."""
@@ -322,12 +353,14 @@ class Pipeline:
         for section in synthesis.note.sections if synthesis.note else []:
             model[section.title] = section.statements
         flags = synthesis.note.flags if synthesis.note else []
+        # A proposal cites the complaint a rule flag already cites: it joins after the merge, never folded.
+        proposals = await self.complaint_proposals(job) if kind.flags else []
         with tracing.stage("compose", attributes):
-            composed = sections(kind, compose(kind, job.full, job.words), model)
+            composed = sections(kind, compose(kind, job.full, job.words, job.scale), model)
         draft = NoteDraft(
             kind=kind.name,
             sections=composed,
-            flags=merge_flags(job.rules, flags) if kind.flags else [],
+            flags=[*merge_flags(job.rules, flags), *proposals] if kind.flags else [],
             synthesis_unavailable=synthesis.unavailable,
         )
         with tracing.stage("verify", attributes):
@@ -363,6 +396,7 @@ class Pipeline:
             "regenerated": bool(synthesis.first and not synthesis.first.passed),
             "served_model": synthesis.served_model,
             "language": job.language,
+            "triage_scale": job.scale if kind.flags else None,
             "images": {"sent": [i.ref for i in job.images], "left_out": job.images_left_out},
         }
         if synthesis.unavailable:

@@ -20,6 +20,7 @@ from services.core.errors import ConfigError
 from services.core.model_profiles import PROFILES
 
 Language = Literal["en", "fr"]
+TriageScale = Literal["esi", "ctas", "ktas"]
 
 PREFIX = "EHRSUM_"
 # EHRSUM_* names that are not service settings: the test, bench and demo tooling's own, and the chart's
@@ -93,6 +94,14 @@ class Settings(BaseSettings):
     note_language: Language = Field(default="en", description="Language of the drafts.")
     department_languages: dict[str, Language] = Field(
         default_factory=dict, description="Draft language per department (encounter serviceType or location)."
+    )
+    triage_scale: TriageScale = Field(
+        default="esi",
+        description="The triage scale the hospital speaks: esi (US), ctas (Canada), ktas (Korea).",
+    )
+    department_triage_scales: dict[str, TriageScale] = Field(
+        default_factory=dict,
+        description="Triage scale per department (encounter serviceType or location) where a hospital mixes.",
     )
     llm_images: Literal["auto", "off"] = Field(
         default="auto", description="Send the record's image attachments to a multimodal profile (auto)."

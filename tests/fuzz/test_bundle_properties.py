@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from clinical_notes.budget import fit_budget
-from clinical_notes.esi import triage
+from clinical_notes.screen import triage
 from clinical_notes.timeline_text import render_timeline
 from clinical_notes.tokens import EstimateCounter
 from fhir_adapters.condense import condense

@@ -164,6 +164,8 @@ def test_crd_objects_are_well_formed(production_render: Rendered) -> None:
         ({"worker": {"pool": "gevent"}}, "/worker/pool"),
         ({"worker": {"queues": []}}, "/worker/queues"),
         ({"config": {"logLevel": "chatty"}}, "/config/logLevel"),
+        ({"triage": {"scale": "mts"}}, "/triage/scale"),
+        ({"triage": {"departmentScales": {"Pediatric Emergency": "paedCTAS"}}}, "/triage/departmentScales"),
         ({"externalDatabase": {"sslMode": "sometimes"}}, "/externalDatabase/sslMode"),
         ({"typoKey": True}, "typoKey"),
         ({"api": {"livenessProbe": {"periodSeconds": 0}}}, "/api/livenessProbe/periodSeconds"),

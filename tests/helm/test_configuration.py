@@ -77,6 +77,8 @@ def test_chart_environment_boots_settings(
         assert settings.fhir_auth in ("none", "smart")
     production = boot(clean_env, chart_env(production_render, component))
     assert production.fhir_auth == "smart" and production.fhir_client_id == "secret"
+    assert production.triage_scale == "ctas"
+    assert production.department_triage_scales == {"Pediatric Emergency": "esi"}
     assert production.fhir_private_key_path == Path("/var/run/secrets/ehrsum/smart/private-key.pem")
     assert production.fhir_token_url == "https://idp.hospital.internal/oauth2/token"
     assert production.worker_queues and production.fhir_key_alg == "RS384"

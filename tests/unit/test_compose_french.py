@@ -8,10 +8,11 @@ from typing import Any
 
 from clinical_notes.compose import CAP_PROBLEMS, compose, problems, results
 from clinical_notes.draft import NoteDraft, Section
-from clinical_notes.esi import TriageFlag, criteria
 from clinical_notes.kinds import get_kind
 from clinical_notes.language import FRENCH
+from clinical_notes.screen import SCALES, statement
 from clinical_notes.timeline import Allergy, ClinicalTimeline, PatientFacts, Problem
+from clinical_notes.triage_context import TriageFlag
 from clinical_notes.verifier import Verifier
 from fhir_adapters.condense import condense
 from fhir_adapters.evidence import RecordEvidence
@@ -124,18 +125,28 @@ def test_french_caps_name_the_rest_as_et_n_autres() -> None:
     )
 
 
-def test_the_esi_screen_line_is_french_around_the_rules_titles() -> None:
+def test_the_screen_line_is_french_around_the_rules_titles() -> None:
     met = TriageFlag(
         severity="critical",
-        title="ESI decision point A: needs an immediate life-saving intervention",
+        title="SpO2 below 90",
         rationale="SpO2 82 %",
         rule="esi",
-        esi=1,
+        scale="esi",
+        level=1,
         values=["SpO2 82 %"],
+        citations=["Observation/o1"],
     )
-    assert criteria([met], FRENCH.phrases) == "Remplit les critères ESI de niveau 1 : SpO2 82 %."
-    assert criteria([met]) == "Meets ESI level-1 criteria: SpO2 82 %."
-    assert criteria([], FRENCH.phrases).startswith("Ne remplit aucun critère ESI de niveau 1 ou 2")
+    esi, ctas = SCALES["esi"], SCALES["ctas"]
+    assert statement([met], esi, FRENCH.phrases) == (
+        "Remplit les critères ESI niveau 1 (resuscitation) : SpO2 below 90 (SpO2 82 %).",
+        ["Observation/o1"],
+    )
+    assert statement([met], esi)[0] == "Meets ESI level 1 (resuscitation): SpO2 below 90 (SpO2 82 %)."
+    assert statement([], esi, FRENCH.phrases)[0].startswith("Ne remplit aucun critère ESI de niveau 1 ou 2")
+    assert statement([], ctas, FRENCH.phrases)[0].startswith(
+        "Ne remplit aucun critère CTAS de niveau 1 ou 2 d'après le dossier ; "
+        "classé CTAS niveau 5 (Non urgent)"
+    )
 
 
 def test_a_deceased_patient_s_french_summary_is_grounded_by_the_sex_word() -> None:

@@ -1,4 +1,5 @@
-"""Routing a note to a LoRA adapter and a language by its kind and the encounter's department."""
+"""Routing a note to a LoRA adapter, a language and a triage scale by its kind and the encounter's
+department."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import pytest
 from fhir_adapters.departments import departments
 from fhir_adapters.record import record_from_bundle_json
 from services.core.errors import ConfigError
-from services.core.settings import AdapterRoute, Settings
+from services.core.settings import AdapterRoute, Settings, get_settings
 from workers.pipeline import Pipeline
-from workers.routing import adapter_for, language_for
+from workers.routing import adapter_for, language_for, scale_for
 
 ROUTES = [
     AdapterRoute(adapter="triage-notes", kinds=["triage"]),
@@ -33,6 +34,32 @@ def test_language_by_department_else_the_deployment() -> None:
     assert language_for(settings, ["cardiologie"]) == "fr"
     assert language_for(settings, ["Cardiology"]) == "en"
     assert language_for(Settings(note_language="fr"), []) == "fr"
+
+
+def test_triage_scale_by_department_else_the_hospital_s() -> None:
+    settings = Settings(triage_scale="ctas", department_triage_scales={"Urgences pédiatriques": "esi"})
+    assert scale_for(settings, ["Ward 3", "URGENCES PÉDIATRIQUES"]) == "esi"
+    assert scale_for(settings, ["Emergency"]) == "ctas"
+    assert scale_for(Settings(), []) == "esi"
+
+
+def test_triage_scale_is_read_from_the_environment_and_a_wrong_one_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("EHRSUM_TRIAGE_SCALE", "ktas")
+    monkeypatch.setenv("EHRSUM_DEPARTMENT_TRIAGE_SCALES", '{"Pediatric ED": "ctas"}')
+    get_settings.cache_clear()
+    try:
+        settings = get_settings()
+        assert settings.triage_scale == "ktas" and settings.department_triage_scales == {
+            "Pediatric ED": "ctas"
+        }
+        monkeypatch.setenv("EHRSUM_TRIAGE_SCALE", "mts")
+        get_settings.cache_clear()
+        with pytest.raises(ConfigError, match="EHRSUM_TRIAGE_SCALE: Input should be 'esi', 'ctas' or 'ktas'"):
+            get_settings()
+    finally:
+        get_settings.cache_clear()
 
 
 def test_departments_come_from_the_latest_encounter() -> None:

@@ -65,3 +65,75 @@ def test_worker_processes_give_the_same_lines(
 ) -> None:
     files = [str(f) for f in ed_files[:6]]
     assert run(capsys, *files) == run(capsys, "--jobs", "2", *files)
+
+
+def ed_visit_bundle(complaint: str, department: str | None = None) -> dict[str, object]:
+    """One adult ED visit as a Bundle: the encounter's department, complaint and quiet triage vital signs."""
+    vital = [{"coding": [{"code": "vital-signs"}]}]
+
+    def obs(rid: str, code: str, value: float, unit: str) -> dict[str, object]:
+        return {
+            "resourceType": "Observation",
+            "id": rid,
+            "status": "final",
+            "category": vital,
+            "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+            "encounter": {"reference": "Encounter/e1"},
+            "effectiveDateTime": "2024-03-01T08:05:00Z",
+            "valueQuantity": {"value": value, "unit": unit},
+        }
+
+    encounter = {
+        "resourceType": "Encounter",
+        "id": "e1",
+        "status": "in-progress",
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "EMER"},
+        "subject": {"reference": "Patient/p1"},
+        "period": {"start": "2024-03-01T08:00:00Z"},
+        "reasonCode": [{"text": complaint}],
+        **({"serviceType": {"text": department}} if department else {}),
+    }
+    resources = [
+        {"resourceType": "Patient", "id": "p1", "birthDate": "1960-05-01"},
+        encounter,
+        obs("hr", "8867-4", 84, "/min"),
+        obs("rr", "9279-1", 18, "/min"),
+        obs("t", "8310-5", 36.8, "Cel"),
+    ]
+    return {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in resources]}
+
+
+def _ed_visit(folder: Path, complaint: str, department: str) -> Path:
+    path = folder / "visit.json"
+    path.write_text(json.dumps(ed_visit_bundle(complaint, department), ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def test_the_scale_is_the_option_else_the_department_s_else_the_hospital_s(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from services.core.settings import get_settings
+
+    visit = _ed_visit(tmp_path, "흉통", "Adult ED")
+    monkeypatch.setenv("EHRSUM_TRIAGE_SCALE", "ctas")
+    monkeypatch.setenv("EHRSUM_DEPARTMENT_TRIAGE_SCALES", '{"adult ed": "ktas"}')
+    get_settings.cache_clear()
+    try:
+        _, [by_department] = run(capsys, str(visit))
+        _, [chosen] = run(capsys, "--scale", "esi", str(visit))
+        monkeypatch.setenv("EHRSUM_DEPARTMENT_TRIAGE_SCALES", "{}")
+        get_settings.cache_clear()
+        _, [hospital] = run(capsys, str(visit))
+    finally:
+        get_settings.cache_clear()
+    assert (by_department["scale"], by_department["level"], by_department["severity"]) == (
+        "ktas",
+        2,
+        "warning",
+    )
+    assert str(by_department["statement"]).startswith("Meets KTAS level 2 (긴급 Emergency): Chest pain")
+    assert (chosen["scale"], chosen["level"]) == ("esi", 2)
+    assert str(chosen["statement"]).startswith("Meets ESI level 2 (emergent): chest pain")
+    assert (hospital["scale"], hospital["level"]) == ("ctas", 2)
+    assert main(["triage", "--scale", "ctas", str(visit)]) == 0
+    assert "WARNING (CTAS level 2)" in capsys.readouterr().out

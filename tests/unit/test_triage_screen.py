@@ -1,4 +1,6 @@
-"""The triage screen of an encounter: inputs read from FHIR, ESI A/B/D, sepsis screens, bad input."""
+"""The triage screen of an encounter: inputs read from FHIR, ESI A/B/D, supporting scores, bad input.
+
+The CTAS and KTAS rules, complaints in other languages and the tiers are in test_triage_scales.py."""
 
 from __future__ import annotations
 
@@ -8,8 +10,8 @@ from typing import Any
 import pytest
 
 from clinical_notes.complaints import normalize, read_complaint
-from clinical_notes.esi import Screen, screen
 from clinical_notes.rules import rule_flags
+from clinical_notes.screen import Screen, screen
 from fhir_adapters.condense import condense
 from fhir_adapters.record import record_from_bundle_json
 
@@ -136,6 +138,8 @@ def test_normalizer_expands_abbreviations_and_fixes_spelling(written: str, norma
     [
         ("CP", "chest_pain"),
         ("L sided weakness", "stroke"),
+        ("left side motor weakness", "stroke"),
+        ("mental change", "confusion"),
         ("SI/HI", "suicidal"),
         ("s/p OD", "overdose"),
         ("vomitting blood", "gi_bleed"),
@@ -157,10 +161,10 @@ def test_negated_historical_and_lookalike_mentions_are_not_findings(complaint: s
     assert not [f for f in found.findings if f.concept.point in ("A", "B")], found.findings
 
 
-def test_complaint_in_another_language_is_unread_not_silently_passed() -> None:
+def test_complaint_in_a_language_the_lexicon_lacks_is_unread_not_silently_passed() -> None:
     spanish = read_complaint("dolor de pecho")
-    assert spanish.unread is not None and "another language" in spanish.unread
-    assert read_complaint("胸痛").unread == "is written in a script the complaint lexicon does not cover"
+    assert spanish.unread == "appears to be in Spanish (dolor, pecho), which the lexicon lacks"
+    assert read_complaint("胸が痛い").unread == "is in Japanese, which the complaint lexicon lacks"
     assert read_complaint("chest pain").unread is None
 
 
@@ -214,21 +218,30 @@ def test_quiet_adult_visit_meets_no_criterion() -> None:
     result = run(encounter(reason="ankle sprain"), *vitals())
     assert result.severity == "info"
     assert result.statement.startswith("Meets no ESI level-1 or level-2 criterion")
+    assert result.level is None and result.consider is None
 
 
-def test_statement_names_complaint_and_values() -> None:
+def test_statement_names_complaint_and_what_to_consider() -> None:
     result = run(encounter(reason="CP"), *vitals(hr=118))
     assert result.statement.startswith(
-        "Meets ESI level-2 criteria: chest pain (possible acute coronary syndrome)"
+        "Meets ESI level 2 (emergent): chest pain (possible acute coronary syndrome) ('CP')."
     )
-    assert "heart rate 118 /min > 100" in result.statement
+    assert "heart rate 118 /min > 100" not in result.statement  # level 2 is met: nothing lower to consider
+    quiet = run(encounter(reason="cough"), *vitals(hr=118))
+    considered = "Danger-zone vital signs: consider level 2 (heart rate 118 /min > 100)"
+    assert f"Consider ESI level 2 (emergent): {considered}" in quiet.statement
+    assert quiet.severity == "info" and quiet.consider == 2
 
 
 @pytest.mark.parametrize(
-    ("spo2", "severity"), [(89, "critical"), (90, "warning"), (91, "warning"), (92, "info")]
+    ("spo2", "severity", "consider"),
+    [(89, "critical", None), (90, "info", 2), (91, "info", 2), (92, "info", None)],
 )
-def test_spo2_edges_a_below_90_d_below_92(spo2: float, severity: str) -> None:
-    assert run(encounter(reason="cough"), *vitals(spo2=spo2)).severity == severity
+def test_spo2_edges_a_below_90_d_below_92_is_only_considered(
+    spo2: float, severity: str, consider: int | None
+) -> None:
+    result = run(encounter(reason="cough"), *vitals(spo2=spo2))
+    assert result.severity == severity and result.consider == consider
 
 
 @pytest.mark.parametrize(("hr", "flagged"), [(100, False), (101, True)])
@@ -256,21 +269,27 @@ def test_paediatric_danger_zone_by_age(birth: str, hr: float, rr: float, flagged
 
 def test_unknown_age_uses_adult_limits_and_says_so() -> None:
     result = run(encounter(reason="cough"), *vitals(hr=105), birth=None)
-    assert "Danger-zone vital signs (over 8 years: age not recorded, adult limits used)" in titles(result)
+    assert (
+        "Danger-zone vital signs (over 8 years: age not recorded, adult limits used): consider level 2"
+        in (titles(result))
+    )
     assert "Age not recorded" in titles(result)
 
 
-def test_fever_in_a_newborn_is_at_least_level_2() -> None:
+def test_fever_in_a_newborn_is_at_least_level_2_in_an_infant_only_considered() -> None:
     result = run(encounter(reason="fussy"), *vitals(hr=150, rr=40, temp=38.2), birth="2024-02-20")
     assert titles(result)["Fever in a newborn (28 days or younger)"] == "warning"
+    infant = run(encounter(reason="fussy"), *vitals(hr=150, rr=40, temp=38.2), birth="2024-01-10")
+    assert titles(infant)["Fever in an infant of 1 to 3 months"] == "info" and infant.consider == 2
 
 
 @pytest.mark.parametrize(
-    ("pain", "flagged"), [(6, False), (7, True), ("8", True), ("7-8", True), ("UTA", False)]
+    ("pain", "considered"), [(6, False), (7, True), ("8", True), ("7-8", True), ("UTA", False)]
 )
-def test_severe_pain_at_seven(pain: float | str, flagged: bool) -> None:
+def test_severe_pain_at_seven_is_considered_never_raised(pain: float | str, considered: bool) -> None:
     result = run(encounter(reason="ankle sprain"), *vitals(), obs("pain", "72514-3", pain))
-    assert ("Severe pain" in titles(result)) is flagged
+    assert (titles(result).get("Severe pain: consider level 2") == "info") is considered
+    assert result.severity == "info" and (result.consider == 2) is considered
 
 
 @pytest.mark.parametrize(
@@ -294,24 +313,27 @@ def test_consciousness(reading: tuple[str, str, Any], title: str, severity: str)
 def test_life_threatening_complaint_is_critical() -> None:
     result = run(encounter(reason="cardiac arrest, CPR in progress"))
     assert titles(result)["Life-threatening complaint: cardiac arrest"] == "critical"
-    assert result.statement.startswith("Meets ESI level-1 criteria")
+    assert result.statement.startswith("Meets ESI level 1 (resuscitation): cardiac arrest")
+    assert result.level == 1
 
 
 # --- sepsis screens, shock index, NEWS2, missing vitals -----------------------------------------------------
 
 
-def test_qsofa_at_its_limits() -> None:
-    assert "qSOFA 2" in titles(run(encounter(reason="weak"), *vitals(rr=22, sbp=100)))
+def test_qsofa_at_its_limits_is_a_supporting_score() -> None:
+    result = run(encounter(reason="weak"), *vitals(rr=22, sbp=100))
+    assert titles(result)["qSOFA 2"] == "info"
+    assert "Supporting scores, not criteria of the scale: qSOFA 2" in result.statement
     assert not any(
         t.startswith("qSOFA") for t in titles(run(encounter(reason="weak"), *vitals(rr=21, sbp=101)))
     )
 
 
-def test_sirs_needs_suspected_infection_for_a_warning() -> None:
+def test_sirs_names_the_suspected_infection_and_stays_at_info() -> None:
     febrile = vitals(hr=95, temp=38.4)
     assert titles(run(encounter(reason="fever, productive cough"), *febrile))[
         "SIRS 2 of 3 with suspected infection"
-    ] == ("warning")
+    ] == ("info")
     assert titles(run(encounter(reason="ankle sprain"), *febrile))["SIRS 2 of 3"] == "info"
 
 
@@ -321,14 +343,19 @@ def test_shock_index_at_one(hr: float, flagged: bool) -> None:
     assert any(t.startswith("Shock index") for t in titles(result)) is flagged
 
 
-def test_news2_scored_on_the_presentation_set() -> None:
+def test_news2_scored_on_the_presentation_set_beside_the_scale() -> None:
     result = run(encounter(reason="weak"), *vitals(hr=135, rr=26, sbp=88, spo2=90, temp=39.5))
     news = next(f for f in result.flags if f.title.startswith("NEWS2"))
-    assert news.title == "NEWS2 14 (high risk) at presentation" and news.severity == "critical"
+    assert news.title == "NEWS2 14 (high risk) at presentation" and news.severity == "info"
+    assert "NEWS2 14 (high risk) at presentation" in result.statement
 
 
-def test_ed_visit_without_vitals_is_a_warning_an_office_visit_is_not() -> None:
-    assert titles(run(encounter(reason="found down")))["No triage vital signs recorded"] == "warning"
+def test_ed_visit_without_vitals_is_said_not_assessed_an_office_visit_is_not() -> None:
+    found = run(encounter(reason="found down"))
+    flag = next(f for f in found.flags if f.title == "No triage vital signs recorded")
+    assert (
+        flag.severity == "info" and flag.not_assessed and "cannot rule levels 1 and 2 out" in flag.rationale
+    )
     assert "No triage vital signs recorded" not in titles(run(encounter("AMB", reason="check up")))
 
 
@@ -375,7 +402,7 @@ def test_unit_of_the_wrong_kind_is_not_assessed() -> None:
 def test_foreign_complaint_is_said_not_read() -> None:
     result = run(encounter(reason="dolor de pecho"), *vitals())
     unread = next(f for f in result.flags if f.title == "Complaint not read")
-    assert "another language" in unread.rationale and unread.not_assessed
+    assert "in Spanish" in unread.rationale and unread.not_assessed and unread.severity == "info"
 
 
 # --- the note kind uses the same rules ---------------------------------------------------------------------
