@@ -2,40 +2,32 @@
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import httpx
+
+from tests.support.loopback import Loopback
 
 HOP = {"host", "content-length", "transfer-encoding", "connection"}
 
 
 @dataclass
-class HeaderRelay:
+class HeaderRelay(Loopback):
     """Forwards to `upstream` (streamed answers included); keeps (path, headers) of every request."""
 
     upstream: str
     seen: list[tuple[str, dict[str, str]]] = field(default_factory=list)
-    server: ThreadingHTTPServer | None = None
 
     @property
     def url(self) -> str:
         """This relay's base URL (the upstream's path kept)."""
-        assert self.server is not None
         path = httpx.URL(self.upstream).path.rstrip("/")
-        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+        return f"{self.origin}{path}"
 
-    def start(self) -> HeaderRelay:
-        """Serve on a free loopback port."""
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving."""
-        if self.server is not None:
-            self.server.shutdown()
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        """Requests go to this object."""
+        return _handler(self)
 
 
 def _handler(relay: HeaderRelay) -> type[BaseHTTPRequestHandler]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from google.protobuf.json_format import MessageToDict
@@ -13,6 +13,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
+
+from tests.support.loopback import Loopback
 
 
 @dataclass(frozen=True)
@@ -45,30 +47,17 @@ def _hex(value: str) -> str:
 
 
 @dataclass
-class OtlpReceiver:
+class OtlpReceiver(Loopback):
     """Serves on a free loopback port; keeps every span it is sent, and the requests' content types."""
 
     spans: list[ReceivedSpan] = field(default_factory=list)
     content_types: list[str] = field(default_factory=list)
-    server: ThreadingHTTPServer | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def endpoint(self) -> str:
         """The base URL to configure (the exporter appends /v1/traces)."""
-        assert self.server is not None
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def start(self) -> OtlpReceiver:
-        """Start serving in a thread."""
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving."""
-        if self.server is not None:
-            self.server.shutdown()
+        return self.origin
 
     def add(self, body: bytes) -> None:
         """Decode one ExportTraceServiceRequest."""
@@ -99,6 +88,10 @@ class OtlpReceiver:
         """The spans of one trace received so far."""
         with self.lock:
             return [s for s in self.spans if s.trace_id == trace_id]
+
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        """Requests go to this object."""
+        return _handler(self)
 
 
 def _handler(receiver: OtlpReceiver) -> type[BaseHTTPRequestHandler]:
