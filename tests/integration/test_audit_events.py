@@ -5,17 +5,21 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import httpx
 import pytest
 
 from fhir_adapters.audit_events import decision_event_id, run_event_id
 from fhir_adapters.client import FhirClient
 from fhir_adapters.lifecycle import read_versioned
 from fhir_adapters.replacement import replacement_document
+from services.core.db import session_scope
 from services.core.errors import FhirConflict, FhirNotFound
 from services.core.settings import get_settings
+from services.jobs.service import create_job, get_job
 from tests.support.drafts import add_draft
 from workers.approvals import decide_on_server, replace_on_server, track
 from workers.clients import llm_client
+from workers.jobrunner import run_job
 from workers.pipeline import Pipeline
 
 pytestmark = pytest.mark.integration
@@ -129,3 +133,20 @@ async def test_each_decision_has_one_audit_event_with_the_clinician_and_the_draf
     (heard,) = events[in_ehr]
     assert heard["agent"][0]["who"] == {"reference": "Practitioner/dr-ehr"}
     assert "wrong" not in str(events[rejected])  # the rejection reason is the clinician's text: not audited
+
+
+def test_a_failed_job_has_its_audit_event_with_the_reason(
+    fhir_server: str, postgres_db: str, redis_broker: str
+) -> None:
+    get_settings.cache_clear()
+    with session_scope() as session:
+        job, _ = create_job(session=session, patient_id="no-such-patient", kinds=["progress"])
+    assert run_job(job.id).status.value == "failed"
+    with session_scope() as session:
+        job = get_job(session=session, job_id=job.id)
+    event = httpx.get(f"{fhir_server}/AuditEvent/{run_event_id(job.id)}", timeout=30).json()
+    assert event["outcome"] == "8" and job.reason and job.reason in event["outcomeDesc"]
+    assert event["agent"][0]["who"]["identifier"]["system"] == "urn:ehr-summarizer:model"
+    assert {"reference": "Patient/no-such-patient"} in [e["what"] for e in event["entity"]]
+    traced = [e["what"]["identifier"]["value"] for e in event["entity"] if "trace" in str(e.get("type"))]
+    assert traced == [job.trace_id]
