@@ -58,7 +58,7 @@ def test_one_trace_from_the_api_through_celery_and_the_worker_to_vllm(
             state = httpx.get(f"{api}/v1/summaries/{job['id']}", headers=auth, timeout=10).json()
             return state if state["status"] in ("succeeded", "failed") else None
 
-        state = wait_for(finished, 600, "the traced job")
+        state = wait_for(finished, 1200, "the traced job")  # a shared 2-core CPU vLLM can be slow
         assert state["status"] == "succeeded", state
     finally:
         stop(worker)  # a stopped process exports what it still holds
