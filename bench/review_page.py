@@ -6,9 +6,9 @@
 Loopback only: sekmet-fhir behind the development SMART authorization server (deploy/smart_dev_server.py),
 `ehrsum api` with the review app, a throwaway Postgres database and Redis db 13. A clinician signs in
 through the real EHR launch (PKCE, code exchange) with httpx, which loads the page once; then GET
-/review/ PAGES times. Each page reads the Patient, searches DocumentReference, reads every cited
-resource once and re-runs the verifier on every statement. Each seeded draft has 5 statements and
-1-2 flags citing 3 resources.
+/review/ PAGES times. Each page reads the Patient, searches DocumentReference, searches each cited
+resource type once within the patient's compartment and re-runs the verifier on every statement.
+Each seeded draft has 5 statements and 1-2 flags citing 3 resources.
 """
 
 from __future__ import annotations

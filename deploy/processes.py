@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import subprocess
 import time
 from collections.abc import Callable
@@ -12,7 +13,11 @@ import httpx
 
 
 def wait_http(
-    url: str, timeout: float, proc: subprocess.Popen[bytes] | None = None, log: Path | None = None
+    url: str,
+    timeout: float,
+    proc: subprocess.Popen[bytes] | None = None,
+    log: Path | None = None,
+    verify: ssl.SSLContext | bool = True,
 ) -> None:
     """Poll url until it answers 2xx; raise with the log's tail when the process dies or time runs out."""
     deadline = time.monotonic() + timeout
@@ -21,7 +26,7 @@ def wait_http(
             tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
             raise RuntimeError(f"the process behind {url} exited with {proc.returncode}:\n{tail}")
         try:
-            if httpx.get(url, timeout=2).is_success:
+            if httpx.get(url, timeout=2, verify=verify).is_success:
                 return
         except httpx.HTTPError:
             pass

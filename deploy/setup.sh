@@ -11,13 +11,14 @@ fi
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-# The review app's browser tests drive Debian's Chromium with its own chromedriver (no browser downloads).
-if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+# The review app's browser tests drive Debian's Chromium with its own chromedriver (no browser downloads),
+# and trust their test CA through a throwaway NSS database made with certutil (libnss3-tools).
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ] || ! command -v certutil >/dev/null; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo=sudo
   $sudo apt-get -o DPkg::Lock::Timeout=600 update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends \
-    chromium chromium-driver
+    chromium chromium-driver libnss3-tools
 fi
 stamp=.venv/.ehrsum-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then

@@ -76,6 +76,8 @@ class SmartEhr:
     launches: dict[str, Launch] = field(default_factory=dict)
     codes: dict[str, dict[str, Any]] = field(default_factory=dict)
     calls: list[tuple[str, str, str]] = field(default_factory=list)
+    # Some gateways drop If-Match: the app must compare versions itself (issue 19).
+    drop_if_match: bool = False
     server: ThreadingHTTPServer | None = None
     sekmet: subprocess.Popen[bytes] | None = None
     upstream: str = ""
@@ -309,6 +311,8 @@ def _handler(ehr: SmartEhr) -> type[BaseHTTPRequestHandler]:
         def _forward(self) -> None:
             ehr.calls.append((self.command, self.path, ehr.caller_of(self.headers.get("Authorization", ""))))
             headers = {k: v for k, v in self.headers.items() if k.lower() in FORWARDED}
+            if ehr.drop_if_match:
+                headers = {k: v for k, v in headers.items() if k.lower() != "if-match"}
             response = httpx.request(
                 self.command,
                 f"{ehr.upstream}{self.path}",

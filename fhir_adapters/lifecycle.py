@@ -18,6 +18,7 @@ from services.core.errors import ConflictError, FhirAuthError, FhirConflict, Fhi
 PARTICIPANT = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
 VERIFIER_ATTEMPTS = 3
 REJECTION_REASON = "urn:ehr-summarizer:rejection-reason"
+OVERRIDE_REASON = "urn:ehr-summarizer:approval-override-reason"
 REASON_MAX_CHARS = 1000
 DraftState = Literal["preliminary", "approved", "rejected", "superseded", "replaced"]
 # Transaction entries to write together with a change, given the document as it is before the change.
@@ -49,6 +50,11 @@ def etag_of(resource: dict[str, Any]) -> str:
     return f'W/"{(resource.get("meta") or {}).get("versionId", "1")}"'
 
 
+def version_id(etag: str) -> str:
+    """The opaque version of an ETag: W/"3", "3" and 3 are all version 3."""
+    return etag.strip().removeprefix("W/").strip('"')
+
+
 async def read_versioned(client: FhirClient, ref: str) -> Versioned:
     """Read a resource with its ETag."""
     path = str(parse_reference(ref))
@@ -75,15 +81,6 @@ async def _put(
         # writes `also`'s resources afterwards (an AuditEvent: when the decision is recorded).
         return await _put(client, resource, if_match)
     return (await read_versioned(client, path)).resource
-
-
-def patient_of(doc: dict[str, Any]) -> str | None:
-    """The id of the patient a DocumentReference is about (its subject), if it names one."""
-    subject = doc.get("subject")
-    reference = subject.get("reference") if isinstance(subject, dict) else None
-    if not isinstance(reference, str) or not reference.startswith("Patient/"):
-        return None
-    return reference.removeprefix("Patient/")
 
 
 async def create_in_transaction(
@@ -187,23 +184,36 @@ def replacement_decision(
     )
 
 
+def with_reason(doc: dict[str, Any], url: str, reason: str) -> None:
+    """Record a clinician's reason (1 to 1000 characters) as an extension of `url`; InputError otherwise."""
+    if not reason.strip() or len(reason) > REASON_MAX_CHARS:
+        raise InputError(f"a reason is 1 to {REASON_MAX_CHARS} characters")
+    others = [e for e in doc.get("extension", []) if e.get("url") != url]
+    doc["extension"] = [*others, {"url": url, "valueString": reason.strip()}]
+
+
 async def approve(
     client: FhirClient,
     ref: str,
     *,
     if_match: str,
     authenticator: dict[str, Any],
+    current: Versioned | None = None,
+    override_reason: str | None = None,
     also: AlsoWrite | None = None,
 ) -> dict[str, Any]:
-    """docStatus final with the approving clinician as authenticator (with `also`'s entries in the same
-    transaction); 412 when the draft moved on."""
-    current = await read_versioned(client, ref)
-    doc = copy.deepcopy(current.resource)
+    """docStatus final with the approving clinician as authenticator (and the reason they approved despite a
+    failed check, when they did), with `also`'s entries in the same transaction; written from `current`
+    when given; 412 when the draft moved on."""
+    before = current or await read_versioned(client, ref)
+    doc = copy.deepcopy(before.resource)
     if doc.get("status") != "current":
         raise ConflictError(f"{ref} is {doc.get('status')}; only a current draft is approved")
     doc["docStatus"] = "final"
     doc["authenticator"] = authenticator
-    return await _put(client, doc, if_match, also(current.resource) if also else None)
+    if override_reason is not None:
+        with_reason(doc, OVERRIDE_REASON, override_reason)
+    return await _put(client, doc, if_match, also(before.resource) if also else None)
 
 
 async def reject(
@@ -212,19 +222,17 @@ async def reject(
     *,
     if_match: str,
     reason: str | None = None,
+    current: Versioned | None = None,
     also: AlsoWrite | None = None,
 ) -> dict[str, Any]:
     """status entered-in-error, with the reviewer's reason when given (with `also`'s entries in the same
     transaction); 412 when the draft moved on."""
-    current = await read_versioned(client, ref)
-    doc = copy.deepcopy(current.resource)
+    before = current or await read_versioned(client, ref)
+    doc = copy.deepcopy(before.resource)
     doc["status"] = "entered-in-error"
     if reason is not None:
-        if not reason.strip() or len(reason) > REASON_MAX_CHARS:
-            raise InputError(f"a rejection reason is 1 to {REASON_MAX_CHARS} characters")
-        others = [e for e in doc.get("extension", []) if e.get("url") != REJECTION_REASON]
-        doc["extension"] = [*others, {"url": REJECTION_REASON, "valueString": reason.strip()}]
-    return await _put(client, doc, if_match, also(current.resource) if also else None)
+        with_reason(doc, REJECTION_REASON, reason)
+    return await _put(client, doc, if_match, also(before.resource) if also else None)
 
 
 async def supersede(client: FhirClient, old_ref: str, new_ref: str) -> bool:

@@ -1,8 +1,11 @@
-"""A patient's AI drafts as a reviewer sees them: statements with author, live verification, flags, state."""
+"""A patient's AI drafts as a reviewer sees them: statements with author, live verification, flags, state.
+
+Every draft and every cited resource is taken from the patient's compartment (`fhir_adapters.compartment`):
+a citation of anything else is shown as outside the record, never rendered or checked from that resource.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 from dataclasses import dataclass, field
@@ -13,21 +16,20 @@ from clinical_notes.evidence import Evidence
 from clinical_notes.verifier import Verifier
 from fhir_adapters.citation_facts import citation_facts
 from fhir_adapters.client import FhirClient
+from fhir_adapters.compartment import in_compartment, of_patient
 from fhir_adapters.evidence import evidence_of
 from fhir_adapters.lifecycle import (
     decision_of,
     draft_identifier_of,
     etag_of,
-    read_versioned,
     replaced_targets,
     replacement_decision,
 )
-from fhir_adapters.references import parse_reference
 from fhir_adapters.resources import parse_resource
-from services.core.errors import EhrSumError, InputError
+from services.core.errors import InputError
 
 STRUCTURED = "application/json"
-FETCH_CONCURRENCY = 8
+OUTSIDE = "Source outside this patient's record"
 DECIDED_SHOWN = 10  # each shown draft's citations are read and checked on every page load
 
 
@@ -57,11 +59,17 @@ class ReviewDraft:
     sections: list[tuple[str, list[ReviewStatement]]]
     synthesis_unavailable: str | None
     verification: dict[str, Any] = field(default_factory=dict)
+    outside: frozenset[str] = frozenset()
 
     @property
     def critical_first(self) -> bool:
         """Flags go before the sections when any is critical."""
         return any(f.severity == "critical" for f in self.flags)
+
+    @property
+    def failing(self) -> list[ReviewStatement]:
+        """The statements whose check fails now (approving them as written needs a reason)."""
+        return [s for _, statements in self.sections for s in statements if s.problems]
 
 
 class LiveEvidence:
@@ -108,20 +116,6 @@ def structured_of(doc: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-async def read_cited(client: FhirClient, refs: set[str]) -> dict[str, dict[str, Any]]:
-    """Each cited resource, read now; those that cannot be read (gone, out of scope) are left out."""
-    limit = asyncio.Semaphore(FETCH_CONCURRENCY)
-
-    async def one(ref: str) -> tuple[str, dict[str, Any] | None]:
-        async with limit:
-            try:
-                return ref, (await read_versioned(client, str(parse_reference(ref)))).resource
-            except EhrSumError:
-                return ref, None
-
-    return {ref: found for ref, found in await asyncio.gather(*map(one, sorted(refs))) if found}
-
-
 def review_draft(
     doc: dict[str, Any], etag: str, cited: dict[str, dict[str, Any]], replacement: dict[str, Any] | None
 ) -> ReviewDraft:
@@ -142,7 +136,10 @@ def review_draft(
                 ReviewStatement(
                     location=f"sections[{i}].statements[{j}]",
                     text=st.text,
-                    citations=[(ref, label_of(ref, cited.get(ref))) for ref in st.citations],
+                    citations=[
+                        (ref, OUTSIDE if ref not in cited else label_of(ref, cited[ref]))
+                        for ref in st.citations
+                    ],
                     author=st.author,
                     problems=problems.get(f"sections[{i}].statements[{j}]", []),
                 )
@@ -163,7 +160,21 @@ def review_draft(
         sections=sections,
         synthesis_unavailable=note.synthesis_unavailable,
         verification=structured.get("verification") or {},
+        outside=frozenset(ref for ref in note.cited() if ref not in cited),
     )
+
+
+async def checked_draft(
+    client: FhirClient,
+    patient: str,
+    doc: dict[str, Any],
+    etag: str,
+    replacement: dict[str, Any] | None = None,
+) -> ReviewDraft:
+    """One draft checked against what it cites, read now from the patient's compartment."""
+    note = NoteDraft.model_validate(structured_of(doc))
+    cited = await in_compartment(client, patient, note.cited())
+    return review_draft(doc, etag, cited, replacement)
 
 
 Shown = tuple[str, dict[str, Any], NoteDraft]
@@ -190,8 +201,9 @@ def to_show(docs: list[dict[str, Any]]) -> tuple[list[Shown], dict[str, dict[str
 
 async def patient_drafts(client: FhirClient, patient_id: str) -> tuple[list[ReviewDraft], int]:
     """The patient's drafts to review (see `to_show`), each checked against its sources as read now."""
-    docs = [d async for d in client.search("DocumentReference", {"subject": f"Patient/{patient_id}"})]
+    found = [d async for d in client.search("DocumentReference", {"subject": f"Patient/{patient_id}"})]
+    docs = [d for d in found if of_patient(d, patient_id, base_url=client.base_url)]
     shown, replacements, older = to_show(docs)
-    cited = await read_cited(client, {ref for _, _, note in shown for ref in note.cited()})
+    cited = await in_compartment(client, patient_id, {ref for _, _, note in shown for ref in note.cited()})
     drafts = [review_draft(doc, etag_of(doc), cited, replacements.get(ref)) for ref, doc, _ in shown]
     return drafts, older

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from fhir_adapters.client import FhirClient
+from fhir_adapters.compartment import patient_of
+from fhir_adapters.lifecycle import etag_of
 from fhir_adapters.references import fhir_id, parse_reference, resource_type
 from services.core.errors import FhirNotFound, InputError, OperationOutcomeError, TooLarge
 
@@ -19,7 +21,6 @@ EXT_CONTENT = f"{BACKPORT}/backport-payload-content"
 EXT_HEARTBEAT = f"{BACKPORT}/backport-heartbeat-period"
 EXT_FILTER = f"{BACKPORT}/backport-filter-criteria"
 OWNER_TAG_SYSTEM = "urn:ehr-summarizer:subscription"
-PATIENT_KEYS = ("subject", "patient", "beneficiary", "for")
 EVENT_PARAMS = ("notification-event", "notificationEvent")
 MAX_EVENT_NUMBER = 2**31 - 1  # event counters are INTEGER columns
 
@@ -50,38 +51,36 @@ class Notification:
     events: list[NotificationEvent] = field(default_factory=list)
 
 
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
+def _object(value: Any, what: str) -> dict[str, Any]:
+    """A JSON object where FHIR has one; InputError otherwise."""
+    if not isinstance(value, dict):
+        raise InputError(f"{what} must be a JSON object")
+    return value
 
 
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
+def _array(value: Any, what: str) -> list[Any]:
+    """A JSON array where FHIR has one (absent: empty); InputError otherwise."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise InputError(f"{what} must be a JSON array")
+    return value
 
 
-def _server_reference(reference: str) -> bool:
-    """Whether a reference points at a server resource (not contained, not a urn placeholder)."""
-    return not reference.startswith(("#", "urn:"))
-
-
-def patient_of(resource: dict[str, Any], *, base_url: str | None = None) -> str | None:
-    """The id of the patient a resource is about, if it says; InputError for a malformed reference."""
-    if resource.get("resourceType") == "Patient":
-        return fhir_id(resource["id"], "Patient.id") if resource.get("id") is not None else None
-    for key in PATIENT_KEYS:
-        ref = _dict(resource.get(key)).get("reference")
-        if isinstance(ref, str) and _server_reference(ref):
-            parsed = parse_reference(ref, base_url=base_url, what=f"{key}.reference")
-            if parsed.type == "Patient":
-                return parsed.id
-    return None
+def _string(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise InputError(f"{what} must be a string")
+    return value
 
 
 def _event_of(resource: dict[str, Any], base_url: str | None) -> NotificationEvent:
     kind = resource_type(resource.get("resourceType"))
-    rid = resource.get("id")
-    version = _dict(resource.get("meta")).get("versionId")
+    if resource.get("id") is None:
+        raise InputError(f"{kind} without an id")
+    meta = resource.get("meta")
+    version = _object(meta, "meta").get("versionId") if meta is not None else None
     return NotificationEvent(
-        focus=f"{kind}/{fhir_id(rid, f'{kind}.id')}" if rid is not None else None,
+        focus=f"{kind}/{fhir_id(resource['id'], f'{kind}.id')}",
         patient_id=patient_of(resource, base_url=base_url),
         version=fhir_id(version, "meta.versionId") if version is not None else None,
         resource=resource,
@@ -95,7 +94,7 @@ def fhir_instant(when: datetime) -> str:
 
 
 def events_of(resources: list[dict[str, Any]], *, base_url: str | None = None) -> list[NotificationEvent]:
-    """Changed resources (from a search of our server) as events; ones with malformed ids are left out."""
+    """Changed resources (from a search of our server) as events; malformed ones are left out."""
     events = []
     for resource in resources:
         try:
@@ -120,9 +119,14 @@ def _value(param: dict[str, Any]) -> Any:
     return next((v for k, v in param.items() if k.startswith("value")), None)
 
 
-def _name(param: dict[str, Any]) -> str | None:
-    name = param.get("name")
-    return name if isinstance(name, str) else None
+def _parameters(value: Any, what: str) -> list[tuple[str, dict[str, Any]]]:
+    """Parameters (or parts) as (name, parameter): each an object with a string name."""
+    params = [_object(p, what) for p in _array(value, what)]
+    return [(_string(p.get("name"), f"{what}.name"), p) for p in params]
+
+
+def _reference_value(param: dict[str, Any], what: str) -> str:
+    return _string(_object(param.get("valueReference"), f"{what}.valueReference").get("reference"), what)
 
 
 def _backport_event(
@@ -131,14 +135,14 @@ def _backport_event(
     number: int | None = None
     focus: str | None = None
     patient: str | None = None
-    for part in (_dict(p) for p in _list(param.get("part"))):
-        name, value = _name(part), _dict(_value(part))
+    for name, part in _parameters(param.get("part"), "notification-event.part"):
         if name in ("event-number", "eventNumber"):
             number = _event_number(_value(part), "event-number")
-        elif name == "focus" and value.get("reference") is not None:
-            focus = str(parse_reference(value["reference"], base_url=base_url, what="focus"))
-        elif name in ("additional-context", "additionalContext") and value.get("reference") is not None:
-            ref = parse_reference(value["reference"], base_url=base_url, what="additional-context")
+        elif name == "focus":
+            focus = str(parse_reference(_reference_value(part, "focus"), base_url=base_url, what="focus"))
+        elif name in ("additional-context", "additionalContext"):
+            value = _reference_value(part, "additional-context")
+            ref = parse_reference(value, base_url=base_url, what="additional-context")
             if ref.type == "Patient" and patient is None:
                 patient = ref.id
     resource = resources.get(focus or "")
@@ -150,27 +154,39 @@ def _backport_event(
     return NotificationEvent(focus=focus, patient_id=patient, number=number)
 
 
-def _parse_backport(body: dict[str, Any], base_url: str | None, max_events: int) -> Notification | None:
-    entries = [_dict(e) for e in _list(body.get("entry"))]
-    first = _dict(entries[0].get("resource")) if entries else {}
-    if first.get("resourceType") != "Parameters":
+def _entry_resource(entry: dict[str, Any], *, required: bool) -> dict[str, Any] | None:
+    """An entry's resource: an object with a resourceType (may be absent only where not `required`)."""
+    if entry.get("resource") is None and not required:
         return None
-    params = [_dict(p) for p in _list(first.get("parameter"))]
-    named = {_name(p): _value(p) for p in params if _name(p) not in (None, *EVENT_PARAMS)}
+    resource = _object(entry.get("resource"), "Bundle.entry.resource")
+    _string(resource.get("resourceType"), "resource.resourceType")
+    return resource
+
+
+def _parse_backport(
+    entries: list[dict[str, Any]], base_url: str | None, max_events: int
+) -> Notification | None:
+    first = _entry_resource(entries[0], required=False) if entries else None
+    if first is None or first.get("resourceType") != "Parameters":
+        return None
+    params = _parameters(first.get("parameter"), "Parameters.parameter")
+    named = {name: _value(p) for name, p in params if name not in EVENT_PARAMS}
     ntype = named.get("type")
     if ntype not in ("handshake", "heartbeat", "event-notification", "query-status"):
         raise InputError("unknown Backport notification type")
-    sub_ref = _dict(named.get("subscription")).get("reference")
+    sub_ref = _object(named.get("subscription"), "subscription").get("reference")
     subscription = parse_reference(sub_ref, base_url=base_url, types={"Subscription"}, what="subscription")
+    event_params = [p for name, p in params if name in EVENT_PARAMS]
+    if len(event_params) > max_events or len(entries) - 1 > max_events:
+        raise TooLarge(f"a notification may carry at most {max_events} events")
+    if (event_params or len(entries) > 1) and ntype != "event-notification":
+        raise InputError(f"a {ntype} notification carries no events")
     resources = {}
     for entry in entries[1:]:
-        resource = _dict(entry.get("resource"))
-        event = _event_of(resource, base_url) if resource else None
-        if event is not None and event.focus:
-            resources[event.focus] = resource
-    event_params = [p for p in params if _name(p) in EVENT_PARAMS]
-    if len(event_params) > max_events:
-        raise TooLarge(f"a notification may carry at most {max_events} events")
+        # An id-only payload names the focus in fullUrl and request, with no resource.
+        resource = _entry_resource(entry, required=False)
+        if resource is not None:
+            resources[str(_event_of(resource, base_url).focus)] = resource
     since = named.get("events-since-subscription-start", named.get("eventsSinceSubscriptionStart"))
     topic = named.get("topic")
     return Notification(
@@ -187,8 +203,9 @@ def parse_notification(
 ) -> Notification:
     """Parse what a server POSTed or PUT to our endpoint; `path_focus` is Type/id from a put-resource URL.
 
-    Every id and reference is checked (`fhir_adapters.references`; absolute ones only under `base_url`),
-    and a Bundle may hold at most `max_events` entries: InputError or TooLarge otherwise.
+    The shape read is checked strictly (objects, arrays and strings where FHIR has them; each resource with
+    a known type and an id), and every id and reference (`fhir_adapters.references`; absolute ones only under
+    `base_url`); a notification carries at most `max_events` events. InputError or TooLarge otherwise.
     """
     focus = str(parse_reference(path_focus, what="notification URL")) if path_focus is not None else None
     if body is None:
@@ -197,14 +214,18 @@ def parse_notification(
         return Notification(type="ping")
     if not isinstance(body, dict) or not isinstance(body.get("resourceType"), str):
         raise InputError("notification body is not a FHIR resource")
-    if body["resourceType"] == "Bundle" and len(_list(body.get("entry"))) > max_events + 1:
-        raise TooLarge(f"a notification may carry at most {max_events} events")
-    if body["resourceType"] == "Bundle" and body.get("type") == "history":
-        backport = _parse_backport(body, base_url, max_events)
-        if backport is not None:
-            return backport
     if body["resourceType"] == "Bundle":
-        resources = [_dict(_dict(e).get("resource")) for e in _list(body.get("entry"))]
+        listed = _array(body.get("entry"), "Bundle.entry")
+        if len(listed) > max_events + 1:  # refused before anything is built; exact per kind below
+            raise TooLarge(f"a notification may carry at most {max_events} events")
+        entries = [_object(e, "Bundle.entry") for e in listed]
+        if body.get("type") == "history":
+            backport = _parse_backport(entries, base_url, max_events)
+            if backport is not None:
+                return backport
+        if len(entries) > max_events:
+            raise TooLarge(f"a notification may carry at most {max_events} events")
+        resources = [_entry_resource(e, required=True) for e in entries]
         return Notification(type="rest-hook", events=[_event_of(r, base_url) for r in resources if r])
     event = _event_of(body, base_url)
     if focus and event.focus != focus:
@@ -281,7 +302,11 @@ async def ours(client: FhirClient) -> list[dict[str, Any]]:
 
 
 async def register(client: FhirClient, wanted: list[dict[str, Any]]) -> list[Registered]:
-    """Create the wanted subscriptions that are missing (same criteria and endpoint); leave the rest alone."""
+    """Create the wanted subscriptions that are missing (same criteria and endpoint), status `off`.
+
+    Created off, a subscription cannot handshake before we record it as ours (`activate` turns it on
+    afterwards); the ones that exist are left alone.
+    """
     existing = await ours(client)
     out = []
     for sub in wanted:
@@ -291,7 +316,7 @@ async def register(client: FhirClient, wanted: list[dict[str, Any]]) -> list[Reg
         )
         created = found is None
         if found is None:
-            response = await client.request("POST", "Subscription", json=sub)
+            response = await client.request("POST", "Subscription", json={**sub, "status": "off"})
             found = response.json()
         out.append(
             Registered(
@@ -305,6 +330,24 @@ async def register(client: FhirClient, wanted: list[dict[str, Any]]) -> list[Reg
     return out
 
 
+async def activate(client: FhirClient, registered: list[Registered]) -> list[Registered]:
+    """Ask the server to start the subscriptions that are off (a Backport one handshakes now)."""
+    out = []
+    for sub in registered:
+        if sub.status == "off":
+            current = await client.get_json(sub.ref)
+            await client.request(
+                "PUT",
+                sub.ref,
+                json={**current, "status": "requested"},
+                headers={"If-Match": etag_of(current)},
+            )
+            found = await client.get_json(sub.ref)
+            sub = replace(sub, status=str(found.get("status")), error=found.get("error"))
+        out.append(sub)
+    return out
+
+
 async def statuses(client: FhirClient, refs: list[str]) -> dict[str, int | None]:
     """events-since-subscription-start per subscription from `$status` (Backport); None where not offered."""
     out: dict[str, int | None] = {}
@@ -315,13 +358,15 @@ async def statuses(client: FhirClient, refs: list[str]) -> dict[str, int | None]
         except (FhirNotFound, OperationOutcomeError):
             out[ref] = None
             continue
-        counts = [
-            _value(p)
-            for e in _list(bundle.get("entry"))
-            for p in (_dict(x) for x in _list(_dict(_dict(e).get("resource")).get("parameter")))
-            if _name(p) in ("events-since-subscription-start", "eventsSinceSubscriptionStart")
-        ]
         try:
+            counts = [
+                _value(p)
+                for e in _array(bundle.get("entry"), "Bundle.entry")
+                for name, p in _parameters(
+                    (_entry_resource(_object(e, "entry"), required=False) or {}).get("parameter"), "parameter"
+                )
+                if name in ("events-since-subscription-start", "eventsSinceSubscriptionStart")
+            ]
             out[ref] = _event_number(counts[0], "events-since-subscription-start") if counts else None
         except InputError:
             out[ref] = None

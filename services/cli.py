@@ -336,10 +336,13 @@ def cmd_api(args: argparse.Namespace) -> int:
     """Serve the HTTP API."""
     import uvicorn
 
+    from services.api.server import server_options
     from workers.clients import check_clients
 
     settings = get_settings()
     check_clients(settings)
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise InputError("--tls-cert and --tls-key go together")
     uvicorn.run(
         "services.api.app:create_app",
         factory=True,
@@ -347,10 +350,7 @@ def cmd_api(args: argparse.Namespace) -> int:
         port=args.port,
         workers=args.workers,
         log_config=None,
-        # uvicorn would believe X-Forwarded-For from loopback by default: only the configured proxies.
-        proxy_headers=bool(settings.api_trusted_proxies),
-        forwarded_allow_ips=settings.api_trusted_proxies,
-        server_header=False,
+        **server_options(settings, tls_cert=args.tls_cert, tls_key=args.tls_key),
     )
     return 0
 
@@ -462,6 +462,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8400)
     p.add_argument("--workers", type=int, default=1, help="API processes (one per core on a VM; 1 in a pod)")
+    p.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (chain) instead of plain HTTP")
+    p.add_argument("--tls-key", help="the PEM private key of --tls-cert")
     p.set_defaults(func=cmd_api)
 
     p = sub.add_parser("subscribe", help="register our subscriptions on the FHIR server (idempotent)")

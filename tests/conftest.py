@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -274,18 +275,32 @@ def start_api(log: Path, **overrides: str) -> tuple[subprocess.Popen[bytes], str
 
 def start_api_on(log: Path, port: int, **overrides: str) -> tuple[subprocess.Popen[bytes], str]:
     """Start `ehrsum api` on `port` (one a URL in `overrides` names) with the test env plus `overrides`."""
+    return _launch_api(log, port, [], "http", True, overrides)
+
+
+def start_api_tls(
+    log: Path, port: int, cert: Path, key: Path, trust: ssl.SSLContext, **overrides: str
+) -> tuple[subprocess.Popen[bytes], str]:
+    """`start_api_on` serving HTTPS with a test certificate (`trust` verifies it)."""
+    args = ["--tls-cert", str(cert), "--tls-key", str(key)]
+    return _launch_api(log, port, args, "https", trust, overrides)
+
+
+def _launch_api(
+    log: Path, port: int, args: list[str], scheme: str, verify: ssl.SSLContext | bool, env: dict[str, str]
+) -> tuple[subprocess.Popen[bytes], str]:
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [str(BIN / "ehrsum"), "api", "--port", str(port)],
-            env={**_env(), **overrides},
+            [str(BIN / "ehrsum"), "api", "--port", str(port), *args],
+            env={**_env(), **env},
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             cwd=REPO,
         )
-    url = f"http://127.0.0.1:{port}"
+    url = f"{scheme}://127.0.0.1:{port}"
     try:
-        wait_http(f"{url}/healthz", 60, proc, log)
+        wait_http(f"{url}/healthz", 60, proc, log, verify=verify)
     except Exception:
         stop(proc)
         raise

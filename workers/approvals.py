@@ -9,26 +9,38 @@ from typing import Any
 
 from fhir_adapters.audit_events import DecisionKind, DecisionRecord, decision_event, ensure_event, put_entry
 from fhir_adapters.client import FhirClient
+from fhir_adapters.compartment import patient_of
 from fhir_adapters.lifecycle import (
     Decision,
+    Versioned,
     add_verifier,
     approve,
     create_in_transaction,
     decision_of,
     draft_identifier_of,
-    patient_of,
     read_versioned,
     reject,
     replaced_targets,
     replacement_decision,
     supersede,
+    version_id,
 )
 from fhir_adapters.lifecycle import (
     DraftState as DecisionState,
 )
+from fhir_adapters.replacement import replacement_document, statement_texts
+from fhir_adapters.review_drafts import checked_draft
 from services.core import tracing
 from services.core.db import session_scope
-from services.core.errors import EhrSumError, FhirError, FhirNotFound
+from services.core.errors import (
+    ApprovalBlocked,
+    ConflictError,
+    EhrSumError,
+    FhirConflict,
+    FhirError,
+    FhirNotFound,
+    InputError,
+)
 from services.core.settings import Settings, get_settings
 from services.jobs.drafts import decide, older_unapproved, record_draft
 from services.jobs.models import Draft, DraftState
@@ -134,6 +146,47 @@ async def _audit_decision(
         )
 
 
+def _decidable(ref: str, current: Versioned, reviewed: str) -> None:
+    """A decision is final, and only the version the clinician reviewed is decided on.
+
+    Checked here, whatever the FHIR server does with If-Match: a decided draft (on the server or in our
+    records, where a clinician's replacement is seen) is ConflictError (409, with its state); a draft whose
+    version is not the one reviewed is FhirConflict (412).
+    """
+    state = decision_of(current.resource).state
+    if state == "preliminary":
+        with session_scope() as session:
+            ours = session.get(Draft, ref)
+            state = ours.state.value if ours is not None else state
+    if state != "preliminary":
+        raise ConflictError(f"{ref} is already {state}: a decision is final")
+    if version_id(current.etag) != version_id(reviewed):
+        now, then = version_id(current.etag), version_id(reviewed)
+        raise FhirConflict(f"{ref} is at version {now}, not the version {then} reviewed", status=412)
+
+
+async def _failing(client: FhirClient, current: Versioned, patient: str | None) -> list[str]:
+    """Where the draft holds a statement whose check fails now (against its sources in the compartment)."""
+    patient = patient or patient_of(current.resource, base_url=client.base_url)
+    if patient is None:
+        raise ConflictError("the draft names no patient: its statements cannot be checked")
+    try:
+        checked = await checked_draft(client, patient, current.resource, current.etag)
+    except (InputError, ValueError):
+        return []  # a draft of an older shape carries no statements to check
+    return [s.location for s in checked.failing]
+
+
+def _blocked(ref: str, failing: list[str], override_reason: str | None) -> None:
+    """A statement that fails its check is not approved as written unless the clinician says why."""
+    if failing and not (override_reason and override_reason.strip()):
+        raise ApprovalBlocked(
+            f"{ref}: {len(failing)} statement(s) fail their check now ({', '.join(failing)}): edit or remove "
+            "them, or approve with an override reason",
+            locations=failing,
+        )
+
+
 async def decide_on_server(
     client: FhirClient,
     ref: str,
@@ -143,21 +196,41 @@ async def decide_on_server(
     clinician: dict[str, Any],
     label: str,
     reason: str | None = None,
+    override_reason: str | None = None,
+    patient: str | None = None,
     audit: bool = True,
 ) -> Decision:
-    """Approve (clinician as authenticator and Provenance verifier) or reject a draft, and record it; with
-    `audit` (and EHRSUM_FHIR_AUDIT_EVENTS on), the decision's AuditEvent goes in the same transaction."""
-    state: DecisionState = "approved" if approved else "rejected"
+    """Approve (clinician as authenticator and Provenance verifier) or reject a draft, and record it.
 
-    def audit_entries(current: dict[str, Any]) -> list[dict[str, Any]]:
-        decision = Decision(ref, state, None)
-        return [put_entry(_decision_event(decision, patient_of(current), clinician, if_match))]
+    The rules of a decision, for the API and the review app alike: a decided draft is not decided again
+    and only the reviewed version is decided on (`_decidable`); a draft holding a statement whose check
+    fails now is approved only with the clinician's override reason, recorded on the DocumentReference.
+    The check reads the cited resources from the compartment of `patient` (else the draft's subject).
+    With `audit` (and EHRSUM_FHIR_AUDIT_EVENTS on), the decision's AuditEvent goes in the same transaction.
+    """
+    current = await read_versioned(client, ref)
+    _decidable(ref, current, if_match)
+    state: DecisionState = "approved" if approved else "rejected"
+    subject = patient or patient_of(current.resource, base_url=client.base_url)
+
+    def audit_entries(_: dict[str, Any]) -> list[dict[str, Any]]:
+        return [put_entry(_decision_event(Decision(ref, state, None), subject, clinician, if_match))]
 
     also = audit_entries if audit and get_settings().fhir_audit_events else None
     if approved:
-        doc = await approve(client, ref, if_match=if_match, authenticator=clinician, also=also)
+        failing = await _failing(client, current, patient)
+        _blocked(ref, failing, override_reason)
+        doc = await approve(
+            client,
+            ref,
+            if_match=if_match,
+            authenticator=clinician,
+            current=current,
+            override_reason=override_reason if failing else None,
+            also=also,
+        )
     else:
-        doc = await reject(client, ref, if_match=if_match, reason=reason, also=also)
+        doc = await reject(client, ref, if_match=if_match, reason=reason, current=current, also=also)
     decision = replace(decision_of(doc), authenticator=label if approved else None)
     await settle(client, decision, verifier=clinician if approved else None, actor=clinician)
     return decision
@@ -165,25 +238,49 @@ async def decide_on_server(
 
 async def replace_on_server(
     client: FhirClient,
-    draft: dict[str, Any],
-    replacement: dict[str, Any],
+    ref: str,
     *,
-    clinician: dict[str, Any],
-    reviewed: str,
+    if_match: str,
+    clinician: str,
+    edits: dict[str, str],
+    removed: set[str],
+    override_reason: str | None,
+    patient: str,
     audit: bool = True,
-) -> list[Draft]:
-    """Write a clinician's edited note that replaces our draft, with the decision's AuditEvent in the
-    same transaction (`audit`, and EHRSUM_FHIR_AUDIT_EVENTS on); record what it settled."""
-    ref = f"DocumentReference/{draft['id']}"
+) -> str:
+    """Approve a clinician's edit of a draft as a new final DocumentReference replacing it; the new ref.
+
+    The same rules as `decide_on_server`: the draft undecided and at the version reviewed; each statement
+    that fails its check is edited or removed, or the clinician gives the override reason (recorded). With
+    `audit` (and EHRSUM_FHIR_AUDIT_EVENTS on), the decision's AuditEvent goes in the same transaction.
+    """
+    current = await read_versioned(client, ref)
+    _decidable(ref, current, if_match)
+    failing = await _failing(client, current, patient)
+    texts = statement_texts(current.resource)
+    kept_as_written = [
+        location
+        for location in failing
+        if location not in removed and edits.get(location, "").strip() == texts.get(location, "").strip()
+    ]
+    _blocked(ref, kept_as_written, override_reason)
+    document = replacement_document(
+        current.resource,
+        edits,
+        clinician,
+        removed=removed,
+        override_reason=override_reason if kept_as_written else None,
+    )
 
     def audit_entries(new_url: str) -> list[dict[str, Any]]:
         if not (audit and get_settings().fhir_audit_events):
             return []
         decision = Decision(ref, "replaced", None, replaced_by=new_url)
-        return [put_entry(_decision_event(decision, patient_of(draft), clinician, reviewed))]
+        return [put_entry(_decision_event(decision, patient, {"reference": clinician}, if_match))]
 
-    new_ref = await create_in_transaction(client, replacement, audit_entries)
-    return await track(client, new_ref)
+    new_ref = await create_in_transaction(client, document, audit_entries)
+    await track(client, new_ref)
+    return new_ref
 
 
 async def track(client: FhirClient, ref: str) -> list[Draft]:

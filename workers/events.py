@@ -14,12 +14,13 @@ from sqlmodel import Session
 
 from fhir_adapters.references import parse_reference
 from fhir_adapters.subscriptions import Notification, NotificationEvent, events_of, fhir_instant
-from services.audit.models import AuditRecord
+from services.audit.models import AuditOutcome, AuditRecord
 from services.core.db import session_scope
 from services.core.errors import FhirNotFound, InputError
 from services.core.settings import Settings, get_settings
 from services.jobs.service import create_job
 from services.subscriptions.service import (
+    Gap,
     accept_events,
     debounce,
     is_registered,
@@ -59,6 +60,30 @@ def dedup_key(note: Notification, event: NotificationEvent) -> str | None:
 Publish = Callable[[], object]
 
 
+def _record_gap(session: Session, gap: Gap) -> None:
+    """Log missed events; a number too far ahead is also an audit row (ids and numbers only)."""
+    if gap.jumped_to is None:
+        log.warning(
+            "missed events %d-%d", gap.first_missing, gap.last_missing, extra={"status": gap.subscription}
+        )
+        return
+    log.warning(
+        "event number %d is too far past %d: not believed, catching up",
+        gap.jumped_to,
+        gap.first_missing - 1,
+        extra={"status": gap.subscription},
+    )
+    session.add(
+        AuditRecord(
+            actor="notifier",
+            action="notification event-number jump",
+            outcome=AuditOutcome.failure,
+            resource_ids=[gap.subscription],
+            detail=f"event {gap.jumped_to} after {gap.first_missing - 1}: counter kept, catch-up queued",
+        )
+    )
+
+
 def patient_event(*, session: Session, patient_id: str, settings: Settings) -> Publish | None:
     """Fold a change for a patient into its debounce window; the window's first event returns the flush
     to publish once the transaction is committed."""
@@ -73,10 +98,12 @@ def dispatch(
 ) -> DispatchResult:
     """Record a notification's events (and its audit entry) in one transaction, then queue their work.
 
-    Backport notifications count only for subscriptions we registered (InputError otherwise; a handshake
-    may come while `ehrsum subscribe` registers, and changes nothing). An event without a version or event
-    number cannot be deduplicated: unless it was read from the server (`from_server`), the server is asked
-    for the resource, so its version and patient come from there, not from whoever sent the notification.
+    Backport notifications, handshakes included, count only for subscriptions we registered (InputError
+    otherwise: `ehrsum subscribe` records a subscription before the server may handshake). An event number
+    too far past the last one seen is recorded (an audit row), caught up like a gap, and never moves the
+    counter. An event without a version or event number cannot be deduplicated: unless it was read from
+    the server (`from_server`), the server is asked for the resource, so its version and patient come from
+    there, not from whoever sent the notification.
     """
     result = DispatchResult()
     outbox: list[Publish] = []
@@ -84,25 +111,20 @@ def dispatch(
         if audit is not None:
             session.add(audit)
         if note.subscription and note.type in BACKPORT_TYPES:
-            if is_registered(session=session, subscription=note.subscription):
-                gap = track_events(
-                    session=session,
-                    subscription=note.subscription,
-                    numbers=[e.number for e in note.events if e.number is not None],
-                    events_since_start=note.events_since_start,
-                )
-                if gap is not None:
-                    result.gap = True
-                    log.warning(
-                        "missed events %d-%d",
-                        gap.first_missing,
-                        gap.last_missing,
-                        extra={"status": gap.subscription},
-                    )
-                    since = fhir_instant(gap.since) if gap.since else None
-                    outbox.append(partial(publish, RECOVER_GAP, gap.subscription, since))
-            elif note.type != "handshake":
+            if not is_registered(session=session, subscription=note.subscription):
                 raise InputError(f"{note.subscription} is not a subscription of ours")
+            gap = track_events(
+                session=session,
+                subscription=note.subscription,
+                numbers=[e.number for e in note.events if e.number is not None],
+                events_since_start=note.events_since_start,
+                max_jump=settings.subscription_max_event_jump,
+            )
+            if gap is not None:
+                result.gap = True
+                _record_gap(session, gap)
+                since = fhir_instant(gap.since) if gap.since else None
+                outbox.append(partial(publish, RECOVER_GAP, gap.subscription, since))
         keys = [dedup_key(note, event) for event in note.events]
         receipts: list[dict[str, str | None]] = [
             {

@@ -19,6 +19,7 @@ from services.subscriptions.service import (
     note_recovery,
     overdue_patients,
     subscriptions_healthy,
+    sync_event_count,
 )
 from workers.clients import fhir_client
 from workers.events import dispatch, flush_patient
@@ -94,7 +95,7 @@ def poll_due(settings: Settings) -> PollResult:
 
 
 def recover(settings: Settings, subscription: str, since: str | None) -> PollResult:
-    """After missed events: read what changed since the last event seen, logging `$status`'s event count."""
+    """After missed events: read what changed since the last event seen; take `$status`'s event count."""
     # `$status` only counts events and sekmet offers no `$events`, so the changes come from `_lastUpdated`.
 
     async def run() -> tuple[PollResult, int | None]:
@@ -105,6 +106,8 @@ def recover(settings: Settings, subscription: str, since: str | None) -> PollRes
     result, server_count = asyncio.run(run())
     with session_scope() as session:
         note_recovery(session=session, subscription=subscription)
+        # The server's count, read by us, settles a number a notification claimed but was not believed.
+        sync_event_count(session=session, subscription=subscription, server_count=server_count)
     log.warning(
         "recovered missed events (server count %s): %s",
         server_count,

@@ -7,6 +7,7 @@ from typing import Any
 
 from fhir_adapters.capability import capabilities
 from fhir_adapters.subscriptions import (
+    activate,
     backport_subscription,
     ours,
     register,
@@ -36,7 +37,10 @@ def wanted_subscriptions(settings: Settings) -> list[dict[str, Any]]:
 
 
 def subscribe(settings: Settings, fhir_url: str | None = None) -> list[dict[str, Any]]:
-    """Create the missing subscriptions and start tracking every one of them; what the server has."""
+    """Create the missing subscriptions, track every one of them, then turn on the new ones.
+
+    Tracking comes first: our endpoint answers only the handshakes of subscriptions it tracks.
+    """
     init_db()
 
     async def run() -> list[dict[str, Any]]:
@@ -47,14 +51,19 @@ def subscribe(settings: Settings, fhir_url: str | None = None) -> list[dict[str,
                 raise ConfigError(
                     "the FHIR server declares no Subscription we can use: rely on polling (beat)"
                 )
-            done = await register(client, supported)
-            counts = await statuses(client, [d.ref for d in done])
-        with session_scope() as session:
-            for d in done:
-                kind = "rest-hook" if "?" in d.criteria else "backport"
-                ensure_state(
-                    session=session, subscription=d.ref, kind=kind, criteria=d.criteria, events=counts[d.ref]
-                )
+            registered = await register(client, supported)
+            counts = await statuses(client, [d.ref for d in registered])
+            with session_scope() as session:
+                for d in registered:
+                    kind = "rest-hook" if "?" in d.criteria else "backport"
+                    ensure_state(
+                        session=session,
+                        subscription=d.ref,
+                        kind=kind,
+                        criteria=d.criteria,
+                        events=counts[d.ref],
+                    )
+            done = await activate(client, registered)
         return [
             {"subscription": d.ref, "criteria": d.criteria, "status": d.status, "created": d.created}
             for d in done

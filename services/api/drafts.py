@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Body, Header, Query
+from pydantic import BaseModel, Field
 
 from fhir_adapters.references import fhir_id
 from services.api.outcomes import operation_outcome
@@ -22,6 +23,17 @@ router = APIRouter()
 API_SUBJECT_SYSTEM = "urn:ehr-summarizer:api-subject"
 # A strong or weak ETag of one version: W/"3" or "3".
 ETAG = re.compile(r'(?:W/)?"([A-Za-z0-9\-.]{1,64})"')
+
+
+class Approval(BaseModel):
+    """What an approval may say besides the version: why statements that fail their check are approved."""
+
+    override_reason: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1000,
+        description="Required when a statement fails its check now; recorded on the DocumentReference.",
+    )
 
 
 def _ref(draft_id: str) -> str:
@@ -63,7 +75,12 @@ def draft(draft_id: str, session: SessionDep, _: DraftsRead) -> Any:
 
 
 async def _decide(
-    draft_id: str, session: SessionDep, principal: Principal, if_match: str | None, approve: bool
+    draft_id: str,
+    session: SessionDep,
+    principal: Principal,
+    if_match: str | None,
+    approve: bool,
+    override_reason: str | None = None,
 ) -> Any:
     ref = _ref(draft_id)
     if not if_match:
@@ -80,6 +97,7 @@ async def _decide(
             if_match=expected,
             clinician=authenticator_of(principal),
             label=label,
+            override_reason=override_reason,
         )
     session.expire_all()
     return get_draft(session=session, ref=ref)
@@ -91,9 +109,12 @@ async def approve_draft(
     session: SessionDep,
     principal: DraftsApprove,
     if_match: Annotated[str | None, Header(max_length=64)] = None,
+    approval: Annotated[Approval | None, Body()] = None,
 ) -> Any:
-    """Approve: docStatus final, caller as authenticator; If-Match required (428), 412 when it moved on."""
-    return await _decide(draft_id, session, principal, if_match, approve=True)
+    """Approve: docStatus final, caller as authenticator; If-Match required (428), 412 when it moved on, 409
+    when already decided or when a statement fails its check now and no `override_reason` is given."""
+    reason = approval.override_reason if approval else None
+    return await _decide(draft_id, session, principal, if_match, approve=True, override_reason=reason)
 
 
 @router.post("/v1/drafts/{draft_id}/reject", response_model=DraftPublic)

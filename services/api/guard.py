@@ -9,8 +9,13 @@ Pure ASGI middleware, so every route inherits it and no byte of a body is read b
    /review, which signs clinicians in with SMART and limits its own launches), else 401;
 3. the caller's rate, per token subject (EHRSUM_API_RATE_PER_MINUTE) or for the notifier
    (EHRSUM_NOTIFICATION_RATE_PER_MINUTE), else 429;
-4. the body: a Content-Length over the route's limit is 413 unread, a longer stream is 413 at the limit,
-   JSON nested deeper than EHRSUM_API_MAX_JSON_DEPTH is 400; the body is then replayed to the route.
+4. the body: a Content-Length over the route's limit is 413 unread, a longer stream is 413 at the limit;
+   a body that is not JSON text in UTF-8 (RFC 8259 8.1: no byte order mark, no UTF-16 or UTF-32, no other
+   charset or media type) is 415; JSON nested deeper than EHRSUM_API_MAX_JSON_DEPTH is 400; the body is
+   then replayed to the route.
+
+The audit row of every request names the route's template and only path values that are FHIR ids; any
+other value is a placeholder with its length, so a refused request cannot write arbitrary text there.
 
 Refusals are OperationOutcomes. Counters live in the broker's Redis, shared by every API process; when it
 is unreachable the limits are skipped rather than the requests (jobs are accepted while the broker is down).
@@ -19,6 +24,7 @@ is unreachable the limits are skipped rather than the requests (jobs are accepte
 from __future__ import annotations
 
 import asyncio
+import codecs
 import logging
 import re
 import time
@@ -33,6 +39,7 @@ from starlette.datastructures import Headers
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from fhir_adapters.references import is_fhir_id
 from services.api.docs import is_docs_path
 from services.api.outcomes import BEARER_CHALLENGE, outcome_body
 from services.api.security import Principal, same_secret, verify_token
@@ -47,6 +54,7 @@ HEALTH_PATHS = frozenset({"/healthz", "/readyz"})
 REVIEW = "/review"  # the review app signs clinicians in with SMART and keeps its own sessions
 NOTIFICATIONS = "/v1/notifications"
 NOTIFIER = Principal(subject="notifier", scopes=frozenset())
+UNROUTED = "(no route)"
 INLINE_SCAN_BYTES = 65_536  # larger bodies are scanned for depth off the event loop
 _STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
@@ -169,6 +177,68 @@ class BodyRefused(Exception):
         self.status = status
 
 
+async def read_body(headers: Headers, receive: Receive, limit: int) -> bytes | None:
+    """The whole body, refused unread past `limit` (Content-Length or stream); None on disconnect."""
+    declared = headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        status = 413 if declared.isdigit() else 400
+        raise BodyRefused(
+            status, f"request body over {limit} bytes" if status == 413 else "bad Content-Length"
+        )
+    chunks: list[bytes] = []
+    size = 0
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyRefused(413, f"request body over {limit} bytes")
+        chunks.append(chunk)
+        more = bool(message.get("more_body"))
+    return b"".join(chunks)
+
+
+def replaying(body: bytes, receive: Receive) -> Receive:
+    """A receive that hands the route the body already read, then whatever the client sends next."""
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if replayed:
+            return await receive()
+        replayed = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
+
+
+def json_text(headers: Headers, body: bytes) -> None:
+    """A non-empty body must be JSON text in UTF-8 without a byte order mark (RFC 8259 8.1); else 415."""
+    if not body:
+        return
+    media, _, params = headers.get("content-type", "").partition(";")
+    media = media.strip().lower()
+    if media and media != "application/json" and not media.endswith("+json"):
+        raise BodyRefused(415, "request bodies are JSON: application/json or application/fhir+json")
+    for param in params.split(";"):
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in ("utf-8", "utf8"):
+            raise BodyRefused(415, "JSON is accepted in UTF-8 only (RFC 8259)")
+    if body.startswith(codecs.BOM_UTF8):
+        raise BodyRefused(415, "JSON is accepted in UTF-8 without a byte order mark (RFC 8259)")
+    # JSON text never holds a raw NUL (RFC 8259 7): NULs are how UTF-16/32 look, and json.loads would
+    # quietly decode those bytes as UTF-16/32 after the depth scan read them as UTF-8.
+    if b"\x00" in body:
+        raise BodyRefused(415, "JSON is accepted in UTF-8 only (RFC 8259)")
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BodyRefused(415, "JSON is accepted in UTF-8 only (RFC 8259)") from exc
+
+
 class Guard:
     """Admit the caller, then bound the body, before the app sees the request (see the module docstring)."""
 
@@ -208,39 +278,14 @@ class Guard:
             return
         if body is None:
             return  # the client went away
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replaying(body, receive), send)
 
     async def _body(self, headers: Headers, receive: Receive, limit: int) -> bytes | None:
-        """The whole body within `limit` and the depth limit; None when the client disconnected."""
-        declared = headers.get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > limit):
-            status = 413 if declared.isdigit() else 400
-            raise BodyRefused(
-                status, f"request body over {limit} bytes" if status == 413 else "bad Content-Length"
-            )
-        chunks: list[bytes] = []
-        size = 0
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return None
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise BodyRefused(413, f"request body over {limit} bytes")
-            chunks.append(chunk)
-            more = bool(message.get("more_body"))
-        body = b"".join(chunks)
+        """The whole body within `limit`, JSON text in UTF-8 within the depth limit; None on disconnect."""
+        body = await read_body(headers, receive, limit)
+        if body is None:
+            return None
+        json_text(headers, body)
         depth = (
             nesting_depth(body)
             if len(body) <= INLINE_SCAN_BYTES
@@ -310,18 +355,27 @@ class AuditRequests:
             else AuditOutcome.failure
         )
         template, params = _route_of(scope)
+        detail = f"{status} in {seconds:.3f}s"
+        if template is None:
+            template, detail = UNROUTED, f"{detail}, path of {len(scope['path'])} chars"
         await asyncio.to_thread(
             record_detached,
             actor=principal.subject if principal else str(state.get("actor", "anonymous")),
             action=f"api {scope['method']} {template}",
             outcome=outcome,
-            resource_ids=[str(v) for v in params.values()],
-            detail=f"{status} in {seconds:.3f}s",
+            resource_ids=[audited_id(v) for v in params.values()],
+            detail=detail,
         )
 
 
-def _route_of(scope: Scope) -> tuple[str, dict[str, object]]:
-    """The route template and path parameters of a request, also when the guard refused it unrouted."""
+def audited_id(value: object) -> str:
+    """A path value as an audit row may hold it: a FHIR id as it is, anything else a placeholder."""
+    return value if isinstance(value, str) and is_fhir_id(value) else f"(not an id: {len(str(value))} chars)"
+
+
+def _route_of(scope: Scope) -> tuple[str | None, dict[str, object]]:
+    """The route template and path parameters of a request, also when the guard refused it unrouted;
+    None when no route matches (the path is never the action: it is whatever the caller sent)."""
     if hasattr(scope.get("route"), "path"):
         return str(scope["route"].path), scope.get("path_params") or {}
     app = scope.get("app")
@@ -329,7 +383,7 @@ def _route_of(scope: Scope) -> tuple[str, dict[str, object]]:
         match = pattern.match(scope["path"])
         if match:
             return template, dict(match.groupdict())
-    return scope["path"], {}
+    return None, {}
 
 
 @lru_cache(maxsize=4)

@@ -11,6 +11,7 @@ from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.core.errors import (
+    ApprovalBlocked,
     AuthenticationError,
     ConflictError,
     EhrSumError,
@@ -30,11 +31,14 @@ _ISSUE_CODES = {
     401: "login",
     403: "forbidden",
     404: "not-found",
+    408: "timeout",
     409: "conflict",
     412: "conflict",
     413: "too-costly",
+    415: "not-supported",
     422: "invalid",
     428: "required",
+    431: "too-costly",
     429: "throttled",
     503: "transient",
 }
@@ -112,7 +116,9 @@ def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(EhrSumError)
     async def domain_error(_: Request, exc: EhrSumError) -> JSONResponse:
         status = status_of(exc)
-        response = operation_outcome(status, str(exc))
+        # A blocked approval names the statements to edit, remove or override (FHIRPath-like locations).
+        where = exc.locations if isinstance(exc, ApprovalBlocked) else None
+        response = operation_outcome(status, str(exc), expression=where)
         if status == 401:
             response.headers["WWW-Authenticate"] = BEARER_CHALLENGE
         elif status == 403:

@@ -9,6 +9,7 @@ EhrSumError                  root; `transient` says whether a retry may succeed
 ├── AuthenticationError      a caller without valid credentials (401 over HTTP)
 ├── PermissionDenied         a caller whose token lacks the scope (403 over HTTP)
 ├── ConflictError            a state change that no longer applies (409 over HTTP)
+│   └── ApprovalBlocked      approving statements whose check fails, without an override reason
 ├── FhirError                the FHIR server's answer, mirrored
 │   ├── FhirUnavailable      unreachable, timed out, 429/5xx after retries (transient)
 │   ├── FhirNotFound         404/410
@@ -63,6 +64,14 @@ class PermissionDenied(EhrSumError):
 
 class ConflictError(EhrSumError):
     """A state change that no longer applies (the resource moved on)."""
+
+
+class ApprovalBlocked(ConflictError):
+    """A draft holds statements whose check fails now: edit or remove them, or give an override reason."""
+
+    def __init__(self, message: str, *, locations: list[str]):
+        super().__init__(message)
+        self.locations = locations
 
 
 class FhirError(EhrSumError):

@@ -143,6 +143,13 @@ class Settings(BaseSettings):
     api_max_body_bytes: int = Field(default=65_536, gt=0, description="Largest request body of a /v1 route.")
     api_max_json_depth: int = Field(default=32, gt=0, description="Deepest JSON nesting a body may have.")
     api_rate_per_minute: int = Field(default=600, gt=0, description="Requests per minute per API caller.")
+    api_max_header_bytes: int = Field(
+        default=32_768, ge=4096, description="Largest request head (request line and headers): else 431."
+    )
+    api_header_timeout_s: float = Field(
+        default=10.0, gt=0, description="Time a client has to send a request's head: else 408, closed."
+    )
+    api_keep_alive_s: float = Field(default=5.0, gt=0, description="Idle kept-alive connections are closed.")
     auth_failures_per_minute: int = Field(
         default=20,
         gt=0,
@@ -170,6 +177,12 @@ class Settings(BaseSettings):
         description="R4 Backport topic canonicals that `ehrsum subscribe` registers.",
     )
     subscription_heartbeat_s: int = 300
+    subscription_max_event_jump: int = Field(
+        default=1000,
+        gt=0,
+        description="An event number further than this past the last one seen is not believed: it is "
+        "recorded and caught up by `_lastUpdated`, and the counter follows the server's `$status` count.",
+    )
     trigger_resource_types: list[str] = Field(
         default_factory=lambda: [
             "Encounter",
@@ -247,6 +260,9 @@ class Settings(BaseSettings):
         default=None,
         description="OpenTelemetry collector base URL; spans go to {endpoint}/v1/traces (OTLP over "
         "HTTP/protobuf). Unset: nothing is exported (trace ids are still kept with jobs and AuditEvents).",
+    )
+    review_max_body_bytes: int = Field(
+        default=262_144, gt=0, description="Largest form a review page may post (an edited note)."
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 

@@ -20,17 +20,23 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fhir_adapters.citation_facts import citation_facts
-from fhir_adapters.lifecycle import draft_identifier_of, read_versioned
+from fhir_adapters.client import FhirClient
+from fhir_adapters.compartment import in_compartment
+from fhir_adapters.lifecycle import draft_identifier_of, etag_of, read_versioned
 from fhir_adapters.references import fhir_id, parse_reference
-from fhir_adapters.replacement import replacement_document
-from fhir_adapters.review_drafts import patient_drafts, review_draft
+from fhir_adapters.replacement import LOCATION
+from fhir_adapters.review_drafts import checked_draft, patient_drafts
 from fhir_adapters.smart_launch import SmartEndpoints, authorize_url, discover, exchange_code, pkce_pair
 from services.api.drafts import version_of
 from services.api.guard import Counters
 from services.api.outcomes import status_of
 from services.api.security import same_secret
+from services.audit.models import AuditOutcome
+from services.audit.service import record_detached
 from services.core.errors import (
+    ApprovalBlocked,
     AuthenticationError,
+    ConflictError,
     EhrSumError,
     FhirAuthError,
     FhirConflict,
@@ -39,6 +45,7 @@ from services.core.errors import (
 )
 from services.core.settings import Settings, get_settings
 from services.review import pages
+from services.review.guard import ReviewGuard
 from services.review.sessions import COOKIE, Pending, Reviewer, Sessions
 from workers.approvals import decide_on_server, replace_on_server
 from workers.clients import clinician_client
@@ -48,6 +55,7 @@ router = APIRouter(prefix="/review", include_in_schema=False)
 STATIC = Path(__file__).parent / "static"
 PREFIX = "/review"
 DONE = {"approved": "Draft approved.", "rejected": "Draft rejected.", "replaced": "Edited note approved."}
+MAX_FORM_FIELDS = 500
 SessionCookie = Annotated[str | None, Cookie(alias=COOKIE)]
 
 
@@ -90,6 +98,7 @@ def install_review(app: FastAPI, settings: Settings) -> None:
         return
     app.include_router(router)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=STATIC), name="review-static")
+    app.add_middleware(ReviewGuard, settings=settings, routes=router.routes)
     app.add_middleware(SecurityHeaders, settings=settings)
 
 
@@ -115,19 +124,24 @@ def _redirect_uri(settings: Settings) -> str:
     return f"{settings.review_url.rstrip('/')}{PREFIX}/callback"
 
 
+def session_cookie(sid: str, settings: Settings) -> str:
+    """The Set-Cookie value of a review session: HTTP-only, this app's path, never sent cross-site in clear.
+
+    Over HTTPS the app may run in the EHR's iframe, a third-party context: only a `SameSite=None; Secure`
+    cookie reaches it there, `Partitioned` (CHIPS) so it is kept apart per embedding site and survives
+    browsers that block unpartitioned third-party cookies. Written here, not with Starlette's `set_cookie`,
+    whose `partitioned` needs Python 3.14. Plain HTTP (development) cannot be embedded: `SameSite=Lax`.
+    """
+    attributes = [f"{COOKIE}={sid}", f"Path={PREFIX}", "HttpOnly"]
+    if settings.review_url.startswith("https:"):
+        attributes += ["Secure", "SameSite=None", "Partitioned"]
+    else:
+        attributes.append("SameSite=Lax")
+    return "; ".join(attributes)
+
+
 def _set_cookie(response: Response, sid: str, settings: Settings) -> None:
-    # Over HTTPS the app may run in the EHR's iframe, a third-party context: only a SameSite=None cookie,
-    # partitioned to that EHR (CHIPS), reaches it there. Plain HTTP (development) cannot embed one.
-    https = settings.review_url.startswith("https:")
-    response.set_cookie(
-        COOKIE,
-        sid,
-        path=PREFIX,
-        httponly=True,
-        samesite="none" if https else "lax",
-        secure=https,
-        partitioned=https,
-    )
+    response.headers.append("set-cookie", session_cookie(sid, settings))
 
 
 def _launches(settings: Settings, client: str) -> int:
@@ -257,31 +271,41 @@ async def _drafts_page(reviewer: Reviewer, notice: str) -> str:
     )
 
 
-def _of_patient(resource: dict[str, Any], patient: str) -> bool:
-    """Whether a resource is the patient's own or points at them (subject or patient)."""
-    if resource.get("resourceType") == "Patient":
-        return resource.get("id") == patient
-    for key in ("subject", "patient"):
-        target = resource.get(key)
-        if isinstance(target, dict) and target.get("reference") == f"Patient/{patient}":
-            return True
-    return False
+def _from_page(reviewer: Reviewer, csrf: str) -> None:
+    """A form must come from the clinician's own page (its token), not from another site."""
+    if not same_secret(csrf, reviewer.csrf):
+        raise PermissionDenied("this form did not come from your review page: reload it")
 
 
-@router.get("/evidence")
+@router.post("/evidence")
 async def evidence(
-    ref: Annotated[str, Query(max_length=200)], session: SessionCookie = None, fragment: bool = False
+    ref: Annotated[str, Form(max_length=200)],
+    csrf: Annotated[str, Form(max_length=200)],
+    session: SessionCookie = None,
+    fragment: Annotated[bool, Form()] = False,
 ) -> Response:
-    """The facts of a cited resource, read now with the clinician's token."""
+    """The facts of a cited resource of the patient in context, read now with the clinician's token.
+
+    A POST with the page's form token: no other site can make a clinician's browser read (and audit) a
+    record. The resource is asked for within the patient's compartment, so another patient's is never read.
+    """
 
     async def go() -> Response:
         reviewer = await _reviewer(session)
+        _from_page(reviewer, csrf)
         path = str(parse_reference(ref, what="citation"))
         async with clinician_client(get_settings(), reviewer.access_token, _actor(reviewer)) as client:
-            resource = (await read_versioned(client, path)).resource
-        if not _of_patient(resource, reviewer.patient):
+            found = (await in_compartment(client, reviewer.patient, [path])).get(path)
+        if found is None:
             raise PermissionDenied(f"{path} is not a resource of the patient in context")
-        body = pages.evidence_fragment(path, citation_facts(resource))
+        await asyncio.to_thread(
+            record_detached,
+            actor=_actor(reviewer),
+            action="review evidence shown",
+            outcome=AuditOutcome.success,
+            resource_ids=[path],
+        )
+        body = pages.evidence_fragment(path, citation_facts(found))
         return _html(body if fragment else pages.page(path, body))
 
     try:
@@ -307,36 +331,60 @@ def may_write_audit_events(scope: str) -> bool:
 
 def _checked(reviewer: Reviewer, csrf: str) -> str:
     """The clinician's Practitioner reference, once the form is proven to come from their page."""
-    if not same_secret(csrf, reviewer.csrf):
-        raise PermissionDenied("this form did not come from your review page: reload it")
+    _from_page(reviewer, csrf)
     if not reviewer.fhir_user or not reviewer.fhir_user.startswith("Practitioner/"):
         raise PermissionDenied("only a Practitioner signed in with fhirUser can decide on a draft")
     return reviewer.fhir_user
 
 
-async def _patients_draft(client: Any, draft_id: str, patient: str) -> tuple[str, dict[str, Any], str]:
+def _readable(location: str) -> str:
+    """`sections[1].statements[0]` as a clinician counts: section 2, statement 1."""
+    match = LOCATION.fullmatch(location)
+    return f"section {int(match[1]) + 1}, statement {int(match[2]) + 1}" if match else location
+
+
+def _decision_form(reviewer: Reviewer, form: dict[str, str]) -> tuple[str, str]:
+    """The deciding clinician and the version they reviewed, once the form is proven theirs."""
+    return _checked(reviewer, form.get("csrf", "")), version_of(form.get("version", ""))
+
+
+async def _patients_draft(client: FhirClient, draft_id: str, patient: str) -> tuple[str, dict[str, Any], str]:
+    """One of our drafts, asked for within the patient's compartment; PermissionDenied for anything else."""
     ref = f"DocumentReference/{fhir_id(draft_id, 'draft id')}"
-    current = await read_versioned(client, ref)
-    if not draft_identifier_of(current.resource) or not _of_patient(current.resource, patient):
+    doc = (await in_compartment(client, patient, [ref])).get(ref)
+    if doc is None or not draft_identifier_of(doc):
         raise PermissionDenied(f"{ref} is not an AI draft of the patient in context")
-    return ref, current.resource, current.etag
+    return ref, doc, etag_of(doc)
 
 
-async def _conflict(reviewer: Reviewer, reviewed: str, ref: str) -> Response:
-    text = (
-        f"Not saved: {ref} changed on the server after you opened it (you reviewed version {reviewed}). "
-        "Nothing was overwritten; the current version is shown below."
-    )
-    log.info("review decision conflict", extra={"draft_ref": ref})
-    return _html(await _drafts_page(reviewer, pages.message(text, alert=True)), 412)
+async def _refused(reviewer: Reviewer, exc: EhrSumError, reviewed: str, ref: str) -> Response:
+    """A decision not made, explained above the drafts as they are now (nothing was written)."""
+    if isinstance(exc, FhirConflict):
+        text = (
+            f"Not saved: {ref} changed on the server after you opened it (you reviewed version {reviewed}). "
+            "Nothing was overwritten; the current version is shown below."
+        )
+    elif isinstance(exc, ApprovalBlocked):
+        where = "; ".join(_readable(location) for location in exc.locations)
+        text = (
+            f"Not approved: {len(exc.locations)} statement(s) fail their check now ({where}, marked "
+            '"Check failed" below). Edit or remove them (Edit, then approve), or give your reason for '
+            "approving them as written."
+        )
+    else:
+        text = f"Not saved: {exc}. Nothing was written."
+    log.info("review decision refused: %s", type(exc).__name__, extra={"draft_ref": ref})
+    return _html(await _drafts_page(reviewer, pages.message(text, alert=True)), status_of(exc))
 
 
 async def _decide(
-    session: str | None, draft_id: str, csrf: str, version: str, approved: bool, reason: str | None
+    session: str | None,
+    draft_id: str,
+    form: dict[str, str],
+    approved: bool,
 ) -> Response:
     reviewer = await _reviewer(session)
-    clinician = _checked(reviewer, csrf)
-    reviewed = version_of(version)
+    clinician, reviewed = _decision_form(reviewer, form)
     async with clinician_client(get_settings(), reviewer.access_token, clinician) as client:
         ref, _, _ = await _patients_draft(client, draft_id, reviewer.patient)
         try:
@@ -347,11 +395,13 @@ async def _decide(
                 if_match=reviewed,
                 clinician={"reference": clinician},
                 label=clinician,
-                reason=reason,
+                reason=None if approved else form.get("reason", ""),
+                override_reason=form.get("override_reason") or None,
+                patient=reviewer.patient,
                 audit=may_write_audit_events(reviewer.scope),
             )
-        except FhirConflict:
-            return await _conflict(reviewer, reviewed, ref)
+        except (FhirConflict, ConflictError) as exc:
+            return await _refused(reviewer, exc, reviewed, ref)
     log.info("review decision", extra={"draft_ref": ref, "approved": approved})
     done = "approved" if approved else "rejected"
     return RedirectResponse(f"{PREFIX}/?done={done}#draft-{fhir_id(draft_id, 'draft id')}", status_code=303)
@@ -359,15 +409,24 @@ async def _decide(
 
 @router.get("/drafts/{draft_id}/edit")
 async def edit_form(draft_id: str, session: SessionCookie = None) -> Response:
-    """The draft's statements in text boxes."""
+    """The draft's statements in text boxes, each with its check as it stands now."""
 
     async def go() -> Response:
         reviewer = await _reviewer(session)
         async with clinician_client(get_settings(), reviewer.access_token, _actor(reviewer)) as client:
             _, doc, etag = await _patients_draft(client, draft_id, reviewer.patient)
-        return _html(pages.edit_page(review_draft(doc, etag, {}, None), reviewer.csrf))
+            draft = await checked_draft(client, reviewer.patient, doc, etag)
+        return _html(pages.edit_page(draft, reviewer.csrf))
 
     return await _guarded(go)
+
+
+async def _form(request: Request) -> tuple[dict[str, str], set[str]]:
+    """A review form's text fields, and the statement locations ticked for removal."""
+    form = await request.form(max_fields=MAX_FORM_FIELDS, max_files=0)
+    fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    removed = {v for v in form.getlist("remove") if isinstance(v, str)}
+    return fields, removed
 
 
 @router.post("/drafts/{draft_id}/edit")
@@ -375,24 +434,26 @@ async def edit_and_approve(draft_id: str, request: Request, session: SessionCook
     """Approve the edited statements as a new final DocumentReference that replaces the draft."""
 
     async def go() -> Response:
-        form = await request.form(max_fields=500)
-        fields = {k: v for k, v in form.items() if isinstance(v, str)}
-        reviewer = await _reviewer(session)
-        clinician = _checked(reviewer, fields.get("csrf", ""))
-        reviewed = version_of(fields.get("version", ""))
+        reviewer = await _reviewer(session)  # the guard checked it too, before the body was read
+        fields, removed = await _form(request)
+        clinician, reviewed = _decision_form(reviewer, fields)
         edits = {k: v for k, v in fields.items() if k.startswith("sections[")}
         async with clinician_client(get_settings(), reviewer.access_token, clinician) as client:
-            ref, doc, etag = await _patients_draft(client, draft_id, reviewer.patient)
-            if etag != reviewed or doc.get("status") != "current" or doc.get("docStatus") == "final":
-                return await _conflict(reviewer, reviewed, ref)
-            await replace_on_server(
-                client,
-                doc,
-                replacement_document(doc, edits, clinician),
-                clinician={"reference": clinician},
-                reviewed=reviewed,
-                audit=may_write_audit_events(reviewer.scope),
-            )
+            ref, _, _ = await _patients_draft(client, draft_id, reviewer.patient)
+            try:
+                await replace_on_server(
+                    client,
+                    ref,
+                    if_match=reviewed,
+                    clinician=clinician,
+                    edits=edits,
+                    removed=removed,
+                    override_reason=fields.get("override_reason") or None,
+                    patient=reviewer.patient,
+                    audit=may_write_audit_events(reviewer.scope),
+                )
+            except (FhirConflict, ConflictError) as exc:
+                return await _refused(reviewer, exc, reviewed, ref)
         log.info("review edit approved", extra={"draft_ref": ref})
         return RedirectResponse(
             f"{PREFIX}/?done=replaced#draft-{fhir_id(draft_id, 'draft id')}", status_code=303
@@ -409,10 +470,15 @@ async def decide(
     csrf: Annotated[str, Form(max_length=200)],
     version: Annotated[str, Form(max_length=64)],
     reason: Annotated[str | None, Form(max_length=1000)] = None,
+    override_reason: Annotated[str | None, Form(max_length=1000)] = None,
     session: SessionCookie = None,
 ) -> Response:
-    """Approve the version reviewed (final, clinician as authenticator) or reject it with a reason."""
-    approved = decision == "approve"
-    return await _guarded(
-        lambda: _decide(session, draft_id, csrf, version, approved, None if approved else reason or "")
-    )
+    """Approve the version reviewed (final, clinician as authenticator; with an override reason when a
+    statement fails its check) or reject it with a reason."""
+    form = {
+        "csrf": csrf,
+        "version": version,
+        "reason": reason or "",
+        "override_reason": override_reason or "",
+    }
+    return await _guarded(lambda: _decide(session, draft_id, form, decision == "approve"))

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from html import escape
-from urllib.parse import quote
 
-from clinical_notes.draft import SEVERITY_ORDER, Flag
-from fhir_adapters.review_drafts import ReviewDraft, ReviewStatement
+from clinical_notes.draft import SEVERITY_ORDER
+from fhir_adapters.review_drafts import OUTSIDE, ReviewDraft, ReviewStatement
 
 BANNER = (
     "AI-generated drafts. Not a medical device: review every statement against its sources, "
@@ -59,46 +58,71 @@ def _id(ref: str) -> str:
     return escape(ref.rsplit("/", 1)[-1])
 
 
-def _chips(statement_id: str, citations: list[tuple[str, str]]) -> str:
+def _chips(statement_id: str, citations: list[tuple[str, str]], outside: frozenset[str], csrf: str) -> str:
+    """Each cited source as a button that opens its facts (a form posting the page's token, read live);
+    a source outside the patient's record as a plain warning, neither linked nor read."""
     if not citations:
         return ""
     chips = []
     for n, (ref, label) in enumerate(citations):
+        if ref in outside:
+            chips.append(f'<span class="chip outside">{escape(OUTSIDE)}</span>')
+            continue
         panel = f"ev-{statement_id}-{n}"
-        href = f"/review/evidence?ref={quote(ref, safe='')}"
         chips.append(
-            f'<a class="chip" href="{escape(href)}" data-panel="{panel}" aria-controls="{panel}" '
-            f'aria-expanded="false" aria-label="Source: {escape(label)} ({escape(ref)})">{escape(label)}</a>'
+            f'<form class="chip" method="post" action="/review/evidence">'
+            f'<input type="hidden" name="csrf" value="{escape(csrf)}">'
+            f'<input type="hidden" name="ref" value="{escape(ref)}">'
+            f'<button type="submit" class="chip" data-panel="{panel}" aria-controls="{panel}" '
+            f'aria-expanded="false" aria-label="Source: {escape(label)} ({escape(ref)})">'
+            f"{escape(label)}</button></form>"
             f'<div class="evidence" id="{panel}" role="region" aria-label="{escape(label)}" hidden></div>'
         )
     return f'<div class="chips"><span class="chips-label">Sources:</span> {"".join(chips)}</div>'
 
 
-def _statement(draft_id: str, s: ReviewStatement) -> str:
-    check = (
-        '<span class="check ok">Verified now against its sources</span>'
-        if not s.problems
-        else '<span class="check fail">Check failed: ' + escape("; ".join(s.problems)) + "</span>"
-    )
-    sid = f"{draft_id}-{s.location.replace('[', '').replace(']', '').replace('.', '-')}"
+def _check(s: ReviewStatement) -> str:
+    if not s.problems:
+        return '<span class="check ok">Verified now against its sources</span>'
+    return '<span class="check fail">Check failed: ' + escape("; ".join(s.problems)) + "</span>"
+
+
+def _sid(draft_id: str, location: str) -> str:
+    return f"{draft_id}-{location.replace('[', '').replace(']', '').replace('.', '-')}"
+
+
+def _statement(draft_id: str, s: ReviewStatement, outside: frozenset[str], csrf: str) -> str:
     return (
         f'<li class="statement author-{escape(s.author)}"><p class="text">{escape(s.text)}</p>'
-        f'<p class="meta"><span class="author">{escape(AUTHORS.get(s.author, s.author))}</span> {check}</p>'
-        f"{_chips(sid, s.citations)}</li>"
+        f'<p class="meta"><span class="author">{escape(AUTHORS.get(s.author, s.author))}</span> '
+        f"{_check(s)}</p>"
+        f"{_chips(_sid(draft_id, s.location), s.citations, outside, csrf)}</li>"
     )
 
 
-def _flags(draft_id: str, flags: list[Flag], labels: dict[str, str]) -> str:
+def _flags(draft_id: str, d: ReviewDraft, labels: dict[str, str], csrf: str) -> str:
     items = []
-    for n, f in enumerate(sorted(flags, key=lambda f: SEVERITY_ORDER[f.severity])):
+    for n, f in enumerate(sorted(d.flags, key=lambda f: SEVERITY_ORDER[f.severity])):
         cites = [(ref, labels.get(ref, ref.split("/")[0])) for ref in f.citations]
         items.append(
             f'<li class="flag {f.severity}"><p><span class="severity">{f.severity.upper()}</span> '
             f"<strong>{escape(f.title)}</strong>: {escape(f.rationale)} "
             f'<span class="author">({"rule" if f.source == "rule" else "model"})</span></p>'
-            f"{_chips(f'{draft_id}-flag{n}', cites)}</li>"
+            f"{_chips(f'{draft_id}-flag{n}', cites, d.outside, csrf)}</li>"
         )
     return f'<section class="flags" aria-label="Flags"><h3>Flags</h3><ul>{"".join(items)}</ul></section>'
+
+
+def _override(did: str, failing: int, *, required: bool) -> str:
+    """The reason box for approving statements whose check failed, and what it means."""
+    return (
+        f'<p class="override-note" id="override-note-{did}">{failing} statement(s) fail their check now. '
+        "Edit or remove them first (Edit, then approve), or approve as written with your reason, "
+        "which is recorded with the note.</p>"
+        f'<label for="override-{did}">Reason for approving despite failed checks</label>'
+        f'<textarea id="override-{did}" name="override_reason" maxlength="1000" rows="2"'
+        f'{" required" if required else ""} aria-describedby="override-note-{did}"></textarea>'
+    )
 
 
 def _decisions(d: ReviewDraft, csrf: str) -> str:
@@ -107,9 +131,16 @@ def _decisions(d: ReviewDraft, csrf: str) -> str:
         f'<input type="hidden" name="csrf" value="{escape(csrf)}">'
         f'<input type="hidden" name="version" value="{escape(d.etag)}">'
     )
+    failing = len(d.failing)
+    approve = (
+        f'<form method="post" action="/review/drafts/{did}/approve" class="approve">{hidden}'
+        + (_override(did, failing, required=True) if failing else "")
+        + f'<button type="submit" class="approve" aria-label="Approve {escape(d.title)}">'
+        + ("Approve despite failed checks" if failing else "Approve")
+        + "</button></form>"
+    )
     return f"""<div class="decide">
-<form method="post" action="/review/drafts/{did}/approve">{hidden}
-<button type="submit" class="approve" aria-label="Approve {escape(d.title)}">Approve</button></form>
+{approve}
 <form method="post" action="/review/drafts/{did}/reject" class="reject">{hidden}
 <label for="reason-{did}">Reason for rejecting</label>
 <textarea id="reason-{did}" name="reason" required maxlength="1000" rows="2"></textarea>
@@ -131,10 +162,11 @@ def draft_card(d: ReviewDraft, csrf: str, *, can_decide: bool) -> str:
     """One draft: state, flags (first when any is critical), sections of statements, decisions."""
     did = _id(d.ref)
     labels = {ref: label for _, sts in d.sections for s in sts for ref, label in s.citations}
-    flags = _flags(did, d.flags, labels) if d.flags else ""
+    flags = _flags(did, d, labels, csrf) if d.flags else ""
     sections = "".join(
         f'<section aria-label="{escape(title)}"><h3>{escape(title)}</h3>'
-        f'<ul class="statements">{"".join(_statement(did, s) for s in statements)}</ul></section>'
+        f'<ul class="statements">{"".join(_statement(did, s, d.outside, csrf) for s in statements)}</ul>'
+        "</section>"
         for title, statements in d.sections
     )
     unavailable = (
@@ -189,25 +221,34 @@ def evidence_fragment(ref: str, facts: list[tuple[str, str]]) -> str:
     return f'<dl class="facts" data-ref="{escape(ref)}">{rows}</dl>'
 
 
+def _edit_box(title: str, n: int, s: ReviewStatement) -> str:
+    at = escape(s.location)
+    return (
+        f'<div class="edit-statement"><p><label for="{at}">{escape(title)}, statement {n + 1} '
+        f"({escape(AUTHORS.get(s.author, s.author).lower())})</label>"
+        f'<textarea id="{at}" name="{at}" rows="3" required>{escape(s.text)}</textarea></p>'
+        f'<p class="meta">{_check(s)} <input type="checkbox" name="remove" value="{at}" id="remove-{at}"> '
+        f'<label for="remove-{at}">Remove this statement</label></p></div>'
+    )
+
+
 def edit_page(d: ReviewDraft, csrf: str) -> str:
-    """Each statement in its own labelled text box; approving saves a replacement document."""
+    """Each statement in a labelled text box with its check now and a box to remove it; approving saves a
+    replacement document (a statement failing its check is edited, removed, or kept with a reason)."""
     did = _id(d.ref)
     fields = []
     for title, statements in d.sections:
-        boxes = "".join(
-            f'<p><label for="{escape(s.location)}">{escape(title)}, statement {n + 1} '
-            f"({escape(AUTHORS.get(s.author, s.author).lower())})</label>"
-            f'<textarea id="{escape(s.location)}" name="{escape(s.location)}" rows="3" required>'
-            f"{escape(s.text)}</textarea></p>"
-            for n, s in enumerate(statements)
-        )
+        boxes = "".join(_edit_box(title, n, s) for n, s in enumerate(statements))
         fields.append(f"<fieldset><legend>{escape(title)}</legend>{boxes}</fieldset>")
+    failing = len(d.failing)
+    override = _override(did, failing, required=False) if failing else ""
     body = f"""<p>Your edited note is saved as a new final document that replaces draft {did};
 the draft is kept as written.</p>
 <form method="post" action="/review/drafts/{did}/edit">
 <input type="hidden" name="csrf" value="{escape(csrf)}">
 <input type="hidden" name="version" value="{escape(d.etag)}">
 {"".join(fields)}
+{override}
 <button type="submit" class="approve">Approve edited note</button>
 <a class="button" href="/review/#draft-{did}">Cancel</a>
 </form>"""

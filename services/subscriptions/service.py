@@ -99,12 +99,13 @@ def overdue_patients(*, session: Session, grace_s: float = 0.0) -> list[str]:
 
 @dataclass(frozen=True)
 class Gap:
-    """Event numbers a subscription sent that never reached us."""
+    """Event numbers a subscription sent that never reached us, or a number too far ahead to believe."""
 
     subscription: str
     first_missing: int
     last_missing: int
     since: datetime | None
+    jumped_to: int | None = None
 
 
 def is_registered(*, session: Session, subscription: str) -> bool:
@@ -113,28 +114,55 @@ def is_registered(*, session: Session, subscription: str) -> bool:
 
 
 def track_events(
-    *, session: Session, subscription: str, numbers: list[int], events_since_start: int | None
+    *,
+    session: Session,
+    subscription: str,
+    numbers: list[int],
+    events_since_start: int | None,
+    max_jump: int,
 ) -> Gap | None:
-    """Advance a registered subscription's event counter; the gap when numbers were skipped."""
+    """Advance a registered subscription's event counter; the gap when numbers were skipped.
+
+    A number more than `max_jump` past the last one seen is not believed: the counter does not move to it
+    (so later gaps are still seen), and the returned Gap says `jumped_to` so the caller records it and
+    catches up; the counter then follows the server's own `$status` count (`sync_event_count`).
+    """
     state = session.get(SubscriptionState, subscription)
     if state is None:
         return None
     now = _now()
     state.last_notification_at = now
-    highest = max([*numbers, events_since_start or 0])
+    seen = [*numbers, *([events_since_start] if events_since_start is not None else [])]
+    bound = state.last_event_number + max_jump
+    believed = [n for n in seen if n <= bound]
+    jumped_to = max(seen) if len(believed) < len(seen) else None
     expected_next = state.last_event_number + 1
-    lowest_new = min(numbers) if numbers else highest + 1
+    new_numbers = [n for n in numbers if n <= bound]
+    highest = max(believed, default=state.last_event_number)
+    lowest_new = min(new_numbers) if new_numbers else highest + 1
     gap: Gap | None = None
     if lowest_new > expected_next:
         last_missing = lowest_new - 1
         gap = Gap(subscription, expected_next, last_missing, state.last_event_at)
         state.missed_events += last_missing - expected_next + 1
+    if jumped_to is not None:
+        first, last = (gap.first_missing, gap.last_missing) if gap else (expected_next, expected_next - 1)
+        gap = Gap(subscription, first, last, state.last_event_at, jumped_to)
     if numbers:
         state.last_event_at = now
     state.last_event_number = max(state.last_event_number, highest)
     session.add(state)
     session.flush()
     return gap
+
+
+def sync_event_count(*, session: Session, subscription: str, server_count: int | None) -> None:
+    """After a catch-up: take the server's own event count (`$status`, read by us) when it is ahead."""
+    state = session.get(SubscriptionState, subscription)
+    if state is not None and server_count is not None and server_count > state.last_event_number:
+        state.last_event_number = server_count
+        session.add(state)
+        session.commit()
 
 
 def ensure_state(

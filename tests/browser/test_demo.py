@@ -66,8 +66,10 @@ def demo(
             httpx.get(f"http://127.0.0.1:{ports['api']}/healthz", timeout=2)
 
 
-def test_the_demos_url_opens_the_clinicians_page_with_the_drafts(demo: dict[str, str]) -> None:
-    browser = chromium()
+def test_the_demos_url_opens_the_clinicians_page_with_the_drafts(
+    demo: dict[str, str], tmp_path: Path
+) -> None:
+    browser = chromium(tmp_path)
     try:
         browser.get(demo["url"])
         chips = "article.draft a.chip[role=button]"

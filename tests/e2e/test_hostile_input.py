@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import codecs
+import contextlib
 import json
 import socket
 import subprocess
@@ -31,8 +33,10 @@ from tests.conftest import (
     start_api,
 )
 from tests.support.drafts import make_draft
+from tests.support.hostile_bodies import INVALID_SHAPES, backport
 from tests.support.identity import IdentityProvider
 from tests.support.redis_db import MAIN_SESSION_DBS, claim_redis_db
+from tests.support.review_records import seed
 
 pytestmark = pytest.mark.e2e
 DEV_TOKEN = "dev-token-secret"
@@ -42,6 +46,7 @@ LIMITS = {
     "EHRSUM_API_DEV_TOKEN_ENABLED": "true",
     "EHRSUM_API_DEV_TOKEN": DEV_TOKEN,
     "EHRSUM_API_DOCS": "false",
+    "EHRSUM_API_HEADER_TIMEOUT_S": "2",
 }
 
 
@@ -287,7 +292,8 @@ def test_bodies_over_the_limit_are_413_unread(
 
 
 def test_malformed_notifications_are_client_errors(api: str) -> None:
-    """Item 5: nesting 10,000 deep, "entry": 5, "meta": "x", an event number of 1e20: never 5xx."""
+    """Item 5: nesting 10,000 deep, "entry": 5, "meta": "x", an event number of 1e20: never 5xx (and since
+    issue 19 a body of a shape FHIR does not have is 400, one that is not UTF-8 is 415)."""
     sub = registered(f"s-{uuid.uuid4().hex[:8]}")
     base = get_settings().fhir_base_url
     event = {"name": "notification-event", "part": [{"name": "event-number", "valueString": "1" + "0" * 20}]}
@@ -299,8 +305,9 @@ def test_malformed_notifications_are_client_errors(api: str) -> None:
     bodies: list[tuple[bytes, int]] = [
         (b'{"a":' * 10_000 + b"1" + b"}" * 10_000, 400),
         (b"[" * 10_000 + b"]" * 10_000, 400),
-        (json.dumps({"resourceType": "Bundle", "type": "history", "entry": 5}).encode(), 200),
-        (json.dumps({"resourceType": "Encounter", "id": "m1", "meta": "x"}).encode(), 200),
+        # Read as absent (200) until issue 19: a shape FHIR does not have is now refused.
+        (json.dumps({"resourceType": "Bundle", "type": "history", "entry": 5}).encode(), 400),
+        (json.dumps({"resourceType": "Encounter", "id": "m1", "meta": "x"}).encode(), 400),
         (
             json.dumps(
                 {
@@ -311,7 +318,7 @@ def test_malformed_notifications_are_client_errors(api: str) -> None:
             ).encode(),
             400,
         ),
-        (b"\xff\xfe not json", 400),
+        (b"\xff\xfe not json", 415),  # not UTF-8 (issue 19)
         (b"5", 400),
     ]
     for body, expected in bodies:
@@ -601,3 +608,192 @@ def test_no_job_row_holds_a_hostile_id() -> None:
     with session_scope() as session:
         patients = session.exec(select(SummaryJob.patient_id)).all()
     assert [p for p in patients if not is_fhir_id(p)] == []
+
+
+# ---------------------------------------------------------------- issue 19: notifications, parsing, audit,
+# heads, decisions (the review app's findings are in tests/browser/test_review_app.py, over TLS)
+
+
+def _encounters(marker: str, count: int) -> list[dict[str, Any]]:
+    return [{"resource": encounter(f"{marker}-{i}", f"Patient/{marker}-{i}")} for i in range(count)]
+
+
+def _notify(api: str, body: Any) -> httpx.Response:
+    return httpx.post(f"{api}/v1/notifications", json=body, headers=notification_headers(), timeout=30)
+
+
+def test_handshakes_count_only_for_our_subscriptions(api: str) -> None:
+    """A handshake of a subscription we never registered, carrying 100 entries, made 100 jobs; a handshake
+    now counts only for a registered subscription, and never carries events."""
+    marker = f"hs-{uuid.uuid4().hex[:8]}"
+    stranger = f"Subscription/never-{uuid.uuid4().hex[:8]}"
+    handshake = {"name": "type", "valueCode": "handshake"}
+    subscription = {"name": "subscription", "valueReference": {"reference": stranger}}
+    for entries in (_encounters(marker, 100), []):
+        answer = _notify(api, backport(handshake, subscription, entries=entries))
+        assert answer.status_code == 400 and answer.json()["resourceType"] == "OperationOutcome", answer.text
+    ours = f"Subscription/{registered(f'hs-ours-{uuid.uuid4().hex[:8]}')}"
+    mine = {"name": "subscription", "valueReference": {"reference": ours}}
+    assert _notify(api, backport(handshake, mine, entries=_encounters(marker, 3))).status_code == 400
+    assert _notify(api, backport(handshake, mine)).status_code == 200
+    assert receipts_for(marker) == [] and jobs_of(f"{marker}-0") == []
+    with session_scope() as session:
+        assert session.get(SubscriptionState, stranger) is None
+
+
+def test_an_event_number_jump_is_recorded_and_gaps_are_still_seen(api: str) -> None:
+    """One bogus event number (2^31-1) moved the counter so that no later gap was ever detected; now it is
+    recorded, caught up, and the counter stays where the believed numbers put it."""
+    sub = f"Subscription/{registered(f'jump-{uuid.uuid4().hex[:8]}', events=5)}"
+    marker = f"jump-{uuid.uuid4().hex[:8]}"
+
+    def event_notification(number: int) -> dict[str, Any]:
+        event = {
+            "name": "notification-event",
+            "part": [
+                {"name": "event-number", "valueString": str(number)},
+                {"name": "focus", "valueReference": {"reference": f"Encounter/{marker}-{number}"}},
+            ],
+        }
+        subscription = {"name": "subscription", "valueReference": {"reference": sub}}
+        return backport({"name": "type", "valueCode": "event-notification"}, subscription, event)
+
+    assert _notify(api, event_notification(2**31 - 1)).status_code == 200
+    with session_scope() as session:
+        state = session.get(SubscriptionState, sub)
+        assert state is not None and state.last_event_number == 5
+        jumps = session.exec(
+            select(AuditRecord).where(AuditRecord.action == "notification event-number jump")
+        ).all()
+    assert [r.resource_ids for r in jumps if sub in r.resource_ids] == [[sub]]
+    assert _notify(api, event_notification(7)).status_code == 200  # event 6 never came: a gap
+    with session_scope() as session:
+        state = session.get(SubscriptionState, sub)
+        assert state is not None and state.last_event_number == 7 and state.missed_events == 1
+
+
+def test_notifications_of_an_invalid_shape_are_400(api: str) -> None:
+    """15 kinds of invalid FHIR bodies were answered 200 (read as absent): now 400, and nothing recorded."""
+    for body in INVALID_SHAPES:
+        answer = _notify(api, body)
+        assert answer.status_code == 400, (body, answer.text)
+        assert answer.json()["resourceType"] == "OperationOutcome"
+
+
+def test_the_event_cap_is_exact_over_http(api: str) -> None:
+    """The cap of 100 let 101 through."""
+    marker = f"cap-{uuid.uuid4().hex[:8]}"
+    bundle = {"resourceType": "Bundle", "type": "collection"}
+    assert _notify(api, {**bundle, "entry": _encounters(marker, 101)}).status_code == 413
+    assert receipts_for(marker) == []
+    assert _notify(api, {**bundle, "entry": _encounters(marker, 100)}).status_code == 200
+    assert len(receipts_for(marker)) == 100
+
+
+def test_json_is_utf8_only_over_http(api: str, auth: dict[str, str]) -> None:
+    """UTF-16/32 and BOM bodies were accepted, and a UTF-16 body nested 10,000 deep passed the depth limit
+    (a non-ASCII character hid its brackets from the byte scanner): all 415 now, nothing recorded."""
+    marker = f"utf-{uuid.uuid4().hex[:8]}"
+    note = json.dumps(encounter(f"{marker}-1", f"Patient/{marker}-1"))
+    deep = '{"resourceType": "Encounter", "x": "\u225b' + "[" * 10_000 + "]" * 10_000 + '"}'
+    bodies = [
+        note.encode("utf-16"),
+        note.encode("utf-16-le"),
+        note.encode("utf-32"),
+        codecs.BOM_UTF8 + note.encode(),
+        deep.encode("utf-16-le"),
+    ]
+    for body in bodies:
+        answer = httpx.post(
+            f"{api}/v1/notifications", content=body, headers=notification_headers(), timeout=30
+        )
+        assert answer.status_code == 415, (body[:20], answer.text)
+    latin = {**notification_headers(), "Content-Type": "application/fhir+json; charset=utf-16"}
+    assert httpx.post(f"{api}/v1/notifications", content=note, headers=latin, timeout=30).status_code == 415
+    summary = json.dumps({"patient": f"{marker}-2"}).encode("utf-16")
+    answer = httpx.post(f"{api}/v1/summaries", content=summary, headers=auth, timeout=30)
+    assert answer.status_code == 415 and answer.json()["issue"][0]["code"] == "not-supported"
+    assert receipts_for(marker) == [] and jobs_of(f"{marker}-2") == []
+    assert (
+        httpx.post(f"{api}/v1/notifications", content=note, headers=notification_headers()).status_code == 200
+    )
+
+
+def test_refused_requests_leave_only_ids_in_the_audit(api: str) -> None:
+    """A 60,000-character path made a 60 KB audit row and a name in a path was stored verbatim: the row of a
+    refused request holds the route and ids only; a path that long is now refused by the server (431)."""
+    started_at = datetime.now(UTC)
+    phi = "Ada Quill type 2 diabetes"
+    assert httpx.get(f"{api}/v1/drafts/{phi}", timeout=10).status_code == 401
+    assert httpx.get(f"{api}/v1/drafts/{'x' * 20_000}", timeout=10).status_code == 401
+    unrouted = f"/v1/{'y' * 20_000}/z"
+    assert httpx.get(f"{api}{unrouted}", timeout=10).status_code == 401
+    assert httpx.get(f"{api}/v1/drafts/{'x' * 60_000}", timeout=10).status_code == 431
+    with session_scope() as session:
+        rows = session.exec(
+            select(AuditRecord).where(col(AuditRecord.at) >= started_at, AuditRecord.actor == "anonymous")
+        ).all()
+    held = [(r.action, r.resource_ids, r.detail or "") for r in rows]
+    assert ("api GET /v1/drafts/{draft_id}", [f"(not an id: {len(phi)} chars)"]) in [h[:2] for h in held]
+    assert ("api GET /v1/drafts/{draft_id}", ["(not an id: 20000 chars)"]) in [h[:2] for h in held]
+    assert any(a == "api GET (no route)" and f"path of {len(unrouted)} chars" in d for a, _, d in held)
+    assert all(len(json.dumps(h)) < 300 for h in held) and not any("Quill" in json.dumps(h) for h in held)
+
+
+def test_request_heads_are_bounded_in_size_and_time(strict_api: tuple[subprocess.Popen[bytes], str]) -> None:
+    """16 MB request headers were accepted, and a connection dripping its head was held for 60 s: now 431
+    at 32 KiB, and 408 when the head is not in within EHRSUM_API_HEADER_TIMEOUT_S (2 s here)."""
+    proc, url = strict_api
+    before = rss_kib(proc)
+    target = httpx.URL(url)
+    with socket.create_connection((target.host, target.port), timeout=10) as sock:
+        started = time.monotonic()
+        with contextlib.suppress(OSError):  # refused and closed while we were still sending
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 16_000_000 + b"\r\n\r\n")
+        answer = sock.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 431") and time.monotonic() - started < 5
+    assert rss_kib(proc) - before < 20_000
+    with socket.create_connection((target.host, target.port), timeout=10) as sock:
+        started = time.monotonic()
+        sock.sendall(b"GET /healthz HTTP/1.1\r\n")
+        for _ in range(3):
+            time.sleep(0.5)
+            sock.sendall(b"X-Slow: 1\r\n")  # a header now and then, never the end of the head
+        answer = sock.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 408") and time.monotonic() - started < 4
+    assert httpx.get(f"{url}/healthz", timeout=10).status_code == 200
+
+
+def test_a_decided_draft_is_not_decided_again(
+    api: str, auth: dict[str, str], fhir_server: str, loaded_patients: list[str], postgres_db: str
+) -> None:
+    """An approved draft could be rejected afterwards (200: the approved note became rejected): now 409."""
+    ref = make_draft(fhir_server, loaded_patients[1], kind="progress")
+    url = f"{api}/v1/{ref.replace('DocumentReference', 'drafts')}"
+    assert httpx.post(f"{url}/approve", headers={**auth, "If-Match": 'W/"1"'}, timeout=30).status_code == 200
+    for action in ("reject", "approve"):
+        answer = httpx.post(f"{url}/{action}", headers={**auth, "If-Match": 'W/"2"'}, timeout=30)
+        assert answer.status_code == 409 and "already approved" in answer.text, answer.text
+    doc = httpx.get(f"{fhir_server}/{ref}", timeout=10).json()
+    assert doc["docStatus"] == "final" and doc["status"] == "current" and doc["meta"]["versionId"] == "2"
+
+
+def test_a_failed_check_blocks_approval_until_overridden_with_a_reason(
+    api: str, auth: dict[str, str], fhir_server: str, postgres_db: str
+) -> None:
+    """The page showed "Check failed" beside an enabled Approve: a draft holding a statement whose check
+    fails now is approved only with an override reason, which the DocumentReference records."""
+    record = seed(fhir_server, "no-auth-here", ["blocked"])
+    ref = record.drafts["blocked"]
+    url = f"{api}/v1/{ref.replace('DocumentReference', 'drafts')}/approve"
+    headers = {**auth, "If-Match": 'W/"1"'}
+    blocked = httpx.post(url, headers=headers, timeout=30)
+    assert blocked.status_code == 409, blocked.text
+    assert blocked.json()["issue"][0]["expression"] == ["sections[1].statements[1]"]
+    assert httpx.get(f"{fhir_server}/{ref}", timeout=10).json()["docStatus"] == "preliminary"
+    assert httpx.post(url, headers=headers, json={"override_reason": ""}, timeout=30).status_code == 422
+    reason = "Potassium confirmed 6.2 by the lab; the model's 5.1 is a typo."
+    answer = httpx.post(url, headers=headers, json={"override_reason": reason}, timeout=30)
+    assert answer.status_code == 200 and answer.json()["state"] == "approved", answer.text
+    doc = httpx.get(f"{fhir_server}/{ref}", timeout=10).json()
+    assert {"url": "urn:ehr-summarizer:approval-override-reason", "valueString": reason} in doc["extension"]

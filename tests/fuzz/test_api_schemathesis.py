@@ -8,10 +8,11 @@ from typing import Any
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis.errors import Unsatisfiable
+from hypothesis import HealthCheck, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
+
+from tests.fuzz.operations import fuzz_operations
 
 EXAMPLES_PER_OPERATION = 60
 STATEFUL_SCENARIOS = 40
@@ -39,30 +40,10 @@ def test_no_server_errors(
     fuzz_api: str, api_schema: Any, api_headers: dict[str, str], mode: GenerationMode
 ) -> None:
     """Every operation, with requests that fit its schema (positive) and that break it (negative)."""
-    # Schemathesis's pytest plugin does not load under this pytest (Function._nodeid), so each operation
-    # runs as its own hypothesis test built from the operation's strategy: same generation, same check.
-    statuses: Counter[str] = Counter()
-    failures: list[str] = []
-    operations = [result.ok() for result in api_schema.get_all_operations()]
-    for operation in operations:
-
-        @FUZZ_SETTINGS
-        @given(case=operation.as_strategy(generation_mode=mode))
-        def check(case: Any) -> None:
-            response = case.call(headers=api_headers, timeout=30)
-            statuses[f"{case.method} {case.path} {response.status_code // 100}xx"] += 1
-            case.validate_response(response, checks=[not_a_server_error])
-
-        try:
-            check()
-        except Unsatisfiable:
-            # No parameters, no body: nothing about the request can be made invalid (GET /healthz).
-            assert mode == GenerationMode.NEGATIVE, f"{operation.path}: no valid request could be made"
-        except Exception as exc:  # keep going: report every operation that fails, not just the first
-            failures.append(f"{operation.method.upper()} {operation.path}: {str(exc)[:400]}")
-    total = _report(f"{mode.value}, {len(operations)} operations", statuses)
+    statuses, failures, operations = fuzz_operations(api_schema, mode, FUZZ_SETTINGS, api_headers)
+    total = _report(f"{mode.value}, {operations} operations", statuses)
     assert not failures, "\n".join(failures)
-    assert total >= len(operations)
+    assert total >= operations
     assert httpx.get(f"{fuzz_api}/healthz", timeout=10).status_code == 200, "the API process died"
 
 

@@ -11,7 +11,6 @@ import pytest
 from fhir_adapters.audit_events import decision_event_id, run_event_id
 from fhir_adapters.client import FhirClient
 from fhir_adapters.lifecycle import read_versioned
-from fhir_adapters.replacement import replacement_document
 from services.core.db import session_scope
 from services.core.errors import FhirConflict, FhirNotFound
 from services.core.settings import get_settings
@@ -88,13 +87,18 @@ async def test_each_decision_has_one_audit_event_with_the_clinician_and_the_draf
                 clinician=CLINICIAN,
                 label="dr",
                 reason="wrong",
+                override_reason="checked against the chart",
             )
         original = await read_versioned(client, edited)
-        replacement = replacement_document(
-            original.resource, {"sections[0].statements[0]": "A1c 8.1 %, up."}, "Practitioner/dr-audit"
-        )
         await replace_on_server(
-            client, original.resource, replacement, clinician=CLINICIAN, reviewed=original.etag
+            client,
+            edited,
+            if_match=original.etag,
+            clinician="Practitioner/dr-audit",
+            edits={"sections[0].statements[0]": "A1c 8.1 %, up."},
+            removed=set(),
+            override_reason=None,
+            patient=patient,
         )
         # A version nobody reviewed: 412, and neither the decision nor its AuditEvent is written.
         old = (await read_versioned(client, stale)).etag

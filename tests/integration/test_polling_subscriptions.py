@@ -62,7 +62,9 @@ def test_auto_polling_runs_only_while_subscriptions_are_silent(stack: dict[str, 
     subscription = f"Subscription/{uuid.uuid4().hex[:8]}"
     with session_scope() as session:
         ensure_state(session=session, subscription=subscription, kind="backport", criteria="t", events=0)
-        track_events(session=session, subscription=subscription, numbers=[], events_since_start=0)
+        track_events(
+            session=session, subscription=subscription, numbers=[], events_since_start=0, max_jump=1000
+        )
         session.commit()
     settings = get_settings().model_copy(update={"polling": "auto", "subscription_stale_s": 3600.0})
     assert poll_due(settings).skipped == "subscriptions healthy"

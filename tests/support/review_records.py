@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from deploy.smart_dev_server import Launch, SmartEhr
 from fhir_adapters.client import FhirAuth, FhirClient, json_body
 from fhir_adapters.writeback import DraftDocument, ModelDevice, draft_identifier, write_draft
 from services.core.db import session_scope
@@ -42,7 +44,8 @@ def observation(
 
 @dataclass
 class ReviewRecord:
-    """The patient, what the drafts cite, and the drafts (by role in the test)."""
+    """The patient, what the drafts cite, and the drafts (by role in the test); `refs["other"]` is another
+    patient's result, which the draft of role "foreign" cites."""
 
     patient: str
     refs: dict[str, str]
@@ -153,9 +156,24 @@ def seed(fhir_base: str, setup_token: str, roles: list[str]) -> ReviewRecord:
                     },
                 ),
             }
+            if "foreign" in roles:
+                other = await _create(
+                    client,
+                    {
+                        "resourceType": "Patient",
+                        "name": [{"given": ["Bram"], "family": "Other"}],
+                        "gender": "male",
+                    },
+                )
+                refs["other"] = await _create(
+                    client, observation(other.split("/")[1], "6598-7", "Troponin T", 9.9, "ng/mL", 0.0, 0.01)
+                )
             drafts = {}
             for n, role in enumerate(roles):
                 structured = note(refs, critical=n == 0)
+                if role == "foreign":
+                    # A citation of another patient's result, however it got there, must not be shown.
+                    structured["sections"][0]["statements"][0]["citations"] = [refs["other"]]
                 document = DraftDocument(
                     patient_id=patient,
                     kind="progress",
@@ -164,7 +182,7 @@ def seed(fhir_base: str, setup_token: str, roles: list[str]) -> ReviewRecord:
                     title=f"Progress note summary (AI draft {n + 1})",
                     markdown=markdown(structured),
                     structured=structured,
-                    cited_refs=list(refs.values()),
+                    cited_refs=[r for k, r in refs.items() if k != "other"],
                     identifier=draft_identifier(patient, "progress", uuid.uuid4().hex),
                     device=ModelDevice("Gemma 3 270M", "gemma3-270m", "sha256:abc"),
                 )
@@ -178,3 +196,19 @@ def seed(fhir_base: str, setup_token: str, roles: list[str]) -> ReviewRecord:
                 session=session, ref=ref, patient_id=record.patient, kind="progress", job_id=None, version="1"
             )
     return record
+
+
+def seeded_ehr(
+    workdir: Path, sekmet_port: int, *, client_id: str, app: str, user: str, roles: list[str]
+) -> tuple[SmartEhr, ReviewRecord]:
+    """The SMART EHR in front of sekmet, for the review app at `app`, with the record and one draft per role;
+    `user` is signed in at the EHR with that patient open."""
+    ehr = SmartEhr(
+        workdir=workdir,
+        client_id=client_id,
+        redirect_uri=f"{app}/review/callback",
+        signed_in=Launch(patient="", user=user),
+    ).start(sekmet_port)
+    record = seed(ehr.fhir_base, ehr.setup_token, roles)
+    ehr.signed_in.patient = record.patient
+    return ehr, record

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import os
 import stat
@@ -12,13 +13,21 @@ from typing import Any
 import pytest
 
 from fhir_adapters.client import FhirClient
+from fhir_adapters.compartment import patient_of
 from fhir_adapters.lifecycle import replacement_decision
 from fhir_adapters.record import fetch_record
 from fhir_adapters.references import fhir_id, parse_reference
-from fhir_adapters.subscriptions import parse_notification, patient_of
+from fhir_adapters.subscriptions import parse_notification
 from services.api.guard import nesting_depth
 from services.core.errors import ConfigError, FhirError, InputError, TooLarge
 from services.core.settings import Settings, get_settings
+from tests.support.hostile_bodies import (
+    ENCOUNTER_OK,
+    EVENT_TYPE,
+    INVALID_SHAPES,
+    SUBSCRIPTION,
+    backport,
+)
 
 BASE = "http://fhir.example/fhir"
 HOSTILE_IDS = [
@@ -113,19 +122,6 @@ def test_url_and_body_must_name_the_same_resource() -> None:
         parse_notification(body, path_focus="Encounter/e1")
 
 
-def _backport(*params: dict[str, Any], entries: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    parameters = {"resourceType": "Parameters", "parameter": list(params)}
-    return {
-        "resourceType": "Bundle",
-        "type": "history",
-        "entry": [{"resource": parameters}, *(entries or [])],
-    }
-
-
-SUBSCRIPTION = {"name": "subscription", "valueReference": {"reference": "Subscription/s1"}}
-EVENT_TYPE = {"name": "type", "valueCode": "event-notification"}
-
-
 @pytest.mark.parametrize(
     "body",
     [
@@ -133,9 +129,9 @@ EVENT_TYPE = {"name": "type", "valueCode": "event-notification"}
         {"resourceType": "Bundle", "type": "history", "entry": [5, "x", None, []]},
         {"resourceType": "Encounter", "id": "e1", "meta": "x"},
         {"resourceType": "Bundle", "entry": [{"resource": 5}, {"resource": {"resourceType": "Encounter"}}]},
-        _backport({"name": ["type"], "valueCode": "heartbeat"}, SUBSCRIPTION),
-        _backport(EVENT_TYPE, SUBSCRIPTION, {"name": "notification-event", "part": "x"}),
-        _backport(EVENT_TYPE, SUBSCRIPTION, {"name": "notification-event", "part": [5, {"name": {}}]}),
+        backport({"name": ["type"], "valueCode": "heartbeat"}, SUBSCRIPTION),
+        backport(EVENT_TYPE, SUBSCRIPTION, {"name": "notification-event", "part": "x"}),
+        backport(EVENT_TYPE, SUBSCRIPTION, {"name": "notification-event", "part": [5, {"name": {}}]}),
     ],
 )
 def test_malformed_bodies_parse_or_are_input_errors(body: dict[str, Any]) -> None:
@@ -149,7 +145,7 @@ def test_event_numbers_must_fit_the_counter(number: Any) -> None:
     """Item 5: an event number of 1e20 reached an INTEGER column (500); now it is refused at parsing."""
     event = {"name": "notification-event", "part": [{"name": "event-number", "valueString": number}]}
     with pytest.raises(InputError):
-        parse_notification(_backport(EVENT_TYPE, SUBSCRIPTION, event), base_url=BASE)
+        parse_notification(backport(EVENT_TYPE, SUBSCRIPTION, event), base_url=BASE)
 
 
 @pytest.mark.parametrize("reference", ["s1", "", "Subscription/", "Patient/s1", "Subscription/a/b/c"])
@@ -157,7 +153,7 @@ def test_subscription_reference_must_be_a_subscription(reference: str) -> None:
     """Item 9: a subscription id without "/" crashed recover_gap (IndexError); it is refused at the door."""
     sub = {"name": "subscription", "valueReference": {"reference": reference}}
     with pytest.raises(InputError):
-        parse_notification(_backport({"name": "type", "valueCode": "heartbeat"}, sub), base_url=BASE)
+        parse_notification(backport({"name": "type", "valueCode": "heartbeat"}, sub), base_url=BASE)
 
 
 def test_events_per_notification_are_capped() -> None:
@@ -170,7 +166,7 @@ def test_events_per_notification_are_capped() -> None:
         for i in range(101)
     ]
     with pytest.raises(TooLarge):
-        parse_notification(_backport(EVENT_TYPE, SUBSCRIPTION, *events), base_url=BASE, max_events=100)
+        parse_notification(backport(EVENT_TYPE, SUBSCRIPTION, *events), base_url=BASE, max_events=100)
     assert len(parse_notification({"resourceType": "Bundle", "entry": entries[:100]}).events) == 100
 
 
@@ -348,3 +344,119 @@ def test_cli_writes_private_files(tmp_path: Path) -> None:
         [str(ehrsum), "init-db"], env={**env, "EHRSUM_FHIR_AUTHH": "smart"}, capture_output=True, text=True
     )
     assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "EHRSUM_FHIR_AUTHH" in bad.stderr
+
+
+# ---------------------------------------------------------------- issue 19: shapes, caps, encodings, audit
+
+
+@pytest.mark.parametrize("body", INVALID_SHAPES)
+def test_invalid_fhir_structure_is_input_error(body: dict[str, Any]) -> None:
+    """Issue 19: a number or string for `entry`, `resource` missing or a list, `meta` or `subject` a string,
+    `reference` a number, no `id`: each was answered 200 (read as absent); now InputError (400)."""
+    with pytest.raises(InputError):
+        parse_notification(body, base_url=BASE)
+
+
+def test_the_event_cap_is_exact() -> None:
+    """Issue 19: a cap of 100 let 101 through."""
+    entries = [{"resource": {**ENCOUNTER_OK, "id": f"e{i}"}} for i in range(101)]
+    rest = {"resourceType": "Bundle", "type": "collection"}
+    assert len(parse_notification({**rest, "entry": entries[:100]}, max_events=100).events) == 100
+    with pytest.raises(TooLarge):
+        parse_notification({**rest, "entry": entries}, max_events=100)
+
+    def event(i: int) -> dict[str, Any]:
+        number = {"name": "event-number", "valueString": str(i)}
+        focus = {"name": "focus", "valueReference": {"reference": f"Encounter/e{i}"}}
+        return {"name": "notification-event", "part": [number, focus]}
+
+    full = parse_notification(backport(EVENT_TYPE, SUBSCRIPTION, *map(event, range(100))), max_events=100)
+    assert len(full.events) == 100
+    with pytest.raises(TooLarge):
+        parse_notification(backport(EVENT_TYPE, SUBSCRIPTION, *map(event, range(101))), max_events=100)
+    with pytest.raises(TooLarge):  # 100 events but 101 resources
+        parse_notification(backport(EVENT_TYPE, SUBSCRIPTION, event(1), entries=entries), max_events=100)
+
+
+@pytest.mark.parametrize("kind", ["handshake", "heartbeat"])
+def test_a_handshake_or_heartbeat_carries_no_events(kind: str) -> None:
+    """Issue 19: a 100-entry handshake made 100 jobs."""
+    event = {"name": "notification-event", "part": [{"name": "event-number", "valueString": "1"}]}
+    with pytest.raises(InputError, match="carries no events"):
+        parse_notification(backport({"name": "type", "valueCode": kind}, SUBSCRIPTION, event), base_url=BASE)
+    with pytest.raises(InputError, match="carries no events"):
+        parse_notification(
+            backport({"name": "type", "valueCode": kind}, SUBSCRIPTION, entries=[{"resource": ENCOUNTER_OK}]),
+            base_url=BASE,
+        )
+
+
+DEEP = "[" * 40 + "]" * 40
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        DEEP.encode("utf-16"),
+        DEEP.encode("utf-16-le"),
+        ('{"a": "\u225b' + DEEP + '"}').encode("utf-16-le"),  # U+225B: a 0x22 byte opens a fake string
+        DEEP.encode("utf-32"),
+        codecs.BOM_UTF8 + b"{}",
+        b'{"a": "\xff"}',
+    ],
+)
+def test_json_is_utf8_only(body: bytes) -> None:
+    """Issue 19: UTF-16/32 and BOM bodies were accepted, and UTF-16 hid brackets from the depth scan."""
+    from starlette.datastructures import Headers
+
+    from services.api.guard import BodyRefused, json_text
+
+    with pytest.raises(BodyRefused) as refused:
+        json_text(Headers({"content-type": "application/fhir+json"}), body)
+    assert refused.value.status == 415
+
+
+@pytest.mark.parametrize(
+    ("content_type", "refused"),
+    [
+        ("application/json", False),
+        ("application/fhir+json; charset=utf-8", False),
+        ("application/json; charset=UTF-8", False),
+        ("", False),
+        ("application/json; charset=utf-16", True),
+        ("application/fhir+json; charset=latin-1", True),
+        ("application/x-www-form-urlencoded", True),
+        ("multipart/form-data; boundary=x", True),
+        ("text/plain", True),
+    ],
+)
+def test_json_media_types_and_charsets(content_type: str, refused: bool) -> None:
+    from starlette.datastructures import Headers
+
+    from services.api.guard import BodyRefused, json_text
+
+    headers = Headers({"content-type": content_type} if content_type else {})
+    if refused:
+        with pytest.raises(BodyRefused):
+            json_text(headers, b"{}")
+    else:
+        json_text(headers, b"{}")
+    json_text(headers, b"")  # no body: nothing to refuse
+
+
+@pytest.mark.parametrize(
+    ("value", "kept"),
+    [
+        ("d1", "d1"),
+        ("Encounter", "Encounter"),
+        ("x" * 60_000, "(not an id: 60000 chars)"),
+        ("Ada Quill, type 2 diabetes", "(not an id: 26 chars)"),
+        ("../../etc", "(not an id: 9 chars)"),
+        ("..", "(not an id: 2 chars)"),
+    ],
+)
+def test_audit_rows_hold_only_ids(value: str, kept: str) -> None:
+    """Issue 19: a refused request's path text went verbatim into the audit table (60 KB, a name)."""
+    from services.api.guard import audited_id
+
+    assert audited_id(value) == kept

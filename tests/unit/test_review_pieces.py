@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from html import escape
 from typing import Any
 
 import pytest
@@ -129,6 +130,9 @@ def test_the_replacement_replaces_ours_and_keeps_the_edit_measurable() -> None:
         ({"sections[0].statements[9]": "x"}, "not a statement of this draft"),
         ({"sections[0].statements[0]": "  "}, "cannot be empty"),
         ({"sections[x].statements[0]": "x"}, "not a statement location"),
+        ({"sections[-1].statements[-1]": "x"}, "not a statement location"),  # no counting back
+        ({"sections[0].statements[0] ": "x"}, "not a statement location"),
+        ({"sections[99999999999].statements[0]": "x"}, "not a statement location"),
     ],
 )
 def test_an_edit_that_names_no_statement_is_refused(edits: dict[str, str], message: str) -> None:
@@ -161,3 +165,99 @@ def test_pending_drafts_come_first_and_only_the_latest_decided_are_shown() -> No
     assert refs[:2] == ["d14", "d13"]  # pending, newest first; d15 was replaced, d16 has no structured draft
     assert refs[2:] == ["d15", "d12", "d11", "d10", "d9", "d8", "d7", "d6", "d5", "d4"][:DECIDED_SHOWN]
     assert older == 13 - DECIDED_SHOWN and replacements == {"DocumentReference/d15": edit}
+
+
+def test_the_session_cookie_is_partitioned_over_https_and_lax_over_http() -> None:
+    """Issue 19: over HTTPS the app runs in the EHR's frame (Starlette's partitioned= needs Python 3.14)."""
+    from services.core.settings import Settings
+    from services.review.app import session_cookie
+
+    https = session_cookie("sid1", Settings(review_url="https://ehrsum.hospital.internal"))
+    assert https == "ehrsum_review=sid1; Path=/review; HttpOnly; Secure; SameSite=None; Partitioned"
+    plain = session_cookie("sid1", Settings(review_url="http://127.0.0.1:8400"))
+    assert plain == "ehrsum_review=sid1; Path=/review; HttpOnly; SameSite=Lax"
+
+
+def test_a_removed_statement_leaves_the_replacement_and_a_kept_failure_carries_its_reason() -> None:
+    removed = {"sections[0].statements[1]"}
+    new = replacement_document(draft(), {}, CLINICIAN, removed=removed, override_reason=" Checked with lab. ")
+    statements = structured_of(new)["sections"][0]["statements"]
+    assert [s["text"] for s in statements] == ["Potassium 6.2 mmol/L on 2026-11-20."]
+    markdown = base64.b64decode(new["content"][0]["attachment"]["data"]).decode()
+    assert "may be rising" not in markdown and "- Potassium 6.2 mmol/L on 2026-11-20. [1]" in markdown
+    assert new["extension"] == [
+        {"url": "urn:ehr-summarizer:approval-override-reason", "valueString": "Checked with lab."}
+    ]
+    with pytest.raises(InputError, match="not a statement"):
+        replacement_document(draft(), {}, CLINICIAN, removed={"sections[3].statements[0]"})
+    with pytest.raises(InputError, match="1 to 1000"):
+        replacement_document(draft(), {}, CLINICIAN, override_reason="x" * 1001)
+
+
+def test_a_source_outside_the_patients_record_is_never_rendered_from_it() -> None:
+    """Issue 19: a statement citing a resource not in the compartment shows it as outside, and fails."""
+    from fhir_adapters.review_drafts import OUTSIDE, review_draft
+    from services.review.pages import draft_card
+
+    potassium = {
+        "resourceType": "Observation",
+        "id": "k",
+        "status": "final",
+        "code": {"text": "Potassium"},
+        "subject": {"reference": "Patient/p1"},
+        "valueQuantity": {"value": 6.2, "unit": "mmol/L"},
+        "effectiveDateTime": "2026-11-20",
+    }
+    inside = review_draft(draft(), 'W/"3"', {"Observation/k": potassium}, None)
+    assert inside.outside == frozenset() and inside.sections[0][1][0].citations == [
+        ("Observation/k", "Potassium")
+    ]
+    outside = review_draft(draft(), 'W/"3"', {}, None)  # what in_compartment answers for another patient's
+    assert outside.outside == {"Observation/k"}
+    assert [s.location for s in outside.failing] == ["sections[0].statements[0]", "sections[0].statements[1]"]
+    assert all(s.citations == [("Observation/k", OUTSIDE)] for s in outside.sections[0][1])
+    html = draft_card(outside, "token", can_decide=True)
+    assert escape(OUTSIDE) in html and "/review/evidence" not in html and "Potassium</button>" not in html
+    assert "Approve despite failed checks" in html and 'name="override_reason"' in html
+
+
+@pytest.mark.parametrize(
+    ("resource", "mine"),
+    [
+        ({"resourceType": "Observation", "subject": {"reference": "Patient/p1"}}, True),
+        ({"resourceType": "AllergyIntolerance", "patient": {"reference": "Patient/p1"}}, True),
+        ({"resourceType": "Patient", "id": "p1"}, True),
+        ({"resourceType": "Observation", "subject": {"reference": "Patient/p2"}}, False),
+        ({"resourceType": "Observation", "subject": {"reference": "Group/p1"}}, False),
+        ({"resourceType": "Observation", "subject": "Patient/p1"}, False),
+        ({"resourceType": "Observation", "subject": {"reference": 5}}, False),
+        ({"resourceType": "Observation", "subject": {"reference": "Patient/../p1"}}, False),
+        ({"resourceType": "Observation"}, False),
+        ({"resourceType": "Patient", "id": "p2"}, False),
+    ],
+)
+def test_only_the_patients_own_resources_are_theirs(resource: dict[str, Any], mine: bool) -> None:
+    from fhir_adapters.compartment import of_patient
+
+    assert of_patient(resource, "p1") is mine
+
+
+def test_the_compartment_is_searched_by_type_and_never_for_other_patients_or_shared_resources() -> None:
+    from fhir_adapters.compartment import _wanted
+
+    refs = [
+        "Observation/a",
+        "Observation/b/_history/2",
+        "Condition/c",
+        "Patient/p1",
+        "Patient/p2",
+        "Practitioner/x",
+        "Medication/m",
+        "Observation/..",
+        "nonsense",
+    ]
+    assert _wanted(refs, "p1") == {
+        "Observation": {"a": ["Observation/a"], "b": ["Observation/b/_history/2"]},
+        "Condition": {"c": ["Condition/c"]},
+        "Patient": {"p1": ["Patient/p1"]},
+    }
