@@ -72,7 +72,7 @@ def test_the_demos_url_opens_the_clinicians_page_with_the_drafts(
     browser = chromium(tmp_path)
     try:
         browser.get(demo["url"])
-        chips = "article.draft a.chip[role=button]"
+        chips = "article.draft button.chip"
         wait(browser).until(lambda b: b.find_elements(By.CSS_SELECTOR, chips))
         assert "Practitioner/demo-clinician" in browser.find_element(By.CSS_SELECTOR, "header .who").text
         assert "Not a medical device" in browser.find_element(By.CSS_SELECTOR, "header .banner").text
