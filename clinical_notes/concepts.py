@@ -13,10 +13,13 @@ import re
 from collections.abc import Iterable
 from functools import lru_cache
 
+from clinical_notes import cjk
+from clinical_notes.cjk_lexicon import FILLER_CJK
 from clinical_notes.evidence import DATE, Evidence, Quantity, dates_in
 from clinical_notes.lexicon import FILLER, GENERIC, STOPWORDS, SYNONYM_GROUPS
 
-WORD = re.compile(r"[a-z][a-z0-9']*|\d+(?:\.\d+)?")
+# Words, numbers, and runs of Korean or Chinese characters (which clinical_notes.cjk splits into words).
+WORD = re.compile(rf"[a-zß-öø-ÿ][a-zß-öø-ÿ0-9']*|\d+(?:\.\d+)?|[{cjk.HANGUL}{cjk.HAN}]+")
 NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\w.])")
 SUFFIXES = (
     "ations",
@@ -47,7 +50,7 @@ SUFFIXES = (
     "e",
 )
 MIN_STEM = 4
-_FILLER = [re.compile(p, re.IGNORECASE) for p in FILLER]
+_FILLER = [re.compile(p, re.IGNORECASE) for p in (*FILLER, *FILLER_CJK)]
 
 
 def _spelling(word: str) -> str:
@@ -101,9 +104,11 @@ def term_stems(texts: Iterable[str]) -> set[str]:
     index = _synonym_index()
     for text in texts:
         tokens = words(text)
-        found.update(stem(w) for w in tokens if w not in STOPWORDS and not w[0].isdigit())
+        found.update(stem(w) for w in tokens if w not in STOPWORDS and w[0].isascii() and not w[0].isdigit())
         for phrase in _phrases(tokens):
             found.update(index.get(phrase, ()))
+        if cjk.has_cjk(text):
+            found |= cjk.native_terms(text) | term_stems(cjk.english_concepts(text))
     return found
 
 

@@ -145,9 +145,9 @@ def _decimals(text: str) -> int:
 
 
 def quantities_in(text: str) -> list[Quantity]:
-    """Every number-with-unit in free text (a "120/80 mmHg" pair gives two)."""
+    """Every number-with-unit in free text (a "120/80 mmHg" pair gives two); a date's digits are none."""
     found = []
-    for match in QUANTITY.finditer(text):
+    for match in QUANTITY.finditer(DATE.sub(lambda m: " " * len(m[0]), text)):
         unit = match["unit"].rstrip(".,;:")
         if not unit or not (UNIT_SYMBOLS.search(unit) or unit.lower().replace("µ", "u") in UNIT_NAMES):
             continue

@@ -9,6 +9,8 @@ LOINC document types (the DocumentReference.type of each kind's draft):
   setting and author role unasserted, which is right for a model-written draft of any encounter.
 - triage: 51848-0 "Evaluation note": the flags are an assessment of risk (C-CDA's Assessment section code),
   not an ED triage note (54094-8), which documents a nurse's triage encounter.
+- discharge-medications: 8653-8 "Hospital Discharge instructions": what the patient is told to do at
+  discharge; the medication guide is such an instruction, written for the patient (clinical_notes.discharge).
 """
 
 from __future__ import annotations
@@ -30,6 +32,15 @@ ASSESSMENT = (
 PLAN = (
     "Follow-up the record supports: results to recheck, monitoring, medications to review. Considerations "
     "for the clinician, not orders; name what each rests on."
+)
+
+EXPLAIN = (
+    "For each medicine started, changed or stopped at discharge: what it is for and what the change means "
+    "for the patient, in plain words; name the medicine you cite."
+)
+WATCH = (
+    "Side effects or warning signs the patient may notice with the new or changed medicines and when to call "
+    "the care team; hedged (may, can), never a diagnosis; name the medicine you cite."
 )
 
 
@@ -54,6 +65,7 @@ class NoteKind:
     sections: tuple[SectionSpec, ...]
     task: str
     flags: bool = False
+    for_patient: bool = False  # written for the patient: in their language, readability measured
 
     def model_sections(self) -> tuple[SectionSpec, ...]:
         """The sections the model writes."""
@@ -120,6 +132,26 @@ KINDS: dict[str, NoteKind] = {
             "naming the finding and a rationale citing the abnormal values it rests on"
         ),
         flags=True,
+    ),
+    "discharge-medications": NoteKind(
+        name="discharge-medications",
+        title="Your medicines after leaving hospital (AI draft: the care team approves it before you get it)",
+        loinc_code="8653-8",
+        loinc_display="Hospital Discharge instructions",
+        sections=(
+            SectionSpec("Your hospital stay", "record"),
+            SectionSpec("What changed, in plain words", "model", EXPLAIN, max_statements=4),
+            SectionSpec("New medicines", "record"),
+            SectionSpec("Changed medicines", "record"),
+            SectionSpec("Stopped medicines", "record"),
+            SectionSpec("Continue as before", "record"),
+            SectionSpec("What to watch for", "model", WATCH, max_statements=4),
+        ),
+        task=(
+            "a medication guide for the patient leaving hospital, in short sentences and everyday words a "
+            "patient understands (no abbreviations), about the medicines listed under DISCHARGE MEDICATIONS"
+        ),
+        for_patient=True,
     ),
 }
 

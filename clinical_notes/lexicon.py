@@ -46,6 +46,9 @@ GENERIC = _words(
     continues use used using order ordered taking take takes treated treatment therapy high low
     elevated raised increased decreased reduced rising falling worse worsening better improving
     improved
+    patiente dossier antécédent antécédents résumé résultat résultats valeur valeurs examen examens traitement
+    traitements médicament médicaments vérifié vérifiés vérifiées noté notés notées consultation consultations
+    récent récente récents actif actifs active actives état suivi revu revus
     """
 )
 
@@ -60,6 +63,10 @@ FILLER = (
     r"\b(lorem ipsum|to be determined|not applicable|tbd)\b",
     r"\bno (further|additional) (comments?|information|details)\b",
     r"\bplease (review|see|refer|note)\b",
+    # French
+    r"\bceci est un (bref |court )?(résumé|aperçu|document|brouillon)\b",
+    r"\b(voir|se reporter|se référer) ci-(dessus|dessous)\b",
+    r"\b(toute autre|toutes les autres|autres) informations? (pertinentes?|utiles?)\b",
 )
 
 SYNONYM_GROUPS: tuple[tuple[str, ...], ...] = (
@@ -78,7 +85,18 @@ SYNONYM_GROUPS: tuple[tuple[str, ...], ...] = (
     # encounter classes (v3 ActCode) and settings
     ("amb", "ambulatory", "outpatient", "clinic", "office", "wellness"),
     ("emer", "emergency", "ed", "er", "emergency department", "emergency room"),
-    ("imp", "inpatient", "admission", "admitted", "hospitalization", "hospitalized", "hospital stay"),
+    (
+        "imp",
+        "inpatient",
+        "admission",
+        "admitted",
+        "hospitalization",
+        "hospitalisation",
+        "hospitalized",
+        "hospitalised",
+        "hospital stay",
+        "in hospital",
+    ),
     ("obsenc", "observation stay"),
     ("hh", "home health", "home visit"),
     ("vr", "virtual", "telehealth", "telemedicine", "video visit"),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, Field
 
@@ -22,6 +22,10 @@ class PatientFacts(BaseModel):
     sex: str | None = None
     age_years: int | None = None
     deceased: bool = False
+    language: str | None = Field(
+        default=None, description="Preferred language (BCP-47) of Patient.communication."
+    )
+    language_name: str | None = None
 
 
 class Problem(BaseModel):
@@ -146,6 +150,60 @@ class Presentation(BaseModel):
     pregnancy_ref: str | None = None
 
 
+class DischargeMedication(BaseModel):
+    """One medication compared between admission and discharge: started, changed, stopped or continued."""
+
+    name: str
+    change: Literal["started", "changed", "stopped", "continued"]
+    ref: str | None = Field(default=None, description="The discharge order (none for a stopped medication).")
+    before_ref: str | None = Field(default=None, description="The order the patient was on at admission.")
+    dosage: str | None = None
+    before_dosage: str | None = None
+    indication: str | None = None
+    indication_ref: str | None = None
+    date: str | None = None
+
+
+class Discharge(BaseModel):
+    """The latest encounter that ended in a discharge, and its medications compared with admission."""
+
+    encounter: str
+    start: str | None = None
+    end: str | None = None
+    reasons: list[str] = Field(default_factory=list)
+    disposition: str | None = None
+    listed: bool = Field(default=False, description="Whether the record holds discharge medication orders.")
+    medications: list[DischargeMedication] = Field(default_factory=list)
+    hospital_only: list[str] = Field(default_factory=list, description="Orders given during the stay only.")
+
+    def refs(self) -> list[str]:
+        """Every order a statement about the discharge may cite, in order."""
+        found = [self.encounter]
+        for m in self.medications:
+            found += [r for r in (m.ref, m.before_ref, m.indication_ref) if r]
+        return list(dict.fromkeys(found))
+
+
+class Passage(BaseModel):
+    """A passage of a guideline document, which a recommendation cites (clinical_notes.guidelines)."""
+
+    id: str = Field(description="{document}#{section}@{version}: stable while the three are.")
+    document: str
+    title: str
+    section: str
+    version: str
+    text: str
+    source: str | None = Field(
+        default=None, description="Where the document came from: a URL or FHIR reference."
+    )
+    licence: str | None = None
+
+    @property
+    def ref(self) -> str:
+        """How a draft cites the passage."""
+        return f"Guideline/{self.id}"
+
+
 class ClinicalTimeline(BaseModel):
     """A patient's record condensed for a prompt; `omitted` counts what the token budget left out."""
 
@@ -162,6 +220,14 @@ class ClinicalTimeline(BaseModel):
     presentations: list[Presentation] = Field(
         default_factory=list, description="Per encounter, newest first: what triage rules read."
     )
+    discharge: Discharge | None = Field(
+        default=None, description="The latest discharge and its medication changes, when the record has one."
+    )
+    guidelines: list[Passage] = Field(
+        default_factory=list, description="Passages retrieved for this patient."
+    )
+    guideline_gaps: list[str] = Field(default_factory=list, description="Active problems no passage covers.")
+    guidelines_checked: bool = Field(default=False, description="Whether a guideline library was searched.")
     omitted: dict[str, int] = Field(default_factory=dict)
     rejected: list[str] = Field(default_factory=list, description="Refs that failed validation.")
     keys: dict[str, str] = Field(
@@ -201,6 +267,16 @@ class ClinicalTimeline(BaseModel):
             add(ev.ref, ev.name, ev.date)
         for n in self.notes:
             add(n.ref, n.title, n.date)
+        if self.discharge is not None:
+            for change in self.discharge.medications:
+                for order in (change.ref, change.before_ref):
+                    if order:
+                        add(order, change.name, change.date)
+                if change.indication_ref:
+                    add(change.indication_ref, change.indication or "Condition", None)
+            add(self.discharge.encounter, "Encounter", self.discharge.start)
+        for passage in self.guidelines:
+            add(passage.ref, f"{passage.title}, {passage.section} ({passage.version})", None)
         return found
 
     def source_labels(self) -> dict[str, Source]:
@@ -231,6 +307,7 @@ _KEY_PREFIX = {
     "Immunization": "I",
     "DocumentReference": "D",
     "DiagnosticReport": "R",
+    "Guideline": "G",
 }
 
 

@@ -106,12 +106,30 @@ def render_timeline(t: ClinicalTimeline) -> str:
             if not m.active
         ),
     )
+    if t.discharge is not None and t.discharge.listed:
+        d = t.discharge
+        lines += _section(
+            f"DISCHARGE MEDICATIONS (stay [{k(d.encounter)}] {_day(d.start)} to {_day(d.end)}; admission vs "
+            "discharge)",
+            (
+                f"- [{', '.join(k(r) for r in (m.ref, m.before_ref) if r)}] {m.change}: {m.name}"
+                + (f"; now {m.dosage}" if m.dosage else "")
+                + (f"; before {m.before_dosage}" if m.before_dosage else "")
+                + (f"; for {m.indication}" if m.indication else "")
+                for m in d.medications
+            ),
+        )
     lines += _section("PROCEDURES", (f"- [{k(e.ref)}] {_day(e.date)}: {e.name}" for e in t.procedures))
     lines += _section("IMMUNIZATIONS", (f"- [{k(e.ref)}] {_day(e.date)}: {e.name}" for e in t.immunizations))
     lines += _section(
         "PRIOR NOTES",
         # Free text goes in as one quoted, escaped string: data to read, not instructions to follow.
         (f"- [{k(n.ref)}] {_day(n.date)} {n.title}: {_quoted(n.text)}" for n in t.notes),
+    )
+    lines += _section(
+        "GUIDELINE PASSAGES (the hospital's guideline library, not the patient's record: a recommendation "
+        "cites the passage it follows)",
+        (f"- [{k(g.ref)}] {g.title}, {g.section} ({g.version}): {_quoted(g.text)}" for g in t.guidelines),
     )
     if t.omitted:
         lines.append(

@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field
 from clinical_notes.concepts import filler, is_hollow, mentions
 from clinical_notes.draft import Flag, NoteDraft
 from clinical_notes.evidence import Evidence, EvidenceSource, dates_in, quantities_in
+from clinical_notes.guidelines import is_guideline, uncited_recommendation, unsupported
 from clinical_notes.kinds import ALL_TITLES
 from clinical_notes.language import ENGLISH, Wording
 from clinical_notes.timeline import ClinicalTimeline, series_measurements
@@ -39,6 +40,8 @@ Rule = Literal[
     "ungrounded",
     "definitive_diagnosis",
     "flag_unbacked",
+    "recommendation_uncited",
+    "guideline_unsupported",
 ]
 
 # Statements about the record itself, which need no citation.
@@ -49,7 +52,7 @@ ABOUT_THE_RECORD = [
         r"\bare in the record,? not listed( here)?\.?$",
     )
 ]
-ASSESSMENT_TITLES = re.compile(r"assessment|impression|differential", re.IGNORECASE)
+ASSESSMENT_TITLES = re.compile(r"assessment|impression|differential|watch for", re.IGNORECASE)
 # What each rule means to a reader of the draft ("nothing the model wrote passed: 16 citations of ...").
 RULE_TEXT: dict[str, str] = {
     "citation_unresolved": "citations of nothing in the record",
@@ -63,6 +66,8 @@ RULE_TEXT: dict[str, str] = {
     "ungrounded": "statements not naming what they cite",
     "definitive_diagnosis": "unhedged diagnoses",
     "flag_unbacked": "flags without abnormal data behind them",
+    "recommendation_uncited": "recommendations citing no guideline passage",
+    "guideline_unsupported": "guideline-cited statements naming what no cited source names",
 }
 UNBACKED = "downgraded to info: cites no abnormal result or vital sign, rule finding or allergy conflict"
 
@@ -168,13 +173,13 @@ class Verifier:
             else:
                 resolved.append(evidence)
         statement = claim.flag.rationale if claim.flag else text
-        if is_hollow(statement, self.titles):
+        about = any(p.search(text.strip()) for p in (*ABOUT_THE_RECORD, *words.about_the_record))
+        if not about and is_hollow(words.for_checking(statement), self.titles):
             add("hollow_statement", "says nothing: a title or only generic words")
         phrase = filler(text)
         if phrase:
             add("filler", f"filler ({phrase!r}) states nothing about the patient")
-        about_the_record = (*ABOUT_THE_RECORD, *words.about_the_record)
-        if not claim.citations and not any(p.search(text.strip()) for p in about_the_record):
+        if not claim.citations and not about:
             add("uncited_claim", "clinical statement without a citation")
         checked = words.for_checking(text)
         for evidence in resolved:
@@ -191,6 +196,11 @@ class Verifier:
                 if not any(e.covers(day, month_only) for e in resolved):
                     shown = day.strftime("%Y-%m") if month_only else day.isoformat()
                     add("date_unsupported", f"{shown} is outside every cited resource's dates")
+        if claim.model and uncited_recommendation(text, claim.citations):
+            add("recommendation_uncited", "recommends without citing the guideline passage it follows")
+        if any(is_guideline(c) for c in claim.citations):
+            for name in unsupported(checked, resolved):
+                add("guideline_unsupported", f"names {name}, which no cited passage or resource names")
         hedged = words.hedged.search(text) or ENGLISH.hedged.search(text)
         if (
             claim.assessment

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-SOURCES = ("synthea", "carebundle", "clinosim")
+SOURCES = ("synthea", "carebundle", "clinosim", "clinosim-discharge")
 SYNTHEA_REFERENCE_DATE = "20250101"
 SYNTHEA_AGES = (50, 80)
 CAREBUNDLE_REFERENCE_DATE = "2026-01-01"
@@ -140,6 +140,13 @@ def carebundle_bundles(
         return copies
 
 
+def _clinosim_command(count: int, population: int, end: str, disease: str | None) -> list[str]:
+    """One disease's admissions, or a population simulated up to `end`."""
+    if disease:
+        return [_bin("clinosim"), "test-disease", disease, f"--count={count}"]
+    return [_bin("clinosim"), "simulate", f"--population={population}", f"--end={end}"]
+
+
 def clinosim_bundles(
     count: int,
     seed: int,
@@ -150,14 +157,39 @@ def clinosim_bundles(
     disease: str | None = None,
 ) -> list[Path]:
     """Generate `count` clinosim hospital records with SOAP progress notes and ED triage notes."""
-    if disease:
-        command = [_bin("clinosim"), "test-disease", disease, f"--count={count}"]
-    else:
-        command = [_bin("clinosim"), "simulate", f"--population={population}", f"--end={end}"]
-    resources = _clinosim(command, seed)
+    resources = _clinosim(_clinosim_command(count, population, end, disease), seed)
     return _write_patients(
         resources, seed, outdir, lambda owners: _patients_with_notes(resources, owners, count)
     )
+
+
+def clinosim_discharge_bundles(
+    count: int,
+    seed: int,
+    outdir: Path,
+    *,
+    population: int = CLINOSIM_POPULATION,
+    end: str = CLINOSIM_END,
+    disease: str | None = None,
+) -> list[Path]:
+    """Up to `count` clinosim patients discharged from a stay with discharge medication orders (category
+    discharge): a population simulated to `end` (home medications before the stay too), or one disease's
+    admissions."""
+    resources = _clinosim(_clinosim_command(count, population, end, disease), seed)
+
+    def discharged(owners: dict[str, set[str]]) -> list[str]:
+        orders = (r for r in resources if r["resourceType"] == "MedicationRequest")
+        chosen = {
+            pid
+            for r in orders
+            if any(
+                c.get("code") == "discharge" for cat in r.get("category", []) for c in cat.get("coding", [])
+            )
+            for pid in owners[_key(r)]
+        }
+        return sorted(chosen)[:count]
+
+    return _write_patients(resources, seed, outdir, discharged)
 
 
 def clinosim_ed_bundles(seed: int, outdir: Path, *, population: int, end: str = CLINOSIM_END) -> list[Path]:
@@ -312,6 +344,8 @@ def generate(
         return carebundle_bundles(count, seed, outdir, ages=ages or CAREBUNDLE_AGES)
     if source == "clinosim":
         return clinosim_bundles(count, seed, outdir)
+    if source == "clinosim-discharge":
+        return clinosim_discharge_bundles(count, seed, outdir)
     raise ValueError(f"unknown source {source!r}; expected one of {', '.join(SOURCES)}")
 
 

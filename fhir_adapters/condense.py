@@ -13,7 +13,6 @@ from fhir.resources.R4B.attachment import Attachment
 from fhir.resources.R4B.condition import Condition
 from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 from fhir.resources.R4B.documentreference import DocumentReference
-from fhir.resources.R4B.dosage import Dosage
 from fhir.resources.R4B.encounter import Encounter
 from fhir.resources.R4B.immunization import Immunization
 from fhir.resources.R4B.medication import Medication as FhirMedication
@@ -37,11 +36,12 @@ from clinical_notes.timeline import (
     Series,
     assign_keys,
 )
+from fhir_adapters.discharge import discharge_of, preferred_language
 from fhir_adapters.labels import is_ai_draft
+from fhir_adapters.medications import medication_item
 from fhir_adapters.presentation import presentations
 from fhir_adapters.readers import (
     LOINC,
-    as_float,
     categories,
     code_of,
     iso,
@@ -52,7 +52,6 @@ from fhir_adapters.readers import (
 from fhir_adapters.record import PatientRecord
 
 ACTIVE_CONDITION = frozenset({"active", "recurrence", "relapse"})
-ACTIVE_MEDICATION = frozenset({"active", "on-hold", "intended"})
 ADULT_AGE = 18
 # Identifying answers some sources file as laboratory results (56799-0 Address): never a note's business.
 NOT_FOR_NOTES = frozenset({"56799-0"})
@@ -79,8 +78,14 @@ def condense(record: PatientRecord, today: date | None = None) -> ClinicalTimeli
         ),
         medications=_merge_medications(
             _newest(
-                [_med(m, medications) for m in live(by_type["MedicationRequest"], MedicationRequest)]
-                + [_med(m, medications) for m in live(by_type["MedicationStatement"], MedicationStatement)],
+                [
+                    medication_item(m, medications)
+                    for m in live(by_type["MedicationRequest"], MedicationRequest)
+                ]
+                + [
+                    medication_item(m, medications)
+                    for m in live(by_type["MedicationStatement"], MedicationStatement)
+                ],
                 lambda m: m.date,
             )
         ),
@@ -99,6 +104,8 @@ def condense(record: PatientRecord, today: date | None = None) -> ClinicalTimeli
         rejected=sorted(record.rejected),
     )
     timeline.presentations = presentations(record, timeline)
+    timeline.discharge = discharge_of(record)
+    timeline.patient.language, timeline.patient.language_name = preferred_language(record.patient)
     timeline.keys = assign_keys(timeline.refs())
     return timeline
 
@@ -161,76 +168,6 @@ def _merge_medications(medications: list[Medication]) -> list[Medication]:
         if kept is not med:
             kept.earlier.append(med.ref)
     return list(merged.values())
-
-
-def _med(
-    resource: MedicationRequest | MedicationStatement, medications: dict[str, FhirMedication]
-) -> Medication:
-    ref = f"{resource.get_resource_type()}/{resource.id}"
-    refs = [ref]
-    name = text_of(resource.medicationCodeableConcept) if resource.medicationCodeableConcept else "unknown"
-    target = resource.medicationReference.reference if resource.medicationReference else None
-    if target and target.startswith("#"):
-        contained = {c.id: c for c in resource.contained or []}
-        medication = contained.get(target[1:])
-        if isinstance(medication, FhirMedication):
-            name = text_of(medication.code)
-    elif target:
-        medication = medications.get(target)
-        if medication is not None:
-            name = text_of(medication.code)
-            refs.append(target)
-        elif resource.medicationReference and resource.medicationReference.display:
-            name = str(resource.medicationReference.display)
-    if isinstance(resource, MedicationRequest):
-        when = iso(resource.authoredOn)
-        dosages = resource.dosageInstruction or []
-    else:
-        when = iso(
-            resource.effectiveDateTime
-            or (resource.effectivePeriod.start if resource.effectivePeriod else None)
-        )
-        dosages = resource.dosage or []
-    dosage = "; ".join(_dosage(d) for d in dosages) or None
-    return Medication(
-        ref=ref,
-        refs=refs,
-        name=name,
-        active=resource.status in ACTIVE_MEDICATION,
-        status=str(resource.status),
-        date=when,
-        dosage=dosage,
-    )
-
-
-_TIMES = {1: "once", 2: "twice", 3: "three times", 4: "four times"}
-_PER = {"h": "hourly", "d": "daily", "wk": "weekly", "mo": "monthly", "a": "yearly"}
-_EVERY = {"min": "minutes", "h": "hours", "d": "days", "wk": "weeks", "mo": "months"}
-
-
-def _dosage(dosage: Dosage) -> str:
-    """A dosage as recorded: its text, else dose, frequency, route and as-needed from its structure."""
-    if dosage.text:
-        return str(dosage.text)
-    parts = []
-    dose = next((d.doseQuantity for d in dosage.doseAndRate or [] if d.doseQuantity), None)
-    if dose is not None and dose.value is not None:
-        unit = dose.unit or dose.code
-        # Without a unit the number stays after its word, where the verifier does not read it as a quantity.
-        parts.append(f"{as_float(dose.value):g} {unit}" if unit else f"dose {as_float(dose.value):g}")
-    repeat = dosage.timing.repeat if dosage.timing else None
-    if repeat is not None and repeat.frequency and repeat.period and repeat.periodUnit:
-        period = as_float(repeat.period) or 1
-        times = _TIMES.get(repeat.frequency, f"{repeat.frequency} times")
-        if period == 1 and repeat.periodUnit in _PER:
-            parts.append(f"{times} {_PER[repeat.periodUnit]}")
-        elif repeat.periodUnit in _EVERY:
-            parts.append(f"{times} every {period:g} {_EVERY[repeat.periodUnit]}")
-    if dosage.route is not None:
-        parts.append(text_of(dosage.route).lower())
-    if dosage.asNeededBoolean or dosage.asNeededCodeableConcept is not None:
-        parts.append("as needed")
-    return ", ".join(parts)
 
 
 def _allergy(allergy: AllergyIntolerance) -> Allergy:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from fhir.resources.R4B.resource import Resource
@@ -61,6 +61,9 @@ class _Walk:
             self.evidence.intervals.append((end, end))
         if key == "class" and isinstance(node.get("code"), str):
             self.texts.append(node["code"])  # Encounter.class: AMB, EMER, IMP name the setting
+        if key == "language":  # Patient.communication.language: the BCP-47 tag names the language
+            codes = [c.get("code") for c in node.get("coding", []) if isinstance(c, dict)]
+            self.texts += [c for c in codes if isinstance(c, str)]
         for child_key, child in node.items():
             if child_key == "referenceRange":
                 continue  # a range's limits are not values the resource records ("was 150 mg/dL")
@@ -104,7 +107,10 @@ def evidence_of(resource: Resource, today: date | None = None) -> Evidence:
     evidence.terms = term_stems(walk.texts)
     birth = getattr(resource, "birthDate", None)
     if resource.get_resource_type() == "Patient" and isinstance(birth, date):
-        now = today or date.today()
+        died = getattr(resource, "deceasedDateTime", None)
+        now = (
+            died.date() if isinstance(died, datetime) else today or date.today()
+        )  # age at death, as condensed
         age = now.year - birth.year - ((now.month, now.day) < (birth.month, birth.day))
         evidence.quantities.append(Quantity(float(age), "years"))
     return evidence

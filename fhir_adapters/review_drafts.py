@@ -13,6 +13,8 @@ from typing import Any
 
 from clinical_notes.draft import Flag, NoteDraft
 from clinical_notes.evidence import Evidence
+from clinical_notes.guidelines import WithGuidelines, is_guideline
+from clinical_notes.timeline import Passage
 from clinical_notes.verifier import Verifier
 from fhir_adapters.citation_facts import citation_facts
 from fhir_adapters.client import FhirClient
@@ -60,6 +62,7 @@ class ReviewDraft:
     synthesis_unavailable: str | None
     verification: dict[str, Any] = field(default_factory=dict)
     outside: frozenset[str] = frozenset()
+    guidelines: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
 
     @property
     def critical_first(self) -> bool:
@@ -89,10 +92,33 @@ class LiveEvidence:
             return None
 
 
-def label_of(ref: str, resource: dict[str, Any] | None) -> str:
-    """What a citation chip says: the cited resource's name, else its type."""
+def label_of(ref: str, resource: dict[str, Any] | None, passages: dict[str, Passage] | None = None) -> str:
+    """What a citation chip says: the cited resource's name, else its type; a guideline passage's document,
+    section and version."""
+    passage = (passages or {}).get(ref)
+    if passage is not None:
+        return f"Guideline: {passage.title} · {passage.section} · {passage.version}"
     facts = dict(citation_facts(resource)) if resource else {}
     return facts.get("What") or ref.split("/")[0]
+
+
+def passages_of(structured: dict[str, Any]) -> dict[str, Passage]:
+    """The guideline passages a draft carries, by citation (those of another shape are left out)."""
+    found = {}
+    for item in structured.get("guidelines") or []:
+        try:
+            passage = Passage.model_validate(item)
+        except ValueError:
+            continue
+        found[passage.ref] = passage
+    return found
+
+
+def passage_facts(p: Passage) -> list[tuple[str, str]]:
+    """A passage as a reviewer checks a statement against it."""
+    facts = [("Guideline", p.title), ("Section", p.section), ("Version", p.version), ("Passage", p.id)]
+    facts += [("Source", p.source or ""), ("Licence", p.licence or ""), ("Text", p.text)]
+    return [(label, text) for label, text in facts if text]
 
 
 def attachment(doc: dict[str, Any], content_type: str) -> str | None:
@@ -122,7 +148,8 @@ def review_draft(
     """One draft with each statement checked by the verifier against the cited resources as read now."""
     structured = structured_of(doc)
     note = NoteDraft.model_validate(structured)
-    report = Verifier(LiveEvidence(cited)).verify(note)
+    passages = passages_of(structured)
+    report = Verifier(WithGuidelines(LiveEvidence(cited), passages.values())).verify(note)
     problems: dict[str, list[str]] = {}
     for violation in report.violations:
         problems.setdefault(violation.location, []).append(f"{violation.rule}: {violation.detail}")
@@ -137,7 +164,12 @@ def review_draft(
                     location=f"sections[{i}].statements[{j}]",
                     text=st.text,
                     citations=[
-                        (ref, OUTSIDE if ref not in cited else label_of(ref, cited[ref]))
+                        (
+                            ref,
+                            label_of(ref, cited.get(ref), passages)
+                            if ref in cited or ref in passages
+                            else OUTSIDE,
+                        )
                         for ref in st.citations
                     ],
                     author=st.author,
@@ -160,7 +192,8 @@ def review_draft(
         sections=sections,
         synthesis_unavailable=note.synthesis_unavailable,
         verification=structured.get("verification") or {},
-        outside=frozenset(ref for ref in note.cited() if ref not in cited),
+        outside=frozenset(ref for ref in note.cited() if ref not in cited and ref not in passages),
+        guidelines={ref: passage_facts(p) for ref, p in passages.items()},
     )
 
 
@@ -204,6 +237,7 @@ async def patient_drafts(client: FhirClient, patient_id: str) -> tuple[list[Revi
     found = [d async for d in client.search("DocumentReference", {"subject": f"Patient/{patient_id}"})]
     docs = [d for d in found if of_patient(d, patient_id, base_url=client.base_url)]
     shown, replacements, older = to_show(docs)
-    cited = await in_compartment(client, patient_id, {ref for _, _, note in shown for ref in note.cited()})
+    refs = {ref for _, _, note in shown for ref in note.cited() if not is_guideline(ref)}
+    cited = await in_compartment(client, patient_id, refs)
     drafts = [review_draft(doc, etag_of(doc), cited, replacements.get(ref)) for ref, doc, _ in shown]
     return drafts, older

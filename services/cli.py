@@ -18,6 +18,7 @@ from services.core import tracing
 from services.core.errors import EhrSumError, InputError
 from services.core.logging import configure_logging
 from services.core.settings import get_settings
+from services.guidelines_cli import add_parser as add_guidelines_parser
 
 
 def _print_json(data: Any) -> None:
@@ -201,6 +202,9 @@ def _summarize_file(args: argparse.Namespace, kinds: list[str], settings: Any) -
             return await Pipeline(settings, llm=llm).run(record, kinds, write=False)
 
     result = asyncio.run(generate())
+    for r in result.results:
+        if r.note is None and "not_applicable" in r.verification:
+            sys.stderr.write(f"ehrsum: {r.kind}: {r.verification['not_applicable']}\n")
     drafts = [{**r.note.model_dump(), "verification": r.verification} for r in result.results if r.note]
     payload: Any = drafts[0] if len(drafts) == 1 else drafts
     if args.out:
@@ -475,6 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_subscriptions)
 
     add_census_parser(sub)
+    add_guidelines_parser(sub)
 
     sub.add_parser("openapi", help="print the OpenAPI document").set_defaults(func=cmd_openapi)
     sub.add_parser("init-db", help="apply database migrations (alembic upgrade head)").set_defaults(

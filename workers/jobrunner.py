@@ -189,9 +189,12 @@ def _succeeded(
 ) -> JobStatus:
     refs = [r.draft_ref for r in result.results if r.draft_ref]
     report = {
-        r.kind: {**r.verification, "violations": [v.model_dump() for v in r.report.violations]}
+        r.kind: {
+            **r.verification,
+            "violations": [v.model_dump() for v in r.report.violations] if r.report else [],
+        }
         for r in result.results
-        if r.report is not None
+        if r.report is not None or r.verification
     }
     status = _finish(job_id, attempt, JobStatus.succeeded, draft_refs=refs, report=report or None)
     if status != JobStatus.succeeded:

@@ -24,9 +24,12 @@ from clinical_notes.attachments import ImageAttachment, image_keys, image_parts
 from clinical_notes.budget import fit_budget
 from clinical_notes.complaint_proposals import proposal_flag, proposal_messages, proposal_schema
 from clinical_notes.compose import compose, sections
+from clinical_notes.discharge import draft_language
 from clinical_notes.draft import Flag, NoteDraft, Statement
+from clinical_notes.guidelines import Library, WithGuidelines, attach, is_guideline
 from clinical_notes.kinds import NoteKind, get_kind
 from clinical_notes.language import ENGLISH, Wording, wording
+from clinical_notes.readability import readability
 from clinical_notes.render import render_markdown
 from clinical_notes.rules import merge_flags, rule_flags
 from clinical_notes.schema import answer_to_draft, model_schema
@@ -41,6 +44,7 @@ from fhir_adapters.client import FhirClient
 from fhir_adapters.condense import condense
 from fhir_adapters.departments import departments
 from fhir_adapters.evidence import RecordEvidence
+from fhir_adapters.guidelines import library_for, load_library, server_passages
 from fhir_adapters.images import record_images
 from fhir_adapters.record import RECORD_TYPES, PatientRecord
 from fhir_adapters.resources import preload_models
@@ -55,6 +59,7 @@ from workers.routing import adapter_for, check_routes, language_for, scale_for
 
 log = logging.getLogger(__name__)
 TEMPLATE_MARGIN_TOKENS = 48  # chat-template control tokens and rounding
+NO_DISCHARGE = "does not apply: no encounter in the record ended in a discharge"
 
 
 @dataclass
@@ -123,7 +128,7 @@ class Job:
     full: ClinicalTimeline
     fitted: ClinicalTimeline | None
     unfitted_reason: str | None
-    evidence: RecordEvidence
+    evidence: WithGuidelines
     rules: list[Flag]
     news2: int | None
     departments: list[str] = field(default_factory=list)
@@ -138,11 +143,18 @@ class Job:
         """The wording of the job's language."""
         return wording(self.language)
 
-    def verifier(self) -> Verifier:
+    def words_for(self, kind: NoteKind) -> Wording:
+        """A kind's wording: the patient's preferred language for a guide written for them (when drafts are
+        written in it; else the job's, and the guide says why), the job's language otherwise."""
+        if kind.for_patient:
+            return wording(draft_language(self.full.patient.language) or self.language)
+        return self.words
+
+    def verifier(self, words: Wording | None = None) -> Verifier:
         """A verifier knowing what the model saw, what can back a flag, and the draft's language."""
         shown = set(self.fitted.refs()) | set(self.image_keys.values()) if self.fitted is not None else set()
         backing = flag_backing(self.full, self.rules)
-        return Verifier(self.evidence, prompt_refs=shown, backing=backing, wording=self.words)
+        return Verifier(self.evidence, prompt_refs=shown, backing=backing, wording=words or self.words)
 
 
 def model_device(settings: Settings) -> ModelDevice:
@@ -184,9 +196,23 @@ class Pipeline:
             )
         return fitted
 
-    def prepare(self, record: PatientRecord) -> Job:
-        """Condense once, fit once (every kind shares the fitted timeline), run the triage rules."""
+    async def guideline_library(self) -> Library | None:
+        """The hospital's guideline library: the folder's documents (rebuilt when a file changes) and, when
+        asked, the FHIR server's active PlanDefinitions and Libraries; None when none is configured."""
+        s = self.settings
+        extra = await server_passages(self.fhir) if s.guidelines_fhir and self.fhir is not None else []
+        if s.guidelines_dir is None:
+            return Library(extra) if s.guidelines_fhir else None
+        if extra:
+            return load_library(s.guidelines_dir, s.guidelines_max_file_bytes, extra)
+        return library_for(s.guidelines_dir, s.guidelines_max_file_bytes)
+
+    def prepare(self, record: PatientRecord, library: Library | None = None) -> Job:
+        """Condense once, find the guideline passages, fit once (every kind shares the fitted timeline), run
+        the triage rules."""
         full = condense(record)
+        if library is not None:
+            attach(full, library)
         images, left_out = self.images(record)
         profile = get_profile(self.settings.llm_profile)
         try:
@@ -196,9 +222,8 @@ class Pipeline:
         names = departments(record)
         language, scale = language_for(self.settings, names), scale_for(self.settings, names)
         rules, score = rule_flags(full, scale)
-        job = Job(
-            record, full, fitted, reason, RecordEvidence(record), rules, score.score, names, language, scale
-        )
+        evidence = WithGuidelines(RecordEvidence(record), full.guidelines)
+        job = Job(record, full, fitted, reason, evidence, rules, score.score, names, language, scale)
         job.images_left_out = left_out
         if fitted is not None and images:
             job.images, job.image_keys = images, image_keys(fitted, images)
@@ -276,11 +301,12 @@ class Pipeline:
         if job.fitted is None:
             out.unavailable = job.unfitted_reason
             return out
-        verifier = job.verifier()
+        words = job.words_for(kind)
+        verifier = job.verifier(words)
         adapter = adapter_for(self.settings, kind.name, job.departments)
         try:
             first = await self.generate(
-                kind, job.fitted, first_token=first_token, model=adapter, words=job.words, job=job
+                kind, job.fitted, first_token=first_token, model=adapter, words=words, job=job
             )
             out.prompt_tokens, out.completion_tokens, out.ttft_s = (
                 first.prompt_tokens,
@@ -292,7 +318,7 @@ class Pipeline:
                 out.first = out.report = verifier.verify(note)
             if not out.report.passed:
                 again = await self.generate(
-                    kind, job.fitted, out.report.feedback(), model=adapter, words=job.words, job=job
+                    kind, job.fitted, out.report.feedback(), model=adapter, words=words, job=job
                 )
                 out.prompt_tokens += again.prompt_tokens
                 out.completion_tokens += again.completion_tokens
@@ -344,6 +370,11 @@ class Pipeline:
 
     async def _draft(self, kind: NoteKind, job: Job, first_token: asyncio.Event | None) -> KindResult:
         attributes = {"ehrsum.note.kind": kind.name}
+        if kind.for_patient and job.full.discharge is None:
+            if first_token is not None:
+                first_token.set()
+            return KindResult(kind=kind.name, verification={"not_applicable": NO_DISCHARGE})
+        words = job.words_for(kind)
         try:
             synthesis = await self.synthesize(kind, job, first_token)
         finally:
@@ -356,7 +387,7 @@ class Pipeline:
         # A proposal cites the complaint a rule flag already cites: it joins after the merge, never folded.
         proposals = await self.complaint_proposals(job) if kind.flags else []
         with tracing.stage("compose", attributes):
-            composed = sections(kind, compose(kind, job.full, job.words, job.scale), model)
+            composed = sections(kind, compose(kind, job.full, words, job.scale), model)
         draft = NoteDraft(
             kind=kind.name,
             sections=composed,
@@ -364,7 +395,7 @@ class Pipeline:
             synthesis_unavailable=synthesis.unavailable,
         )
         with tracing.stage("verify", attributes):
-            final = job.verifier().verify(draft)
+            final = job.verifier(words).verify(draft)
         kept, record_dropped = without_failing(draft, final)
         if record_dropped:
             # A composed statement that fails the verifier is our bug; it is left out rather than written.
@@ -395,7 +426,7 @@ class Pipeline:
             "violations_final_answer": synthesis.report.counts() if synthesis.report else {},
             "regenerated": bool(synthesis.first and not synthesis.first.passed),
             "served_model": synthesis.served_model,
-            "language": job.language,
+            "language": words.code,
             "triage_scale": job.scale if kind.flags else None,
             "images": {"sent": [i.ref for i in job.images], "left_out": job.images_left_out},
         }
@@ -403,8 +434,11 @@ class Pipeline:
             outcome.verification["synthesis_unavailable"] = synthesis.unavailable
         if kind.flags:
             outcome.verification["news2"] = job.news2
+        if kind.for_patient:
+            texts = [s.text for section in kept.sections for s in section.statements]
+            outcome.verification["readability"] = readability(texts, words.code)
         sources = job.full.source_labels() | {i.ref: Source(i.label, i.date) for i in job.images}
-        outcome.markdown = render_markdown(kept, kind, sources, outcome.verification, job.words)
+        outcome.markdown = render_markdown(kept, kind, sources, outcome.verification, words)
         return outcome
 
     async def draft_all(self, kinds: list[NoteKind], job: Job) -> list[KindResult]:
@@ -431,8 +465,9 @@ class Pipeline:
         started = started or datetime.now(UTC)
         result = RunResult(record.patient_id)
         digest = record.digest()
+        library = await self.guideline_library()
         with result.timed("condense"):
-            job = self.prepare(record)
+            job = self.prepare(record, library)
         identifiers = {name: draft_identifier(record.patient_id, name, digest) for name in kinds}
         existing: dict[str, str] = {}
         if write and self.fhir is not None:
@@ -504,10 +539,14 @@ class Pipeline:
             kind=kind.name,
             loinc_code=kind.loinc_code,
             loinc_display=kind.loinc_display,
-            title=job.words.title(kind.name, kind.title),
+            title=job.words_for(kind).title(kind.name, kind.title),
             markdown=outcome.markdown,
-            structured={**outcome.note.model_dump(), "verification": outcome.verification},
-            cited_refs=outcome.note.cited(),
+            structured={
+                **outcome.note.model_dump(),
+                "verification": outcome.verification,
+                "guidelines": [p.model_dump() for p in job.full.guidelines if p.ref in outcome.note.cited()],
+            },
+            cited_refs=[ref for ref in outcome.note.cited() if not is_guideline(ref)],
             identifier=identifier,
             device=model_device(self.settings),
             encounter_ref=latest.ref if latest else None,

@@ -19,7 +19,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from services.core.errors import ConfigError
 from services.core.model_profiles import PROFILES
 
-Language = Literal["en", "fr"]
+Language = Literal["en", "fr", "ko", "zh-Hant"]
 TriageScale = Literal["esi", "ctas", "ktas"]
 
 PREFIX = "EHRSUM_"
@@ -94,6 +94,16 @@ class Settings(BaseSettings):
     note_language: Language = Field(default="en", description="Language of the drafts.")
     department_languages: dict[str, Language] = Field(
         default_factory=dict, description="Draft language per department (encounter serviceType or location)."
+    )
+    guidelines_dir: Path | None = Field(
+        default=None,
+        description="The hospital's guideline library (Markdown, text, HTML, PlanDefinition/Library JSON).",
+    )
+    guidelines_fhir: bool = Field(
+        default=False, description="Also read the active PlanDefinitions and Libraries of the FHIR server."
+    )
+    guidelines_max_file_bytes: int = Field(
+        default=2_000_000, gt=0, description="A larger guideline file is skipped and listed."
     )
     triage_scale: TriageScale = Field(
         default="esi",

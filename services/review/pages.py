@@ -58,15 +58,28 @@ def _id(ref: str) -> str:
     return escape(ref.rsplit("/", 1)[-1])
 
 
-def _chips(statement_id: str, citations: list[tuple[str, str]], outside: frozenset[str], csrf: str) -> str:
+def _guideline_chip(label: str, facts: list[tuple[str, str]]) -> str:
+    """A guideline passage: carried by the draft itself, shown in place (nothing to read from the record)."""
+    rows = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in facts)
+    return (
+        f'<details class="chip guideline"><summary>{escape(label)}</summary>'
+        f'<dl class="facts">{rows}</dl></details>'
+    )
+
+
+def _chips(statement_id: str, citations: list[tuple[str, str]], d: ReviewDraft, csrf: str) -> str:
     """Each cited source as a button that opens its facts (a form posting the page's token, read live);
-    a source outside the patient's record as a plain warning, neither linked nor read."""
+    a guideline passage shown in place; a source outside the patient's record as a plain warning,
+    neither linked nor read."""
     if not citations:
         return ""
     chips = []
     for n, (ref, label) in enumerate(citations):
-        if ref in outside:
+        if ref in d.outside:
             chips.append(f'<span class="chip outside">{escape(OUTSIDE)}</span>')
+            continue
+        if ref in d.guidelines:
+            chips.append(_guideline_chip(label, d.guidelines[ref]))
             continue
         panel = f"ev-{statement_id}-{n}"
         chips.append(
@@ -91,12 +104,12 @@ def _sid(draft_id: str, location: str) -> str:
     return f"{draft_id}-{location.replace('[', '').replace(']', '').replace('.', '-')}"
 
 
-def _statement(draft_id: str, s: ReviewStatement, outside: frozenset[str], csrf: str) -> str:
+def _statement(draft_id: str, s: ReviewStatement, d: ReviewDraft, csrf: str) -> str:
     return (
         f'<li class="statement author-{escape(s.author)}"><p class="text">{escape(s.text)}</p>'
         f'<p class="meta"><span class="author">{escape(AUTHORS.get(s.author, s.author))}</span> '
         f"{_check(s)}</p>"
-        f"{_chips(_sid(draft_id, s.location), s.citations, outside, csrf)}</li>"
+        f"{_chips(_sid(draft_id, s.location), s.citations, d, csrf)}</li>"
     )
 
 
@@ -108,7 +121,7 @@ def _flags(draft_id: str, d: ReviewDraft, labels: dict[str, str], csrf: str) -> 
             f'<li class="flag {f.severity}"><p><span class="severity">{f.severity.upper()}</span> '
             f"<strong>{escape(f.title)}</strong>: {escape(f.rationale)} "
             f'<span class="author">({"rule" if f.source == "rule" else "model"})</span></p>'
-            f"{_chips(f'{draft_id}-flag{n}', cites, d.outside, csrf)}</li>"
+            f"{_chips(f'{draft_id}-flag{n}', cites, d, csrf)}</li>"
         )
     return f'<section class="flags" aria-label="Flags"><h3>Flags</h3><ul>{"".join(items)}</ul></section>'
 
@@ -165,7 +178,7 @@ def draft_card(d: ReviewDraft, csrf: str, *, can_decide: bool) -> str:
     flags = _flags(did, d, labels, csrf) if d.flags else ""
     sections = "".join(
         f'<section aria-label="{escape(title)}"><h3>{escape(title)}</h3>'
-        f'<ul class="statements">{"".join(_statement(did, s, d.outside, csrf) for s in statements)}</ul>'
+        f'<ul class="statements">{"".join(_statement(did, s, d, csrf) for s in statements)}</ul>'
         "</section>"
         for title, statements in d.sections
     )
