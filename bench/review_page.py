@@ -3,7 +3,7 @@
 
 .venv/bin/python bench/review_page.py [--drafts 1,5,20] [--pages 20]
 
-Loopback only: sekmet-fhir behind the tests' SMART authorization server (tests/support/smart_ehr.py),
+Loopback only: sekmet-fhir behind the development SMART authorization server (deploy/smart_dev_server.py),
 `ehrsum api` with the review app, a throwaway Postgres database and Redis db 13. A clinician signs in
 through the real EHR launch (PKCE, code exchange) with httpx, which loads the page once; then GET
 /review/ PAGES times. Each page reads the Patient, searches DocumentReference, searches each cited
@@ -40,8 +40,8 @@ def main() -> None:
     with database() as db_url, tempfile.TemporaryDirectory() as tmp:
         os.environ.update({"EHRSUM_DATABASE_URL": db_url, "EHRSUM_BROKER_URL": REDIS_URL})
         # Imported once the environment names the bench's database: the seeder records drafts there.
+        from deploy.smart_dev_server import Launch, SmartEhr
         from tests.support.review_records import seed
-        from tests.support.smart_ehr import Launch, SmartEhr
 
         port = free_port()
         app = f"http://127.0.0.1:{port}"

@@ -88,7 +88,19 @@ def _log_tail(log_path: Path) -> str:
 
 def start(workdir: Path, port: int, timeout: float = START_TIMEOUT_S) -> subprocess.Popen[bytes]:
     """Start sekmet in the background with its state and `server.log` in `workdir`; return once it answers."""
-    settings = write_settings(workdir, port)
+    return start_with(workdir, port, {}, timeout)
+
+
+def start_with(
+    workdir: Path, port: int, overrides: dict[str, Any], timeout: float = START_TIMEOUT_S
+) -> subprocess.Popen[bytes]:
+    """Start sekmet with `overrides` over the loopback settings (auth, base URL); return once it answers
+    (an unauthenticated /metadata: sekmet serves it to anyone)."""
+    workdir = workdir.resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    settings = workdir / "settings.yaml"
+    # JSON is valid YAML, which keeps this module free of a YAML dependency.
+    settings.write_text(json.dumps({**settings_dict(workdir, port), **overrides}, indent=2) + "\n")
     command = [str(sekmet_executable()), "serve", "-c", str(settings)]
     return launch("sekmet", command, workdir, port, _server_env(settings), timeout)
 

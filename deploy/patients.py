@@ -393,12 +393,15 @@ def _find_by_identifier(client: httpx.Client, patient: Resource) -> str:
     raise RuntimeError("loaded patient not found by any of its identifiers")
 
 
-def load(base_url: str, bundle_path: Path) -> str:
-    """POST a transaction Bundle to `base_url` and return the server-assigned id of its Patient."""
+def load(base_url: str, bundle_path: Path, token: str | None = None) -> str:
+    """POST a transaction Bundle to `base_url` (with a bearer `token` if given) and return the
+    server-assigned id of its Patient."""
     raw = bundle_path.read_bytes()
     bundle = json.loads(raw)
     index = _patient_entry_index(bundle)
     headers = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
     with httpx.Client(base_url=base_url.rstrip("/") + "/", headers=headers, timeout=LOAD_TIMEOUT_S) as client:
         response = client.post("", content=raw)
         if response.status_code >= 400:

@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import httpx
+from opentelemetry.trace import SpanKind
 
 from fhir_adapters.references import fhir_id, resource_type, within_base
 from fhir_adapters.smart_auth import SmartTokenSource
+from services.core import tracing
 from services.core.errors import (
     FhirAuthError,
     FhirConflict,
@@ -139,10 +141,28 @@ class FhirClient:
         json: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
     ) -> httpx.Response:
-        """Send one request, retrying transient failures; raise typed errors for the rest."""
+        """Send one request (a client span, its retries included), retrying transient failures; raise typed
+        errors for the rest."""
+        attributes = _span_attributes(method, url, self._base)
+        name = f"FHIR {method} {attributes['fhir.resource_type'] or ''}".rstrip()
+        with tracing.span(name, attributes, kind=SpanKind.CLIENT) as span:
+            response = await self._request(method, url, params=params, json=json, headers=headers)
+            span.set_attribute("http.response.status_code", response.status_code)
+            return response
+
+    async def _request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: dict[str, str] | None,
+        json: dict[str, Any] | None,
+        headers: dict[str, str] | None,
+    ) -> httpx.Response:
         label = f"{method} {url.split('?')[0]}"
         target = self.target(url)
-        send_headers = {"Content-Type": FHIR_JSON, **(headers or {})} if json is not None else headers
+        headers = tracing.inject(headers)
+        send_headers = {"Content-Type": FHIR_JSON, **headers} if json is not None else headers
         for attempt in range(self.max_retries + 1):
             wait: float | None = None
             try:
@@ -276,6 +296,24 @@ class FhirClient:
     async def capability(self) -> dict[str, Any]:
         """The server's CapabilityStatement."""
         return await self.get_json("metadata")
+
+
+def _span_attributes(method: str, url: str, base: httpx.URL) -> dict[str, tracing.AttributeValue | None]:
+    """What a FHIR call's span says: method, resource type and operation, server; never an id (a
+    patient id, a search value)."""
+    path = url.split("?")[0]
+    if path.startswith(("http://", "https://")):
+        path = path.removeprefix(str(base).rstrip("/"))
+    segments = [p for p in path.strip("/").split("/") if p]
+    kind = segments[0] if segments and segments[0][:1].isupper() else None
+    operation = next((p for p in segments if p.startswith("$")), None)
+    return {
+        "http.request.method": method,
+        "fhir.resource_type": kind or ("transaction" if not segments else None),
+        "fhir.operation": operation,
+        "server.address": base.host,
+        "server.port": base.port,
+    }
 
 
 def next_link(bundle: dict[str, Any]) -> str | None:

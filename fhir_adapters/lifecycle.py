@@ -5,13 +5,15 @@ from __future__ import annotations
 import base64
 import copy
 import difflib
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from fhir_adapters.client import FhirClient, json_body
 from fhir_adapters.labels import DRAFT_IDENTIFIER_SYSTEM
 from fhir_adapters.references import parse_reference
-from services.core.errors import ConflictError, FhirConflict, InputError
+from services.core.errors import ConflictError, FhirAuthError, FhirConflict, FhirError, InputError
 
 PARTICIPANT = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
 VERIFIER_ATTEMPTS = 3
@@ -19,6 +21,8 @@ REJECTION_REASON = "urn:ehr-summarizer:rejection-reason"
 OVERRIDE_REASON = "urn:ehr-summarizer:approval-override-reason"
 REASON_MAX_CHARS = 1000
 DraftState = Literal["preliminary", "approved", "rejected", "superseded", "replaced"]
+# Transaction entries to write together with a change, given the document as it is before the change.
+AlsoWrite = Callable[[dict[str, Any]], list[dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -59,10 +63,45 @@ async def read_versioned(client: FhirClient, ref: str) -> Versioned:
     return Versioned(resource, response.headers.get("ETag") or etag_of(resource))
 
 
-async def _put(client: FhirClient, resource: dict[str, Any], if_match: str) -> dict[str, Any]:
+async def _put(
+    client: FhirClient, resource: dict[str, Any], if_match: str, also: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """Update a resource if it is still the version `if_match` names; with `also`, in one transaction
+    with those entries (all or nothing: a 412 writes none of them)."""
     path = str(parse_reference(f"{resource.get('resourceType')}/{resource.get('id')}"))
-    response = await client.request("PUT", path, json=resource, headers={"If-Match": if_match})
-    return json_body(response, path)
+    if not also:
+        response = await client.request("PUT", path, json=resource, headers={"If-Match": if_match})
+        return json_body(response, path)
+    change = {"resource": resource, "request": {"method": "PUT", "url": path, "ifMatch": if_match}}
+    try:
+        await client.transaction({"resourceType": "Bundle", "type": "transaction", "entry": [change, *also]})
+    except FhirAuthError:
+        # Some servers grant a transaction only to a token that may create anything (sekmet checks `*.c`
+        # on the base URL); the change alone is still the clinician's to make, and whoever records it
+        # writes `also`'s resources afterwards (an AuditEvent: when the decision is recorded).
+        return await _put(client, resource, if_match)
+    return (await read_versioned(client, path)).resource
+
+
+async def create_in_transaction(
+    client: FhirClient, resource: dict[str, Any], also: Callable[[str], list[dict[str, Any]]]
+) -> str:
+    """Create a resource with `also(its fullUrl)`'s entries in one transaction; its new reference."""
+    full_url = f"urn:uuid:{uuid.uuid4()}"
+    kind = str(resource.get("resourceType"))
+    create = {"fullUrl": full_url, "resource": resource, "request": {"method": "POST", "url": kind}}
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [create, *also(full_url)]}
+    try:
+        entries = (await client.transaction(bundle)).get("entry", [])
+    except FhirAuthError:
+        # As in _put: the creation alone when the token may not post a transaction.
+        created = json_body(await client.request("POST", kind, json=resource), kind)
+        return str(parse_reference(f"{kind}/{created.get('id')}"))
+    location = str((entries[0].get("response") or {}).get("location", "")) if entries else ""
+    parts = location.split("/_history/")[0].rstrip("/").split("/")
+    if len(parts) < 2 or parts[-2] != kind:
+        raise FhirError(f"transaction-response gave no location for the new {kind}")
+    return str(parse_reference(f"{kind}/{parts[-1]}"))
 
 
 def draft_identifier_of(doc: dict[str, Any]) -> str | None:
@@ -161,17 +200,20 @@ async def approve(
     authenticator: dict[str, Any],
     current: Versioned | None = None,
     override_reason: str | None = None,
+    also: AlsoWrite | None = None,
 ) -> dict[str, Any]:
     """docStatus final with the approving clinician as authenticator (and the reason they approved despite a
-    failed check, when they did); written from `current` when given; 412 when the draft moved on."""
-    doc = copy.deepcopy((current or await read_versioned(client, ref)).resource)
+    failed check, when they did), with `also`'s entries in the same transaction; written from `current`
+    when given; 412 when the draft moved on."""
+    before = current or await read_versioned(client, ref)
+    doc = copy.deepcopy(before.resource)
     if doc.get("status") != "current":
         raise ConflictError(f"{ref} is {doc.get('status')}; only a current draft is approved")
     doc["docStatus"] = "final"
     doc["authenticator"] = authenticator
     if override_reason is not None:
         with_reason(doc, OVERRIDE_REASON, override_reason)
-    return await _put(client, doc, if_match)
+    return await _put(client, doc, if_match, also(before.resource) if also else None)
 
 
 async def reject(
@@ -181,13 +223,16 @@ async def reject(
     if_match: str,
     reason: str | None = None,
     current: Versioned | None = None,
+    also: AlsoWrite | None = None,
 ) -> dict[str, Any]:
-    """status entered-in-error, with the reviewer's reason when given; 412 when the draft moved on."""
-    doc = copy.deepcopy((current or await read_versioned(client, ref)).resource)
+    """status entered-in-error, with the reviewer's reason when given (with `also`'s entries in the same
+    transaction); 412 when the draft moved on."""
+    before = current or await read_versioned(client, ref)
+    doc = copy.deepcopy(before.resource)
     doc["status"] = "entered-in-error"
     if reason is not None:
         with_reason(doc, REJECTION_REASON, reason)
-    return await _put(client, doc, if_match)
+    return await _put(client, doc, if_match, also(before.resource) if also else None)
 
 
 async def supersede(client: FhirClient, old_ref: str, new_ref: str) -> bool:

@@ -1,4 +1,5 @@
-"""Write a draft back: one transaction Bundle = model Device + DocumentReference draft + Provenance."""
+"""Write drafts back: one transaction Bundle = model Device + DocumentReference drafts + Provenances (+ the
+run's AuditEvent)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ import base64
 import hashlib
 import json
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from fhir_adapters.audit_events import RunRecord, put_entry, run_event
 from fhir_adapters.client import FhirClient
 from fhir_adapters.labels import AIAST_CODE, AIAST_SYSTEM, DEVICE_IDENTIFIER_SYSTEM, DRAFT_IDENTIFIER_SYSTEM
 from fhir_adapters.resources import normalize_reference
@@ -72,21 +75,22 @@ def _b64(text: str) -> str:
     return base64.b64encode(text.encode("utf-8")).decode("ascii")
 
 
-def build_transaction(draft: DraftDocument) -> dict[str, Any]:
-    """The transaction Bundle that writes the draft idempotently."""
-    device_url, doc_url, prov_url = (f"urn:uuid:{uuid.uuid4()}" for _ in range(3))
-    created = draft.created.isoformat(timespec="seconds")
-    device_identifier = f"{DEVICE_IDENTIFIER_SYSTEM}|{draft.device.identifier}"
-    device: dict[str, Any] = {
+def _device(device: ModelDevice) -> dict[str, Any]:
+    resource: dict[str, Any] = {
         "resourceType": "Device",
-        "identifier": [{"system": DEVICE_IDENTIFIER_SYSTEM, "value": draft.device.identifier}],
+        "identifier": [{"system": DEVICE_IDENTIFIER_SYSTEM, "value": device.identifier}],
         "status": "active",
-        "deviceName": [{"name": draft.device.name, "type": "model-name"}],
-        "version": [{"value": draft.device.version}],
+        "deviceName": [{"name": device.name, "type": "model-name"}],
+        "version": [{"value": device.version}],
         "type": {"text": "AI language model"},
     }
-    if draft.device.weights_digest:
-        device["version"].append({"type": {"text": "weights-digest"}, "value": draft.device.weights_digest})
+    if device.weights_digest:
+        resource["version"].append({"type": {"text": "weights-digest"}, "value": device.weights_digest})
+    return resource
+
+
+def _document(draft: DraftDocument, device_url: str) -> dict[str, Any]:
+    created = draft.created.isoformat(timespec="seconds")
     context: dict[str, Any] = {}
     if draft.encounter_ref:
         context["encounter"] = [{"reference": draft.encounter_ref}]
@@ -127,11 +131,17 @@ def build_transaction(draft: DraftDocument) -> dict[str, Any]:
     }
     if context:
         document["context"] = context
-    provenance: dict[str, Any] = {
+    return document
+
+
+def _provenance(draft: DraftDocument, doc_url: str, device_url: str) -> dict[str, Any]:
+    # A client-chosen Provenance id makes the PUT idempotent: a retried write updates, never duplicates.
+    return {
         "resourceType": "Provenance",
+        "id": f"ehrsum-{draft.identifier}"[:64],
         "meta": {"security": [AIAST]},
         "target": [{"reference": doc_url}],
-        "recorded": created,
+        "recorded": draft.created.isoformat(timespec="seconds"),
         "activity": {
             "coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation", "code": "CREATE"}]
         },
@@ -150,24 +160,33 @@ def build_transaction(draft: DraftDocument) -> dict[str, Any]:
         ],
         "entity": [{"role": "derivation", "what": {"reference": ref}} for ref in draft.cited_refs],
     }
-    # A client-chosen Provenance id makes the PUT idempotent: a retried write updates, never duplicates.
-    provenance_id = f"ehrsum-{draft.identifier}"[:64]
-    return {
-        "resourceType": "Bundle",
-        "type": "transaction",
-        "entry": [
-            {
-                "fullUrl": device_url,
-                "resource": device,
-                "request": {
-                    "method": "POST",
-                    "url": "Device",
-                    "ifNoneExist": f"identifier={device_identifier}",
-                },
-            },
+
+
+def build_transaction(drafts: Sequence[DraftDocument], run: RunRecord | None = None) -> dict[str, Any]:
+    """The transaction Bundle that writes drafts idempotently: the model Device (conditional create), each
+    DocumentReference (conditional create on its identifier) with its Provenance (PUT on a derived id),
+    and, given the run, its AuditEvent naming every draft (PUT on the job's event id)."""
+    if not drafts:
+        raise ValueError("a write-back transaction needs at least one draft")
+    device = drafts[0].device
+    device_url = f"urn:uuid:{uuid.uuid4()}"
+    device_identifier = f"{DEVICE_IDENTIFIER_SYSTEM}|{device.identifier}"
+    entries: list[dict[str, Any]] = [
+        {
+            "fullUrl": device_url,
+            "resource": _device(device),
+            "request": {"method": "POST", "url": "Device", "ifNoneExist": f"identifier={device_identifier}"},
+        }
+    ]
+    doc_urls = []
+    for draft in drafts:
+        doc_url, prov_url = (f"urn:uuid:{uuid.uuid4()}" for _ in range(2))
+        doc_urls.append(doc_url)
+        provenance = _provenance(draft, doc_url, device_url)
+        entries += [
             {
                 "fullUrl": doc_url,
-                "resource": document,
+                "resource": _document(draft, device_url),
                 "request": {
                     "method": "POST",
                     "url": "DocumentReference",
@@ -176,11 +195,17 @@ def build_transaction(draft: DraftDocument) -> dict[str, Any]:
             },
             {
                 "fullUrl": prov_url,
-                "resource": {**provenance, "id": provenance_id},
-                "request": {"method": "PUT", "url": f"Provenance/{provenance_id}"},
+                "resource": provenance,
+                "request": {"method": "PUT", "url": f"Provenance/{provenance['id']}"},
             },
-        ],
-    }
+        ]
+    if run is not None:
+        # The server resolves the urn:uuid references to the ids it assigns (or finds, on a retry).
+        recorded = replace(
+            run, drafts=[*run.drafts, *doc_urls], device={"reference": device_url, "display": device.name}
+        )
+        entries.append(put_entry(run_event(recorded)))
+    return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
 
 
 async def find_draft(client: FhirClient, identifier: str) -> str | None:
@@ -192,13 +217,8 @@ async def find_draft(client: FhirClient, identifier: str) -> str | None:
     return None
 
 
-async def write_draft(client: FhirClient, draft: DraftDocument) -> WriteResult:
-    """Write the draft and its Provenance in one transaction; a retry finds the first draft."""
-    response = await client.transaction(build_transaction(draft))
-    entries = response.get("entry", [])
-    if len(entries) < 2:
-        raise FhirError("transaction-response without the expected entries")
-    answer = entries[1].get("response", {})
+def _written(entry: dict[str, Any]) -> WriteResult:
+    answer = entry.get("response", {})
     location = str(answer.get("location", ""))
     if not location:
         raise FhirError("transaction-response gave no location for the draft")
@@ -207,3 +227,20 @@ async def write_draft(client: FhirClient, draft: DraftDocument) -> WriteResult:
         parts = location.split("/_history/")[0].rstrip("/").split("/")
         ref = f"{parts[-2]}/{parts[-1]}"
     return WriteResult(draft_ref=ref, created=str(answer.get("status", "")).startswith("201"))
+
+
+async def write_drafts(
+    client: FhirClient, drafts: Sequence[DraftDocument], run: RunRecord | None = None
+) -> list[WriteResult]:
+    """Write drafts, their Provenances and (given) the run's AuditEvent in one transaction; a retry finds
+    the first drafts."""
+    response = await client.transaction(build_transaction(drafts, run))
+    entries = response.get("entry", [])
+    if len(entries) < 1 + 2 * len(drafts):
+        raise FhirError("transaction-response without the expected entries")
+    return [_written(entries[1 + 2 * i]) for i in range(len(drafts))]
+
+
+async def write_draft(client: FhirClient, draft: DraftDocument) -> WriteResult:
+    """Write one draft and its Provenance in one transaction; a retry finds the first draft."""
+    return (await write_drafts(client, [draft]))[0]

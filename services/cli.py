@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from services.census_cli import add_parser as add_census_parser
+from services.core import tracing
 from services.core.errors import EhrSumError, InputError
 from services.core.logging import configure_logging
 from services.core.settings import get_settings
@@ -495,6 +496,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.umask(0o077)
     try:
         configure_logging(get_settings().log_level)
+        tracing.configure(f"ehr-summarizer-{args.command}", get_settings().otel_endpoint)
         return int(args.func(args))
     except InputError as exc:
         sys.stderr.write(f"ehrsum: error: {exc}\n")

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 
-from services.core.db import get_engine
+from services.core.db import get_engine, private_file
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 MIGRATION_LOCK = 724_011  # pg_advisory_xact_lock key: one process migrates at a time
@@ -32,11 +35,28 @@ def alembic_config() -> Config:
 
 
 def init_db() -> None:
-    """Bring the database schema to the latest migration (idempotent; concurrent starts wait their turn)."""
+    """Bring the database schema to the latest migration (idempotent; concurrent starts wait their turn:
+    Postgres by an advisory lock, the embedded SQLite file by a lock file beside it)."""
     engine = get_engine()
-    with engine.begin() as connection:
+    with _sqlite_lock(engine), engine.begin() as connection:
         if engine.dialect.name == "postgresql":
             connection.execute(text(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
         config = alembic_config()
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+@contextmanager
+def _sqlite_lock(engine: Engine) -> Iterator[None]:
+    """An exclusive lock on `<database>.migrate.lock` for a SQLite file (the API and a worker started
+    together both migrate a fresh one); nothing for other databases."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    with open(private_file(Path(f"{database}.migrate.lock")), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

@@ -7,13 +7,15 @@ import logging
 from dataclasses import replace
 from typing import Any
 
-from fhir_adapters.client import FhirClient, json_body
+from fhir_adapters.audit_events import DecisionKind, DecisionRecord, decision_event, ensure_event, put_entry
+from fhir_adapters.client import FhirClient
 from fhir_adapters.compartment import patient_of
 from fhir_adapters.lifecycle import (
     Decision,
     Versioned,
     add_verifier,
     approve,
+    create_in_transaction,
     decision_of,
     draft_identifier_of,
     read_versioned,
@@ -23,14 +25,18 @@ from fhir_adapters.lifecycle import (
     supersede,
     version_id,
 )
-from fhir_adapters.references import fhir_id
+from fhir_adapters.lifecycle import (
+    DraftState as DecisionState,
+)
 from fhir_adapters.replacement import replacement_document, statement_texts
 from fhir_adapters.review_drafts import checked_draft
+from services.core import tracing
 from services.core.db import session_scope
 from services.core.errors import (
     ApprovalBlocked,
     ConflictError,
     FhirConflict,
+    FhirError,
     FhirNotFound,
     InputError,
 )
@@ -42,6 +48,7 @@ from workers.transcript_jobs import submit_soap_job
 from workers.transcripts import rules_of
 
 log = logging.getLogger(__name__)
+DECIDED: dict[str, DecisionKind] = {"approved": "approve", "rejected": "reject", "replaced": "replace"}
 
 
 def _record_and_find_older(job_id: str, patient_id: str, kind: str, ref: str) -> list[str]:
@@ -66,13 +73,14 @@ async def adopt_drafts(
         await settle(client, decision_of((await read_versioned(client, ref)).resource))
 
 
-def _record_decision(decision: Decision) -> Draft | None:
-    """The draft's row with the decision applied; None when the draft is not ours."""
+def _record_decision(decision: Decision) -> tuple[Draft, DraftState] | None:
+    """The draft's row with the decision applied, and its state before; None when the draft is not ours."""
     with session_scope() as session:
         draft = session.get(Draft, decision.draft_ref)
         if draft is None:
             return None
-        return decide(
+        before = draft.state
+        draft = decide(
             session=session,
             draft=draft,
             state=DraftState(decision.state),
@@ -81,21 +89,62 @@ def _record_decision(decision: Decision) -> Draft | None:
             replaced_by=decision.replaced_by,
             change_ratio=decision.change_ratio,
         )
+        return draft, before
 
 
 async def settle(
-    client: FhirClient, decision: Decision, *, verifier: dict[str, Any] | None = None
+    client: FhirClient,
+    decision: Decision,
+    *,
+    verifier: dict[str, Any] | None = None,
+    actor: dict[str, Any] | None = None,
 ) -> Draft | None:
-    """Record a decision on one of our drafts; an approving clinician becomes verifier on the Provenance."""
-    draft = await asyncio.to_thread(_record_decision, decision)
-    if draft is None:
+    """Record a decision on one of our drafts; an approving clinician becomes verifier on the Provenance.
+
+    A decision heard for the first time also gets its AuditEvent unless one exists (written in the
+    transaction of the decision when we carried it out; missing when the clinician decided in the EHR)."""
+    recorded = await asyncio.to_thread(_record_decision, decision)
+    if recorded is None:
         return None
+    draft, before = recorded
     if verifier is None and decision.authenticator:
         verifier = {"reference": decision.authenticator}
     if verifier and decision.state in ("approved", "replaced"):
         await add_verifier(client, decision.draft_ref, verifier)
+    if decision.state in DECIDED and before.value != decision.state:
+        await _audit_decision(client, decision, draft.patient_id, actor or verifier)
     log.info("draft is %s", decision.state, extra={"draft_ref": decision.draft_ref})
     return draft
+
+
+def _decision_event(
+    decision: Decision, patient_id: str | None, clinician: dict[str, Any] | None, version: str | None = None
+) -> dict[str, Any]:
+    return decision_event(
+        DecisionRecord(
+            draft_ref=decision.draft_ref,
+            decision=DECIDED[decision.state],
+            clinician=clinician,
+            patient_id=patient_id,
+            replacement=decision.replaced_by,
+            version=version,
+            trace_id=tracing.current_trace_id(),
+        )
+    )
+
+
+async def _audit_decision(
+    client: FhirClient, decision: Decision, patient_id: str | None, clinician: dict[str, Any] | None
+) -> None:
+    if not get_settings().fhir_audit_events:
+        return
+    try:
+        await ensure_event(client, _decision_event(decision, patient_id, clinician))
+    except FhirError as exc:
+        # The decision stands; the next notification or poll of this draft tries again.
+        log.warning(
+            "decision AuditEvent not written: %s", type(exc).__name__, extra={"draft_ref": decision.draft_ref}
+        )
 
 
 def _decidable(ref: str, current: Versioned, reviewed: str) -> None:
@@ -152,6 +201,7 @@ async def decide_on_server(
     reason: str | None = None,
     override_reason: str | None = None,
     patient: str | None = None,
+    audit: bool = True,
 ) -> Decision:
     """Approve (clinician as authenticator and Provenance verifier) or reject a draft, and record it.
 
@@ -159,9 +209,17 @@ async def decide_on_server(
     and only the reviewed version is decided on (`_decidable`); a draft holding a statement whose check
     fails now is approved only with the clinician's override reason, recorded on the DocumentReference.
     The check reads the cited resources from the compartment of `patient` (else the draft's subject).
+    With `audit` (and EHRSUM_FHIR_AUDIT_EVENTS on), the decision's AuditEvent goes in the same transaction.
     """
     current = await read_versioned(client, ref)
     _decidable(ref, current, if_match)
+    state: DecisionState = "approved" if approved else "rejected"
+    subject = patient or patient_of(current.resource, base_url=client.base_url)
+
+    def audit_entries(_: dict[str, Any]) -> list[dict[str, Any]]:
+        return [put_entry(_decision_event(Decision(ref, state, None), subject, clinician, if_match))]
+
+    also = audit_entries if audit and get_settings().fhir_audit_events else None
     if approved:
         failing = await _failing(client, current, patient)
         _blocked(ref, failing, override_reason)
@@ -172,11 +230,12 @@ async def decide_on_server(
             authenticator=clinician,
             current=current,
             override_reason=override_reason if failing else None,
+            also=also,
         )
     else:
-        doc = await reject(client, ref, if_match=if_match, reason=reason, current=current)
+        doc = await reject(client, ref, if_match=if_match, reason=reason, current=current, also=also)
     decision = replace(decision_of(doc), authenticator=label if approved else None)
-    await settle(client, decision, verifier=clinician if approved else None)
+    await settle(client, decision, verifier=clinician if approved else None, actor=clinician)
     return decision
 
 
@@ -190,11 +249,13 @@ async def replace_on_server(
     removed: set[str],
     override_reason: str | None,
     patient: str,
+    audit: bool = True,
 ) -> str:
     """Approve a clinician's edit of a draft as a new final DocumentReference replacing it; the new ref.
 
     The same rules as `decide_on_server`: the draft undecided and at the version reviewed; each statement
-    that fails its check is edited or removed, or the clinician gives the override reason (recorded).
+    that fails its check is edited or removed, or the clinician gives the override reason (recorded). With
+    `audit` (and EHRSUM_FHIR_AUDIT_EVENTS on), the decision's AuditEvent goes in the same transaction.
     """
     current = await read_versioned(client, ref)
     _decidable(ref, current, if_match)
@@ -213,8 +274,14 @@ async def replace_on_server(
         removed=removed,
         override_reason=override_reason if kept_as_written else None,
     )
-    created = await client.request("POST", "DocumentReference", json=document)
-    new_ref = f"DocumentReference/{fhir_id(json_body(created, 'DocumentReference').get('id'), 'created id')}"
+
+    def audit_entries(new_url: str) -> list[dict[str, Any]]:
+        if not (audit and get_settings().fhir_audit_events):
+            return []
+        decision = Decision(ref, "replaced", None, replaced_by=new_url)
+        return [put_entry(_decision_event(decision, patient, {"reference": clinician}, if_match))]
+
+    new_ref = await create_in_transaction(client, document, audit_entries)
     await track(client, new_ref)
     return new_ref
 

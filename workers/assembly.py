@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from clinical_notes.compose import compose, sections
@@ -18,13 +19,25 @@ from clinical_notes.timeline import Source
 from clinical_notes.transcript import TURN_FRAGMENT
 from clinical_notes.transcript_compose import with_statements
 from clinical_notes.verifier import VerificationReport, without_failing
+from fhir_adapters.audit_events import RunRecord
 from fhir_adapters.writeback import DraftDocument, ModelDevice
+from services.core import tracing
 from services.core.settings import Settings
 from services.core.usage import Usage
 from workers.generation import Synthesis
 from workers.prepared import PreparedRecord
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """What a run is for beyond its patient and kinds: the encounter of a SOAP note, and the job (its id
+    and start) that the run's AuditEvent records."""
+
+    encounter: str | None = None
+    job_id: str | None = None
+    started: datetime | None = None
 
 
 @dataclass
@@ -106,10 +119,11 @@ def assemble(
     """The kind's draft from the record's facts, the model's synthesis, the rule flags and the model's
     proposals for complaints the lexicon could not map."""
     words = prepared.words_for(kind)
-    composed = compose(kind, prepared.full, words, prepared.scale)
     visit = prepared.visit if kind.name == "soap" else None
-    if visit is not None:
-        composed = with_statements(composed, visit.statements())
+    with tracing.stage("compose", {"ehrsum.note.kind": kind.name}):
+        composed = compose(kind, prepared.full, words, prepared.scale)
+        if visit is not None:
+            composed = with_statements(composed, visit.statements())
     model: dict[str, list[Statement]] = {}
     for section in synthesis.note.sections if synthesis.note else []:
         model[section.title] = section.statements
@@ -123,7 +137,8 @@ def assemble(
     )
     # A proposal's question showed the model the complaint's own resource, which it cites.
     asked = {ref for flag in proposals or [] for ref in flag.citations}
-    final = prepared.verifier(words, also_shown=asked).verify(draft)
+    with tracing.stage("verify", {"ehrsum.note.kind": kind.name}):
+        final = prepared.verifier(words, also_shown=asked).verify(draft)
     kept, dropped = without_failing(draft, final)
     record_dropped = len(ours(draft) & final.failing())
     if record_dropped:
@@ -142,6 +157,42 @@ def assemble(
         usage=synthesis.usage,
         ttft_s=synthesis.ttft_s,
         served_model=synthesis.served_model,
+    )
+
+
+def model_device(settings: Settings) -> ModelDevice:
+    """The configured model as the Device that authors drafts."""
+    return ModelDevice(settings.model_device_name, settings.model_version, settings.model_weights_digest)
+
+
+def run_record(
+    settings: Settings,
+    job: JobContext,
+    prepared: PreparedRecord,
+    kinds: list[str],
+    existing: dict[str, str],
+    drafted: dict[str, KindResult],
+) -> RunRecord | None:
+    """What the job's AuditEvent records (None outside a job, or with AuditEvents off)."""
+    if job.job_id is None or not settings.fhir_audit_events:
+        return None
+    unavailable = sorted(
+        k
+        for k, r in drafted.items()
+        if r.verification is not None and r.verification.synthesis == "unavailable"
+    )
+    latest = prepared.full.encounters[0] if prepared.full.encounters else None
+    return RunRecord(
+        job_id=job.job_id,
+        patient_id=prepared.record.patient_id,
+        device={"display": model_device(settings).name},  # the transaction names the Device it writes
+        outcome="4" if unavailable else "0",
+        started=job.started or datetime.now(UTC),
+        drafts=list(existing.values()),
+        encounter_ref=latest.ref if latest else None,
+        kinds=kinds,
+        detail=f"model synthesis unavailable: {', '.join(unavailable)}" if unavailable else None,
+        trace_id=tracing.current_trace_id(),
     )
 
 
@@ -173,7 +224,7 @@ def draft_document(
             )
         ),
         identifier=identifier,
-        device=ModelDevice(settings.model_device_name, settings.model_version, settings.model_weights_digest),
+        device=model_device(settings),
         encounter_ref=latest.ref if latest else None,
         period_start=latest.start if latest else None,
         period_end=latest.end if latest else None,

@@ -8,6 +8,7 @@ from typing import Any
 from celery import Celery
 from celery.signals import worker_process_init
 
+from services.core import tracing
 from services.core.settings import get_settings
 
 # Task names: publishers send by name, so nothing that queues work imports the task bodies (no cycles).
@@ -73,6 +74,8 @@ def _init_pool_process(**_: object) -> None:
     from workers.pipeline import warm_up
 
     get_engine().dispose(close=False)
+    # The parent's exporter thread did not survive the fork.
+    tracing.configure("ehr-summarizer-worker", get_settings().otel_endpoint)
     warm_up(get_settings())
 
 
@@ -82,5 +85,6 @@ celery_app = make_celery()
 def publish(
     name: str, *args: Any, countdown: float | None = None, eta: datetime | None = None, **options: Any
 ) -> None:
-    """Queue a task by name."""
-    celery_app.send_task(name, args=list(args), countdown=countdown, eta=eta, **options)
+    """Queue a task by name, carrying the current span as the message's `traceparent` header."""
+    headers = tracing.inject(options.pop("headers", None))
+    celery_app.send_task(name, args=list(args), countdown=countdown, eta=eta, headers=headers, **options)

@@ -22,6 +22,7 @@ from clinical_notes.timeline import ClinicalTimeline
 from clinical_notes.timeline_text import render_timeline
 from clinical_notes.triage_context import TriageFlag
 from clinical_notes.verifier import VerificationReport, without_failing
+from services.core import tracing
 from services.core.errors import LlmError, LlmPermanentError
 from services.core.settings import Settings
 from services.core.usage import Usage
@@ -129,14 +130,16 @@ class Synthesizer:
             first = await self.generate(kind, timeline, None, first_token, adapter, words, prepared)
             out.usage, out.ttft_s, out.served_model = first.usage, first.ttft_s, first.served_model
             note = first.note
-            out.first = out.report = verifier.verify(note)
+            with tracing.stage("verify", {"ehrsum.note.kind": kind.name}):
+                out.first = out.report = verifier.verify(note)
             if not out.report.passed:
                 again = await self.generate(
                     kind, timeline, out.report.feedback(), None, adapter, words, prepared
                 )
                 out.usage += again.usage
                 note = again.note
-                out.report = verifier.verify(note)
+                with tracing.stage("verify", {"ehrsum.note.kind": kind.name}):
+                    out.report = verifier.verify(note)
         except LlmPermanentError as exc:
             out.unavailable = str(exc)
             out.served_model = out.served_model or getattr(exc, "model", None)

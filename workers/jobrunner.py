@@ -11,11 +11,15 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
+from opentelemetry.trace import SpanKind
 from sqlalchemy.exc import SQLAlchemyError
 
+from fhir_adapters.audit_events import RunRecord, device_by_identifier, run_event, write_event
+from services.core import tracing
 from services.core.db import session_scope
 from services.core.errors import EhrSumError
 from services.core.settings import Settings, get_settings
@@ -24,6 +28,7 @@ from services.jobs.service import claim_job, get_job, held_by, mark, renew_lease
 from services.metrics.models import JobUsage
 from services.metrics.service import job_usage
 from workers.approvals import adopt_drafts
+from workers.assembly import model_device
 from workers.clients import fhir_client, llm_client
 from workers.pipeline import Pipeline, RunResult
 from workers.queueing import enqueue_job
@@ -37,6 +42,7 @@ class JobOutcome:
 
     status: JobStatus
     retry_in: float | None = None
+    traceparent: str | None = None
 
 
 class LeaseLost(Exception):
@@ -53,18 +59,29 @@ def _renew(job_id: str, attempt: int, lease_s: float) -> bool:
         return True
 
 
-async def _summarize(
-    settings: Settings, job_id: str, attempt: int, patient_id: str, kinds: list[str], encounter: str | None
-) -> RunResult:
+@dataclass(frozen=True)
+class Claimed:
+    """A job this attempt holds: what to run."""
+
+    job_id: str
+    attempt: int
+    patient_id: str
+    kinds: list[str]
+    encounter: str | None
+
+
+async def _summarize(settings: Settings, job: Claimed, started: datetime) -> RunResult:
     """The pipeline and the drafts' adoption, in one event loop with one FHIR client, under the lease."""
     async with fhir_client(settings) as fhir, llm_client(settings) as llm:
 
         async def drafts_written_and_adopted() -> RunResult:
             pipeline = Pipeline(settings, llm=llm, fhir=fhir)
-            result = await pipeline.summarize(patient_id, kinds, encounter=encounter)
+            result = await pipeline.summarize(
+                job.patient_id, job.kinds, encounter=job.encounter, job_id=job.job_id, started=started
+            )
             written = [(r.kind, r.draft_ref) for r in result.results if r.draft_ref]
             with result.timed("write"):
-                await adopt_drafts(fhir, job_id=job_id, patient_id=patient_id, drafts=written)
+                await adopt_drafts(fhir, job_id=job.job_id, patient_id=job.patient_id, drafts=written)
             return result
 
         work = asyncio.create_task(drafts_written_and_adopted())
@@ -72,7 +89,7 @@ async def _summarize(
             done, _ = await asyncio.wait({work}, timeout=settings.job_lease_s / 3)
             if done:
                 return work.result()
-            if not await asyncio.to_thread(_renew, job_id, attempt, settings.job_lease_s):
+            if not await asyncio.to_thread(_renew, job.job_id, job.attempt, settings.job_lease_s):
                 work.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await work
@@ -92,69 +109,114 @@ def _not_claimed(job: SummaryJob) -> JobOutcome:
     return JobOutcome(job.status)
 
 
-def run_job(job_id: str) -> JobOutcome:
-    """Run a job once; a transient failure asks for a retry until the job's retry budget is spent."""
+def run_job(job_id: str, traceparent: str | None = None) -> JobOutcome:
+    """Run a job once, in its trace (the message's `traceparent`, else the one stored with the job); a
+    transient failure asks for a retry until the job's retry budget is spent."""
     settings = get_settings()
     with session_scope() as session:
-        job = claim_job(session=session, job_id=job_id, lease_s=settings.job_lease_s)
-        if job is None:
+        row = claim_job(session=session, job_id=job_id, lease_s=settings.job_lease_s)
+        if row is None:
             return _not_claimed(get_job(session=session, job_id=job_id))
-        attempt, patient_id, kinds, encounter = (
-            job.attempts,
-            job.patient_id,
-            list(job.kinds),
-            job.encounter_id,
-        )
-    extra: dict[str, Any] = {"job_id": job_id, "patient_id": patient_id, "attempt": attempt}
+        job = Claimed(job_id, row.attempts, row.patient_id, list(row.kinds), row.encounter_id)
+        parent = traceparent or row.traceparent
+    attributes: dict[str, tracing.AttributeValue | None] = {
+        "ehrsum.job.id": job_id,
+        "ehrsum.job.attempt": job.attempt,
+        "ehrsum.job.kinds": job.kinds,
+        "messaging.system": "celery",
+    }
+    with tracing.span("job summarize", attributes, kind=SpanKind.CONSUMER, parent=parent) as span:
+        outcome = _run_claimed(settings, job)
+        span.set_attribute("ehrsum.job.status", outcome.status.value)
+    return replace(outcome, traceparent=parent)
+
+
+def _run_claimed(settings: Settings, job: Claimed) -> JobOutcome:
+    extra: dict[str, Any] = {
+        "job_id": job.job_id,
+        "patient_id": job.patient_id,
+        "attempt": job.attempt,
+        "trace_id": tracing.current_trace_id(),
+    }
     log.info("job started", extra=extra)
+    started = datetime.now(UTC)
     try:
-        result = asyncio.run(_summarize(settings, job_id, attempt, patient_id, kinds, encounter))
+        result = asyncio.run(_summarize(settings, job, started))
     except LeaseLost:
         log.warning("lease lost; the attempt that took over finishes the job", extra=extra)
         return JobOutcome(JobStatus.running)
     except EhrSumError as exc:
-        if exc.transient and attempt <= settings.job_max_retries:
-            delay = settings.job_retry_backoff_s * 2 ** (attempt - 1)
-            status = _finish(job_id, attempt, JobStatus.queued, reason=f"retrying: {exc}", start_in_s=delay)
+        if exc.transient and job.attempt <= settings.job_max_retries:
+            delay = settings.job_retry_backoff_s * 2 ** (job.attempt - 1)
+            status = _finish(job, JobStatus.queued, reason=f"retrying: {exc}", start_in_s=delay)
             log.warning("job will retry", extra={**extra, "elapsed_s": delay})
             return JobOutcome(status, retry_in=delay if status == JobStatus.queued else None)
         log.warning("job failed: %s", type(exc).__name__, extra=extra)
-        return JobOutcome(_finish(job_id, attempt, JobStatus.failed, reason=str(exc)))
+        return JobOutcome(_failed(settings, job, str(exc), started))
     except Exception as exc:
         log.exception("job crashed", extra=extra)
-        reason = f"internal error ({type(exc).__name__})"
-        return JobOutcome(_finish(job_id, attempt, JobStatus.failed, reason=reason))
-    return JobOutcome(_succeeded(job_id, attempt, result, extra))
+        return JobOutcome(_failed(settings, job, f"internal error ({type(exc).__name__})", started))
+    return JobOutcome(_succeeded(job, result, extra))
 
 
-def summarize_job(job_id: str, *, wait: Callable[[float], None] | None = None) -> JobStatus:
+def summarize_job(
+    job_id: str, *, traceparent: str | None = None, wait: Callable[[float], None] | None = None
+) -> JobStatus:
     """The summarize task's body: run the job; after a transient failure it runs again once its backoff has
     passed: from the broker, or here after `wait` (`ehrsum summarize --inline`)."""
-    outcome = run_job(job_id)
+    outcome = run_job(job_id, traceparent)
     while outcome.retry_in is not None:
         if wait is None:
-            enqueue_job(job_id, countdown=outcome.retry_in)
+            enqueue_job(job_id, countdown=outcome.retry_in, traceparent=outcome.traceparent)
             break
         wait(outcome.retry_in)
-        outcome = run_job(job_id)
+        outcome = run_job(job_id, outcome.traceparent)
     return outcome.status
 
 
-def _finish(
-    job_id: str, attempt: int, status: JobStatus, usage: JobUsage | None = None, **changes: Any
-) -> JobStatus:
+def _failed(settings: Settings, job: Claimed, reason: str, started: datetime) -> JobStatus:
+    """Record a failed job, and its AuditEvent (outcome: serious failure) on the FHIR server."""
+    status = _finish(job, JobStatus.failed, reason=reason)
+    if status == JobStatus.failed and settings.fhir_audit_events:
+        device = model_device(settings)
+        run = RunRecord(
+            job_id=job.job_id,
+            patient_id=job.patient_id,
+            device=device_by_identifier(device.identifier, device.name),
+            outcome="8",
+            started=started,
+            kinds=job.kinds,
+            detail=reason,  # our own messages: ids and causes, never record content
+            trace_id=tracing.current_trace_id(),
+        )
+
+        async def write() -> None:
+            async with fhir_client(settings) as client:
+                await write_event(client, run_event(run))
+
+        try:
+            asyncio.run(write())
+        except EhrSumError as exc:
+            # The job's failure is recorded here; the server that failed it may well refuse this too.
+            log.warning(
+                "failure AuditEvent not written: %s", type(exc).__name__, extra={"job_id": job.job_id}
+            )
+    return status
+
+
+def _finish(job: Claimed, status: JobStatus, usage: JobUsage | None = None, **changes: Any) -> JobStatus:
     """Record an outcome (with the run's usage) if this attempt still holds the job; the job's status."""
     with session_scope() as session:
-        job = held_by(session=session, job_id=job_id, attempt=attempt)
-        if job is None:
-            log.warning("outcome not recorded: another attempt holds the job", extra={"job_id": job_id})
-            return get_job(session=session, job_id=job_id).status
+        row = held_by(session=session, job_id=job.job_id, attempt=job.attempt)
+        if row is None:
+            log.warning("outcome not recorded: another attempt holds the job", extra={"job_id": job.job_id})
+            return get_job(session=session, job_id=job.job_id).status
         if usage is not None:
             session.add(usage)
-        return mark(session=session, job=job, status=status, **changes).status
+        return mark(session=session, job=row, status=status, **changes).status
 
 
-def _succeeded(job_id: str, attempt: int, result: RunResult, extra: dict[str, Any]) -> JobStatus:
+def _succeeded(job: Claimed, result: RunResult, extra: dict[str, Any]) -> JobStatus:
     """Record a run whose drafts are written, recorded and adopted: succeeded, with its report and usage."""
     refs = [r.draft_ref for r in result.results if r.draft_ref]
     report = {
@@ -166,8 +228,10 @@ def _succeeded(job_id: str, attempt: int, result: RunResult, extra: dict[str, An
         if r.report is not None or r.not_applicable
     }
     dropped = sum(r.verification.dropped for r in result.results if r.verification is not None)
-    usage = job_usage(job_id=job_id, timings=result.timings, usage=result.usage, statements_dropped=dropped)
-    status = _finish(job_id, attempt, JobStatus.succeeded, usage, draft_refs=refs, report=report or None)
+    usage = job_usage(
+        job_id=job.job_id, timings=result.timings, usage=result.usage, statements_dropped=dropped
+    )
+    status = _finish(job, JobStatus.succeeded, usage, draft_refs=refs, report=report or None)
     if status == JobStatus.succeeded:
         stages = {name: round(seconds, 3) for name, seconds in result.timings.items()}
         log.info("job succeeded", extra={**extra, "draft_ref": ",".join(refs), "stages": stages})

@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import httpx
+from opentelemetry.trace import Span, SpanKind
 
+from services.core import tracing
 from services.core.errors import ConfigError, LlmPermanentError, LlmTransientError
 from services.core.model_profiles import strip_thinking
 from services.core.tls import tls_context
@@ -125,7 +127,8 @@ class LlmClient:
         started = time.perf_counter()
         out = _Streamed()
         try:
-            async with self._http.stream("POST", "chat/completions", json=body) as response:
+            headers = tracing.inject()  # vLLM continues the trace (--otlp-traces-endpoint)
+            async with self._http.stream("POST", "chat/completions", json=body, headers=headers) as response:
                 if response.status_code >= 400:
                     await response.aread()
                     if response.status_code == 400 and _has_images(body):
@@ -178,11 +181,30 @@ class LlmClient:
                 "json_schema": {"name": name, "schema": schema, "strict": True},
             },
         }
-        try:
-            streamed = await self._retrying(lambda: self._stream(body, first_token))
-        finally:
-            if first_token is not None:
-                first_token.set()  # whatever happened, whoever waits on the prefix need not wait longer
+        # OpenTelemetry GenAI semantic conventions: one client span per logical call, retries included.
+        attributes: dict[str, tracing.AttributeValue | None] = {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": "vllm",
+            "gen_ai.request.model": str(body["model"]),
+            "gen_ai.request.max_tokens": max_tokens,
+            "gen_ai.request.temperature": temperature,
+            "gen_ai.request.stream": True,
+            "gen_ai.output.type": "json",
+            "server.address": self._http.base_url.host,
+            "server.port": self._http.base_url.port,
+        }
+        with tracing.span(f"chat {body['model']}", attributes, kind=SpanKind.CLIENT) as current:
+            try:
+                streamed = await self._retrying(lambda: self._stream(body, first_token))
+            finally:
+                if first_token is not None:
+                    first_token.set()  # whatever happened, whoever waits on the prefix need not wait longer
+            _record_answer(current, streamed)
+            return self._parsed(streamed, max_tokens)
+
+    @staticmethod
+    def _parsed(streamed: _Streamed, max_tokens: int) -> Completion:
+        """The streamed answer as a JSON object; LlmOutputError when it is cut off or not one."""
         if streamed.finish_reason == "length":
             raise LlmOutputError(f"answer cut off at max_tokens={max_tokens}", streamed.model)
         text = strip_thinking("".join(streamed.parts))
@@ -208,6 +230,18 @@ class LlmClient:
         except httpx.HTTPError as exc:
             raise LlmTransientError(f"LLM server not ready ({type(exc).__name__})") from exc
         return [str(m.get("id")) for m in response.json().get("data", [])]
+
+
+def _record_answer(span: Span, streamed: _Streamed) -> None:
+    """The GenAI response attributes of a span: model, token usage, finish reason, time to first token."""
+    if streamed.model:
+        span.set_attribute("gen_ai.response.model", streamed.model)
+    span.set_attribute("gen_ai.usage.input_tokens", streamed.prompt_tokens)
+    span.set_attribute("gen_ai.usage.output_tokens", streamed.completion_tokens)
+    if streamed.finish_reason:
+        span.set_attribute("gen_ai.response.finish_reasons", [streamed.finish_reason])
+    if streamed.ttft_s is not None:
+        span.set_attribute("gen_ai.response.time_to_first_chunk", round(streamed.ttft_s, 6))
 
 
 def _has_images(body: dict[str, Any]) -> bool:

@@ -10,20 +10,21 @@ unusable the record's facts and the rule flags go out, marked "model synthesis u
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from clinical_notes.kinds import NoteKind, get_kind
 from clinical_notes.tokens import TokenCounter, token_counter
 from fhir_adapters.client import FhirClient
 from fhir_adapters.record import RECORD_TYPES, PatientRecord
 from fhir_adapters.resources import preload_models
-from fhir_adapters.writeback import draft_identifier, find_draft, write_draft
+from fhir_adapters.writeback import draft_identifier, find_draft, write_drafts
+from services.core import tracing
 from services.core.settings import Settings
 from services.core.usage import Usage
-from workers.assembly import KindResult, assemble, draft_document
+from workers.assembly import JobContext, KindResult, assemble, draft_document, run_record
 from workers.generation import Synthesizer
 from workers.llm_client import LlmClient
 from workers.model_routing import check_routes
@@ -44,12 +45,9 @@ class RunResult:
 
     @contextmanager
     def timed(self, stage: str) -> Iterator[None]:
-        """Add the wall time of the block to a stage."""
-        started = time.perf_counter()
-        try:
+        """A stage of this run: its span, and its wall time (with the stages run inside it) in timings."""
+        with tracing.collecting(self.timings), tracing.stage(stage):
             yield
-        finally:
-            self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - started
 
     @property
     def usage(self) -> Usage:
@@ -88,7 +86,17 @@ class Pipeline:
     async def draft(
         self, kind: NoteKind, prepared: PreparedRecord, first_token: asyncio.Event | None = None
     ) -> KindResult:
-        """One kind's draft: the record's facts, the model's verified synthesis, the rule flags."""
+        """One kind's draft (a span of its own): the record's facts, the model's verified synthesis, the
+        rule flags."""
+        with tracing.span(f"generate {kind.name}", {"ehrsum.note.kind": kind.name}) as current:
+            outcome = await self._draft(kind, prepared, first_token)
+            synthesis = outcome.verification.synthesis if outcome.verification else ""
+            current.set_attribute("ehrsum.note.synthesis", synthesis)
+            return outcome
+
+    async def _draft(
+        self, kind: NoteKind, prepared: PreparedRecord, first_token: asyncio.Event | None
+    ) -> KindResult:
         if kind.for_patient and prepared.full.discharge is None:
             if first_token is not None:
                 first_token.set()
@@ -117,11 +125,19 @@ class Pipeline:
         """Draft every kind for a fetched record, writing drafts back when asked; a SOAP note is for
         `encounter` (the newest when None) and composes from its transcript."""
         result = RunResult(record.patient_id)
-        await self._draft_and_write(result, lambda: record, record.digest(), kinds, encounter, write=write)
+        job = JobContext(encounter=encounter)
+        await self._draft_and_write(result, lambda: record, record.digest(), kinds, job, write=write)
         return result
 
     async def summarize(
-        self, patient_id: str, kinds: list[str], *, write: bool = True, encounter: str | None = None
+        self,
+        patient_id: str,
+        kinds: list[str],
+        *,
+        write: bool = True,
+        encounter: str | None = None,
+        job_id: str | None = None,
+        started: datetime | None = None,
     ) -> RunResult:
         """Fetch a patient's record (only what changed since the last job) and run every kind. The record
         is parsed and condensed once, and not at all when nothing changed and every draft exists."""
@@ -131,8 +147,9 @@ class Pipeline:
         with result.timed("fetch"):
             pulled = await pull_for_job(self.fhir, patient_id)
             digest = (pulled.snapshot.record_digest if pulled.unchanged else "") or pulled.record.digest()
+        job = JobContext(encounter, job_id, started or datetime.now(UTC))
         prepared = await self._draft_and_write(
-            result, lambda: pulled.record, digest, kinds, encounter, write=write, unchanged=pulled.unchanged
+            result, lambda: pulled.record, digest, kinds, job, write=write, unchanged=pulled.unchanged
         )
         with result.timed("write"):
             await keep_snapshot(self.fhir.base_url, pulled, prepared.full if prepared else None)
@@ -154,7 +171,7 @@ class Pipeline:
         record: Callable[[], PatientRecord],
         digest: str,
         kinds: list[str],
-        encounter: str | None,
+        job: JobContext,
         *,
         write: bool,
         unchanged: bool = False,
@@ -162,7 +179,7 @@ class Pipeline:
         """Draft the kinds not written yet for the record of `digest` and write them; the prepared record,
         unless nothing needed it (`unchanged`: the record is the snapshot's, so it wants no new digest)."""
         # A SOAP note asked for one encounter is that encounter's: another encounter's note is another draft.
-        scoped = {"soap": f"{digest}|Encounter/{encounter}"} if encounter else {}
+        scoped = {"soap": f"{digest}|Encounter/{job.encounter}"} if job.encounter else {}
         identifiers = {
             name: draft_identifier(result.patient_id, name, scoped.get(name, digest)) for name in kinds
         }
@@ -171,21 +188,21 @@ class Pipeline:
         prepared: PreparedRecord | None = None
         if todo or not unchanged:
             with result.timed("condense"):
-                prepared = await self.prepare(record(), kinds, encounter)
+                prepared = await self.prepare(record(), kinds, job.encounter)
         drafted: dict[str, KindResult] = {}
         if prepared is not None:
             with result.timed("generate"):
                 drafted = {r.kind: r for r in await self.draft_all(todo, prepared)}
+        new = [drafted[kind.name] for kind in todo if drafted[kind.name].note is not None]
+        if write and self.fhir is not None and new and prepared is not None:
+            with result.timed("write"):
+                documents = [
+                    draft_document(self.settings, get_kind(o.kind), identifiers[o.kind], prepared, o)
+                    for o in new
+                ]
+                run = run_record(self.settings, job, prepared, kinds, existing, drafted)
+                for outcome, written in zip(new, await write_drafts(self.fhir, documents, run), strict=True):
+                    outcome.draft_ref, outcome.created = written.draft_ref, written.created
         for name in kinds:
-            if name in existing:
-                result.results.append(KindResult(kind=name, draft_ref=existing[name]))
-                continue
-            outcome = drafted[name]
-            if write and self.fhir is not None and outcome.note is not None and prepared is not None:
-                with result.timed("write"):
-                    kind = get_kind(name)
-                    document = draft_document(self.settings, kind, identifiers[name], prepared, outcome)
-                    written = await write_draft(self.fhir, document)
-                outcome.draft_ref, outcome.created = written.draft_ref, written.created
-            result.results.append(outcome)
+            result.results.append(drafted.get(name) or KindResult(kind=name, draft_ref=existing[name]))
         return prepared

@@ -18,6 +18,7 @@ import redis
 from kombu.exceptions import OperationalError
 from sqlmodel import Session
 
+from services.core import tracing
 from services.core.broker import broker_redis
 from services.core.db import session_scope
 from services.core.settings import Settings, get_settings
@@ -37,23 +38,25 @@ def _marker_ttl_s(settings: Settings) -> int:
     return int(12 * settings.job_requeue_after_s)
 
 
-def enqueue_job(job_id: str, countdown: float = 0.0) -> None:
-    """Publish the summarize task of a committed job (to start after `countdown` s) and mark it queued."""
+def enqueue_job(job_id: str, countdown: float = 0.0, traceparent: str | None = None) -> None:
+    """Publish the summarize task of a committed job (to start after `countdown` s) and mark it queued;
+    the message carries `traceparent` (the job's trace; default: the current span)."""
     settings = get_settings()
-    publish(
-        SUMMARIZE,
-        job_id,
-        countdown=countdown or None,
-        retry=True,
-        retry_policy={"max_retries": 2, "interval_start": 0.2},
-    )
+    with tracing.attached(traceparent):
+        publish(
+            SUMMARIZE,
+            job_id,
+            countdown=countdown or None,
+            retry=True,
+            retry_policy={"max_retries": 2, "interval_start": 0.2},
+        )
     broker_redis(settings.broker_url).set(f"{MARKER}{job_id}", 1, ex=_marker_ttl_s(settings))
 
 
 def queue_job(*, session: Session, job: SummaryJob) -> bool:
     """Publish a committed job; with the broker unreachable, leave it to the next sweep (nothing is lost)."""
     try:
-        enqueue_job(job.id)
+        enqueue_job(job.id, traceparent=job.traceparent)
         return True
     except BROKER_ERRORS as exc:
         log.warning(
@@ -91,10 +94,12 @@ def sweep_jobs(settings: Settings | None = None) -> SweepResult:
     """Queue again the lapsed jobs the broker lost or whose worker is gone; one batch per call."""
     settings = settings or get_settings()
     result = SweepResult()
+    traces: dict[str, str | None] = {}
     with session_scope() as session:
         jobs = lapsed_jobs(session=session, limit=SWEEP_BATCH)
         held = marked(settings, [j.id for j in jobs if j.status == JobStatus.queued])
         for job in jobs:
+            traces[job.id] = job.traceparent
             job.lease_until = requeue_check_at()
             if job.id in held:
                 result.still_queued += 1  # waiting behind a backlog: look again later
@@ -107,7 +112,7 @@ def sweep_jobs(settings: Settings | None = None) -> SweepResult:
             session.add(job)
         session.commit()
     for job_id in [*result.taken_over, *result.requeued]:
-        enqueue_job(job_id)
+        enqueue_job(job_id, traceparent=traces[job_id])
     if result.requeued or result.taken_over:
         log.warning(
             "sweeper queued %d lost and %d abandoned jobs",

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from celery import Task
+
 from services.core.settings import get_settings
+from services.core.tracing import TRACEPARENT
 from workers.approvals import track_document
 from workers.celery_app import (
     CENSUS_TICK,
@@ -23,10 +26,12 @@ from workers.polling import flush_overdue, poll_due, recover
 from workers.queueing import sweep_jobs
 
 
-@celery_app.task(name=SUMMARIZE, acks_late=True)  # type: ignore[untyped-decorator]
-def summarize(job_id: str) -> str:
-    """Run a SummaryJob; queue it again, after its backoff, when it failed transiently."""
-    return summarize_job(job_id).value
+@celery_app.task(name=SUMMARIZE, acks_late=True, bind=True)  # type: ignore[untyped-decorator]
+def summarize(self: Task, job_id: str) -> str:
+    """Run a SummaryJob in the trace its message carries; queue it again, after its backoff, when it
+    failed transiently."""
+    traceparent = getattr(self.request, TRACEPARENT, None)
+    return summarize_job(job_id, traceparent=traceparent if isinstance(traceparent, str) else None).value
 
 
 @celery_app.task(name=SWEEP_JOBS, acks_late=True)  # type: ignore[untyped-decorator]

@@ -11,7 +11,9 @@ from services.api.guard import install_guards
 from services.api.metrics import router as metrics_router
 from services.api.notifications import notifications_router
 from services.api.outcomes import install_handlers
+from services.api.request_spans import RequestSpans
 from services.api.routes import router
+from services.core import tracing
 from services.core.settings import get_settings
 from services.review.app import install_review
 from services.schema import init_db
@@ -20,6 +22,7 @@ from services.schema import init_db
 def create_app() -> FastAPI:
     """Build the app from the settings (validated first); tables are created on start-up."""
     settings = get_settings()
+    tracing.configure("ehr-summarizer-api", settings.otel_endpoint)
     app = FastAPI(
         title="ehr-summarizer",
         version="0.1.0",
@@ -41,4 +44,5 @@ def create_app() -> FastAPI:
     install_review(app, settings)
     if settings.api_docs:
         install_docs(app)
+    app.add_middleware(RequestSpans)  # added last: the outermost layer, so every answer has its span
     return app

@@ -5,13 +5,48 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 
+from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlmodel import Session, col, select
 
 from services.audit.models import AuditOutcome, AuditRecord
 from services.core.db import session_scope
+from services.core.settings import get_settings
 
 log = logging.getLogger(__name__)
+
+
+@cache
+def _embedded_schema() -> None:
+    """Migrate the embedded SQLite database once per process before its first audit row: a command run on
+    a fresh checkout audits its FHIR calls without an `ehrsum init-db` first. An external database is
+    migrated by its operator (`ehrsum init-db`, the chart's migration job), never from here."""
+    if get_settings().database_url is None:
+        from services.schema import init_db
+
+        init_db()
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One audit entry not written yet."""
+
+    actor: str
+    action: str
+    outcome: AuditOutcome
+    resource_ids: tuple[str, ...] = ()
+    detail: str | None = None
+
+    def row(self) -> AuditRecord:
+        """The entry as a row, each text cut to its column."""
+        return AuditRecord(
+            actor=self.actor[:200],
+            action=self.action[:100],
+            outcome=self.outcome,
+            resource_ids=list(self.resource_ids),
+            detail=self.detail[:500] if self.detail else None,
+        )
 
 
 def record(
@@ -24,13 +59,7 @@ def record(
     detail: str | None = None,
 ) -> AuditRecord:
     """Insert one audit entry and commit."""
-    entry = AuditRecord(
-        actor=actor[:200],
-        action=action[:100],
-        outcome=outcome,
-        resource_ids=list(resource_ids),
-        detail=detail[:500] if detail else None,
-    )
+    entry = AuditEntry(actor, action, outcome, tuple(resource_ids), detail).row()
     session.add(entry)
     session.commit()
     return entry
@@ -45,46 +74,23 @@ def record_detached(
     detail: str | None = None,
 ) -> None:
     """Record in a session of its own; an audit failure is logged, never raised into the audited work."""
-    try:
-        with session_scope() as session:
-            record(
-                session=session,
-                actor=actor,
-                action=action,
-                outcome=outcome,
-                resource_ids=resource_ids,
-                detail=detail,
-            )
-    except Exception as exc:
-        log.error("audit write failed: %s", type(exc).__name__, extra={"status": action})
-
-
-@dataclass(frozen=True)
-class AuditEntry:
-    """One audit entry not written yet."""
-
-    actor: str
-    action: str
-    outcome: AuditOutcome
-    resource_ids: tuple[str, ...] = ()
-    detail: str | None = None
+    record_batch_detached([AuditEntry(actor, action, outcome, tuple(resource_ids), detail)])
 
 
 def record_batch_detached(entries: Sequence[AuditEntry]) -> None:
     """Record entries in one session and one commit; a failure is logged, never raised into the work."""
     try:
+        _embedded_schema()
         with session_scope() as session:
-            for e in entries:
-                session.add(
-                    AuditRecord(
-                        actor=e.actor[:200],
-                        action=e.action[:100],
-                        outcome=e.outcome,
-                        resource_ids=list(e.resource_ids),
-                        detail=e.detail[:500] if e.detail else None,
-                    )
-                )
+            session.add_all([e.row() for e in entries])
             session.commit()
+    except (OperationalError, ProgrammingError) as exc:
+        # Most often a database nobody migrated: say the one command that fixes it.
+        log.error(
+            "audit write failed: %s (is the database migrated? run `ehrsum init-db`)",
+            type(exc).__name__,
+            extra={"count": len(entries)},
+        )
     except Exception as exc:
         log.error("audit write failed: %s", type(exc).__name__, extra={"count": len(entries)})
 

@@ -8,7 +8,17 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-_EXTRA_KEYS = ("job_id", "patient_id", "kind", "draft_ref", "attempt", "elapsed_s", "status", "stages")
+_EXTRA_KEYS = (
+    "job_id",
+    "patient_id",
+    "kind",
+    "draft_ref",
+    "attempt",
+    "elapsed_s",
+    "status",
+    "stages",
+    "trace_id",
+)
 
 
 class JsonFormatter(logging.Formatter):

@@ -264,7 +264,8 @@ class Settings(BaseSettings):
         description="Where clinicians' browsers reach this service; the SMART redirect URI is under it.",
     )
     review_scope: str = Field(
-        default="openid fhirUser patient/*.rs patient/DocumentReference.cu patient/Provenance.u",
+        default="openid fhirUser patient/*.rs patient/DocumentReference.cu patient/Provenance.u "
+        "patient/AuditEvent.cu",
         description="Scopes the review app asks for (plus launch or launch/patient).",
     )
     review_launches_per_minute: int = Field(
@@ -272,6 +273,15 @@ class Settings(BaseSettings):
     )
     review_frame_ancestors: str = Field(
         default="'self'", description="CSP frame-ancestors: the EHR origins allowed to embed the review app."
+    )
+    fhir_audit_events: bool = Field(
+        default=True,
+        description="Write a FHIR AuditEvent per AI run and per clinician decision (false: none written).",
+    )
+    otel_endpoint: str | None = Field(
+        default=None,
+        description="OpenTelemetry collector base URL; spans go to {endpoint}/v1/traces (OTLP over "
+        "HTTP/protobuf). Unset: nothing is exported (trace ids are still kept with jobs and AuditEvents).",
     )
     review_max_body_bytes: int = Field(
         default=262_144, gt=0, description="Largest form a review page may post (an edited note)."
@@ -309,6 +319,7 @@ class Settings(BaseSettings):
             "notification_endpoint_url",
             "api_jwks_url",
             "fhir_token_url",
+            "otel_endpoint",
         ):
             value = getattr(self, name)
             if value is not None and not _is_http_url(value):

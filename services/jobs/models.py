@@ -49,6 +49,12 @@ class SummaryJob(SummaryJobBase, table=True):
     created_at: datetime = Field(default_factory=_now)
     updated_at: datetime = Field(default_factory=_now)
     finished_at: datetime | None = None
+    trace_id: str | None = Field(
+        default=None, index=True, max_length=32, description="OpenTelemetry trace of the job (32 hex)."
+    )
+    traceparent: str | None = Field(
+        default=None, max_length=55, description="W3C traceparent every attempt of the job continues."
+    )
     lease_until: datetime | None = Field(
         default=None,
         index=True,
@@ -66,6 +72,7 @@ class SummaryJobPublic(SummaryJobBase):
     draft_refs: list[str]
     report: dict[str, Any] = Field(default_factory=dict, description="Verification per note kind.")
     attempts: int
+    trace_id: str | None = Field(default=None, description="OpenTelemetry trace id of the job.")
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None

@@ -10,6 +10,7 @@ from sqlalchemy import or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from services.core import tracing
 from services.core.errors import ConflictError, InputMismatch, NotFoundError
 from services.core.settings import get_settings
 from services.jobs.models import JobStatus, SummaryJob
@@ -63,6 +64,11 @@ def create_job(
         idempotency_key=idempotency_key,
         lease_until=requeue_check_at(),
     )
+    # The job's trace: under the caller's span (an API request), else one of its own; every attempt
+    # continues it from here, whichever worker or sweep runs it.
+    with tracing.span("job submit", {"ehrsum.job.id": job.id, "ehrsum.job.kinds": kinds}):
+        job.traceparent = tracing.current_traceparent()
+        job.trace_id = tracing.trace_id_of(job.traceparent)
     session.add(job)
     try:
         session.commit()

@@ -322,6 +322,20 @@ async def evidence(
         return _html(text if fragment else pages.error_page(str(exc)), status_of(exc))
 
 
+def may_write_audit_events(scope: str) -> bool:
+    """Whether a granted SMART scope lets the clinician's token create and update AuditEvents (SMART v1
+    `.write` or `.*`, v2 `c` and `u`), so a decision and its AuditEvent go in one transaction. Without it
+    the decision is written alone and the worker records its AuditEvent when it hears of the decision."""
+    for granted in scope.split():
+        context, _, rest = granted.partition("/")
+        kind, _, permissions = rest.partition(".")
+        if context not in ("patient", "user") or kind not in ("AuditEvent", "*"):
+            continue
+        if permissions in ("write", "*") or {"c", "u"} <= set(permissions.partition("?")[0]):
+            return True
+    return False
+
+
 def _checked(reviewer: Reviewer, csrf: str) -> str:
     """The clinician's Practitioner reference, once the form is proven to come from their page."""
     _from_page(reviewer, csrf)
@@ -391,6 +405,7 @@ async def _decide(
                 reason=None if approved else form.get("reason", ""),
                 override_reason=form.get("override_reason") or None,
                 patient=reviewer.patient,
+                audit=may_write_audit_events(reviewer.scope),
             )
         except (FhirConflict, ConflictError) as exc:
             return await _refused(reviewer, exc, reviewed, ref)
@@ -442,6 +457,7 @@ async def edit_and_approve(draft_id: str, request: Request, session: SessionCook
                     removed=removed,
                     override_reason=fields.get("override_reason") or None,
                     patient=reviewer.patient,
+                    audit=may_write_audit_events(reviewer.scope),
                 )
             except (FhirConflict, ConflictError) as exc:
                 return await _refused(reviewer, exc, reviewed, ref)

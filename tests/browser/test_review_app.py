@@ -1,6 +1,6 @@
 """The review app as an EHR runs it: HTTPS, inside the EHR's iframe from another site, in headless Chromium.
 
-The EHR side is tests/support/smart_ehr.py (an authorization server in front of sekmet-fhir, which checks
+The EHR side is deploy/smart_dev_server.py (an authorization server in front of sekmet-fhir, which checks
 every token) and a chart page on https://localhost that frames the app; the app is the real `ehrsum api`
 serving HTTPS on https://127.0.0.1 with a certificate of a test CA (trustme) that Chromium trusts through a
 throwaway NSS database. Chromium blocks unpartitioned third-party cookies, as browsers increasingly do: the
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import os
-import shutil
 import socket
 import ssl
 import subprocess
@@ -37,13 +36,13 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
 from deploy.processes import stop
+from deploy.smart_dev_server import SmartEhr
 from services.audit.service import list_records
 from services.core.db import session_scope
 from services.jobs.models import Draft
 from services.review.sessions import COOKIE
 from tests.conftest import free_port, start_api_on, start_api_tls
 from tests.support.review_records import ReviewRecord, seeded_ehr
-from tests.support.smart_ehr import SmartEhr
 
 pytestmark = pytest.mark.browser
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
@@ -51,8 +50,6 @@ CLIENT_ID = "ehrsum-review"
 CLINICIAN = "Practitioner/dr-review"
 WAIT_S = 20
 ROLES = ["approve", "reject", "edit", "conflict", "foreign"]
-# REVIEW_SCREENSHOT=docs/review.png keeps the screenshot of the review page (the README's).
-SCREENSHOT = os.environ.get("REVIEW_SCREENSHOT")
 
 
 class Chart:
@@ -350,14 +347,6 @@ def test_ehr_launch_in_its_frame_shows_the_drafts_with_their_evidence(review: Re
     browser.set_window_size(1366, 900)
     console = browser.get_log("browser")  # type: ignore[no-untyped-call]
     assert not [e for e in console if "Content Security Policy" in e["message"]]
-    if SCREENSHOT:
-        shot = Path(SCREENSHOT)
-        browser.set_window_size(1366, 1700)
-        browser.execute_script("window.scrollTo(0, 0)")  # the frame's page, from its top
-        time.sleep(0.5)  # the frame lays out again at the new size
-        browser.save_screenshot(str(shot.with_suffix(".tmp.png")))
-        shutil.move(shot.with_suffix(".tmp.png"), shot)
-        browser.set_window_size(1366, 900)
 
 
 def test_pages_carry_a_content_security_policy(review: Review) -> None:

@@ -2,7 +2,7 @@
 
 The review routes are not in the API's OpenAPI (a browser's pages, not an API): their document is built here
 from the same routes, as FastAPI would publish them. A real `ehrsum api` serves them, signed in through the
-SMART EHR of the tests (tests/support/smart_ehr.py), so requests reach the form parsing, the compartment
+SMART EHR of the tests (deploy/smart_dev_server.py), so requests reach the form parsing, the compartment
 checks and the FHIR server; no generated request, valid or not, may answer 5xx or kill the process, and no
 draft may be decided by one.
 """
@@ -27,13 +27,13 @@ from schemathesis import GenerationMode
 from starlette.routing import Route
 
 from deploy.processes import stop
+from deploy.smart_dev_server import SmartEhr
 from fhir_adapters.compartment import _wanted, of_patient
 from services.review.app import router
 from services.review.sessions import COOKIE
 from tests.conftest import free_port, start_api_on
 from tests.fuzz.operations import fuzz_operations
 from tests.support.review_records import ReviewRecord, seeded_ehr
-from tests.support.smart_ehr import SmartEhr
 
 CLIENT_ID = "ehrsum-review-fuzz"
 CLINICIAN = "Practitioner/dr-fuzz"

@@ -29,6 +29,7 @@ LORA = {
         }
     },
 }
+TRACED = {"tracing": {"otlpEndpoint": "http://otel-collector.monitoring.svc:4318/"}}
 PARSE = """
 import json, sys
 from vllm.entrypoints.launchers.cli_args import make_arg_parser
@@ -39,7 +40,8 @@ for name, argv in json.loads(sys.argv[1]).items():
     out[name] = {"model": a.model_tag, "served": a.served_model_name, "len": a.max_model_len,
                  "mem": a.gpu_memory_utilization, "dtype": a.dtype, "q": a.quantization,
                  "kv": a.kv_cache_dtype, "lora": a.enable_lora, "rank": a.max_lora_rank,
-                 "modules": [[m.name, m.path] for m in a.lora_modules or []]}
+                 "modules": [[m.name, m.path] for m in a.lora_modules or []],
+                 "otlp": a.otlp_traces_endpoint}
 print(json.dumps(out))
 """
 
@@ -62,6 +64,7 @@ def parsed(chart: helm.Chart, preset_renders: dict[str, Rendered]) -> dict[str, 
     argvs = {f"chart:{name}": vllm_args(r) for name, r in preset_renders.items()}
     argvs |= {f"profile:{name}": get_profile(name).vllm_args() for name in GPU_PROFILES}
     argvs["lora"] = vllm_args(render(chart, LORA))
+    argvs["traced"] = vllm_args(render(chart, TRACED))
     result: dict[str, dict[str, Any]] = vllm_parse(PARSE, argvs)  # type: ignore[assignment]
     return result
 
@@ -128,3 +131,21 @@ def test_adapter_values_that_cannot_work_fail(
     """A route to an adapter vLLM does not serve, or adapters without a volume, fail the render."""
     with pytest.raises(helm.HelmRenderError, match=re.escape(message)):
         render(chart, override)
+
+
+def test_vllm_exports_its_spans_to_the_services_collector(
+    chart: helm.Chart, parsed: dict[str, dict[str, Any]]
+) -> None:
+    """With a collector named, vLLM is given it (OTLP/HTTP: its traces path, and the protocol by env);
+    without, no tracing argument at all."""
+    assert parsed["traced"]["otlp"] == "http://otel-collector.monitoring.svc:4318/v1/traces"
+    assert all(parsed[f"chart:{name}"]["otlp"] is None for name in GPU_PROFILES)
+    rendered = render(chart, TRACED)
+    env = {
+        e["name"]: e.get("value")
+        for e in pod_spec(rendered.one("Deployment", "vllm"))["containers"][0]["env"]
+    }
+    assert env["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"] == "http/protobuf"
+    config = rendered.one("ConfigMap", "config")["data"]
+    assert config["EHRSUM_OTEL_ENDPOINT"] == "http://otel-collector.monitoring.svc:4318/"
+    assert config["EHRSUM_FHIR_AUDIT_EVENTS"] == "true"

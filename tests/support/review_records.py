@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from deploy.smart_dev_server import Launch, SmartEhr
 from fhir_adapters.client import FhirAuth, FhirClient, json_body
 from fhir_adapters.writeback import DraftDocument, ModelDevice, draft_identifier, write_draft
 from services.core.db import session_scope
 from services.jobs.drafts import record_draft
-from tests.support.smart_ehr import Launch, SmartEhr
 
 LOINC = "http://loinc.org"
 

@@ -124,20 +124,22 @@ def test_transaction_is_idempotent_by_construction() -> None:
         identifier == draft_identifier("p1", "progress", "abc") != draft_identifier("p1", "progress", "abd")
     )
     bundle = build_transaction(
-        DraftDocument(
-            patient_id="p1",
-            kind="progress",
-            loinc_code="11506-3",
-            loinc_display="Progress note",
-            title="t",
-            markdown="m",
-            structured={},
-            cited_refs=["Condition/c1"],
-            identifier=identifier,
-            device=ModelDevice("MedGemma 27B", "google/medgemma-27b-it"),
-            encounter_ref="Encounter/e1",
-            period_start="2024-01-01",
-        )
+        [
+            DraftDocument(
+                patient_id="p1",
+                kind="progress",
+                loinc_code="11506-3",
+                loinc_display="Progress note",
+                title="t",
+                markdown="m",
+                structured={},
+                cited_refs=["Condition/c1"],
+                identifier=identifier,
+                device=ModelDevice("MedGemma 27B", "google/medgemma-27b-it"),
+                encounter_ref="Encounter/e1",
+                period_start="2024-01-01",
+            )
+        ]
     )
     device, doc, prov = (e for e in bundle["entry"])
     assert device["request"]["ifNoneExist"].startswith("identifier=")

@@ -458,6 +458,10 @@ checksum/config: {{ include (print .Template.BasePath "/configmap.yaml") . | sha
 - "--structured-outputs-config"
 - {{ toJson . | quote }}
 {{- end }}
+{{- if and .Values.tracing.otlpEndpoint .Values.tracing.vllm }}
+- "--otlp-traces-endpoint"
+- {{ printf "%s/v1/traces" (trimSuffix "/" .Values.tracing.otlpEndpoint) | quote }}
+{{- end }}
 {{- range $v.extraArgs }}
 - {{ . | quote }}
 {{- end }}

@@ -48,6 +48,9 @@
 {{- include "ehrsum.np.peerRule" (dict "cidrs" $np.egress.llm.cidrs "peers" $np.egress.llm.peers "ports" $np.egress.llm.ports) }}
 {{- end }}
 {{- include "ehrsum.np.peerRule" (dict "cidrs" $np.egress.identityProvider.cidrs "peers" $np.egress.identityProvider.peers "ports" $np.egress.identityProvider.ports) }}
+{{- if $.Values.tracing.otlpEndpoint }}
+{{- include "ehrsum.np.peerRule" (dict "cidrs" $np.egress.collector.cidrs "peers" $np.egress.collector.peers "ports" $np.egress.collector.ports) }}
+{{- end }}
 {{- with $np.egress.extraRules }}
 {{ toYaml . }}
 {{- end }}

@@ -1,4 +1,8 @@
-"""A SMART App Launch authorization server in front of sekmet-fhir: the EHR side of the review app's tests.
+"""DEVELOPMENT ONLY, NOT FOR PRODUCTION: a SMART App Launch authorization server in front of sekmet-fhir.
+
+The EHR side of the review app for the demo and the tests. It signs in one fixed user without a password,
+mints a launch for any patient on request (`/ehr/launch`), keeps its keys and codes in memory, binds to
+loopback and speaks plain HTTP. A hospital uses its EHR's own authorization server.
 
 sekmet-fhir 0.1.1 implements SMART Backend Services only: its `/auth/authorize` answers
 `unsupported_response_type`, `/auth/token` takes `grant_type=client_credentials` only, and its
@@ -12,16 +16,23 @@ Like an auth gateway in front of a FHIR server, it answers `{base}/.well-known/s
 and forwards every other `/fhir` request unchanged to sekmet, which checks the access tokens as it checks
 its own (HS256 with its signing key, audience, expiry, SMART scopes): the two share that key, as an
 authorization server and its resource server do. Who called the FHIR server with which token is recorded.
+
+`python -m deploy.smart_dev_server serve --dir DIR ...` runs it (and sekmet behind it) in the foreground;
+`GET /ehr/launch?patient=ID` then opens the app in that patient's chart, as a clinician's click in an EHR
+does (an EHR launch: `iss` and a fresh `launch` to the app's launch URL).
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
 import hashlib
 import json
 import secrets
+import signal
 import sqlite3
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -34,13 +45,15 @@ import httpx
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from deploy.fhir_server import start_with
 from deploy.processes import stop
-from tests.support.sekmet_auth import start_sekmet
 
 FORWARDED = ("authorization", "content-type", "accept", "if-match", "if-none-exist", "prefer")
 RETURNED = ("content-type", "etag", "location", "last-modified")
 CODE_LIFETIME_S = 60
 TOKEN_LIFETIME_S = 3600
+# A large transaction (a whole record) can take minutes on a busy machine.
+FORWARD_TIMEOUT_S = 600
 
 
 @dataclass
@@ -68,6 +81,7 @@ class SmartEhr:
     server: ThreadingHTTPServer | None = None
     sekmet: subprocess.Popen[bytes] | None = None
     upstream: str = ""
+    app_launch_url: str = ""
     _secret: str = field(default_factory=lambda: secrets.token_urlsafe(48))
     _key: rsa.RSAPrivateKey = field(default_factory=lambda: rsa.generate_private_key(65537, 2048))
 
@@ -88,17 +102,16 @@ class SmartEhr:
         self.launches[value] = Launch(patient, user or self.signed_in.user)
         return value
 
-    def start(self, sekmet_port: int) -> SmartEhr:
-        """Serve on a free loopback port, start sekmet behind it on `sekmet_port`, share the token key."""
+    def start(self, sekmet_port: int, port: int = 0) -> SmartEhr:
+        """Serve on loopback `port` (0: a free one), start sekmet behind it on `sekmet_port`, share the
+        token key."""
         ehr = self
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(ehr))
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), _handler(ehr))
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.upstream = f"http://127.0.0.1:{sekmet_port}"
         auth = {"types": ["smart", "bearer"], "tokens": [self.setup_token], "smart_clients": []}
         # Links and Locations name the gateway, the only base the app knows.
-        self.sekmet = start_sekmet(
-            self.workdir, sekmet_port, {"base_url": self.fhir_base, "server_auth": auth}
-        )
+        self.sekmet = start_with(self.workdir, sekmet_port, {"base_url": self.fhir_base, "server_auth": auth})
         # sekmet signs and checks SMART access tokens with the HS256 key it keeps in its store.
         with sqlite3.connect(self.workdir / "data" / "sekmet.db") as db:
             db.execute("INSERT OR REPLACE INTO kv(k, v) VALUES ('jwt_secret', ?)", (self._secret,))
@@ -110,6 +123,15 @@ class SmartEhr:
             stop(self.sekmet)
         if self.server is not None:
             self.server.shutdown()
+
+    def ehr_launch(self, query: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+        """What an EHR does when a clinician opens the app in a patient's chart: a fresh `launch` for that
+        patient and the signed-in user, and the browser sent to the app's launch URL with `iss`."""
+        patient = query.get("patient", "")
+        if not self.app_launch_url or not patient or "/" in patient:
+            return 400, {"Content-Type": "text/plain"}, b"give ?patient=ID (and start with --app-launch-url)"
+        params = urlencode({"iss": self.fhir_base, "launch": self.launch(patient)})
+        return 302, {"Location": f"{self.app_launch_url}?{params}"}, b""
 
     def smart_configuration(self) -> dict[str, Any]:
         """SMART App Launch discovery document."""
@@ -279,6 +301,8 @@ def _handler(ehr: SmartEhr) -> type[BaseHTTPRequestHandler]:
                 self._json(*ehr.token(form))
             elif url.path == "/auth/jwks":
                 self._json(200, ehr.jwks())
+            elif url.path == "/ehr/launch" and self.command == "GET":
+                self._reply(*ehr.ehr_launch(query))
             elif url.path.startswith("/fhir"):
                 self._forward()
             else:
@@ -290,7 +314,11 @@ def _handler(ehr: SmartEhr) -> type[BaseHTTPRequestHandler]:
             if ehr.drop_if_match:
                 headers = {k: v for k, v in headers.items() if k.lower() != "if-match"}
             response = httpx.request(
-                self.command, f"{ehr.upstream}{self.path}", headers=headers, content=self._body(), timeout=30
+                self.command,
+                f"{ehr.upstream}{self.path}",
+                headers=headers,
+                content=self._body(),
+                timeout=FORWARD_TIMEOUT_S,
             )
             kept = {k: v for k, v in response.headers.items() if k.lower() in RETURNED}
             self._reply(response.status_code, kept, response.content)
@@ -298,3 +326,43 @@ def _handler(ehr: SmartEhr) -> type[BaseHTTPRequestHandler]:
         do_GET = do_POST = do_PUT = do_DELETE = _handle  # noqa: N815
 
     return Handler
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the server and sekmet behind it in the foreground until SIGTERM; the setup token goes to a file."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run in the foreground")
+    serve.add_argument("--dir", type=Path, required=True, help="sekmet's state, and the setup token file")
+    serve.add_argument("--port", type=int, default=8093, help="this server (FHIR base: /fhir under it)")
+    serve.add_argument("--sekmet-port", type=int, default=8090)
+    serve.add_argument("--client-id", default="ehrsum-review")
+    serve.add_argument("--redirect-uri", required=True, help="the app's registered redirect URI")
+    serve.add_argument("--app-launch-url", required=True, help="where /ehr/launch sends the browser")
+    serve.add_argument("--user", default="Practitioner/demo-clinician", help="the signed-in user")
+    args = parser.parse_args(argv)
+    ehr = SmartEhr(
+        workdir=args.dir,
+        client_id=args.client_id,
+        redirect_uri=args.redirect_uri,
+        signed_in=Launch(patient="", user=args.user),
+        app_launch_url=args.app_launch_url,
+    )
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    ehr.start(args.sekmet_port, args.port)
+    token = args.dir / "setup-token"
+    token.write_text(ehr.setup_token + "\n")
+    token.chmod(0o600)
+    print(f"SMART dev server (not for production) at {ehr.root}, FHIR base {ehr.fhir_base}", flush=True)
+    try:
+        stopping.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        ehr.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
