@@ -1,7 +1,7 @@
 """trace of a job
 
 Revision ID: cbb24538703f
-Revises: bc8e99b31243
+Revises: f14bfd7268d4
 Create Date: 2026-12-06 20:03:28.810126
 """
 
@@ -14,7 +14,7 @@ import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision: str = "cbb24538703f"
-down_revision: str | None = "bc8e99b31243"
+down_revision: str | None = "f14bfd7268d4"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

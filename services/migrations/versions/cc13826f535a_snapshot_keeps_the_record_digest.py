@@ -1,7 +1,7 @@
 """snapshot keeps the record digest
 
 Revision ID: cc13826f535a
-Revises: bc8e99b31243
+Revises: cbb24538703f
 Create Date: 2026-12-06 21:06:32.515556
 """
 
@@ -14,7 +14,7 @@ import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision: str = "cc13826f535a"
-down_revision: str | None = "bc8e99b31243"
+down_revision: str | None = "cbb24538703f"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
