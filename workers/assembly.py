@@ -140,10 +140,13 @@ def assemble(
     with tracing.stage("verify", {"ehrsum.note.kind": kind.name}):
         final = prepared.verifier(words, also_shown=asked).verify(draft)
     kept, dropped = without_failing(draft, final)
-    record_dropped = len(ours(draft) & final.failing())
+    ours_failing = ours(draft) & final.failing()
+    record_dropped = len(ours_failing)
     if record_dropped:
         # A composed statement or rule flag that fails the verifier is our bug; it is left out, not written.
-        log.error("composed statements failed verification: %s", final.counts(), extra={"kind": kind.name})
+        # Locations and rule names only: the statements themselves are patient data.
+        rules = sorted({f"{v.location}: {v.rule}" for v in final.violations if v.location in ours_failing})
+        log.error("composed statements failed verification: %s", rules, extra={"kind": kind.name})
     verification = verification_block(kind, kept, final, synthesis, prepared, record_dropped)
     verification.dropped += dropped - record_dropped
     sources = prepared.full.source_labels() | {i.ref: Source(i.label, i.date) for i in prepared.images}

@@ -151,7 +151,7 @@ class Pipeline:
         prepared = await self._draft_and_write(
             result, lambda: pulled.record, digest, kinds, job, write=write, unchanged=pulled.unchanged
         )
-        with result.timed("write"):
+        with result.timed("snapshot"):
             await keep_snapshot(self.fhir.base_url, pulled, prepared.full if prepared else None)
         return result
 

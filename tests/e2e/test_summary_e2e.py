@@ -20,6 +20,8 @@ from fhir_adapters.labels import AIAST_SYSTEM
 from fhir_adapters.record import PatientRecord, fetch_record
 from tests.conftest import BIN, REPO, _env
 
+PROGRESS = "11506-3"  # LOINC progress note, the type of a progress draft
+
 pytestmark = pytest.mark.e2e
 
 
@@ -78,11 +80,16 @@ def test_summary_request_ends_with_one_verified_draft(
     cited = {e["what"]["reference"] for e in prov["entity"]}
     assert cited and all(httpx.get(f"{fhir_server}/{ref}", timeout=30).is_success for ref in cited)
 
-    # Re-running the same request (a retried job) writes no second draft.
+    # Re-running the same request (a retried job) writes no second draft, and ours is the one current
+    # progress note (other tests of the session may have drafted other kinds for this patient).
+    before = sorted(d["id"] for d in drafts_of(fhir_server, patient))
     again = httpx.post(f"{api}/v1/summaries", json={"patient": patient}, headers=auth, timeout=30).json()
     rerun = wait_job(api, again["id"], auth)
     assert rerun["status"] == "succeeded" and rerun["draft_refs"] == [draft_ref]
-    assert [d["id"] for d in drafts_of(fhir_server, patient)] == [draft_ref.split("/")[1]]
+    after = drafts_of(fhir_server, patient)
+    assert sorted(d["id"] for d in after) == before
+    current = [d["id"] for d in after if d["status"] == "current" and d["type"]["coding"][0]["code"] == PROGRESS]
+    assert current == [draft_ref.split("/")[1]]
 
 
 def test_unknown_patient_fails_with_reason(

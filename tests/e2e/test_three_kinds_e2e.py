@@ -48,7 +48,8 @@ def test_one_job_writes_three_verified_drafts(
         markdown = base64.b64decode(doc["content"][0]["attachment"]["data"]).decode()
         verification = structured["verification"]
         assert verification["status"] in ("verified", "partially_verified")
-        assert verification["record_statements"] > 0 and verification["record_statements_dropped"] == 0
+        assert verification["record_statements"] > 0, verification
+        assert verification["record_statements_dropped"] == 0, (code, done.stderr[-3000:])
         authors = {s["author"] for section in structured["sections"] for s in section["statements"]}
         assert "record" in authors and authors <= {"record", "model"}
         assert (verification["synthesis"] == "unavailable") == ("Model synthesis unavailable" in markdown)

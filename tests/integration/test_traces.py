@@ -16,6 +16,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlmodel import select
 
+from deploy import patients
 from fhir_adapters.audit_events import run_event_id
 from services.core import tracing
 from services.core.db import session_scope
@@ -91,11 +92,11 @@ class Seen:
 def test_one_trace_per_job_with_its_stages_llm_calls_and_no_patient_data(
     exported: InMemorySpanExporter,
     stack: dict[str, str],
-    loaded_patients: list[str],
     synthea_files: list[Path],
     fhir_server: str,
 ) -> None:
-    patient = loaded_patients[0]
+    # A copy of its own: a job whose drafts exist for an unchanged record rightly skips condense and generate.
+    patient = patients.load(fhir_server, synthea_files[0])
     with session_scope() as session:
         job, _ = create_job(session=session, patient_id=patient, kinds=KINDS)
         job_id = job.id
