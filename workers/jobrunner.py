@@ -80,7 +80,7 @@ async def _summarize(settings: Settings, job: Claimed, started: datetime) -> Run
                 job.patient_id, job.kinds, encounter=job.encounter, job_id=job.job_id, started=started
             )
             written = [(r.kind, r.draft_ref) for r in result.results if r.draft_ref]
-            with result.timed("write"):
+            with result.timed("adopt"):
                 await adopt_drafts(fhir, job_id=job.job_id, patient_id=job.patient_id, drafts=written)
             return result
 
