@@ -1,7 +1,8 @@
 """The demo ends on the clinician's page: `bash deploy/demo.sh` prints one URL; opened in headless Chromium
 it launches the review app for the summarized patient as the demo practitioner, drafts and chips shown.
 
-REVIEW_SCREENSHOT=docs/review.png keeps the page as the README shows it (taken from the demo's own stack).
+REVIEW_SCREENSHOT=docs/review.png keeps the page as docs/review-app.md shows it (taken from the demo's own
+stack).
 """
 
 from __future__ import annotations

@@ -19,7 +19,9 @@ from tests.helm.manifests import REPO, Rendered, component_of, containers, env_o
 pytestmark = pytest.mark.helm
 
 ENV_EXAMPLE = REPO / "deploy" / "systemd" / "ehrsum.env.example"
-DOCS = [REPO / "docs" / "operations.md", REPO / "README.md"]
+OPERATIONS = REPO / "docs" / "operations.md"
+# Every page that may name a setting: the README and all of docs/.
+DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 # Stand-ins for what Secrets hold; URL-valued ones must still be URLs.
 SECRET_VALUES = {
     "EHRSUM_API_JWKS_URL": "https://idp.hospital.internal/jwks.json",
@@ -101,8 +103,9 @@ def test_vm_env_file_boots_settings(clean_env: pytest.MonkeyPatch) -> None:
 
 
 def test_docs_name_only_settings() -> None:
-    """Every EHRSUM_* name the operations guide and the README mention is one a process accepts."""
+    """Every EHRSUM_* name the README and the docs/ pages mention is one a process accepts."""
     known = {f"{PREFIX}{name.upper()}" for name in Settings.model_fields} | TOOLING_ENV
+    assert OPERATIONS in DOCS and len(DOCS) > 2
     for doc in DOCS:
         named = set(re.findall(r"\bEHRSUM_[A-Z0-9_]*[A-Z0-9]\b", doc.read_text()))
         assert sorted(named - known) == [], doc.name
@@ -110,7 +113,7 @@ def test_docs_name_only_settings() -> None:
 
 def test_chart_variables_are_documented(default_render: Rendered, production_render: Rendered) -> None:
     """What the chart sets appears in the operations guide, and (but for its Redis password) the VM file."""
-    docs = DOCS[0].read_text()
+    docs = OPERATIONS.read_text()
     env_example = ENV_EXAMPLE.read_text()
     names = {
         name
