@@ -43,7 +43,7 @@ ExchangeHook = Callable[[str, str, int | None], None]
 class FhirAuth:
     """How we authenticate to the FHIR server."""
 
-    kind: Literal["none", "basic", "bearer", "smart"] = "none"
+    mode: Literal["none", "basic", "bearer", "smart"] = "none"
     username: str | None = None
     password: str | None = None
     token: str | None = None
@@ -51,13 +51,13 @@ class FhirAuth:
 
     def httpx_auth(self) -> httpx.Auth | None:
         """The httpx auth object for basic; None otherwise."""
-        if self.kind == "basic":
+        if self.mode == "basic":
             return httpx.BasicAuth(self.username or "", self.password or "")
         return None
 
     def headers(self) -> dict[str, str]:
         """Static headers (bearer token)."""
-        return {"Authorization": f"Bearer {self.token}"} if self.kind == "bearer" and self.token else {}
+        return {"Authorization": f"Bearer {self.token}"} if self.mode == "bearer" and self.token else {}
 
 
 def retry_after_seconds(value: str | None) -> float | None:
@@ -110,7 +110,7 @@ class FhirClient:
         self.on_exchange = on_exchange
         self.on_close = on_close
         auth = auth or FhirAuth()
-        self._tokens = auth.smart if auth.kind == "smart" else None
+        self._tokens = auth.smart if auth.mode == "smart" else None
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             auth=auth.httpx_auth(),

@@ -177,7 +177,7 @@ async def test_next_link_to_another_host_is_not_followed() -> None:
             f"{ours.url}/../fhir-other/Observation?page=2",
         ):
             page["link"] = [{"relation": "next", "url": next_url}]
-            async with FhirClient(ours.url, auth=FhirAuth(kind="bearer", token="s3cret")) as client:
+            async with FhirClient(ours.url, auth=FhirAuth(mode="bearer", token="s3cret")) as client:
                 with pytest.raises(FhirError, match="outside the configured FHIR server"):
                     [b async for b in client.pages("Observation", {})]
         assert elsewhere.seen == []
