@@ -88,7 +88,9 @@ def test_summary_request_ends_with_one_verified_draft(
     assert rerun["status"] == "succeeded" and rerun["draft_refs"] == [draft_ref]
     after = drafts_of(fhir_server, patient)
     assert sorted(d["id"] for d in after) == before
-    current = [d["id"] for d in after if d["status"] == "current" and d["type"]["coding"][0]["code"] == PROGRESS]
+    current = [
+        d["id"] for d in after if d["status"] == "current" and d["type"]["coding"][0]["code"] == PROGRESS
+    ]
     assert current == [draft_ref.split("/")[1]]
 
 
