@@ -396,7 +396,7 @@ def test_impossible_values_are_not_assessed_with_the_reason() -> None:
     assert not any(f.title.startswith("Shock index") for f in result.flags)
 
 
-def test_unit_of_the_wrong_kind_is_not_assessed() -> None:
+def test_unit_of_the_wrong_dimension_is_not_assessed() -> None:
     resources = vitals()
     resources[0] = obs("hr", "8867-4", 80, "mm[Hg]")
     found = {f.title: f.rationale for f in run(encounter(reason="cough"), *resources).flags}
