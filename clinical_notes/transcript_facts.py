@@ -467,7 +467,6 @@ def _answer_polarity(text: str) -> Literal["negative", "affirmative", "other"]:
     said = " ".join(_words(cleaned))
     if _starts(cleaned, NEGATIVE_ANSWERS) or any(phrase in said for phrase in REST_DENIED):
         return "negative"  # "a little congestion, but everything else has been okay" denies the rest
-        return "negative"
     if _starts(cleaned, AFFIRMATIVE_ANSWERS):
         return "affirmative"
     return "other"
