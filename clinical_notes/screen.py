@@ -59,7 +59,7 @@ SCALES: dict[ScaleName, Scale] = {"esi": ESI_SCALE, "ctas": CTAS_SCALE, "ktas": 
 FEVER_C, HYPOTHERMIA_C = 38.0, 36.0
 UNMAPPED, UNREAD = "Complaint unmapped", "Complaint not read"
 UNMAPPED_TITLES = frozenset({UNMAPPED, UNREAD})
-COMPLAINT_KIND = re.compile(r"^(Life-threatening|High-risk) complaint: ")
+URGENT_COMPLAINT = re.compile(r"^(Life-threatening|High-risk) complaint: ")
 LIMITS = re.compile(r"\s*\([^)]*\d[^)]*\)")
 
 
@@ -362,7 +362,7 @@ def _not_assessed(ctx: Context) -> None:
 def _reason(flag: TriageFlag) -> str:
     """A criterion as the statement names it: its title (less the limits it quotes: the statement's numbers
     must be the record's), the readings, the complaint."""
-    title = LIMITS.sub("", COMPLAINT_KIND.sub("", flag.title))
+    title = LIMITS.sub("", URGENT_COMPLAINT.sub("", flag.title))
     values = f" ({'; '.join(flag.values)})" if flag.values else ""
     complaint = f" ({flag.complaint!r})" if flag.complaint else ""
     return f"{title}{values}{complaint}"
