@@ -1,10 +1,10 @@
 """The hospital's guideline library: a folder of Markdown, text and HTML documents and of FHIR PlanDefinition
 and Library resources (JSON, or a Bundle of them), and the same resources read from the FHIR server.
 
-A file that cannot be read, is larger than the limit, is not UTF-8 or is JSON of another kind is skipped and
-listed with the reason; the rest still load. A PlanDefinition's actions become its sections (title,
-description, textEquivalent); a Library's text attachments are split like documents. Both are cited as
-`Guideline/{id}` passages whose source names the resource.
+A file that cannot be read, is larger than the limit, is not UTF-8 or is JSON of another resource type is
+skipped and listed with the reason; the rest still load. A PlanDefinition's actions become its sections
+(title, description, textEquivalent); a Library's text attachments are split like documents. Both are cited
+as `Guideline/{id}` passages whose source names the resource.
 """
 
 from __future__ import annotations
