@@ -219,15 +219,15 @@ def cmd_composed(splits: list[str], limit: int | None) -> None:
 MUTATIONS = ("negation flipped", "number changed", "unrelated turn cited", "uncited claim")
 
 
-def _mutate(kind: str, s: Statement, case: Case, rng: random.Random) -> Statement | None:
+def _mutate(mutation: str, s: Statement, case: Case, rng: random.Random) -> Statement | None:
     text = s.text
-    if kind == "negation flipped":
+    if mutation == "negation flipped":
         if text.startswith("Denies "):
             return s.model_copy(update={"text": "Reports " + text[len("Denies ") :]})
         if text.startswith("Reports "):
             return s.model_copy(update={"text": "Denies " + text[len("Reports ") :]})
         return None
-    if kind == "number changed":
+    if mutation == "number changed":
         match = re.search(r"\b\d+(?:\.\d+)?\b", text)
         if not match:
             return None
@@ -239,7 +239,7 @@ def _mutate(kind: str, s: Statement, case: Case, rng: random.Random) -> Statemen
             value += 7
         changed = f"{value:g}"
         return s.model_copy(update={"text": text[: match.start()] + changed + text[match.end() :]})
-    if kind == "unrelated turn cited":
+    if mutation == "unrelated turn cited":
         stems = content_stems(text)  # unrelated: no word of the statement, nor a synonym of one, in the turn
         evidence = case.evidence()
         others = [
@@ -250,9 +250,9 @@ def _mutate(kind: str, s: Statement, case: Case, rng: random.Random) -> Statemen
         if not others:
             return None
         return s.model_copy(update={"citations": [case.transcript.turn_ref(rng.choice(others).n)]})
-    if kind == "uncited claim":
+    if mutation == "uncited claim":
         return s.model_copy(update={"citations": []})
-    raise ValueError(kind)
+    raise ValueError(mutation)
 
 
 def cmd_planted(splits: list[str], limit: int | None) -> None:
@@ -270,15 +270,15 @@ def cmd_planted(splits: list[str], limit: int | None) -> None:
             for s in cited:
                 clean += 1
                 rejected += not verifier.verify(_note(s)).passed
-                for kind in MUTATIONS:
-                    bad = _mutate(kind, s, case, rng)
+                for mutation in MUTATIONS:
+                    bad = _mutate(mutation, s, case, rng)
                     if bad is None:
                         continue
-                    planted[kind] += 1
-                    caught[kind] += not verifier.verify(_note(bad)).passed
-        for kind in MUTATIONS:
-            rate = caught[kind] / planted[kind] if planted[kind] else float("nan")
-            print(f"| {split} | {kind} | {planted[kind]} | {caught[kind]} | {rate:.3f} |")
+                    planted[mutation] += 1
+                    caught[mutation] += not verifier.verify(_note(bad)).passed
+        for mutation in MUTATIONS:
+            rate = caught[mutation] / planted[mutation] if planted[mutation] else float("nan")
+            print(f"| {split} | {mutation} | {planted[mutation]} | {caught[mutation]} | {rate:.3f} |")
         total_p, total_c = sum(planted.values()), sum(caught.values())
         print(f"| {split} | all | {total_p} | {total_c} | {total_c / max(1, total_p):.3f} |")
         print(

@@ -219,13 +219,15 @@ def shifted_date(c: Clean, ctx: Context, rng: random.Random) -> Case | None:
 
 
 def nonexistent_citation(c: Clean, ctx: Context, rng: random.Random) -> Case | None:
-    kind = c.ref.split("/")[0]
-    return Case(Statement(text=c.text(ctx.words), citations=[f"{kind}/does-not-exist-{rng.randint(1, 999)}"]))
+    type_name = c.ref.split("/")[0]
+    return Case(
+        Statement(text=c.text(ctx.words), citations=[f"{type_name}/does-not-exist-{rng.randint(1, 999)}"])
+    )
 
 
 def unrelated_citation(c: Clean, ctx: Context, rng: random.Random) -> Case | None:
-    kind = c.ref.split("/")[0]
-    others = [r for r in ctx.record.resources if r.split("/")[0] not in (kind, "Patient")]
+    type_name = c.ref.split("/")[0]
+    others = [r for r in ctx.record.resources if r.split("/")[0] not in (type_name, "Patient")]
     return Case(Statement(text=c.text(ctx.words), citations=[rng.choice(others)])) if others else None
 
 

@@ -19,7 +19,7 @@ Sources
   terminology for patients' chief complaints in the emergency department. J Biomed Inform 2003;36:260-70:
   chief complaints are free text with abbreviations, acronyms, misspellings and truncations that a
   normalizer (their Emergency Medical Text Processor) expands before matching concepts. The abbreviations
-  below are the common ED ones of that kind (the issue's list: CP, SOB, AMS, SI, OD, s/p, ETOH, N/V/D, LOC).
+  below are the common ED ones (the issue's list: CP, SOB, AMS, SI, OD, s/p, ETOH, N/V/D, LOC).
 - [NegEx] Chapman WW, et al. A simple algorithm for identifying negated findings and diseases in discharge
   summaries. J Biomed Inform 2001;34:301-10: a negation cue within a few words before a finding negates it.
 

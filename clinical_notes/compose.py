@@ -295,7 +295,7 @@ def care(t: ClinicalTimeline, words: Wording = ENGLISH) -> list[Statement]:
     said = words.phrases
     out = []
     for e in t.encounters[:CAP_ENCOUNTERS]:
-        setting = f" ({said.settings.get(e.kind, e.kind)})" if e.kind else ""
+        setting = f" ({said.settings.get(e.encounter_class, e.encounter_class)})" if e.encounter_class else ""
         reasons = said.reason.format(reasons=", ".join(plain(r) for r in e.reasons)) if e.reasons else ""
         text = f"{day(e.start, words)}{said.separator}{plain(e.type or said.encounter)}{setting}{reasons}"
         out.append(record(text, [e.ref]))
@@ -359,7 +359,7 @@ def screen_statement(
     found = screen(t, scale=scale)
     if found.encounter is None:
         return [record(said.no_triage_encounter)]
-    setting = said.settings.get(found.kind or "", found.kind or said.encounter)
+    setting = said.settings.get(found.encounter_class or "", found.encounter_class or said.encounter)
     text, refs = statement(found.flags, SCALES[scale], said)
     text = said.screen.format(setting=setting, day=day(found.start, words), statement=text)
     return [record(text, [found.encounter, *refs])]

@@ -64,10 +64,10 @@ def complaint_rules(ctx: Context) -> None:
                 if level == 1
                 else ("high-risk situation" if decisive else "severe pain or distress: consider level 2")
             )
-            kind = "Life-threatening" if level == 1 else ("High-risk" if decisive else "Consider level 2")
+            urgency = "Life-threatening" if level == 1 else ("High-risk" if decisive else "Consider level 2")
             ctx.meets(
                 level,
-                f"{kind} complaint: {concept.label}",
+                f"{urgency} complaint: {concept.label}",
                 f"{ESI} decision point {concept.point}: {what}",
                 f"Complaint {read.read.text!r} ({read.source}) read as {finding.phrase!r}",
                 decisive=decisive,

@@ -5,7 +5,7 @@ by code (clinical_notes.compose); the model writes only what needs synthesis.
 
 LOINC document types (the DocumentReference.type of each kind's draft):
 - progress: 11506-3 "Progress note": an interval summary is what this code names.
-- soap: 34109-9 "Note": SOAP is a layout, not a document kind; the Document Ontology's generic note leaves
+- soap: 34109-9 "Note": SOAP is a layout, not a document type; the Document Ontology's generic note leaves
   setting and author role unasserted, which is right for a model-written draft of any encounter.
 - triage: 51848-0 "Evaluation note": the flags are an assessment of risk (C-CDA's Assessment section code),
   not an ED triage note (54094-8), which documents a nurse's triage encounter.

@@ -59,7 +59,7 @@ SCALES: dict[ScaleName, Scale] = {"esi": ESI_SCALE, "ctas": CTAS_SCALE, "ktas": 
 FEVER_C, HYPOTHERMIA_C = 38.0, 36.0
 UNMAPPED, UNREAD = "Complaint unmapped", "Complaint not read"
 UNMAPPED_TITLES = frozenset({UNMAPPED, UNREAD})
-COMPLAINT_KIND = re.compile(r"^(Life-threatening|High-risk) complaint: ")
+URGENT_COMPLAINT = re.compile(r"^(Life-threatening|High-risk) complaint: ")
 LIMITS = re.compile(r"\s*\([^)]*\d[^)]*\)")
 
 
@@ -67,7 +67,7 @@ class Screen(BaseModel):
     """One encounter's triage screen: its flags, the level its criteria meet, and the statement of them."""
 
     encounter: str | None = None
-    kind: str | None = None
+    encounter_class: str | None = None
     start: str | None = None
     scale: ScaleName = "esi"
     level: int | None = Field(
@@ -118,7 +118,7 @@ def presentation_of(timeline: ClinicalTimeline, encounter: str | None = None) ->
         return None
     newest = timeline.presentations[0]
     for p in reversed(timeline.presentations):
-        if p.kind == "EMER" and p is not newest and _same_episode(p, newest):
+        if p.encounter_class == "EMER" and p is not newest and _same_episode(p, newest):
             return p
     return newest
 
@@ -159,7 +159,7 @@ def screen(timeline: ClinicalTimeline, encounter: str | None = None, scale: Scal
     level, consider = graded(ctx.flags, used)
     return Screen(
         encounter=presentation.encounter,
-        kind=presentation.kind,
+        encounter_class=presentation.encounter_class,
         start=presentation.start,
         scale=scale,
         level=level,
@@ -308,7 +308,7 @@ def _not_assessed(ctx: Context) -> None:
     """Say what was not assessed and why: missing vital signs, unreadable complaints, unusable readings."""
     p, v = ctx.presentation, ctx.vitals
     missing = v.missing()
-    if len(missing) == len(CORE) and p.kind in ACUTE_CLASSES:
+    if len(missing) == len(CORE) and p.encounter_class in ACUTE_CLASSES:
         ctx.skip(
             "No triage vital signs recorded",
             "triage screen",
@@ -362,7 +362,7 @@ def _not_assessed(ctx: Context) -> None:
 def _reason(flag: TriageFlag) -> str:
     """A criterion as the statement names it: its title (less the limits it quotes: the statement's numbers
     must be the record's), the readings, the complaint."""
-    title = LIMITS.sub("", COMPLAINT_KIND.sub("", flag.title))
+    title = LIMITS.sub("", URGENT_COMPLAINT.sub("", flag.title))
     values = f" ({'; '.join(flag.values)})" if flag.values else ""
     complaint = f" ({flag.complaint!r})" if flag.complaint else ""
     return f"{title}{values}{complaint}"

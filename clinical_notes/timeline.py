@@ -98,7 +98,7 @@ class EncounterItem(BaseModel):
     """An Encounter."""
 
     ref: str
-    kind: str | None = None
+    encounter_class: str | None = None
     type: str | None = None
     start: str | None = None
     end: str | None = None
@@ -138,7 +138,7 @@ class Presentation(BaseModel):
     """What a triage nurse sees of one encounter: the complaint, the first readings, age and pregnancy."""
 
     encounter: str
-    kind: str | None = Field(default=None, description="Encounter.class code (EMER, IMP, AMB...).")
+    encounter_class: str | None = Field(default=None, description="Encounter.class code (EMER, IMP, AMB...).")
     start: str | None = None
     part_of: str | None = None
     age_days: int | None = Field(default=None, description="Age at the encounter's start.")
@@ -262,7 +262,7 @@ class ClinicalTimeline(BaseModel):
             for m in series_measurements(series):
                 add(m.ref, series.name, m.date)
         for e in self.encounters:
-            add(e.ref, e.type or e.kind or "Encounter", e.start)
+            add(e.ref, e.type or e.encounter_class or "Encounter", e.start)
         for ev in (*self.procedures, *self.immunizations):
             add(ev.ref, ev.name, ev.date)
         for n in self.notes:

@@ -85,7 +85,7 @@ def render_timeline(t: ClinicalTimeline) -> str:
     lines += _section(
         "ENCOUNTERS",
         (
-            f"- [{k(e.ref)}] {_day(e.start)}: {e.type or e.kind or 'encounter'}"
+            f"- [{k(e.ref)}] {_day(e.start)}: {e.type or e.encounter_class or 'encounter'}"
             + (f"; reason: {', '.join(e.reasons)}" if e.reasons else "")
             for e in t.encounters
         ),

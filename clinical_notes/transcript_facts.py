@@ -462,12 +462,11 @@ def _duration(doc: Any, sentence: str) -> str | None:
     return best
 
 
-def _answer_kind(text: str) -> Literal["negative", "affirmative", "other"]:
+def _answer_polarity(text: str) -> Literal["negative", "affirmative", "other"]:
     cleaned = FILLERS.sub("", text).strip()
     said = " ".join(_words(cleaned))
     if _starts(cleaned, NEGATIVE_ANSWERS) or any(phrase in said for phrase in REST_DENIED):
         return "negative"  # "a little congestion, but everything else has been okay" denies the rest
-        return "negative"
     if _starts(cleaned, AFFIRMATIVE_ANSWERS):
         return "affirmative"
     return "other"
@@ -529,19 +528,19 @@ def read_symptoms(
         answer = transcript.turn(turn.n + 1)
         if not asked or answer is None or answer.speaker == "unknown":
             continue
-        kind = _answer_kind(answer.text)
+        answer_polarity = _answer_polarity(answer.text)
         answered = {m.name for m in _mentions(docs[answer.n], answer.speaker in CLINICIANS)}
         names = list(dict.fromkeys(m.name for m in asked if m.name not in answered))
         rest = any(phrase in " ".join(_words(answer.text)) for phrase in REST_DENIED)
         if answered & {m.name for m in asked} and not rest:
             names = []  # "no fever" to "cough? fever?" answers about fever alone; its own reading says so
         uncertain = None if _speakers_fit(turn, answer) else SWAPPED
-        if kind == "negative":
+        if answer_polarity == "negative":
             for name in names:
                 facts.append(SymptomFact(name, "denied", (turn.n, answer.n), None, uncertain))
                 if uncertain is None:
                     polarity.setdefault(answer.n, {}).setdefault(name, set()).add("denied")
-        elif kind == "affirmative" and len(names) == 1 and not any(m.negated for m in asked):
+        elif answer_polarity == "affirmative" and len(names) == 1 and not any(m.negated for m in asked):
             facts.append(SymptomFact(names[0], "reported", (turn.n, answer.n), None, uncertain))
             if uncertain is None:
                 polarity.setdefault(answer.n, {}).setdefault(names[0], set()).add("reported")

@@ -3,7 +3,7 @@
 Units: heart and respiratory rates per minute; SpO2 in percent (a fraction recorded with unit "1" is turned
 into percent); systolic and diastolic pressure in mmHg (kPa x 7.50062); temperature in °C (°F converted, K
 converted; with no unit, 25-45 reads as °C and 77-113 as °F, and the reading says so). A value in a unit
-that is not of its kind (a heart rate in mmHg) is not assessed.
+that measures another dimension (a heart rate in mmHg) is not assessed.
 
 Plausible limits (what a measurement on a living patient can read, not clinical thresholds): heart rate
 1-300 /min, respiratory rate 1-120 /min, SpO2 1-100 %, systolic pressure 20-300 mmHg, diastolic 10-250
@@ -49,8 +49,8 @@ MMHG_UNITS = frozenset({"mm[hg]", "mmhg", "mm hg"})
 CELSIUS = frozenset({"cel", "°c", "c", "degc", "deg c", "celsius", "[degc]"})
 RATIO_UNITS = frozenset({"1", "{ratio}", "ratio"})
 KPA_TO_MMHG = 7.50062
-# Accepted units (none recorded is accepted too), the canonical unit shown, and the kind of unit.
-UNIT_KINDS = {
+# Accepted units (none recorded is accepted too), the canonical unit shown, and the dimension they measure.
+UNIT_DIMENSIONS = {
     "HR": (RATE_UNITS, "/min", "a rate per minute"),
     "RR": (RATE_UNITS, "/min", "a rate per minute"),
     "SpO2": (PERCENT_UNITS, "%", "a percent"),
@@ -145,10 +145,10 @@ def _convert(name: str, m: Measurement, value: float) -> tuple[float, str] | str
         return value * KPA_TO_MMHG, f"{raw} ({value * KPA_TO_MMHG:.0f} mmHg)"
     if name == "temperature":
         return _celsius(m, value)
-    if name in UNIT_KINDS:
-        accepted, canonical, kind = UNIT_KINDS[name]
+    if name in UNIT_DIMENSIONS:
+        accepted, canonical, dimension = UNIT_DIMENSIONS[name]
         if unit and unit not in accepted:
-            return f"unit {m.unit!r} is not {kind}"
+            return f"unit {m.unit!r} is not {dimension}"
         return value, f"{value:g} {canonical}"
     return value, raw
 

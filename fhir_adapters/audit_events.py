@@ -36,12 +36,12 @@ AI_DEVICE_TYPE = "http://hl7.org/fhir/uv/aitransparency/CodeSystem/AIdeviceTypeC
 SERVICE_SYSTEM = "urn:ehr-summarizer:service"
 JOB_SYSTEM = "urn:ehr-summarizer:job"
 TRACE_SYSTEM = "https://www.w3.org/TR/trace-context/#trace-id"
-ENTITY_KIND = "urn:ehr-summarizer:audit-entity"
+OUR_ENTITY_TYPE = "urn:ehr-summarizer:audit-entity"
 SERVICE = {"identifier": {"system": SERVICE_SYSTEM, "value": "ehr-summarizer"}, "display": "ehr-summarizer"}
 ID_MAX = 64
 # AuditEvent.outcome (R4): 0 success, 4 minor failure, 8 serious failure.
 Outcome = Literal["0", "4", "8"]
-DecisionKind = Literal["approve", "reject", "replace"]
+DecisionAction = Literal["approve", "reject", "replace"]
 
 
 def _coding(system: str, code: str, display: str | None = None) -> dict[str, str]:
@@ -66,10 +66,10 @@ def decision_event_id(draft_ref: str) -> str:
     return _event_id("decision", draft_ref.rsplit("/", 1)[-1])
 
 
-def _entity(what: dict[str, Any], kind: str, role: str, lifecycle: str | None = None) -> dict[str, Any]:
+def _entity(what: dict[str, Any], type_code: str, role: str, lifecycle: str | None = None) -> dict[str, Any]:
     entity: dict[str, Any] = {
         "what": what,
-        "type": _coding(ENTITY_TYPE, kind),
+        "type": _coding(ENTITY_TYPE, type_code),
         "role": _coding(OBJECT_ROLE, role),
     }
     if lifecycle:
@@ -81,7 +81,7 @@ def _job_entity(job_id: str, trace_id: str | None) -> list[dict[str, Any]]:
     entities = [_entity({"identifier": {"system": JOB_SYSTEM, "value": job_id}}, "2", "20")]  # object, job
     if trace_id:
         trace = {"what": {"identifier": {"system": TRACE_SYSTEM, "value": trace_id}}}
-        entities.append({**trace, "type": _coding(ENTITY_KIND, "trace-id", "OpenTelemetry trace")})
+        entities.append({**trace, "type": _coding(OUR_ENTITY_TYPE, "trace-id", "OpenTelemetry trace")})
     return entities
 
 
@@ -158,8 +158,8 @@ def run_event(run: RunRecord) -> dict[str, Any]:
     return event
 
 
-DECISIONS: dict[DecisionKind, tuple[str, str, str, str]] = {
-    # decision: (restful interaction, action, participant type, draft lifecycle)
+DECISIONS: dict[DecisionAction, tuple[str, str, str, str]] = {
+    # decision: (restful interaction, AuditEvent.action, participant type, draft lifecycle)
     "approve": ("update", "U", "verifier", "4"),  # verification
     "reject": ("update", "U", "performer", "14"),  # logical deletion (entered-in-error)
     "replace": ("create", "C", "verifier", "3"),  # amended by a new document that replaces it
@@ -171,7 +171,7 @@ class DecisionRecord:
     """A clinician's decision on one of our drafts."""
 
     draft_ref: str
-    decision: DecisionKind
+    decision: DecisionAction
     clinician: dict[str, Any] | None
     patient_id: str | None = None
     replacement: str | None = None

@@ -104,10 +104,10 @@ class BulkExport:
             self.stats.waits_s.append(wait)
             await asyncio.sleep(wait)
 
-    async def resources(self, manifest: dict[str, Any], kind: str) -> AsyncIterator[dict[str, Any]]:
+    async def resources(self, manifest: dict[str, Any], type_name: str) -> AsyncIterator[dict[str, Any]]:
         """Every resource of one type in the manifest's output files, line by line."""
         for item in manifest.get("output", []):
-            if item.get("type") != kind or not item.get("url"):
+            if item.get("type") != type_name or not item.get("url"):
                 continue
             response = await self.client.request("GET", str(item["url"]), headers={"Accept": NDJSON})
             self.stats.files += 1
@@ -118,9 +118,9 @@ class BulkExport:
                 try:
                     resource = json.loads(line)
                 except ValueError as exc:
-                    raise FhirError(f"bulk file of {kind}: line {number} is not JSON") from exc
-                if not isinstance(resource, dict) or resource.get("resourceType") != kind:
-                    raise FhirError(f"bulk file of {kind}: line {number} is not a {kind}")
+                    raise FhirError(f"bulk file of {type_name}: line {number} is not JSON") from exc
+                if not isinstance(resource, dict) or resource.get("resourceType") != type_name:
+                    raise FhirError(f"bulk file of {type_name}: line {number} is not a {type_name}")
                 self.stats.resources += 1
                 yield resource
 

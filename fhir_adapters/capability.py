@@ -82,13 +82,13 @@ def parse_capabilities(statement: dict[str, Any]) -> Capabilities:
     topics: set[str] = set()
     subscriptions = False
     for resource in rest.get("resource") or []:
-        kind = str(resource.get("type", ""))
+        type_name = str(resource.get("type", ""))
         codes = {i.get("code") for i in resource.get("interaction") or []}
         if "search-type" in codes:
-            params[kind] = frozenset(str(p.get("name")) for p in resource.get("searchParam") or [])
-        if kind == "Patient" and any(_is_everything(op) for op in resource.get("operation") or []):
+            params[type_name] = frozenset(str(p.get("name")) for p in resource.get("searchParam") or [])
+        if type_name == "Patient" and any(_is_everything(op) for op in resource.get("operation") or []):
             everything = True
-        if kind == "Subscription" and "create" in codes:
+        if type_name == "Subscription" and "create" in codes:
             subscriptions = True
             topics.update(_extension_values(resource, BACKPORT_TOPIC_EXT))
             channels.update(_channel_types(resource))

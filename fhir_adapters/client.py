@@ -43,7 +43,7 @@ ExchangeHook = Callable[[str, str, int | None], None]
 class FhirAuth:
     """How we authenticate to the FHIR server."""
 
-    kind: Literal["none", "basic", "bearer", "smart"] = "none"
+    mode: Literal["none", "basic", "bearer", "smart"] = "none"
     username: str | None = None
     password: str | None = None
     token: str | None = None
@@ -51,13 +51,13 @@ class FhirAuth:
 
     def httpx_auth(self) -> httpx.Auth | None:
         """The httpx auth object for basic; None otherwise."""
-        if self.kind == "basic":
+        if self.mode == "basic":
             return httpx.BasicAuth(self.username or "", self.password or "")
         return None
 
     def headers(self) -> dict[str, str]:
         """Static headers (bearer token)."""
-        return {"Authorization": f"Bearer {self.token}"} if self.kind == "bearer" and self.token else {}
+        return {"Authorization": f"Bearer {self.token}"} if self.mode == "bearer" and self.token else {}
 
 
 def retry_after_seconds(value: str | None) -> float | None:
@@ -110,7 +110,7 @@ class FhirClient:
         self.on_exchange = on_exchange
         self.on_close = on_close
         auth = auth or FhirAuth()
-        self._tokens = auth.smart if auth.kind == "smart" else None
+        self._tokens = auth.smart if auth.mode == "smart" else None
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             auth=auth.httpx_auth(),
@@ -230,9 +230,9 @@ class FhirClient:
         response = await self.request("GET", url, params=params)
         return json_body(response, url)
 
-    async def read(self, kind: str, resource_id: str) -> dict[str, Any]:
+    async def read(self, type_name: str, resource_id: str) -> dict[str, Any]:
         """Read one resource (InputError for a type or id that is not FHIR's)."""
-        return await self.get_json(f"{resource_type(kind)}/{fhir_id(resource_id)}")
+        return await self.get_json(f"{resource_type(type_name)}/{fhir_id(resource_id)}")
 
     async def pages(self, url: str, params: dict[str, str] | None = None) -> AsyncIterator[dict[str, Any]]:
         """Yield a Bundle and each following page, following link[next] as an opaque URL.
@@ -305,11 +305,11 @@ def _span_attributes(method: str, url: str, base: httpx.URL) -> dict[str, tracin
     if path.startswith(("http://", "https://")):
         path = path.removeprefix(str(base).rstrip("/"))
     segments = [p for p in path.strip("/").split("/") if p]
-    kind = segments[0] if segments and segments[0][:1].isupper() else None
+    type_name = segments[0] if segments and segments[0][:1].isupper() else None
     operation = next((p for p in segments if p.startswith("$")), None)
     return {
         "http.request.method": method,
-        "fhir.resource_type": kind or ("transaction" if not segments else None),
+        "fhir.resource_type": type_name or ("transaction" if not segments else None),
         "fhir.operation": operation,
         "server.address": base.host,
         "server.port": base.port,

@@ -114,12 +114,16 @@ def _wanted(refs: Iterable[str], patient: str) -> dict[str, dict[str, list[str]]
     return by_type
 
 
-async def _search(client: FhirClient, kind: str, ids: list[str], patient: str) -> list[dict[str, Any]]:
-    scope = {"_id": patient} if kind == "Patient" else {"_id": ",".join(ids), "patient": f"Patient/{patient}"}
-    response = await client.request(
-        "GET", kind, params={**scope, "_count": str(len(ids))}, headers={"Prefer": "handling=strict"}
+async def _search(client: FhirClient, type_name: str, ids: list[str], patient: str) -> list[dict[str, Any]]:
+    scope = (
+        {"_id": patient}
+        if type_name == "Patient"
+        else {"_id": ",".join(ids), "patient": f"Patient/{patient}"}
     )
-    bundle = json_body(response, kind)
+    response = await client.request(
+        "GET", type_name, params={**scope, "_count": str(len(ids))}, headers={"Prefer": "handling=strict"}
+    )
+    bundle = json_body(response, type_name)
     entries = bundle.get("entry")
     if not isinstance(entries, list):
         entries = []
@@ -139,17 +143,17 @@ async def in_compartment(client: FhirClient, patient: str, refs: Iterable[str]) 
     one the server will not search by patient is simply absent: the caller shows it as outside the record.
     """
     found: dict[str, dict[str, Any]] = {}
-    for kind, ids in _wanted(refs, patient).items():
+    for type_name, ids in _wanted(refs, patient).items():
         names = sorted(ids)
         for start in range(0, len(names), IDS_PER_SEARCH):
             try:
-                resources = await _search(client, kind, names[start : start + IDS_PER_SEARCH], patient)
+                resources = await _search(client, type_name, names[start : start + IDS_PER_SEARCH], patient)
             except (FhirNotFound, OperationOutcomeError):
                 continue  # the server cannot search these by patient: they stay outside
             for resource in resources:
                 rid = resource.get("id")
                 if (
-                    resource.get("resourceType") == kind
+                    resource.get("resourceType") == type_name
                     and rid in ids
                     and of_patient(resource, patient, base_url=client.base_url)
                 ):

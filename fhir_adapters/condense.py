@@ -217,7 +217,7 @@ def _encounter(encounter: Encounter) -> EncounterItem:
     period = encounter.period
     return EncounterItem(
         ref=f"Encounter/{encounter.id}",
-        kind=encounter.class_fhir.code if encounter.class_fhir else None,
+        encounter_class=encounter.class_fhir.code if encounter.class_fhir else None,
         type=text_of(encounter.type[0]) if encounter.type else None,
         start=iso(period.start) if period else None,
         end=iso(period.end) if period else None,

@@ -1,10 +1,10 @@
 """The hospital's guideline library: a folder of Markdown, text and HTML documents and of FHIR PlanDefinition
 and Library resources (JSON, or a Bundle of them), and the same resources read from the FHIR server.
 
-A file that cannot be read, is larger than the limit, is not UTF-8 or is JSON of another kind is skipped and
-listed with the reason; the rest still load. A PlanDefinition's actions become its sections (title,
-description, textEquivalent); a Library's text attachments are split like documents. Both are cited as
-`Guideline/{id}` passages whose source names the resource.
+A file that cannot be read, is larger than the limit, is not UTF-8 or is JSON of another resource type is
+skipped and listed with the reason; the rest still load. A PlanDefinition's actions become its sections
+(title, description, textEquivalent); a Library's text attachments are split like documents. Both are cited
+as `Guideline/{id}` passages whose source names the resource.
 """
 
 from __future__ import annotations
@@ -40,17 +40,19 @@ def _actions(actions: list[dict[str, Any]], trail: str = "") -> Iterator[tuple[s
 
 def passages_of_resource(resource: dict[str, Any]) -> list[Passage]:
     """The passages of a PlanDefinition or Library (ValueError for any other resource)."""
-    kind = resource.get("resourceType")
-    if kind not in ("PlanDefinition", "Library"):
-        raise ValueError(f"a {kind or 'JSON document'}, not a PlanDefinition or Library")
+    type_name = resource.get("resourceType")
+    if type_name not in ("PlanDefinition", "Library"):
+        raise ValueError(f"a {type_name or 'JSON document'}, not a PlanDefinition or Library")
     meta = {
         "id": str(resource.get("name") or resource.get("id") or "guideline"),
         "title": str(resource.get("title") or resource.get("name") or resource.get("id") or ""),
         "version": str(resource.get("version") or resource.get("date") or "unversioned"),
-        "source": f"{kind}/{resource.get('id')}" if resource.get("id") else str(resource.get("url") or ""),
+        "source": f"{type_name}/{resource.get('id')}"
+        if resource.get("id")
+        else str(resource.get("url") or ""),
         "licence": str(resource.get("copyright") or "") or "",
     }
-    if kind == "PlanDefinition":
+    if type_name == "PlanDefinition":
         body = "\n\n".join(f"## {title}\n\n{text}" for title, text in _actions(resource.get("action") or []))
         if resource.get("description"):
             body = f"## {meta['title']}\n\n{resource['description']}\n\n{body}"
@@ -154,8 +156,8 @@ def library_for(folder: Path, max_bytes: int) -> Library:
 async def server_passages(client: FhirClient) -> list[Passage]:
     """The passages of the active PlanDefinitions and Libraries on the FHIR server."""
     found: list[Passage] = []
-    for kind in ("PlanDefinition", "Library"):
-        async for resource in client.search(kind, {"status": "active"}):
+    for type_name in ("PlanDefinition", "Library"):
+        async for resource in client.search(type_name, {"status": "active"}):
             try:
                 found += passages_of_resource(resource)
             except ValueError:

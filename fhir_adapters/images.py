@@ -54,11 +54,11 @@ def record_images(
     found: list[ImageAttachment] = []
     skipped: list[str] = []
     for ref, label, when, attachment in _image_attachments(record):
-        kind = (attachment.contentType or "").split(";")[0].strip().lower()
-        if not kind.startswith("image/"):
+        content_type = (attachment.contentType or "").split(";")[0].strip().lower()
+        if not content_type.startswith("image/"):
             continue
-        if kind not in IMAGE_TYPES:
-            skipped.append(f"{ref}: {kind} is not an image type the model reads")
+        if content_type not in IMAGE_TYPES:
+            skipped.append(f"{ref}: {content_type} is not an image type the model reads")
             continue
         if not attachment.data:
             skipped.append(f"{ref}: the image is not inline (a url is not fetched)")
@@ -76,5 +76,5 @@ def record_images(
         if len(found) >= max_count:
             skipped.append(f"{ref}: over the {max_count}-image limit")
             continue
-        found.append(ImageAttachment(ref, label, when, kind, base64.b64encode(image).decode()))
+        found.append(ImageAttachment(ref, label, when, content_type, base64.b64encode(image).decode()))
     return found, skipped

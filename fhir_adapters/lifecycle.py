@@ -88,20 +88,20 @@ async def create_in_transaction(
 ) -> str:
     """Create a resource with `also(its fullUrl)`'s entries in one transaction; its new reference."""
     full_url = f"urn:uuid:{uuid.uuid4()}"
-    kind = str(resource.get("resourceType"))
-    create = {"fullUrl": full_url, "resource": resource, "request": {"method": "POST", "url": kind}}
+    type_name = str(resource.get("resourceType"))
+    create = {"fullUrl": full_url, "resource": resource, "request": {"method": "POST", "url": type_name}}
     bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [create, *also(full_url)]}
     try:
         entries = (await client.transaction(bundle)).get("entry", [])
     except FhirAuthError:
         # As in _put: the creation alone when the token may not post a transaction.
-        created = json_body(await client.request("POST", kind, json=resource), kind)
-        return str(parse_reference(f"{kind}/{created.get('id')}"))
+        created = json_body(await client.request("POST", type_name, json=resource), type_name)
+        return str(parse_reference(f"{type_name}/{created.get('id')}"))
     location = str((entries[0].get("response") or {}).get("location", "")) if entries else ""
     parts = location.split("/_history/")[0].rstrip("/").split("/")
-    if len(parts) < 2 or parts[-2] != kind:
-        raise FhirError(f"transaction-response gave no location for the new {kind}")
-    return str(parse_reference(f"{kind}/{parts[-1]}"))
+    if len(parts) < 2 or parts[-2] != type_name:
+        raise FhirError(f"transaction-response gave no location for the new {type_name}")
+    return str(parse_reference(f"{type_name}/{parts[-1]}"))
 
 
 def draft_identifier_of(doc: dict[str, Any]) -> str | None:

@@ -84,7 +84,7 @@ def presentations(record: PatientRecord, timeline: ClinicalTimeline) -> list[Pre
         own = linked.get(ref, []) + [o for o, when in unlinked if within(None, when)]
         presentation = Presentation(
             encounter=ref,
-            kind=encounter.class_fhir.code if encounter.class_fhir else None,
+            encounter_class=encounter.class_fhir.code if encounter.class_fhir else None,
             start=start,
             part_of=_ref(encounter.partOf),
             age_days=_age_days(birth, parse_when(start)),

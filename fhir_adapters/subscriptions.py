@@ -74,13 +74,13 @@ def _string(value: Any, what: str) -> str:
 
 
 def _event_of(resource: dict[str, Any], base_url: str | None) -> NotificationEvent:
-    kind = resource_type(resource.get("resourceType"))
+    type_name = resource_type(resource.get("resourceType"))
     if resource.get("id") is None:
-        raise InputError(f"{kind} without an id")
+        raise InputError(f"{type_name} without an id")
     meta = resource.get("meta")
     version = _object(meta, "meta").get("versionId") if meta is not None else None
     return NotificationEvent(
-        focus=f"{kind}/{fhir_id(resource['id'], f'{kind}.id')}",
+        focus=f"{type_name}/{fhir_id(resource['id'], f'{type_name}.id')}",
         patient_id=patient_of(resource, base_url=base_url),
         version=fhir_id(version, "meta.versionId") if version is not None else None,
         resource=resource,
@@ -216,7 +216,7 @@ def parse_notification(
         raise InputError("notification body is not a FHIR resource")
     if body["resourceType"] == "Bundle":
         listed = _array(body.get("entry"), "Bundle.entry")
-        if len(listed) > max_events + 1:  # refused before anything is built; exact per kind below
+        if len(listed) > max_events + 1:  # refused before anything is built; exact per type below
             raise TooLarge(f"a notification may carry at most {max_events} events")
         entries = [_object(e, "Bundle.entry") for e in listed]
         if body.get("type") == "history":

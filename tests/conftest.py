@@ -315,7 +315,7 @@ def registered(subscription_id: str, events: int = 0) -> str:
 
     ref = f"Subscription/{subscription_id}"
     with session_scope() as session:
-        ensure_state(session=session, subscription=ref, kind="backport", criteria="test", events=events)
+        ensure_state(session=session, subscription=ref, protocol="backport", criteria="test", events=events)
     return subscription_id
 
 

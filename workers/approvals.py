@@ -7,7 +7,7 @@ import logging
 from dataclasses import replace
 from typing import Any
 
-from fhir_adapters.audit_events import DecisionKind, DecisionRecord, decision_event, ensure_event, put_entry
+from fhir_adapters.audit_events import DecisionAction, DecisionRecord, decision_event, ensure_event, put_entry
 from fhir_adapters.client import FhirClient
 from fhir_adapters.compartment import patient_of
 from fhir_adapters.lifecycle import (
@@ -48,7 +48,7 @@ from workers.transcript_jobs import submit_soap_job
 from workers.transcripts import rules_of
 
 log = logging.getLogger(__name__)
-DECIDED: dict[str, DecisionKind] = {"approved": "approve", "rejected": "reject", "replaced": "replace"}
+DECIDED: dict[str, DecisionAction] = {"approved": "approve", "rejected": "reject", "replaced": "replace"}
 
 
 def _record_and_find_older(job_id: str, patient_id: str, kind: str, ref: str) -> list[str]:

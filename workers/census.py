@@ -70,8 +70,10 @@ class Population:
     @classmethod
     def of_source(cls, source: str) -> Population:
         """The population a census's source names (a listed population's members are already recorded)."""
-        kind, _, ident = source.partition("/")
-        return cls(group=ident) if kind == "Group" else cls(location=ident) if kind == "Location" else cls()
+        type_name, _, ident = source.partition("/")
+        if type_name == "Group":
+            return cls(group=ident)
+        return cls(location=ident) if type_name == "Location" else cls()
 
 
 async def resolve(

@@ -82,7 +82,7 @@ def fhir_client(settings: Settings, base_url: str | None = None) -> FhirClient:
     url = base_url or settings.fhir_base_url
     audit = ExchangeAudit()
     auth = FhirAuth(
-        kind=settings.fhir_auth,
+        mode=settings.fhir_auth,
         username=settings.fhir_username,
         password=settings.fhir_password.get_secret_value() if settings.fhir_password else None,
         token=settings.fhir_token.get_secret_value() if settings.fhir_token else None,
@@ -104,7 +104,7 @@ def clinician_client(settings: Settings, access_token: str, actor: str) -> FhirC
     audit = ExchangeAudit(actor)
     return FhirClient(
         settings.fhir_base_url,
-        auth=FhirAuth(kind="bearer", token=access_token),
+        auth=FhirAuth(mode="bearer", token=access_token),
         timeout_s=settings.fhir_timeout_s,
         max_retries=settings.fhir_max_retries,
         page_limit=settings.fhir_page_limit,

@@ -142,14 +142,14 @@ def dispatch(
                     result.duplicates += 1
                     continue
                 fresh.discard(key)  # the same event twice in one notification counts once
-            kind = (event.focus or "").split("/")[0]
+            type_name = (event.focus or "").split("/")[0]
             trusted = key is not None or from_server
-            if kind == "DocumentReference" and event.focus:
+            if type_name == "DocumentReference" and event.focus:
                 outbox.append(partial(publish, TRACK_DRAFT, event.focus))
-            elif kind in settings.trigger_resource_types and event.patient_id and trusted:
+            elif type_name in settings.trigger_resource_types and event.patient_id and trusted:
                 flush = patient_event(session=session, patient_id=event.patient_id, settings=settings)
                 outbox += [flush] if flush else []
-            elif kind in settings.trigger_resource_types and event.focus and not from_server:
+            elif type_name in settings.trigger_resource_types and event.focus and not from_server:
                 outbox.append(partial(publish, RESOLVE_EVENT, event.focus))
             else:
                 result.ignored += 1

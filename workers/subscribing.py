@@ -55,11 +55,11 @@ def subscribe(settings: Settings, fhir_url: str | None = None) -> list[dict[str,
             counts = await statuses(client, [d.ref for d in registered])
             with session_scope() as session:
                 for d in registered:
-                    kind = "rest-hook" if "?" in d.criteria else "backport"
+                    protocol = "rest-hook" if "?" in d.criteria else "backport"
                     ensure_state(
                         session=session,
                         subscription=d.ref,
-                        kind=kind,
+                        protocol=protocol,
                         criteria=d.criteria,
                         events=counts[d.ref],
                     )

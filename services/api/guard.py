@@ -61,7 +61,7 @@ _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 _STEP = [0] * 256
 for _open, _close in (b"[]", b"{}"):
     _STEP[_open], _STEP[_close] = 1, -1
-CallerKind = Literal["bearer", "notifier", "public"]
+Caller = Literal["bearer", "notifier", "public"]
 
 
 def nesting_depth(body: bytes) -> int:
@@ -70,7 +70,7 @@ def nesting_depth(body: bytes) -> int:
     return max(accumulate(map(_STEP.__getitem__, brackets)), default=0)
 
 
-def caller_kind(path: str, docs: bool) -> CallerKind:
+def caller_of(path: str, docs: bool) -> Caller:
     """Which credential a path needs."""
     if (
         path in HEALTH_PATHS
@@ -130,9 +130,9 @@ class Counters:
             log.warning("rate limits skipped: broker unreachable (%s)", type(exc).__name__)
 
 
-def authenticate(settings: Settings, kind: CallerKind, headers: Headers) -> Principal:
+def authenticate(settings: Settings, caller: Caller, headers: Headers) -> Principal:
     """The caller a request's credential proves; AuthenticationError otherwise."""
-    if kind == "notifier":
+    if caller == "notifier":
         expected = settings.notification_secret
         given = headers.get(settings.notification_secret_header, "")
         if expected is None or not same_secret(given, expected.get_secret_value()):
@@ -144,7 +144,7 @@ def authenticate(settings: Settings, kind: CallerKind, headers: Headers) -> Prin
     return verify_token(token.strip(), settings)
 
 
-def admit(settings: Settings, kind: CallerKind, headers: Headers, client: str) -> Admission:
+def admit(settings: Settings, caller: Caller, headers: Headers, client: str) -> Admission:
     """Failed attempts from `client` limited, then the credential, then the caller's rate (blocking I/O)."""
     counters = Counters(settings.broker_url)
     now = time.time()
@@ -157,14 +157,14 @@ def admit(settings: Settings, kind: CallerKind, headers: Headers, client: str) -
         if first:
             log.warning("too many failed credentials from one address: refusing it for the minute")
         message = "too many failed attempts from this address; try again later"
-        return Admission(429, message, actor=f"{kind}:locked-out", retry_after=retry_after, audit=first)
+        return Admission(429, message, actor=f"{caller}:locked-out", retry_after=retry_after, audit=first)
     try:
-        principal = authenticate(settings, kind, headers)
+        principal = authenticate(settings, caller, headers)
     except AuthenticationError as exc:
         counters.hit(failures)
-        return Admission(401, str(exc), actor="notifier:bad-secret" if kind == "notifier" else "anonymous")
-    quota = settings.notification_rate_per_minute if kind == "notifier" else settings.api_rate_per_minute
-    if counters.hit(f"ehrsum:rate:{kind}:{principal.subject}:{window}") > quota:
+        return Admission(401, str(exc), actor="notifier:bad-secret" if caller == "notifier" else "anonymous")
+    quota = settings.notification_rate_per_minute if caller == "notifier" else settings.api_rate_per_minute
+    if counters.hit(f"ehrsum:rate:{caller}:{principal.subject}:{window}") > quota:
         return Admission(429, "too many requests; slow down", principal, retry_after=retry_after)
     return Admission(principal=principal)
 
@@ -251,14 +251,14 @@ class Guard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        kind = caller_kind(scope["path"], self.settings.api_docs)
-        if kind == "public":
+        caller = caller_of(scope["path"], self.settings.api_docs)
+        if caller == "public":
             await self.app(scope, receive, send)
             return
         state = scope.setdefault("state", {})
         headers = Headers(scope=scope)
         client = scope["client"][0] if scope.get("client") else "unknown"
-        verdict = await asyncio.to_thread(admit, self.settings, kind, headers, client)
+        verdict = await asyncio.to_thread(admit, self.settings, caller, headers, client)
         if verdict.principal is not None:
             state["principal"] = verdict.principal
         if verdict.status:
@@ -268,7 +268,7 @@ class Guard:
             return
         limit = (
             self.settings.notification_max_body_bytes
-            if kind == "notifier"
+            if caller == "notifier"
             else self.settings.api_max_body_bytes
         )
         try:
@@ -326,7 +326,7 @@ class AuditRequests:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Pass the request on; audit when the response starts."""
-        if scope["type"] != "http" or caller_kind(scope["path"], self.docs) == "public":
+        if scope["type"] != "http" or caller_of(scope["path"], self.docs) == "public":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()

@@ -328,8 +328,8 @@ def may_write_audit_events(scope: str) -> bool:
     the decision is written alone and the worker records its AuditEvent when it hears of the decision."""
     for granted in scope.split():
         context, _, rest = granted.partition("/")
-        kind, _, permissions = rest.partition(".")
-        if context not in ("patient", "user") or kind not in ("AuditEvent", "*"):
+        type_name, _, permissions = rest.partition(".")
+        if context not in ("patient", "user") or type_name not in ("AuditEvent", "*"):
             continue
         if permissions in ("write", "*") or {"c", "u"} <= set(permissions.partition("?")[0]):
             return True

@@ -49,8 +49,8 @@ def page(title: str, body: str, *, status_line: str = "") -> str:
 
 def message(text: str, *, alert: bool) -> str:
     """A notice: an alert (announced at once) for failures, a status for outcomes."""
-    role, kind = ("alert", "error") if alert else ("status", "done")
-    return f'<div class="notice {kind}" role="{role}">{escape(text)}</div>'
+    role, tone = ("alert", "error") if alert else ("status", "done")
+    return f'<div class="notice {tone}" role="{role}">{escape(text)}</div>'
 
 
 def _id(ref: str) -> str:

@@ -61,19 +61,21 @@ class Sessions:
     def __init__(self, settings: Settings):
         self.redis = broker_redis(settings.broker_url)
 
-    def _put(self, kind: str, value: Any, ttl: int) -> str:
+    def _put(self, purpose: str, value: Any, ttl: int) -> str:
         sid = secrets.token_urlsafe(32)
         with _reachable():
-            self.redis.set(f"{PREFIX}{sid}", json.dumps({"kind": kind, **asdict(value)}), ex=max(ttl, 1))
+            self.redis.set(
+                f"{PREFIX}{sid}", json.dumps({"purpose": purpose, **asdict(value)}), ex=max(ttl, 1)
+            )
         return sid
 
-    def _get(self, sid: str | None, kind: str) -> dict[str, Any]:
+    def _get(self, sid: str | None, purpose: str) -> dict[str, Any]:
         if not sid:
             raise AuthenticationError("no review session: launch the app from the patient's chart")
         with _reachable():
             raw = self.redis.get(f"{PREFIX}{sid}")
         data = json.loads(raw) if raw else None  # type: ignore[arg-type]
-        if not isinstance(data, dict) or data.pop("kind", None) != kind:
+        if not isinstance(data, dict) or data.pop("purpose", None) != purpose:
             raise AuthenticationError("the review session has expired: launch the app again")
         return data
 

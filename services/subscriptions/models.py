@@ -40,7 +40,7 @@ class SubscriptionStateBase(SQLModel):
     """What we know of one of our Subscriptions on the FHIR server."""
 
     subscription: str = Field(primary_key=True, max_length=200)
-    kind: str = Field(max_length=20)
+    protocol: str = Field(max_length=20)
     criteria: str = Field(max_length=500)
     last_event_number: int = 0
     last_notification_at: datetime | None = None

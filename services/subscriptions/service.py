@@ -166,12 +166,12 @@ def sync_event_count(*, session: Session, subscription: str, server_count: int |
 
 
 def ensure_state(
-    *, session: Session, subscription: str, kind: str, criteria: str, events: int | None
+    *, session: Session, subscription: str, protocol: str, criteria: str, events: int | None
 ) -> None:
     """Start tracking a subscription we registered, from the server's event count when it gives one."""
     if session.get(SubscriptionState, subscription) is None:
         state = SubscriptionState(
-            subscription=subscription, kind=kind, criteria=criteria, last_event_number=events or 0
+            subscription=subscription, protocol=protocol, criteria=criteria, last_event_number=events or 0
         )
         session.add(state)
         session.commit()

@@ -61,7 +61,7 @@ def _status(draw: st.DrawFn) -> Any:
 @st.composite
 def resources(draw: st.DrawFn) -> dict[str, Any]:
     """One clinical resource of a type condensation reads, with fields that may be malformed."""
-    kind = draw(
+    type_name = draw(
         st.sampled_from(
             [
                 "Condition",
@@ -78,11 +78,11 @@ def resources(draw: st.DrawFn) -> dict[str, Any]:
         )
     )
     r: dict[str, Any] = {
-        "resourceType": kind,
+        "resourceType": type_name,
         "id": draw(st.from_regex(r"[A-Za-z0-9\-]{1,12}", fullmatch=True)),
     }
     subject = {"reference": draw(st.sampled_from(["Patient/p1", "Patient/other", "urn:uuid:p1", ""]))}
-    r["patient" if kind == "AllergyIntolerance" else "subject"] = subject
+    r["patient" if type_name == "AllergyIntolerance" else "subject"] = subject
     fields: dict[str, Any] = {
         "code": _concept(draw),
         "clinicalStatus": _status(draw),
@@ -129,8 +129,10 @@ def bundles(draw: st.DrawFn) -> dict[str, Any]:
         entries.append(
             {"fullUrl": f"urn:uuid:{r['id']}", "resource": r} if draw(st.integers(0, 9)) else draw(messy)
         )
-    kind = draw(st.sampled_from(["collection", "searchset", "transaction", "document", "batch-response"]))
-    return {"resourceType": "Bundle", "type": kind, "entry": entries}
+    bundle_type = draw(
+        st.sampled_from(["collection", "searchset", "transaction", "document", "batch-response"])
+    )
+    return {"resourceType": "Bundle", "type": bundle_type, "entry": entries}
 
 
 def _count(name: str) -> None:

@@ -245,7 +245,7 @@ def test_only_a_resource_that_names_the_patient_is_theirs(resource: dict[str, An
 )
 def test_the_compartment_asks_only_for_references_it_can_scope(refs: list[str]) -> None:
     """Hypothesis: only well-formed references of compartment types (or the patient itself) are searched."""
-    for kind, ids in _wanted(refs, "p1").items():
+    for type_name, ids in _wanted(refs, "p1").items():
         for rid, written in ids.items():
-            assert kind != "Patient" or rid == "p1"
+            assert type_name != "Patient" or rid == "p1"
             assert all(w in refs for w in written)

@@ -96,7 +96,7 @@ def workloads(rendered: Rendered) -> list[Obj]:
 
 
 def containers(obj: Obj) -> Iterator[tuple[str, Obj]]:
-    """(kind of container, container) for every container and init container of a workload."""
+    """(init or main, container) for every init container and container of a workload."""
     spec = pod_spec(obj)
     for c in spec.get("initContainers", []):
         yield "init", c

@@ -274,7 +274,7 @@ def test_every_container_is_hardened(default_render: Rendered, production_render
             assert spec["securityContext"]["runAsNonRoot"] is True, where
             assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, where
             volumes = {v["name"]: v for v in spec.get("volumes", [])}
-            for kind, c in containers(obj):
+            for role, c in containers(obj):
                 cwhere = f"{where} container {c['name']}"
                 res = c["resources"]
                 for part in ("requests", "limits"):
@@ -289,7 +289,7 @@ def test_every_container_is_hardened(default_render: Rendered, production_render
                 assert sc["seccompProfile"] == {"type": "RuntimeDefault"}, cwhere
                 tmp = [m for m in c.get("volumeMounts", []) if m["mountPath"] == "/tmp"]
                 assert tmp and "emptyDir" in volumes[tmp[0]["name"]], f"{cwhere}: /tmp must be an emptyDir"
-                if obj["kind"] in LONG_RUNNING_KINDS and kind == "main":
+                if obj["kind"] in LONG_RUNNING_KINDS and role == "main":
                     assert "livenessProbe" in c and "readinessProbe" in c, f"{cwhere}: probes"
 
 

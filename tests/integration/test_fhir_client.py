@@ -51,10 +51,10 @@ async def test_everything_gives_the_whole_record(fhir_server: str, loaded_patien
     assert record.patient is not None and record.patient.id == loaded_patients[0]
     assert len(record.resources) > 200 and record.rejected == {}
     # Only what a note can use is kept: sekmet ignores `_type` and also serves Claims, EOBs and the like.
-    kinds = Counter(e["resource"]["resourceType"] for e in served["entry"])
-    assert set(kinds) - RECORD_TYPES, "the test record should hold types a note never uses"
+    types = Counter(e["resource"]["resourceType"] for e in served["entry"])
+    assert set(types) - RECORD_TYPES, "the test record should hold types a note never uses"
     assert {ref.split("/")[0] for ref in record.resources} <= RECORD_TYPES
-    assert len(record.resources) == sum(n for kind, n in kinds.items() if kind in RECORD_TYPES)
+    assert len(record.resources) == sum(n for type_name, n in types.items() if type_name in RECORD_TYPES)
 
 
 async def test_retries_honour_retry_after_then_succeed(any_proxy: tuple[FaultProxy, list[str]]) -> None:
@@ -177,7 +177,7 @@ async def test_next_link_to_another_host_is_not_followed() -> None:
             f"{ours.url}/../fhir-other/Observation?page=2",
         ):
             page["link"] = [{"relation": "next", "url": next_url}]
-            async with FhirClient(ours.url, auth=FhirAuth(kind="bearer", token="s3cret")) as client:
+            async with FhirClient(ours.url, auth=FhirAuth(mode="bearer", token="s3cret")) as client:
                 with pytest.raises(FhirError, match="outside the configured FHIR server"):
                     [b async for b in client.pages("Observation", {})]
         assert elsewhere.seen == []

@@ -61,7 +61,7 @@ def test_polling_turns_changes_into_a_debounced_trigger(stack: dict[str, str], f
 def test_auto_polling_runs_only_while_subscriptions_are_silent(stack: dict[str, str]) -> None:
     subscription = f"Subscription/{uuid.uuid4().hex[:8]}"
     with session_scope() as session:
-        ensure_state(session=session, subscription=subscription, kind="backport", criteria="t", events=0)
+        ensure_state(session=session, subscription=subscription, protocol="backport", criteria="t", events=0)
         track_events(
             session=session, subscription=subscription, numbers=[], events_since_start=0, max_jump=1000
         )

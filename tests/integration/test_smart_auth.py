@@ -62,7 +62,7 @@ def client_for(url: str, name: str) -> tuple[FhirClient, SmartTokenSource]:
         scope="system/*.rs system/*.cu",
     )
     tokens = SmartTokenSource(url, config)
-    return FhirClient(url, auth=FhirAuth(kind="smart", smart=tokens), max_retries=0), tokens
+    return FhirClient(url, auth=FhirAuth(mode="smart", smart=tokens), max_retries=0), tokens
 
 
 async def test_unauthenticated_requests_are_refused(smart_fhir: str) -> None:
@@ -94,7 +94,7 @@ async def test_a_refused_token_is_renewed_once(smart_fhir: str) -> None:
 async def test_an_unknown_client_is_an_auth_error(smart_fhir: str) -> None:
     config = SmartClientConfig(client_id="stranger", private_key_pem=pem(KEYS["rs384"]), alg="RS384")
     async with FhirClient(
-        smart_fhir, auth=FhirAuth(kind="smart", smart=SmartTokenSource(smart_fhir, config))
+        smart_fhir, auth=FhirAuth(mode="smart", smart=SmartTokenSource(smart_fhir, config))
     ) as c:
         with pytest.raises(FhirAuthError, match="invalid_client"):
             await c.get_json("Patient", {"_count": "1"})

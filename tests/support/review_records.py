@@ -120,7 +120,7 @@ def seed(fhir_base: str, setup_token: str, roles: list[str]) -> ReviewRecord:
     """Write the patient, the cited resources and one draft per role; track the drafts as a job would."""
 
     async def run() -> ReviewRecord:
-        async with FhirClient(fhir_base, auth=FhirAuth(kind="bearer", token=setup_token)) as client:
+        async with FhirClient(fhir_base, auth=FhirAuth(mode="bearer", token=setup_token)) as client:
             patient_ref = await _create(
                 client,
                 {

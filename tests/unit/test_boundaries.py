@@ -378,15 +378,21 @@ def test_the_event_cap_is_exact() -> None:
         parse_notification(backport(EVENT_TYPE, SUBSCRIPTION, event(1), entries=entries), max_events=100)
 
 
-@pytest.mark.parametrize("kind", ["handshake", "heartbeat"])
-def test_a_handshake_or_heartbeat_carries_no_events(kind: str) -> None:
+@pytest.mark.parametrize("notification_type", ["handshake", "heartbeat"])
+def test_a_handshake_or_heartbeat_carries_no_events(notification_type: str) -> None:
     """Issue 19: a 100-entry handshake made 100 jobs."""
     event = {"name": "notification-event", "part": [{"name": "event-number", "valueString": "1"}]}
     with pytest.raises(InputError, match="carries no events"):
-        parse_notification(backport({"name": "type", "valueCode": kind}, SUBSCRIPTION, event), base_url=BASE)
+        parse_notification(
+            backport({"name": "type", "valueCode": notification_type}, SUBSCRIPTION, event), base_url=BASE
+        )
     with pytest.raises(InputError, match="carries no events"):
         parse_notification(
-            backport({"name": "type", "valueCode": kind}, SUBSCRIPTION, entries=[{"resource": ENCOUNTER_OK}]),
+            backport(
+                {"name": "type", "valueCode": notification_type},
+                SUBSCRIPTION,
+                entries=[{"resource": ENCOUNTER_OK}],
+            ),
             base_url=BASE,
         )
 

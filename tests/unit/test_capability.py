@@ -14,9 +14,14 @@ def statement(*resources: dict[str, Any], operations: list[dict[str, str]] | Non
     return {"resourceType": "CapabilityStatement", "software": {"name": "X", "version": "1"}, "rest": [rest]}
 
 
-def searchable(kind: str, *params: str, **extra: Any) -> dict[str, Any]:
+def searchable(type_name: str, *params: str, **extra: Any) -> dict[str, Any]:
     interaction = [{"code": "search-type"}, {"code": "create"}]
-    return {"type": kind, "interaction": interaction, "searchParam": [{"name": p} for p in params], **extra}
+    return {
+        "type": type_name,
+        "interaction": interaction,
+        "searchParam": [{"name": p} for p in params],
+        **extra,
+    }
 
 
 def test_everything_declared_on_patient_or_server_wide() -> None:

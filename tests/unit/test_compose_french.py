@@ -25,9 +25,9 @@ LAB = {
 }
 
 
-def of_patient(kind: str, id_: str, **fields: Any) -> dict[str, Any]:
+def of_patient(type_name: str, id_: str, **fields: Any) -> dict[str, Any]:
     """A resource of patient p1."""
-    return {"resourceType": kind, "id": id_, "subject": {"reference": "Patient/p1"}, **fields}
+    return {"resourceType": type_name, "id": id_, "subject": {"reference": "Patient/p1"}, **fields}
 
 
 def potassium(id_: str, value: float, when: str) -> dict[str, Any]:

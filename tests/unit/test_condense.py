@@ -35,10 +35,10 @@ def status(code: str) -> dict[str, Any]:
     return {"coding": [{"code": code}]}
 
 
-def bundle(*resources: dict[str, Any], kind: str = "collection") -> dict[str, Any]:
+def bundle(*resources: dict[str, Any], bundle_type: str = "collection") -> dict[str, Any]:
     patient = {"resourceType": "Patient", "id": "p1", "gender": "female", "birthDate": "1950-06-01"}
     entries = [{"fullUrl": f"urn:uuid:{r['id']}", "resource": r} for r in (patient, *resources)]
-    return {"resourceType": "Bundle", "type": kind, "entry": entries}
+    return {"resourceType": "Bundle", "type": bundle_type, "entry": entries}
 
 
 def condition(
@@ -299,7 +299,7 @@ def test_urn_uuid_references_resolve_to_type_and_id(tmp_path: Path) -> None:
     obs["encounter"] = {"reference": "urn:uuid:e1"}
     obs["subject"] = {"reference": "urn:uuid:p1"}
     path = tmp_path / "b.json"
-    path.write_text(json.dumps(bundle(enc, obs, kind="transaction")))
+    path.write_text(json.dumps(bundle(enc, obs, bundle_type="transaction")))
     record = record_from_bundle(path)
     assert record.resources["Observation/o1"].encounter.reference == "Encounter/e1"  # type: ignore[attr-defined]
     assert record.resources["Observation/o1"].subject.reference == "Patient/p1"  # type: ignore[attr-defined]

@@ -48,10 +48,10 @@ def test_backport_full_resource_event_carries_the_resource() -> None:
     assert ev.resource == ENCOUNTER and ev.patient_id == "p1" and ev.version == "2"
 
 
-@pytest.mark.parametrize("kind", ["handshake", "heartbeat"])
-def test_backport_handshake_and_heartbeat_have_no_events(kind: str) -> None:
-    note = parse_notification(bp.notification_bundle(SUB, BASE, kind, 12), base_url=BASE)
-    assert note.type == kind and note.events == [] and note.events_since_start == 12
+@pytest.mark.parametrize("notification_type", ["handshake", "heartbeat"])
+def test_backport_handshake_and_heartbeat_have_no_events(notification_type: str) -> None:
+    note = parse_notification(bp.notification_bundle(SUB, BASE, notification_type, 12), base_url=BASE)
+    assert note.type == notification_type and note.events == [] and note.events_since_start == 12
 
 
 def test_rest_hook_forms() -> None:

@@ -72,13 +72,17 @@ def vitals(
 
 
 def encounter(
-    kind: str = "EMER", reason: str | None = None, rid: str = "e1", start: str = START, **extra: Any
+    encounter_class: str = "EMER",
+    reason: str | None = None,
+    rid: str = "e1",
+    start: str = START,
+    **extra: Any,
 ) -> dict[str, Any]:
     resource: dict[str, Any] = {
         "resourceType": "Encounter",
         "id": rid,
         "status": "finished",
-        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": kind},
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": encounter_class},
         "subject": {"reference": "Patient/p1"},
         "period": {"start": start},
         **extra,
@@ -208,7 +212,7 @@ def test_complaints_from_reason_observation_triage_note_and_diagnosis() -> None:
 def test_admission_is_screened_at_the_ed_visit_it_began_with() -> None:
     admission = encounter("IMP", rid="adm", start="2024-03-01T13:00:00Z")
     result = run(admission, encounter(reason="CP", partOf={"reference": "Encounter/adm"}), *vitals())
-    assert result.encounter == ENC and result.kind == "EMER"
+    assert result.encounter == ENC and result.encounter_class == "EMER"
 
 
 # --- ESI decision points ---------------------------------------------------------------------------------
@@ -392,7 +396,7 @@ def test_impossible_values_are_not_assessed_with_the_reason() -> None:
     assert not any(f.title.startswith("Shock index") for f in result.flags)
 
 
-def test_unit_of_the_wrong_kind_is_not_assessed() -> None:
+def test_unit_of_the_wrong_dimension_is_not_assessed() -> None:
     resources = vitals()
     resources[0] = obs("hr", "8867-4", 80, "mm[Hg]")
     found = {f.title: f.rationale for f in run(encounter(reason="cough"), *resources).flags}
