@@ -66,9 +66,9 @@ done
 mark "vLLM ready (after the fast lane)" "$t"
 
 t=$SECONDS
-"${pytest[@]}" --durations=15 --ignore=tests/unit --ignore=tests/helm --ignore=tests/fault
+"${pytest[@]}" --durations=30 --ignore=tests/unit --ignore=tests/helm --ignore=tests/fault
 mark "suite" "$t"
 
 t=$SECONDS
-"${pytest[@]}" tests/fault
+"${pytest[@]}" --durations=10 tests/fault
 mark "fault session" "$t"

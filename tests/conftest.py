@@ -191,6 +191,10 @@ def llm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         EHRSUM_LLM_MODEL="gemma3-270m",
         EHRSUM_TOKENIZER_PATH=str(model_dir),
         **llm_cpu.DEMO_LIMITS,
+        # Smaller answers than the demo's: the schema bounds what the model may write, and every test job's
+        # decoding on the shared 2-core CPU server is what the suite waits for.
+        EHRSUM_NOTE_MAX_STATEMENTS="1",
+        EHRSUM_STATEMENT_MAX_CHARS="120",
     )
     from services.core.settings import get_settings
 
