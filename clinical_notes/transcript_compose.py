@@ -17,7 +17,7 @@ from clinical_notes.transcript_facts import MedicationFact, SymptomFact, Transcr
 
 MAX_TURNS_CITED = 4
 MAX_DENIED_PER_STATEMENT = 6
-NO_TRANSCRIPT = "No visit transcript was found in the record for this encounter."
+NO_TRANSCRIPT = "No visit transcript for this encounter was found in the record."
 
 
 def _said(transcript: Transcript, text: str, turns: Iterable[int]) -> Statement:

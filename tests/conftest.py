@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from deploy.llm_cpu import cache_dir
+from deploy.llm_cpu import DEMO_LIMITS, cache_dir
 from deploy.processes import stop, wait_for, wait_http
 from tests.support.identity import IdentityProvider
 from tests.support.redis_db import MAIN_SESSION_DBS, claim_redis_db
@@ -174,6 +174,15 @@ def start_cpu_llm(log: Path, **options: Any) -> tuple[subprocess.Popen[bytes], s
     return proc, url
 
 
+# Smaller answers than the demo's: the schema bounds what the model may write, and the suite waits on every
+# test job's decoding on the shared 2-core CPU server.
+TEST_LIMITS = {
+    **DEMO_LIMITS,
+    "EHRSUM_NOTE_MAX_STATEMENTS": "1",
+    "EHRSUM_STATEMENT_MAX_CHARS": "120",
+}
+
+
 @pytest.fixture(scope="session")
 def llm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The real CPU vLLM serving Gemma 3 270M (installed and converted on first use)."""
@@ -190,11 +199,7 @@ def llm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         EHRSUM_LLM_BASE_URL=url,
         EHRSUM_LLM_MODEL="gemma3-270m",
         EHRSUM_TOKENIZER_PATH=str(model_dir),
-        **llm_cpu.DEMO_LIMITS,
-        # Smaller answers than the demo's: the schema bounds what the model may write, and every test job's
-        # decoding on the shared 2-core CPU server is what the suite waits for.
-        EHRSUM_NOTE_MAX_STATEMENTS="1",
-        EHRSUM_STATEMENT_MAX_CHARS="120",
+        **TEST_LIMITS,
     )
     from services.core.settings import get_settings
 

@@ -14,8 +14,8 @@ from clinical_notes.draft import NoteDraft, Section, Statement
 from clinical_notes.timeline import KEY_PATTERN
 from clinical_notes.transcript import parse_transcript, split_turn_ref
 from clinical_notes.transcript_checks import WithTranscript
-from clinical_notes.transcript_compose import transcript_statements
-from clinical_notes.transcript_facts import facts_of, spoken_numbers
+from clinical_notes.transcript_compose import NO_TRANSCRIPT, transcript_statements
+from clinical_notes.transcript_facts import TranscriptFacts, facts_of, spoken_numbers
 from clinical_notes.verifier import Verifier
 from fhir_adapters.evidence import RecordEvidence
 from fhir_adapters.record import record_from_bundle_json
@@ -157,6 +157,14 @@ def test_the_verifier_reads_turns_numbers_negation_and_answers() -> None:
     assert "citation_unresolved" in _rules(verifier, "Knee pain.", [99])
     assert "citation_unresolved" in _rules(verifier, "Knee pain.", [2], "DocumentReference/other")
     assert "uncited_claim" in _rules(verifier, "Knee pain for two weeks.", [])
+
+
+def test_without_a_transcript_subjective_says_so_and_passes_the_verifier() -> None:
+    verifier, _ = _verifier(_record())
+    composed = transcript_statements(None, TranscriptFacts())
+    draft = NoteDraft(kind="soap", sections=[Section(title=k, statements=v) for k, v in composed.items()])
+    assert [s.text for s in draft.sections[0].statements] == [NO_TRANSCRIPT]
+    assert verifier.verify(draft).violations == []  # a statement about the record needs no citation
 
 
 def test_transcripts_are_found_by_encounter_and_another_patients_is_refused() -> None:
