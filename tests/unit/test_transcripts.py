@@ -105,6 +105,33 @@ def test_swapped_speaker_tags_leave_a_denial_uncertain_never_inverted() -> None:
     assert first_person.symptoms[0].uncertain is not None
 
 
+def _read(text: str) -> set[tuple[str, str, bool]]:
+    return {(s.name, s.status, s.uncertain is not None) for s in facts_of(_transcript(text)).symptoms}
+
+
+def test_spoken_readings_of_wishes_answers_and_dictation() -> None:
+    wished = _read("[doctor] any weight loss ?\n[patient] i wish i had some weight loss .")
+    assert ("weight loss", "reported", False) not in wished  # a wish is no report
+    no_then = _read("[doctor] any pain ?\n[patient] no , the weight loss has decreased the chest pain .")
+    assert ("chest pain", "denied", False) not in no_then  # "no ," answers; it negates nothing after it
+    assert ("nausea", "denied", False) in _read("[doctor] any nausea ?\n[patient] on my body no not really")
+    bare_no = _read("[doctor] any nausea or vomiting ?\n[patient] not really . maybe a bit of nausea .")
+    assert {("vomiting", "denied", False), ("nausea", "reported", False)} <= bare_no
+    assert ("vomiting", "denied", False) not in _read(
+        "[doctor] any nausea or vomiting ?\n[patient] maybe a bit of nausea , no ."
+    )  # a no that does not open the answer on its own leaves the rest unsaid
+    dictated = _read("[doctor] chief complaint is left arm pain .")
+    assert dictated == {("arm pain", "reported", False)}
+    assert ("numbness", "reported", False) in _read("[patient] a little bit of numbing in my hand .")
+
+
+def test_a_question_under_the_patients_tag_is_no_report_and_its_answer_is_uncertain() -> None:
+    read = _read("[patient] have you experienced any numbness in your arm\n[doctor] no numbness or tingling")
+    assert ("numbness", "reported", False) not in read
+    assert {("numbness", "denied", True), ("tingling", "denied", True)} <= read
+    assert not any(status == "denied" and not uncertain for _, status, uncertain in read)
+
+
 def test_the_answer_schema_takes_turn_keys() -> None:
     transcript = _transcript()
     keys = transcript.keys()
@@ -157,6 +184,16 @@ def test_the_verifier_reads_turns_numbers_negation_and_answers() -> None:
     assert "citation_unresolved" in _rules(verifier, "Knee pain.", [99])
     assert "citation_unresolved" in _rules(verifier, "Knee pain.", [2], "DocumentReference/other")
     assert "uncited_claim" in _rules(verifier, "Knee pain for two weeks.", [])
+
+
+def test_a_denial_of_blood_in_the_urine_is_grounded_though_both_words_are_generic() -> None:
+    transcript = _transcript("[doctor] any blood in your urine ?\n[patient] no .")
+    facts = facts_of(transcript)
+    composed = transcript_statements(transcript, facts)
+    assert [s.text for s in composed["Subjective"]] == ["Denies blood in urine."]
+    evidence = WithTranscript(RecordEvidence(_record()), [(transcript, facts)])
+    draft = NoteDraft(kind="soap", sections=[Section(title="Subjective", statements=composed["Subjective"])])
+    assert Verifier(evidence).verify(draft).passed
 
 
 def test_transcripts_are_found_by_encounter_and_another_patients_is_refused() -> None:
