@@ -86,9 +86,13 @@ WISHED = [
     {"LOWER": {"IN": ["had", "could", "was", "were"]}},
     {"LOWER": {"IN": ["some", "a", "little", "bit", "of"]}, "OP": "*"},
 ]
-# A turn that opens with "no ," answers what came before; it does not deny what follows ("no , the weight
-# loss has really decreased all the pain"): a pseudo-cue, so ConText's "no" does not negate the turn.
-ANSWERING_NO = [{"LOWER": {"IN": ["no", "nope", "nah"]}, "IS_SENT_START": True}, {"ORTH": ","}]
+# A turn that opens with "no ," or "no just" answers what came before; it does not deny what follows ("no ,
+# the weight loss has really decreased all the pain", "no just kind of a headache"): a pseudo-cue, so
+# ConText's "no" does not negate the turn.
+ANSWERING_NO = [
+    {"LOWER": {"IN": ["no", "nope", "nah"]}, "IS_SENT_START": True},
+    {"LOWER": {"IN": [",", "just"]}},
+]
 # Questions a turn tagged as the patient's may hold (speech recognition swaps tags): not the patient's report.
 SECOND_PERSON_ASKS = ("have you", "do you", "did you", "are you", "you been having", "you having")
 # How a clinician dictates about the patient without "you" or "she" ("chief complaint is left arm pain").
@@ -300,7 +304,8 @@ def _yes_no(m: _Mention) -> bool:
     corrected = sentence.rfind("i mean")
     if corrected >= 0 and m.start - m.sentence_start < corrected:
         return False
-    words = [w for w in _words(sentence) if w not in LEAD_INS]
+    asked = sentence[corrected + len("i mean") :] if corrected >= 0 else sentence  # the corrected question
+    words = [w for w in _words(asked) if w not in LEAD_INS and w != "like"]
     before = " " + " ".join(_words(m.sentence[: max(0, m.start - m.sentence_start)])[-ASK_WINDOW:]) + " "
     if any(f" {cue} " in before for cue in QUESTION_CUES):
         return True
@@ -635,6 +640,11 @@ def _dose_before(doc: Any, start: int) -> str | None:
     return None
 
 
+def _next_drug(doc: Any, ent: Any) -> int:
+    """Where the next drug is named after this one (or the end): a dose said after it is the next one's."""
+    return min((e.start for e in doc.ents if e.label_ == "DRUG" and e.start >= ent.end), default=len(doc))
+
+
 def read_medications(transcript: Transcript, docs: dict[int, Any]) -> list[MedicationFact]:
     """Medications named in the visit with dose and frequency as said; a clinician's prescribing or change
     is a plan, a stop is a stop."""
@@ -654,8 +664,9 @@ def read_medications(transcript: Transcript, docs: dict[int, Any]) -> list[Medic
                 status = "planned"
             else:
                 status = "taking"
-            dose = _dose(doc, ent.end) or _dose_before(doc, ent.start)
-            frequency = _near(doc, ent.end, FREQUENCIES, window=14)
+            own = doc[: _next_drug(doc, ent)]  # what is said after the next drug's name is about that drug
+            dose = _dose_before(doc, ent.start) or _dose(own, ent.end)
+            frequency = _near(own, ent.end, FREQUENCIES, window=14)
             key = (name, status)
             before = found.get(key)
             if before is None:

@@ -120,9 +120,26 @@ def test_spoken_readings_of_wishes_answers_and_dictation() -> None:
     assert ("vomiting", "denied", False) not in _read(
         "[doctor] any nausea or vomiting ?\n[patient] maybe a bit of nausea , no ."
     )  # a no that does not open the answer on its own leaves the rest unsaid
+    corrected = _read("[doctor] joint pain ... i mean , like muscle aches ?\n[patient] no .")
+    assert corrected == {("muscle pain", "denied", False)}  # the question a speaker corrects to is answered
+    assert _read("[doctor] any fever ?\n[patient] no just kind of a headache") == {
+        ("fever", "denied", False),
+        ("headache", "reported", False),
+    }  # "no just" answers the question; the headache after it is reported
     dictated = _read("[doctor] chief complaint is left arm pain .")
     assert dictated == {("arm pain", "reported", False)}
     assert ("numbness", "reported", False) in _read("[patient] a little bit of numbing in my hand .")
+
+
+def test_a_dose_said_after_the_next_drug_is_not_this_ones() -> None:
+    said = "[doctor] ten milligrams of norvasc daily and carvedilol twenty five milligrams twice a day"
+    meds = {m.name: (m.dose, m.frequency) for m in facts_of(_transcript(said)).medications}
+    assert meds == {"norvasc": ("10 mg", "daily"), "carvedilol": ("25 mg", "twice a day")}
+    meds = {
+        m.name: (m.dose, m.frequency)
+        for m in facts_of(_transcript("[patient] i take metformin and lisinopril 20 mg daily")).medications
+    }
+    assert meds["metformin"] == (None, None) and meds["lisinopril"] == ("20 mg", "daily")
 
 
 def test_a_question_under_the_patients_tag_is_no_report_and_its_answer_is_uncertain() -> None:
