@@ -40,6 +40,9 @@ Status = Literal["reported", "denied"]
 MedStatus = Literal["taking", "planned", "stopped"]
 MIN_STEMMED_DRUG = 6  # a stem match needs a word this long ("ramipril", not "pril")
 CUE_WINDOW = 8  # tokens either side of a drug name read for plan or stop cues
+# Tokens after a drug name read for its dose ("her lisinopril has also been increased up to 10 milligrams");
+# the next drug's name ends them.
+DOSE_WINDOW = 12
 # How people deny in conversation, beyond ConText's default (clinical-note) negation cues.
 SPOKEN_NEGATIONS = (
     "nothing",
@@ -616,7 +619,7 @@ def _near(doc: Any, start: int, words: Iterable[str], window: int = 10) -> str |
 
 def _dose(doc: Any, start: int) -> str | None:
     """A dose said within a few tokens after a drug name ("20 milligrams" → "20 mg")."""
-    tokens = list(doc[start : start + 8])
+    tokens = list(doc[start : start + DOSE_WINDOW])
     for i, token in enumerate(tokens[:-1]):
         value = spoken_number(token.text)
         if value is None:

@@ -140,6 +140,8 @@ def test_a_dose_said_after_the_next_drug_is_not_this_ones() -> None:
         for m in facts_of(_transcript("[patient] i take metformin and lisinopril 20 mg daily")).medications
     }
     assert meds["metformin"] == (None, None) and meds["lisinopril"] == ("20 mg", "daily")
+    raised = "[doctor] her lisinopril had- has also been increased up to 10 milligrams daily in march ."
+    assert [m.dose for m in facts_of(_transcript(raised)).medications] == ["10 mg"]
 
 
 def test_a_question_under_the_patients_tag_is_no_report_and_its_answer_is_uncertain() -> None:
