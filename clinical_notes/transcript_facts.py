@@ -400,8 +400,7 @@ def _asked(doc: Any, ent: Any) -> bool:
 
 
 def _asks_you(doc: Any, ent: Any) -> bool:
-    """Whether a patient's turn asks about the concept ("have you experienced any numbness"): a question
-    of the clinician's under a swapped tag, not the patient's report."""
+    """Whether a patient-tagged turn asks about the concept ("have you experienced any numbness")."""
     return not ent._.is_negated and _cued(_before(doc, ent), SECOND_PERSON_ASKS)
 
 
@@ -522,8 +521,7 @@ def _answer_polarity(text: str) -> Literal["negative", "affirmative", "other"]:
 
 
 def _opens_with_no(doc: Any) -> bool:
-    """Whether an answer's first sentence is a bare no ("not really . maybe a bit of nausea ."): it denies
-    what was asked and the rest of the answer does not name."""
+    """Whether an answer opens with a bare no ("not really . maybe a bit of nausea .")."""
     first = next(iter(doc.sents), None)
     return first is not None and not first.ents and _answer_polarity(first.text) == "negative"
 
@@ -595,6 +593,7 @@ def read_symptoms(
         answered = {m.name for m in _mentions(docs[answer.n], answer.speaker in CLINICIANS)}
         names = list(dict.fromkeys(m.name for m in asked if m.name not in answered))
         rest = any(phrase in " ".join(_words(answer.text)) for phrase in REST_DENIED)
+        # An answer that opens with a bare no denies what was asked and the rest of it does not name.
         if answered & {m.name for m in asked} and not rest and not _opens_with_no(docs[answer.n]):
             names = []  # "no fever" to "cough? fever?" answers about fever alone; its own reading says so
         uncertain = None if _speakers_fit(turn, answer) else SWAPPED
