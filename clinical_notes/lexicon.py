@@ -101,6 +101,16 @@ SYNONYM_GROUPS: tuple[tuple[str, ...], ...] = (
     ("hh", "home health", "home visit"),
     ("vr", "virtual", "telehealth", "telemedicine", "video visit"),
     # problems
+    # both words of "blood in urine" are generic: the group makes it name something, as said in a visit too
+    (
+        "hematuria",
+        "blood in urine",
+        "blood in the urine",
+        "blood in my urine",
+        "blood in your urine",
+        "blood in her urine",
+        "blood in his urine",
+    ),
     ("hypertension", "htn", "high blood pressure", "hypertensive"),
     ("diabetes", "dm", "t2dm", "t1dm", "diabetic", "diabetes mellitus"),
     ("prediabetes", "prediabetic", "impaired glucose tolerance"),

@@ -40,6 +40,9 @@ Status = Literal["reported", "denied"]
 MedStatus = Literal["taking", "planned", "stopped"]
 MIN_STEMMED_DRUG = 6  # a stem match needs a word this long ("ramipril", not "pril")
 CUE_WINDOW = 8  # tokens either side of a drug name read for plan or stop cues
+# Tokens after a drug name read for its dose ("her lisinopril has also been increased up to 10 milligrams");
+# the next drug's name ends them.
+DOSE_WINDOW = 12
 # How people deny in conversation, beyond ConText's default (clinical-note) negation cues.
 SPOKEN_NEGATIONS = (
     "nothing",
@@ -79,6 +82,24 @@ QUESTION_CUES = (
     "you having",
     "you had",
 )
+# A wish is not a report ("i wish i had some weight loss"; its "some" does not end the wish's scope).
+WISHED = [
+    {"LOWER": "wish"},
+    {"LOWER": "i"},
+    {"LOWER": {"IN": ["had", "could", "was", "were"]}},
+    {"LOWER": {"IN": ["some", "a", "little", "bit", "of"]}, "OP": "*"},
+]
+# A turn that opens with "no ," or "no just" answers what came before; it does not deny what follows ("no ,
+# the weight loss has really decreased all the pain", "no just kind of a headache"): a pseudo-cue, so
+# ConText's "no" does not negate the turn.
+ANSWERING_NO = [
+    {"LOWER": {"IN": ["no", "nope", "nah"]}, "IS_SENT_START": True},
+    {"LOWER": {"IN": [",", "just"]}},
+]
+# Questions a turn tagged as the patient's may hold (speech recognition swaps tags): not the patient's report.
+SECOND_PERSON_ASKS = ("have you", "do you", "did you", "are you", "you been having", "you having")
+# How a clinician dictates about the patient without "you" or "she" ("chief complaint is left arm pain").
+DICTATION_CUES = ("chief complaint", "here for", "presents with", "presenting with", "complains of")
 # Where a spoken denial stops: "no fever some chills and i do feel a little nauseous" denies fever only
 # (speech recognition writes no punctuation to end the negation's scope).
 SPOKEN_TERMINATIONS = ("some", "a little", "a bit", "i do", "and i", "kinda")
@@ -240,6 +261,8 @@ def pipeline() -> Any:
     context: Any = nlp.add_pipe("medspacy_context")
     context.add([ConTextRule(cue, "NEGATED_EXISTENCE", direction="FORWARD") for cue in SPOKEN_NEGATIONS])
     context.add([ConTextRule(cue, "TERMINATE", direction="TERMINATE") for cue in SPOKEN_TERMINATIONS])
+    context.add([ConTextRule("wish i had", "HYPOTHETICAL", direction="FORWARD", pattern=WISHED)])
+    context.add([ConTextRule("no ,", "NEGATED_EXISTENCE", direction="PSEUDO", pattern=ANSWERING_NO)])
     return nlp
 
 
@@ -284,7 +307,8 @@ def _yes_no(m: _Mention) -> bool:
     corrected = sentence.rfind("i mean")
     if corrected >= 0 and m.start - m.sentence_start < corrected:
         return False
-    words = [w for w in _words(sentence) if w not in LEAD_INS]
+    asked = sentence[corrected + len("i mean") :] if corrected >= 0 else sentence  # the corrected question
+    words = [w for w in _words(asked) if w not in LEAD_INS and w != "like"]
     before = " " + " ".join(_words(m.sentence[: max(0, m.start - m.sentence_start)])[-ASK_WINDOW:]) + " "
     if any(f" {cue} " in before for cue in QUESTION_CUES):
         return True
@@ -349,9 +373,20 @@ def _person(sentence: str) -> Literal["first", "other", "none"]:
     """Whom a clinician's sentence is about: the patient ("you", "she", a dictated "57-year-old male who
     presents with"), the speaker ("I"), or neither."""
     words = set(_words(sentence))
-    if words & SECOND_OR_THIRD or any(w.endswith("year-old") for w in words):
+    said = " ".join(_words(sentence))
+    if words & SECOND_OR_THIRD or any(w.endswith("year-old") for w in words) or _cued(said, DICTATION_CUES):
         return "other"
     return "first" if words & FIRST_PERSON else "none"
+
+
+def _cued(said: str, cues: Iterable[str]) -> bool:
+    """Whether words (joined by spaces) hold one of the cues as whole words."""
+    return any(f" {cue} " in f" {said} " for cue in cues)
+
+
+def _before(doc: Any, ent: Any) -> str:
+    """The words of the concept's sentence shortly before it."""
+    return " ".join(t.lower_ for t in doc[max(ent.sent.start, ent.start - ASK_WINDOW) : ent.start])
 
 
 def _asked(doc: Any, ent: Any) -> bool:
@@ -361,8 +396,12 @@ def _asked(doc: Any, ent: Any) -> bool:
         return True  # a question mark far after the concept closes another question of a long turn
     if ent._.is_negated:
         return False  # "you don't have any edema" states; only a question mark makes it asked
-    before = " ".join(t.lower_ for t in doc[max(ent.sent.start, ent.start - ASK_WINDOW) : ent.start])
-    return any(f" {cue} " in f" {before} " for cue in QUESTION_CUES)
+    return _cued(_before(doc, ent), QUESTION_CUES)
+
+
+def _asks_you(doc: Any, ent: Any) -> bool:
+    """Whether a patient-tagged turn asks about the concept ("have you experienced any numbness")."""
+    return not ent._.is_negated and _cued(_before(doc, ent), SECOND_PERSON_ASKS)
 
 
 def _mentions(doc: Any, clinician: bool = False) -> list[_Mention]:
@@ -380,7 +419,7 @@ def _mentions(doc: Any, clinician: bool = False) -> list[_Mention]:
             _Mention(
                 _name(ent),
                 ent._.is_negated,
-                _asked(doc, ent) if clinician else _is_question(sentence),
+                _asked(doc, ent) if clinician else _is_question(sentence) or _asks_you(doc, ent),
                 _person(sentence),
                 sentence,
                 ent.start_char,
@@ -462,6 +501,11 @@ def _duration(doc: Any, sentence: str) -> str | None:
     return best
 
 
+SHORT_ANSWER = 6  # words of an answer read whole for a no said inside it
+NO_WORDS = frozenset({"no", "nope", "nah"})
+YES_WORDS = frozenset({"yes", "yeah", "yep", "yup"})
+
+
 def _answer_polarity(text: str) -> Literal["negative", "affirmative", "other"]:
     cleaned = FILLERS.sub("", text).strip()
     said = " ".join(_words(cleaned))
@@ -469,7 +513,17 @@ def _answer_polarity(text: str) -> Literal["negative", "affirmative", "other"]:
         return "negative"  # "a little congestion, but everything else has been okay" denies the rest
     if _starts(cleaned, AFFIRMATIVE_ANSWERS):
         return "affirmative"
+    words = _words(cleaned)
+    short = len(words) <= SHORT_ANSWER and not set(words) & YES_WORDS
+    if short and (set(words) & NO_WORDS or "not really" in said):
+        return "negative"  # "on my body no not really"
     return "other"
+
+
+def _opens_with_no(doc: Any) -> bool:
+    """Whether an answer opens with a bare no ("not really . maybe a bit of nausea .")."""
+    first = next(iter(doc.sents), None)
+    return first is not None and not first.ents and _answer_polarity(first.text) == "negative"
 
 
 def _speakers_fit(question: Turn, answer: Turn) -> bool:
@@ -507,6 +561,7 @@ def read_symptoms(
     if not transcript.tagged:
         return facts, polarity
     examined = exam_turns(transcript)  # what the clinician finds is a finding, not a report
+    patient_asks: set[int] = set()  # turns tagged as the patient's that ask about a symptom
     for turn in transcript.turns:
         doc = docs[turn.n]
         mentions = _mentions(doc, turn.speaker in CLINICIANS)
@@ -515,6 +570,10 @@ def read_symptoms(
             if not m.question:
                 polarity.setdefault(turn.n, {}).setdefault(m.name, set()).add(status)
         statements = [m for m in mentions if not m.question]
+        previous = transcript.turn(turn.n - 1)
+        after_patient_asks = previous is not None and previous.n in patient_asks
+        if turn.speaker == "patient" and any(m.question for m in mentions):
+            patient_asks.add(turn.n)
         for m in statements:
             status = "denied" if m.negated else "reported"
             said = _duration(doc, m.sentence) if status == "reported" else None
@@ -524,6 +583,8 @@ def read_symptoms(
                 facts.append(SymptomFact(m.name, status, (turn.n,), said))
             elif turn.speaker in CLINICIANS and m.person == "first":
                 facts.append(SymptomFact(m.name, status, (turn.n,), said, CLINICIAN_FIRST_PERSON))
+            elif turn.speaker in CLINICIANS and after_patient_asks:
+                facts.append(SymptomFact(m.name, status, (turn.n,), said, SWAPPED))
         asked = [m for m in mentions if m.question and _yes_no(m)]
         answer = transcript.turn(turn.n + 1)
         if not asked or answer is None or answer.speaker == "unknown":
@@ -532,7 +593,8 @@ def read_symptoms(
         answered = {m.name for m in _mentions(docs[answer.n], answer.speaker in CLINICIANS)}
         names = list(dict.fromkeys(m.name for m in asked if m.name not in answered))
         rest = any(phrase in " ".join(_words(answer.text)) for phrase in REST_DENIED)
-        if answered & {m.name for m in asked} and not rest:
+        # An answer that opens with a bare no denies what was asked and the rest of it does not name.
+        if answered & {m.name for m in asked} and not rest and not _opens_with_no(docs[answer.n]):
             names = []  # "no fever" to "cough? fever?" answers about fever alone; its own reading says so
         uncertain = None if _speakers_fit(turn, answer) else SWAPPED
         if answer_polarity == "negative":
@@ -556,7 +618,7 @@ def _near(doc: Any, start: int, words: Iterable[str], window: int = 10) -> str |
 
 def _dose(doc: Any, start: int) -> str | None:
     """A dose said within a few tokens after a drug name ("20 milligrams" → "20 mg")."""
-    tokens = list(doc[start : start + 8])
+    tokens = list(doc[start : start + DOSE_WINDOW])
     for i, token in enumerate(tokens[:-1]):
         value = spoken_number(token.text)
         if value is None:
@@ -580,6 +642,11 @@ def _dose_before(doc: Any, start: int) -> str | None:
     return None
 
 
+def _next_drug(doc: Any, ent: Any) -> int:
+    """Where the next drug is named after this one (or the end): a dose said after it is the next one's."""
+    return min((e.start for e in doc.ents if e.label_ == "DRUG" and e.start >= ent.end), default=len(doc))
+
+
 def read_medications(transcript: Transcript, docs: dict[int, Any]) -> list[MedicationFact]:
     """Medications named in the visit with dose and frequency as said; a clinician's prescribing or change
     is a plan, a stop is a stop."""
@@ -599,8 +666,9 @@ def read_medications(transcript: Transcript, docs: dict[int, Any]) -> list[Medic
                 status = "planned"
             else:
                 status = "taking"
-            dose = _dose(doc, ent.end) or _dose_before(doc, ent.start)
-            frequency = _near(doc, ent.end, FREQUENCIES, window=14)
+            own = doc[: _next_drug(doc, ent)]  # what is said after the next drug's name is about that drug
+            dose = _dose_before(doc, ent.start) or _dose(own, ent.end)
+            frequency = _near(own, ent.end, FREQUENCIES, window=14)
             key = (name, status)
             before = found.get(key)
             if before is None:

@@ -105,6 +105,52 @@ def test_swapped_speaker_tags_leave_a_denial_uncertain_never_inverted() -> None:
     assert first_person.symptoms[0].uncertain is not None
 
 
+def _read(text: str) -> set[tuple[str, str, bool]]:
+    return {(s.name, s.status, s.uncertain is not None) for s in facts_of(_transcript(text)).symptoms}
+
+
+def test_spoken_readings_of_wishes_answers_and_dictation() -> None:
+    wished = _read("[doctor] any weight loss ?\n[patient] i wish i had some weight loss .")
+    assert ("weight loss", "reported", False) not in wished  # a wish is no report
+    no_then = _read("[doctor] any pain ?\n[patient] no , the weight loss has decreased the chest pain .")
+    assert ("chest pain", "denied", False) not in no_then  # "no ," answers; it negates nothing after it
+    assert ("nausea", "denied", False) in _read("[doctor] any nausea ?\n[patient] on my body no not really")
+    bare_no = _read("[doctor] any nausea or vomiting ?\n[patient] not really . maybe a bit of nausea .")
+    assert {("vomiting", "denied", False), ("nausea", "reported", False)} <= bare_no
+    assert ("vomiting", "denied", False) not in _read(
+        "[doctor] any nausea or vomiting ?\n[patient] maybe a bit of nausea , no ."
+    )  # a no that does not open the answer on its own leaves the rest unsaid
+    corrected = _read("[doctor] joint pain ... i mean , like muscle aches ?\n[patient] no .")
+    assert corrected == {("muscle pain", "denied", False)}  # the question a speaker corrects to is answered
+    assert _read("[doctor] any fever ?\n[patient] no just kind of a headache") == {
+        ("fever", "denied", False),
+        ("headache", "reported", False),
+    }  # "no just" answers the question; the headache after it is reported
+    dictated = _read("[doctor] chief complaint is left arm pain .")
+    assert dictated == {("arm pain", "reported", False)}
+    assert ("numbness", "reported", False) in _read("[patient] a little bit of numbing in my hand .")
+
+
+def test_a_dose_said_after_the_next_drug_is_not_this_ones() -> None:
+    said = "[doctor] ten milligrams of norvasc daily and carvedilol twenty five milligrams twice a day"
+    meds = {m.name: (m.dose, m.frequency) for m in facts_of(_transcript(said)).medications}
+    assert meds == {"norvasc": ("10 mg", "daily"), "carvedilol": ("25 mg", "twice a day")}
+    meds = {
+        m.name: (m.dose, m.frequency)
+        for m in facts_of(_transcript("[patient] i take metformin and lisinopril 20 mg daily")).medications
+    }
+    assert meds["metformin"] == (None, None) and meds["lisinopril"] == ("20 mg", "daily")
+    raised = "[doctor] her lisinopril had- has also been increased up to 10 milligrams daily in march ."
+    assert [m.dose for m in facts_of(_transcript(raised)).medications] == ["10 mg"]
+
+
+def test_a_question_under_the_patients_tag_is_no_report_and_its_answer_is_uncertain() -> None:
+    read = _read("[patient] have you experienced any numbness in your arm\n[doctor] no numbness or tingling")
+    assert ("numbness", "reported", False) not in read
+    assert {("numbness", "denied", True), ("tingling", "denied", True)} <= read
+    assert not any(status == "denied" and not uncertain for _, status, uncertain in read)
+
+
 def test_the_answer_schema_takes_turn_keys() -> None:
     transcript = _transcript()
     keys = transcript.keys()
@@ -165,6 +211,16 @@ def test_without_a_transcript_subjective_says_so_and_passes_the_verifier() -> No
     draft = NoteDraft(kind="soap", sections=[Section(title=k, statements=v) for k, v in composed.items()])
     assert [s.text for s in draft.sections[0].statements] == [NO_TRANSCRIPT]
     assert verifier.verify(draft).violations == []  # a statement about the record needs no citation
+
+
+def test_a_denial_of_blood_in_the_urine_is_grounded_though_both_words_are_generic() -> None:
+    transcript = _transcript("[doctor] any blood in your urine ?\n[patient] no .")
+    facts = facts_of(transcript)
+    composed = transcript_statements(transcript, facts)
+    assert [s.text for s in composed["Subjective"]] == ["Denies blood in urine."]
+    evidence = WithTranscript(RecordEvidence(_record()), [(transcript, facts)])
+    draft = NoteDraft(kind="soap", sections=[Section(title="Subjective", statements=composed["Subjective"])])
+    assert Verifier(evidence).verify(draft).passed
 
 
 def test_transcripts_are_found_by_encounter_and_another_patients_is_refused() -> None:
