@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
-"""Ingest: rest-hook notifications per second into the real webhook, p50/p99, none lost (prints a table).
+"""Ingest: rest-hook notifications per second into the real webhook beside a bare ASGI endpoint (a table).
 
 .venv/bin/python bench/ingest.py [--count 3000] [--concurrency 1,8,16,32] [--api-workers 2]
 
 Loopback only and bounded: COUNT notifications per concurrency level, each a distinct Encounter
 version for one of 100 patients, against `ehrsum api --workers N` (uvicorn; one process per core)
 backed by a throwaway Postgres database and Redis db 13. Lost = sent minus rows in
-notification_receipt (each accepted event is recorded once). The load generator (a bare asyncio
-HTTP/1.1 client, one keep-alive connection per request in flight) runs on the same 2 cores.
+notification_receipt (each accepted event is recorded once). The same bodies go, level by level in
+turn, to a bare ASGI endpoint (`bench/bare_asgi.py`: reads the body, answers 200) that uvicorn serves
+with the same server settings and worker count; the ratio ours/bare is what the target is set on. The
+load generator (a bare asyncio HTTP/1.1 client, one keep-alive connection per request in flight) runs
+on the same 2 cores.
 """
 
 from __future__ import annotations
@@ -15,9 +18,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -116,8 +121,65 @@ def receipts(db_url: str, run: str) -> int:
     return int(found)
 
 
+@dataclass
+class Level:
+    """One burst at one concurrency: what was sent, refused and recorded, and how fast."""
+
+    sent: int
+    errors: int
+    wall: float
+    latencies: list[float]
+    recorded: int | None = None  # ours only: rows in notification_receipt
+
+    def figures(self) -> str:
+        """Per second, p50 and p99 in ms, as table cells."""
+        ms = [x * 1000 for x in self.latencies]
+        return f"{self.sent / self.wall:,.0f} | {percentile(ms, 50):.1f} | {percentile(ms, 99):.1f}"
+
+
+def burst(url: str, count: int, concurrency: int, run: str, max_seconds: float) -> Level:
+    """One bounded burst against `url`."""
+    latencies, errors, wall = asyncio.run(blast(url, count, concurrency, run, max_seconds))
+    return Level(len(latencies), errors, wall, latencies)
+
+
+def started(command: list[str], env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """A server on a free loopback port, answering; the process and its base URL."""
+    port = free_port()
+    proc = spawn([*command, "--port", str(port)], env, log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{url}/healthz", 60, proc, log)
+    except BaseException:
+        stop_group(proc)
+        raise
+    return proc, url
+
+
+def print_table(workers: int, rows: list[tuple[int, Level, Level]]) -> None:
+    """Ours beside the bare endpoint per concurrency level, and the ratio of their throughputs."""
+    print(
+        "Ingest: rest-hook Encounter notifications into POST /v1/notifications, "
+        f"{workers} uvicorn process(es), beside a bare ASGI endpoint served alike;"
+    )
+    print("Postgres + Redis on loopback; load generator on the same 2-core machine\n")
+    print(
+        "| in flight | sent | non-200 | recorded | lost | ours per s | p50 ms | p99 ms "
+        "| bare per s | bare p50 ms | bare p99 ms | bare non-200 | ours/bare |"
+    )
+    print("| ---: " * 13 + "|")
+    for level, ours, bare in rows:
+        recorded = ours.recorded or 0
+        lost = ours.sent - ours.errors - recorded
+        ratio = (ours.sent / ours.wall) / (bare.sent / bare.wall)
+        print(
+            f"| {level} | {ours.sent:,} | {ours.errors} | {recorded:,} | {lost} | "
+            f"{ours.figures()} | {bare.figures()} | {bare.errors} | {ratio:.3f} |"
+        )
+
+
 def main() -> int:
-    """Start the API, send bounded bursts, count what was recorded, print the table."""
+    """Start the API and the bare endpoint, send bounded bursts to each in turn, print the table."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -126,10 +188,9 @@ def main() -> int:
     parser.add_argument("--max-seconds", type=float, default=60.0, help="per level; stops sending after this")
     parser.add_argument("--api-workers", type=int, default=2, help="`ehrsum api --workers`: one per core")
     args = parser.parse_args()
-    rows = []
+    rows: list[tuple[int, Level, Level]] = []
     with database() as db_url, tempfile.TemporaryDirectory() as tmp:
         flush_redis()
-        port = free_port()
         env = {
             "EHRSUM_DATABASE_URL": db_url,
             "EHRSUM_BROKER_URL": REDIS_URL,
@@ -138,35 +199,27 @@ def main() -> int:
             "EHRSUM_DEBOUNCE_S": "600",
             "EHRSUM_LOG_LEVEL": "WARNING",
         }
-        command = [str(BIN / "ehrsum"), "api", "--port", str(port)]
-        command += ["--workers", str(args.api_workers)] if args.api_workers > 1 else []
-        api = spawn(command, env, Path(tmp) / "api.log")
+        workers = ["--workers", str(args.api_workers)]
+        api, url = started([str(BIN / "ehrsum"), "api", *workers], env, Path(tmp) / "api.log")
         try:
-            url = f"http://127.0.0.1:{port}"
-            wait_http(f"{url}/healthz", 60, api, Path(tmp) / "api.log")
-            asyncio.run(blast(url, 200, 8, "warmup", 30))
-            for level in (int(c) for c in args.concurrency.split(",")):
-                run = f"c{level}-{time.time_ns()}"
-                latencies, errors, wall = asyncio.run(blast(url, args.count, level, run, args.max_seconds))
-                recorded = receipts(db_url, run)
-                rows.append((level, len(latencies), errors, recorded, wall, latencies))
+            bare, bare_url = started(
+                [str(BIN / "python"), "-m", "bench.bare_asgi", *workers], env, Path(tmp) / "bare.log"
+            )
+            try:
+                for target in (url, bare_url):
+                    asyncio.run(blast(target, 200, 8, "warmup", 30))
+                for level in (int(c) for c in args.concurrency.split(",")):
+                    run = f"c{level}-{time.time_ns()}"
+                    ours = burst(url, args.count, level, run, args.max_seconds)
+                    ours.recorded = receipts(db_url, run)
+                    plain = burst(bare_url, args.count, level, run, args.max_seconds)
+                    rows.append((level, ours, plain))
+            finally:
+                stop_group(bare)
         finally:
             stop_group(api)
             flush_redis()
-    print(
-        "Ingest: rest-hook Encounter notifications into POST /v1/notifications, "
-        f"{args.api_workers} uvicorn process(es),"
-    )
-    print("Postgres + Redis on loopback; load generator on the same 2-core machine\n")
-    print("| in flight | sent | non-200 | recorded | lost | per s | p50 ms | p99 ms | max ms |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for level, sent, errors, recorded, wall, lat in rows:
-        ms = [x * 1000 for x in lat]
-        print(
-            f"| {level} | {sent:,} | {errors} | {recorded:,} | {sent - errors - recorded} | "
-            f"{sent / wall:,.0f} | "
-            f"{percentile(ms, 50):.1f} | {percentile(ms, 99):.1f} | {max(ms):.1f} |"
-        )
+    print_table(args.api_workers, rows)
     return 0
 
 
