@@ -14,7 +14,8 @@ from sqlmodel import Session
 
 from fhir_adapters.references import parse_reference
 from fhir_adapters.subscriptions import Notification, NotificationEvent, events_of, fhir_instant
-from services.audit.models import AuditOutcome, AuditRecord
+from services.audit.models import AuditOutcome
+from services.audit.service import AuditEntry, add_entries
 from services.core.db import session_scope
 from services.core.errors import FhirNotFound, InputError
 from services.core.settings import Settings, get_settings
@@ -72,15 +73,11 @@ def _record_gap(session: Session, gap: Gap) -> None:
         gap.first_missing - 1,
         extra={"status": gap.subscription},
     )
-    session.add(
-        AuditRecord(
-            actor="notifier",
-            action="notification event-number jump",
-            outcome=AuditOutcome.failure,
-            resource_ids=[gap.subscription],
-            detail=f"event {gap.jumped_to} after {gap.first_missing - 1}: counter kept, catch-up queued",
-        )
+    detail = f"event {gap.jumped_to} after {gap.first_missing - 1}: counter kept, catch-up queued"
+    jump = AuditEntry(
+        "notifier", "notification event-number jump", AuditOutcome.failure, (gap.subscription,), detail
     )
+    add_entries(session=session, entries=[jump])
 
 
 def patient_event(*, session: Session, patient_id: str, settings: Settings) -> Publish | None:
@@ -93,7 +90,7 @@ def patient_event(*, session: Session, patient_id: str, settings: Settings) -> P
 
 
 def dispatch(
-    note: Notification, settings: Settings, audit: AuditRecord | None = None, *, from_server: bool = False
+    note: Notification, settings: Settings, audit: AuditEntry | None = None, *, from_server: bool = False
 ) -> DispatchResult:
     """Record a notification's events (and its audit entry) in one transaction, then queue their work.
 
@@ -108,7 +105,7 @@ def dispatch(
     outbox: list[Publish] = []
     with session_scope() as session:
         if audit is not None:
-            session.add(audit)
+            add_entries(session=session, entries=[audit])
         if note.subscription and note.type in BACKPORT_TYPES:
             if not is_registered(session=session, subscription=note.subscription):
                 raise InputError(f"{note.subscription} is not a subscription of ours")

@@ -16,7 +16,8 @@ from fastapi.security import APIKeyHeader
 
 from fhir_adapters.subscriptions import Notification, parse_notification
 from services.api.outcomes import FHIR_JSON
-from services.audit.models import AuditOutcome, AuditRecord
+from services.audit.models import AuditOutcome
+from services.audit.service import AuditEntry
 from services.core.errors import InputError
 from services.core.settings import Settings, get_settings
 from workers.events import DispatchResult, dispatch
@@ -43,12 +44,9 @@ def _ingest(raw: bytes, path_focus: str | None, action: str) -> tuple[Notificati
     settings = get_settings()
     note = parse_body(raw, path_focus, settings)
     # The audit entry commits with the receipts: one transaction per notification, on the hottest path.
-    audit = AuditRecord(
-        actor="notifier",
-        action=action,
-        outcome=AuditOutcome.success,
-        resource_ids=[path_focus] if path_focus else [],
-        detail=f"200, {len(note.events)} events",
+    resource_ids = (path_focus,) if path_focus else ()
+    audit = AuditEntry(
+        "notifier", action, AuditOutcome.success, resource_ids, f"200, {len(note.events)} events"
     )
     return note, dispatch(note, settings, audit)
 
