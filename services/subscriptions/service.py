@@ -6,6 +6,7 @@ caller, so one notification is one transaction; the others commit.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -33,8 +34,8 @@ def _insert(session: Session) -> Any:
 
 @lru_cache(maxsize=2)
 def _statements(insert: Any) -> tuple[Any, Any]:
-    """The receipt and debounce upserts, built once per dialect (a notification runs both); values come
-    as parameters."""
+    """The receipt and debounce upserts, built once per dialect (every notification runs them); rows come
+    as parameters, sent as one multi-row INSERT."""
     receipts = NotificationReceipt.__table__  # type: ignore[attr-defined]
     triggers = PendingTrigger.__table__  # type: ignore[attr-defined]
     accept = (
@@ -43,8 +44,11 @@ def _statements(insert: Any) -> tuple[Any, Any]:
     fold = insert(triggers)
     fold = fold.on_conflict_do_update(
         index_elements=["patient_id"],
-        set_={"last_event_at": fold.excluded.last_event_at, "events": triggers.c.events + 1},
-    ).returning(triggers.c.events)
+        set_={
+            "last_event_at": fold.excluded.last_event_at,
+            "events": triggers.c.events + fold.excluded.events,
+        },
+    ).returning(triggers.c.patient_id, triggers.c.events)
     return accept, fold
 
 
@@ -52,24 +56,25 @@ def accept_events(*, session: Session, receipts: list[dict[str, str | None]]) ->
     """Record delivered events (dedup_key, subscription, focus, patient_id); the keys not seen before."""
     if not receipts:
         return set()
-    rows = [{**r, "received_at": _now()} for r in receipts]
-    # One statement with the rows as parameters: compiled once and cached, sent as one multi-row INSERT.
+    now = _now()
+    # In key order, so concurrent transactions wait on each other's keys in one order, never in a cycle.
+    rows = sorted(({**r, "received_at": now} for r in receipts), key=lambda r: str(r["dedup_key"]))
     return set(session.execute(_statements(_insert(session))[0], rows).scalars())
 
 
-def debounce(*, session: Session, patient_id: str, window_s: float) -> datetime | None:
-    """Fold an event into the patient's pending trigger; the due time when this event opened a new one."""
+def debounce(*, session: Session, events: Mapping[str, int], window_s: float) -> dict[str, datetime]:
+    """Fold events (a count per patient) into each patient's pending trigger; the due time of each window
+    that these events opened."""
+    if not events:
+        return {}
     now = _now()
     due_at = now + timedelta(seconds=window_s)
-    row = {
-        "patient_id": patient_id,
-        "first_event_at": now,
-        "last_event_at": now,
-        "due_at": due_at,
-        "events": 1,
-    }
-    events = session.execute(_statements(_insert(session))[1], row).scalar_one()
-    return due_at if events == 1 else None
+    rows = [
+        {"patient_id": p, "first_event_at": now, "last_event_at": now, "due_at": due_at, "events": events[p]}
+        for p in sorted(events)  # one lock order for every transaction (see accept_events)
+    ]
+    folded = session.execute(_statements(_insert(session))[1], rows).all()
+    return {patient: due_at for patient, total in folded if total == events[patient]}
 
 
 @dataclass(frozen=True)
