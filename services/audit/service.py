@@ -57,7 +57,7 @@ class AuditEntry:
         return AuditRecord(**self.values())
 
 
-_INSERT = insert(AuditRecord.__table__)  # type: ignore[arg-type]
+_INSERT = insert(AuditRecord.__table__)  # type: ignore[attr-defined]
 
 
 def add_entries(*, session: Session, entries: Sequence[AuditEntry]) -> None:
