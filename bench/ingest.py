@@ -140,8 +140,7 @@ class Level:
 
 
 def burst(url: str, count: int, concurrency: int, run: str, max_seconds: float, at_least: int = 0) -> Level:
-    """One bounded burst against `url`: `count` requests, stopping after `max_seconds` once `at_least`
-    are sent."""
+    """`count` requests to `url`, stopping after `max_seconds` once `at_least` are sent."""
     latencies, errors, wall = asyncio.run(blast(url, count, concurrency, run, max_seconds, at_least))
     return Level(len(latencies), errors, wall, latencies)
 

@@ -82,8 +82,7 @@ def _record_gap(session: Session, gap: Gap) -> None:
 
 @dataclass
 class Delivery:
-    """A notification on its way in, with its audit entry; once recorded, what it led to and the tasks to
-    publish after the commit."""
+    """A notification with its audit entry; once recorded, what it led to and what to queue after commit."""
 
     note: Notification
     audit: AuditEntry | None = None
@@ -107,17 +106,15 @@ def dispatch(
 
 
 def record_all(deliveries: Sequence[Delivery], settings: Settings, *, from_server: bool = False) -> None:
-    """Record notifications, each with its audit entry, in one transaction (any error: none recorded); the
-    statements are one per kind of row for all of them. The work to queue is left in each outbox.
-
-    Backport notifications, handshakes included, count only for subscriptions we registered (InputError
-    otherwise: `ehrsum subscribe` records a subscription before the server may handshake). An event number
-    too far past the last one seen is recorded (an audit row), caught up like a gap, and never moves the
-    counter. An event without a version or event number cannot be deduplicated: unless it was read from
-    the server (`from_server`), the server is asked for the resource, so its version and patient come from
-    there, not from whoever sent the notification. A patient's debounce window opened by these events is
-    flushed by the first delivery that has an event of theirs.
-    """
+    """Record notifications, each with its audit entry, in one transaction; what to queue in each outbox."""
+    # One statement per kind of row for all of them; any error records none of them.
+    # Backport notifications, handshakes included, count only for subscriptions we registered (InputError
+    # otherwise: `ehrsum subscribe` records a subscription before the server may handshake). An event number
+    # too far past the last one seen is recorded (an audit row), caught up like a gap, and never moves the
+    # counter. An event without a version or event number cannot be deduplicated: unless it was read from
+    # the server (`from_server`), the server is asked for the resource, so its version and patient come
+    # from there, not from whoever sent the notification. A patient's debounce window opened by these
+    # events is flushed by the first delivery that has an event of theirs.
     with session_scope() as session:
         add_entries(session=session, entries=[d.audit for d in deliveries if d.audit is not None])
         for delivery in deliveries:
@@ -172,15 +169,14 @@ def _track(session: Session, delivery: Delivery, settings: Settings) -> None:
 def _sort_events(
     delivery: Delivery, keys: list[str | None], fresh: set[str], settings: Settings, from_server: bool
 ) -> list[str]:
-    """Count a delivery's events (taking its new keys out of `fresh`: an event seen twice counts once) and
-    queue their tasks; the patients whose debounce windows its trigger events fold into."""
+    """Count a delivery's events and queue their tasks; the patients whose debounce windows they fold into."""
     result, outbox, patients = delivery.result, delivery.outbox, []
     for key, event in zip(keys, delivery.note.events, strict=True):
         if key is not None:
             if key not in fresh:
                 result.duplicates += 1
                 continue
-            fresh.discard(key)
+            fresh.discard(key)  # the same event twice, in one notification or one batch, counts once
         type_name = (event.focus or "").split("/")[0]
         trusted = key is not None or from_server
         if type_name == "DocumentReference" and event.focus:

@@ -76,9 +76,7 @@ class Arrival:
 
 
 def _write(batch: list[Arrival]) -> None:
-    """Parse each, record all in one transaction, then queue each one's work; off the event loop, so a large
-    Bundle does not stall other requests. A batch that fails is recorded again one by one: a bad one fails
-    alone."""
+    """Parse each, record all in one transaction, queue each one's work; off the event loop."""
     settings = get_settings()
     parsed = [(a, d) for a in batch if (d := a.parse(settings)) is not None]
     try:
@@ -87,7 +85,7 @@ def _write(batch: list[Arrival]) -> None:
     except Exception as exc:
         if len(parsed) == 1:
             parsed[0][0].error = exc
-        else:
+        else:  # again one by one, so a bad notification fails alone
             for arrival, delivery in parsed:
                 try:
                     record_all([delivery], settings)
@@ -102,13 +100,11 @@ def _write(batch: list[Arrival]) -> None:
 
 
 class Ingest:
-    """This process's notifications on their way to the database, one batch at a time.
+    """This process's notifications on their way to the database, one batch at a time."""
 
-    Those that arrive while a batch is being written are written together next: one transaction and one
-    commit for all, each notification with its own audit entry and receipts. A request is answered once its
-    notification is committed and its work queued.
-    """
-
+    # Those that arrive while a batch is being written are written together next: one transaction and one
+    # commit for all, each notification with its own audit entry and receipts. A request is answered once
+    # its notification is committed and its work queued.
     MAX_BATCH = 64
 
     def __init__(self) -> None:

@@ -34,8 +34,7 @@ def _insert(session: Session) -> Any:
 
 @lru_cache(maxsize=2)
 def _statements(insert: Any) -> tuple[Any, Any]:
-    """The receipt and debounce upserts, built once per dialect (every notification runs them); rows come
-    as parameters, sent as one multi-row INSERT."""
+    """The receipt and debounce upserts, built once per dialect; rows come as parameters."""
     receipts = NotificationReceipt.__table__  # type: ignore[attr-defined]
     triggers = PendingTrigger.__table__  # type: ignore[attr-defined]
     accept = (
@@ -63,8 +62,7 @@ def accept_events(*, session: Session, receipts: list[dict[str, str | None]]) ->
 
 
 def debounce(*, session: Session, events: Mapping[str, int], window_s: float) -> dict[str, datetime]:
-    """Fold events (a count per patient) into each patient's pending trigger; the due time of each window
-    that these events opened."""
+    """Fold events (a count per patient) into pending triggers; the due time of each window they opened."""
     if not events:
         return {}
     now = _now()

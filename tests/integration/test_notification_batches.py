@@ -45,10 +45,7 @@ def unregistered_backport(patient: str) -> bytes:
 async def test_a_batch_commits_each_notification_and_a_bad_one_fails_alone(
     postgres_db: str, redis_broker: str
 ) -> None:
-    """Four notifications at once: the writer takes them as one batch. A replay of the first counts as a
-    duplicate, two versions of one patient fold into one debounce window of two events, each accepted one
-    has its audit entry, and the one for a subscription not ours fails alone (the batch is written again
-    one by one)."""
+    """Four at once are one batch: a replay is a duplicate, the bad one fails alone, the rest are audited."""
     run, patient = uuid.uuid4().hex[:8], f"batch-{uuid.uuid4().hex[:8]}"
     first, second = f"{run}-a", f"{run}-b"
     action = f"test batch {run}"
