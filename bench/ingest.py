@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Ingest: rest-hook notifications per second into the real webhook beside a bare ASGI endpoint (a table).
 
-.venv/bin/python bench/ingest.py [--count 3000] [--concurrency 1,8,16,32] [--api-workers 2]
+.venv/bin/python bench/ingest.py [--count 3000] [--concurrency 1,8,16,32] [--api-workers 2] [--ours-from DIR]
 
 Loopback only and bounded: COUNT notifications per concurrency level, each a distinct Encounter
 version for one of 100 patients, against `ehrsum api --workers N` (uvicorn; one process per core)
@@ -158,10 +158,11 @@ def started(command: list[str], env: dict[str, str], log: Path) -> tuple[subproc
     return proc, url
 
 
-def print_table(workers: int, rows: list[tuple[int, Level, Level]]) -> None:
+def print_table(workers: int, rows: list[tuple[int, Level, Level]], ours_from: str | None) -> None:
     """Ours beside the bare endpoint per concurrency level, and the ratio of their throughputs."""
     print(
-        "Ingest: rest-hook Encounter notifications into POST /v1/notifications, "
+        "Ingest: rest-hook Encounter notifications into POST /v1/notifications"
+        f"{f' (ours from {ours_from})' if ours_from else ''}, "
         f"{workers} uvicorn process(es), beside a bare ASGI endpoint served alike;"
     )
     print("Postgres + Redis on loopback; load generator on the same 2-core machine\n")
@@ -189,6 +190,11 @@ def main() -> int:
     parser.add_argument("--concurrency", default="1,8,16,32")
     parser.add_argument("--max-seconds", type=float, default=60.0, help="per level; stops sending after this")
     parser.add_argument("--api-workers", type=int, default=2, help="`ehrsum api --workers`: one per core")
+    parser.add_argument(
+        "--ours-from",
+        metavar="DIR",
+        help="serve our API from another checkout (PYTHONPATH), e.g. the old code",
+    )
     args = parser.parse_args()
     rows: list[tuple[int, Level, Level]] = []
     with database() as db_url, tempfile.TemporaryDirectory() as tmp:
@@ -202,7 +208,8 @@ def main() -> int:
             "EHRSUM_LOG_LEVEL": "WARNING",
         }
         workers = ["--workers", str(args.api_workers)]
-        api, url = started([str(BIN / "ehrsum"), "api", *workers], env, Path(tmp) / "api.log")
+        ours_env = {**env, "PYTHONPATH": args.ours_from} if args.ours_from else env
+        api, url = started([str(BIN / "ehrsum"), "api", *workers], ours_env, Path(tmp) / "api.log")
         try:
             bare, bare_url = started(
                 [str(BIN / "python"), "-m", "bench.bare_asgi", *workers], env, Path(tmp) / "bare.log"
@@ -222,7 +229,7 @@ def main() -> int:
         finally:
             stop_group(api)
             flush_redis()
-    print_table(args.api_workers, rows)
+    print_table(args.api_workers, rows, args.ours_from)
     return 0
 
 
