@@ -1,17 +1,19 @@
 #!/usr/bin/env python3
 """Ingest: rest-hook notifications per second into the real webhook beside a bare ASGI endpoint (a table).
 
-.venv/bin/python bench/ingest.py [--count 3000] [--concurrency 1,8,16,32] [--api-workers 2] [--ours-from DIR]
+.venv/bin/python bench/ingest.py [--count 3000] [--concurrency 1,8,16,32] [--rounds 1] [--api-workers 2]
+    [--before DIR]
 
-Loopback only and bounded: COUNT notifications per concurrency level, each a distinct Encounter
-version for one of 100 patients, against `ehrsum api --workers N` (uvicorn; one process per core)
-backed by a throwaway Postgres database and Redis db 13. Lost = sent minus rows in
-notification_receipt (each accepted event is recorded once). After each level, the same bodies go for
-as long as ours took (at least COUNT) to a bare ASGI endpoint (`bench/bare_asgi.py`: reads the body,
-answers 200) that uvicorn serves with the same server settings and worker count, so both see the same
-background load; the ratio ours/bare of notifications per second is what the target is set on. The
-load generator (a bare asyncio HTTP/1.1 client, one keep-alive connection per request in flight) runs
-on the same 2 cores.
+Loopback only and bounded: COUNT notifications per burst, each a distinct Encounter version for one of
+100 patients, against `ehrsum api --workers N` (uvicorn; one process per core) backed by a throwaway
+Postgres database and Redis db 13. Lost = sent minus rows in notification_receipt (each accepted event
+is recorded once). Each burst is followed by one, as long as it took (at least COUNT), to a bare ASGI
+endpoint (`bench/bare_asgi.py`: reads the body, answers 200) that uvicorn serves with the same server
+settings and worker count, so both see the same background load; the ratio API/bare of notifications
+per second is what the target is set on (the median over ROUNDS). `--before DIR` serves a second API
+from another checkout (PYTHONPATH, e.g. an export of main) on the same database, its bursts in turn
+with ours. The load generator (a bare asyncio HTTP/1.1 client, one keep-alive connection per request in
+flight) runs on the same 2 cores.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from statistics import median
 
 import httpx
 
@@ -131,12 +134,12 @@ class Level:
     errors: int
     wall: float
     latencies: list[float]
-    recorded: int | None = None  # ours only: rows in notification_receipt
+    recorded: int = 0  # an API's only: rows in notification_receipt
 
-    def figures(self) -> str:
-        """Per second, p50 and p99 in ms, as table cells."""
-        ms = [x * 1000 for x in self.latencies]
-        return f"{self.sent / self.wall:,.0f} | {percentile(ms, 50):.1f} | {percentile(ms, 99):.1f}"
+    @property
+    def rate(self) -> float:
+        """Requests per second."""
+        return self.sent / self.wall
 
 
 def burst(url: str, count: int, concurrency: int, run: str, max_seconds: float, at_least: int = 0) -> Level:
@@ -158,45 +161,38 @@ def started(command: list[str], env: dict[str, str], log: Path) -> tuple[subproc
     return proc, url
 
 
-def print_table(workers: int, rows: list[tuple[int, Level, Level]], ours_from: str | None) -> None:
-    """Ours beside the bare endpoint per concurrency level, and the ratio of their throughputs."""
-    print(
-        "Ingest: rest-hook Encounter notifications into POST /v1/notifications"
-        f"{f' (ours from {ours_from})' if ours_from else ''}, "
-        f"{workers} uvicorn process(es), beside a bare ASGI endpoint served alike;"
+def row(level: int, code: str, rounds: list[tuple[Level, Level]]) -> str:
+    """One API at one level: medians of its rounds' rates and ratios to bare, percentiles of all latencies."""
+    ours = [o for o, _ in rounds]
+    sent, errors, recorded = (sum(getattr(o, f) for o in ours) for f in ("sent", "errors", "recorded"))
+    ms = [x * 1000 for o in ours for x in o.latencies]
+    bare_ms = [x * 1000 for _, b in rounds for x in b.latencies]
+    return (
+        f"| {level} | {code} | {sent:,} | {errors} | {recorded:,} | {sent - errors - recorded} | "
+        f"{median(o.rate for o in ours):,.0f} | {percentile(ms, 50):.1f} | {percentile(ms, 99):.1f} | "
+        f"{median(b.rate for _, b in rounds):,.0f} | {percentile(bare_ms, 99):.1f} | "
+        f"{sum(b.errors for _, b in rounds)} | {median(o.rate / b.rate for o, b in rounds):.3f} |"
     )
-    print("Postgres + Redis on loopback; load generator on the same 2-core machine\n")
-    print(
-        "| in flight | sent | non-200 | recorded | lost | ours per s | p50 ms | p99 ms "
-        "| bare per s | bare p50 ms | bare p99 ms | bare non-200 | ours/bare |"
-    )
-    print("| ---: " * 13 + "|")
-    for level, ours, bare in rows:
-        recorded = ours.recorded or 0
-        lost = ours.sent - ours.errors - recorded
-        ratio = (ours.sent / ours.wall) / (bare.sent / bare.wall)
-        print(
-            f"| {level} | {ours.sent:,} | {ours.errors} | {recorded:,} | {lost} | "
-            f"{ours.figures()} | {bare.figures()} | {bare.errors} | {ratio:.3f} |"
-        )
 
 
 def main() -> int:
-    """Start the API and the bare endpoint, send bounded bursts to each in turn, print the table."""
+    """Start the API(s) and the bare endpoint, send bounded bursts to each in turn, print the table."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--count", type=int, default=3000)
     parser.add_argument("--concurrency", default="1,8,16,32")
-    parser.add_argument("--max-seconds", type=float, default=60.0, help="per level; stops sending after this")
+    parser.add_argument("--rounds", type=int, default=1, help="bursts per level and API, interleaved")
+    parser.add_argument("--max-seconds", type=float, default=60.0, help="per burst; stops sending after this")
     parser.add_argument("--api-workers", type=int, default=2, help="`ehrsum api --workers`: one per core")
     parser.add_argument(
-        "--ours-from",
+        "--before",
         metavar="DIR",
-        help="serve our API from another checkout (PYTHONPATH), e.g. the old code",
+        help="also serve the API from another checkout (e.g. main), in turn with ours",
     )
     args = parser.parse_args()
-    rows: list[tuple[int, Level, Level]] = []
+    codes = {"ours": None, **({"before": args.before} if args.before else {})}
+    rows: list[str] = []
     with database() as db_url, tempfile.TemporaryDirectory() as tmp:
         flush_redis()
         env = {
@@ -208,28 +204,47 @@ def main() -> int:
             "EHRSUM_LOG_LEVEL": "WARNING",
         }
         workers = ["--workers", str(args.api_workers)]
-        ours_env = {**env, "PYTHONPATH": args.ours_from} if args.ours_from else env
-        api, url = started([str(BIN / "ehrsum"), "api", *workers], ours_env, Path(tmp) / "api.log")
+        servers: dict[str, tuple[subprocess.Popen[bytes], str]] = {}
         try:
-            bare, bare_url = started(
-                [str(BIN / "python"), "-m", "bench.bare_asgi", *workers], env, Path(tmp) / "bare.log"
-            )
-            try:
-                for target in (url, bare_url):
-                    asyncio.run(blast(target, 200, 8, "warmup", 30))
-                for level in (int(c) for c in args.concurrency.split(",")):
-                    run = f"c{level}-{time.time_ns()}"
-                    ours = burst(url, args.count, level, run, args.max_seconds)
-                    ours.recorded = receipts(db_url, run)
-                    # As long as ours took (a burst of a few milliseconds is all noise), not fewer than COUNT.
-                    plain = burst(bare_url, args.count * 100, level, run, max(ours.wall, 1.0), args.count)
-                    rows.append((level, ours, plain))
-            finally:
-                stop_group(bare)
+            for code, path in codes.items():
+                api_env = {**env, "PYTHONPATH": path} if path else env
+                servers[code] = started(
+                    [str(BIN / "ehrsum"), "api", *workers], api_env, Path(tmp) / f"{code}.log"
+                )
+            bare_command = [str(BIN / "python"), "-m", "bench.bare_asgi", *workers]
+            servers["bare"] = started(bare_command, env, Path(tmp) / "bare.log")
+            for _, url in servers.values():
+                asyncio.run(blast(url, 200, 8, "warmup", 30))
+            for level in (int(c) for c in args.concurrency.split(",")):
+                done: dict[str, list[tuple[Level, Level]]] = {code: [] for code in codes}
+                for _ in range(args.rounds):
+                    for code in codes:
+                        run = f"{code}-c{level}-{time.time_ns()}"
+                        ours = burst(servers[code][1], args.count, level, run, args.max_seconds)
+                        ours.recorded = receipts(db_url, run)
+                        # As long as the API took (a burst of milliseconds is noise), not fewer than COUNT.
+                        bare = burst(
+                            servers["bare"][1], args.count * 100, level, run, max(ours.wall, 1), args.count
+                        )
+                        done[code].append((ours, bare))
+                rows += [row(level, code, done[code]) for code in codes]
         finally:
-            stop_group(api)
+            for proc, _ in servers.values():
+                stop_group(proc)
             flush_redis()
-    print_table(args.api_workers, rows, args.ours_from)
+    print(
+        "Ingest: rest-hook Encounter notifications into POST /v1/notifications, "
+        f"{args.api_workers} uvicorn process(es), each burst beside one to a bare ASGI endpoint served alike"
+    )
+    print("Postgres + Redis on loopback; load generator on the same 2-core machine")
+    if args.before:
+        print(f"before: the API served from {args.before}")
+    print(
+        "\n| in flight | API | sent | non-200 | recorded | lost | per s | p50 ms | p99 ms "
+        "| bare per s | bare p99 ms | bare non-200 | API/bare |"
+    )
+    print("| ---: | :--- " + "| ---: " * 11 + "|")
+    print("\n".join(rows))
     return 0
 
 
