@@ -10,7 +10,9 @@ Postgres database and Redis db 13. Lost = sent minus rows in notification_receip
 is recorded once). Each burst is followed by one, as long as it took (at least COUNT), to a bare ASGI
 endpoint (`bench/bare_asgi.py`: reads the body, answers 200) that uvicorn serves with the same server
 settings and worker count, so both see the same background load; the ratio API/bare of notifications
-per second is what the target is set on (the median over ROUNDS). `--before DIR` serves a second API
+per second is what the target is set on (the median over ROUNDS). CPU ms each is the CPU time of the
+server's processes (one process group) per request, which background load hardly moves. `--before DIR`
+serves a second API
 from another checkout (PYTHONPATH, e.g. an export of main) on the same database, its bursts in turn
 with ours. The load generator (a bare asyncio HTTP/1.1 client, one keep-alive connection per request in
 flight) runs on the same 2 cores.
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -135,6 +138,7 @@ class Level:
     wall: float
     latencies: list[float]
     recorded: int = 0  # an API's only: rows in notification_receipt
+    cpu: float = 0.0  # CPU seconds the server's processes used meanwhile
 
     @property
     def rate(self) -> float:
@@ -142,10 +146,27 @@ class Level:
         return self.sent / self.wall
 
 
-def burst(url: str, count: int, concurrency: int, run: str, max_seconds: float, at_least: int = 0) -> Level:
-    """`count` requests to `url`, stopping after `max_seconds` once `at_least` are sent."""
-    latencies, errors, wall = asyncio.run(blast(url, count, concurrency, run, max_seconds, at_least))
-    return Level(len(latencies), errors, wall, latencies)
+def cpu_seconds(group: int) -> float:
+    """CPU seconds (user and system) used so far by the live processes of a process group (Linux /proc)."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[2]) == group:
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def burst(
+    server: tuple[int, str], count: int, level: int, run: str, seconds: float, at_least: int = 0
+) -> Level:
+    """`count` requests to a server (process group, URL), stopping past `seconds` once `at_least` are sent."""
+    group, url = server
+    before = cpu_seconds(group)
+    latencies, errors, wall = asyncio.run(blast(url, count, level, run, seconds, at_least))
+    return Level(len(latencies), errors, wall, latencies, cpu=cpu_seconds(group) - before)
 
 
 def started(command: list[str], env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -167,11 +188,14 @@ def row(level: int, code: str, rounds: list[tuple[Level, Level]]) -> str:
     sent, errors, recorded = (sum(getattr(o, f) for o in ours) for f in ("sent", "errors", "recorded"))
     ms = [x * 1000 for o in ours for x in o.latencies]
     bare_ms = [x * 1000 for _, b in rounds for x in b.latencies]
+    bare_sent = sum(b.sent for _, b in rounds)
     return (
         f"| {level} | {code} | {sent:,} | {errors} | {recorded:,} | {sent - errors - recorded} | "
         f"{median(o.rate for o in ours):,.0f} | {percentile(ms, 50):.1f} | {percentile(ms, 99):.1f} | "
         f"{median(b.rate for _, b in rounds):,.0f} | {percentile(bare_ms, 99):.1f} | "
-        f"{sum(b.errors for _, b in rounds)} | {median(o.rate / b.rate for o, b in rounds):.3f} |"
+        f"{sum(b.errors for _, b in rounds)} | {median(o.rate / b.rate for o, b in rounds):.3f} | "
+        f"{1000 * sum(o.cpu for o in ours) / sent:.2f} | "
+        f"{1000 * sum(b.cpu for _, b in rounds) / bare_sent:.2f} |"
     )
 
 
@@ -191,7 +215,7 @@ def main() -> int:
         help="also serve the API from another checkout (e.g. main), in turn with ours",
     )
     args = parser.parse_args()
-    codes = {"ours": None, **({"before": args.before} if args.before else {})}
+    codes: dict[str, str | None] = {"ours": None, **({"before": args.before} if args.before else {})}
     rows: list[str] = []
     with database() as db_url, tempfile.TemporaryDirectory() as tmp:
         flush_redis()
@@ -204,32 +228,34 @@ def main() -> int:
             "EHRSUM_LOG_LEVEL": "WARNING",
         }
         workers = ["--workers", str(args.api_workers)]
-        servers: dict[str, tuple[subprocess.Popen[bytes], str]] = {}
+        commands = {code: [str(BIN / "ehrsum"), "api", *workers] for code in codes}
+        commands["bare"] = [str(BIN / "python"), "-m", "bench.bare_asgi", *workers]
+        procs: list[subprocess.Popen[bytes]] = []
+        servers: dict[str, tuple[int, str]] = {}  # process group (its own session), URL
         try:
-            for code, path in codes.items():
-                api_env = {**env, "PYTHONPATH": path} if path else env
-                servers[code] = started(
-                    [str(BIN / "ehrsum"), "api", *workers], api_env, Path(tmp) / f"{code}.log"
+            for code, command in commands.items():
+                path = codes.get(code)
+                proc, url = started(
+                    command, {**env, "PYTHONPATH": path} if path else env, Path(tmp) / f"{code}.log"
                 )
-            bare_command = [str(BIN / "python"), "-m", "bench.bare_asgi", *workers]
-            servers["bare"] = started(bare_command, env, Path(tmp) / "bare.log")
-            for _, url in servers.values():
+                procs.append(proc)
+                servers[code] = (proc.pid, url)
                 asyncio.run(blast(url, 200, 8, "warmup", 30))
             for level in (int(c) for c in args.concurrency.split(",")):
                 done: dict[str, list[tuple[Level, Level]]] = {code: [] for code in codes}
                 for _ in range(args.rounds):
                     for code in codes:
                         run = f"{code}-c{level}-{time.time_ns()}"
-                        ours = burst(servers[code][1], args.count, level, run, args.max_seconds)
+                        ours = burst(servers[code], args.count, level, run, args.max_seconds)
                         ours.recorded = receipts(db_url, run)
                         # As long as the API took (a burst of milliseconds is noise), not fewer than COUNT.
                         bare = burst(
-                            servers["bare"][1], args.count * 100, level, run, max(ours.wall, 1), args.count
+                            servers["bare"], args.count * 100, level, run, max(ours.wall, 1), args.count
                         )
                         done[code].append((ours, bare))
                 rows += [row(level, code, done[code]) for code in codes]
         finally:
-            for proc, _ in servers.values():
+            for proc in procs:
                 stop_group(proc)
             flush_redis()
     print(
@@ -241,9 +267,9 @@ def main() -> int:
         print(f"before: the API served from {args.before}")
     print(
         "\n| in flight | API | sent | non-200 | recorded | lost | per s | p50 ms | p99 ms "
-        "| bare per s | bare p99 ms | bare non-200 | API/bare |"
+        "| bare per s | bare p99 ms | bare non-200 | API/bare | API CPU ms each | bare CPU ms each |"
     )
-    print("| ---: | :--- " + "| ---: " * 11 + "|")
+    print("| ---: | :--- " + "| ---: " * 13 + "|")
     print("\n".join(rows))
     return 0
 
