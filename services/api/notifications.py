@@ -1,7 +1,8 @@
 """The notification endpoint: R4 rest-hook and R4 Backport IG deliveries from the FHIR server.
 
 The guard (`services.api.guard`) has checked the shared secret, the notifier's rate and the body's size and
-depth before these routes run; here the body is parsed (every id and reference checked) and dispatched.
+depth before these routes run; here the body is parsed (every id and reference checked) and recorded, in
+one transaction with those that arrived while the previous batch was written (`Ingest`).
 """
 
 # No `from __future__ import annotations`: the routes' annotations use a local alias FastAPI must resolve.
