@@ -335,23 +335,21 @@ def cmd_beat(args: argparse.Namespace) -> int:
 
 def cmd_api(args: argparse.Namespace) -> int:
     """Serve the HTTP API."""
-    import uvicorn
-
-    from services.api.server import server_options
+    from services.api.server import serve
     from workers.clients import check_clients
 
     settings = get_settings()
     check_clients(settings)
     if bool(args.tls_cert) != bool(args.tls_key):
         raise InputError("--tls-cert and --tls-key go together")
-    uvicorn.run(
+    serve(
         "services.api.app:create_app",
-        factory=True,
+        settings,
         host=args.host,
         port=args.port,
         workers=args.workers,
-        log_config=None,
-        **server_options(settings, tls_cert=args.tls_cert, tls_key=args.tls_key),
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
     )
     return 0
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -14,7 +14,8 @@ from sqlmodel import Session
 
 from fhir_adapters.references import parse_reference
 from fhir_adapters.subscriptions import Notification, NotificationEvent, events_of, fhir_instant
-from services.audit.models import AuditOutcome, AuditRecord
+from services.audit.models import AuditOutcome
+from services.audit.service import AuditEntry, add_entries
 from services.core.db import session_scope
 from services.core.errors import FhirNotFound, InputError
 from services.core.settings import Settings, get_settings
@@ -72,93 +73,123 @@ def _record_gap(session: Session, gap: Gap) -> None:
         gap.first_missing - 1,
         extra={"status": gap.subscription},
     )
-    session.add(
-        AuditRecord(
-            actor="notifier",
-            action="notification event-number jump",
-            outcome=AuditOutcome.failure,
-            resource_ids=[gap.subscription],
-            detail=f"event {gap.jumped_to} after {gap.first_missing - 1}: counter kept, catch-up queued",
-        )
+    detail = f"event {gap.jumped_to} after {gap.first_missing - 1}: counter kept, catch-up queued"
+    jump = AuditEntry(
+        "notifier", "notification event-number jump", AuditOutcome.failure, (gap.subscription,), detail
     )
+    add_entries(session=session, entries=[jump])
 
 
-def patient_event(*, session: Session, patient_id: str, settings: Settings) -> Publish | None:
-    """Fold a change for a patient into its debounce window; the window's first event returns the flush
-    to publish once the transaction is committed."""
-    due = debounce(session=session, patient_id=patient_id, window_s=settings.debounce_s)
-    if due is None:
-        return None
-    return partial(publish, FLUSH_TRIGGER, patient_id, eta=due)
+@dataclass
+class Delivery:
+    """A notification with its audit entry; once recorded, what it led to and what to queue after commit."""
+
+    note: Notification
+    audit: AuditEntry | None = None
+    result: DispatchResult = field(default_factory=DispatchResult)
+    outbox: list[Publish] = field(default_factory=list)
+
+    def publish(self) -> None:
+        """Queue the work of a committed delivery."""
+        for task in self.outbox:
+            task()
 
 
 def dispatch(
-    note: Notification, settings: Settings, audit: AuditRecord | None = None, *, from_server: bool = False
+    note: Notification, settings: Settings, audit: AuditEntry | None = None, *, from_server: bool = False
 ) -> DispatchResult:
-    """Record a notification's events (and its audit entry) in one transaction, then queue their work.
+    """Record a notification's events (and its audit entry) in one transaction, then queue their work."""
+    delivery = Delivery(note, audit)
+    record_all([delivery], settings, from_server=from_server)
+    delivery.publish()
+    return delivery.result
 
-    Backport notifications, handshakes included, count only for subscriptions we registered (InputError
-    otherwise: `ehrsum subscribe` records a subscription before the server may handshake). An event number
-    too far past the last one seen is recorded (an audit row), caught up like a gap, and never moves the
-    counter. An event without a version or event number cannot be deduplicated: unless it was read from
-    the server (`from_server`), the server is asked for the resource, so its version and patient come from
-    there, not from whoever sent the notification.
-    """
-    result = DispatchResult()
-    outbox: list[Publish] = []
+
+def record_all(deliveries: Sequence[Delivery], settings: Settings, *, from_server: bool = False) -> None:
+    """Record notifications, each with its audit entry, in one transaction; what to queue in each outbox."""
+    # One statement per kind of row for all of them; any error records none of them.
+    # Backport notifications, handshakes included, count only for subscriptions we registered (InputError
+    # otherwise: `ehrsum subscribe` records a subscription before the server may handshake). An event number
+    # too far past the last one seen is recorded (an audit row), caught up like a gap, and never moves the
+    # counter. An event without a version or event number cannot be deduplicated: unless it was read from
+    # the server (`from_server`), the server is asked for the resource, so its version and patient come
+    # from there, not from whoever sent the notification. A patient's debounce window opened by these
+    # events is flushed by the first delivery that has an event of theirs.
     with session_scope() as session:
-        if audit is not None:
-            session.add(audit)
-        if note.subscription and note.type in BACKPORT_TYPES:
-            if not is_registered(session=session, subscription=note.subscription):
-                raise InputError(f"{note.subscription} is not a subscription of ours")
-            gap = track_events(
-                session=session,
-                subscription=note.subscription,
-                numbers=[e.number for e in note.events if e.number is not None],
-                events_since_start=note.events_since_start,
-                max_jump=settings.subscription_max_event_jump,
-            )
-            if gap is not None:
-                result.gap = True
-                _record_gap(session, gap)
-                since = fhir_instant(gap.since) if gap.since else None
-                outbox.append(partial(publish, RECOVER_GAP, gap.subscription, since))
-        keys = [dedup_key(note, event) for event in note.events]
-        receipts: list[dict[str, str | None]] = [
-            {
-                "dedup_key": key,
-                "subscription": note.subscription,
-                "focus": event.focus,
-                "patient_id": event.patient_id,
-            }
-            for key, event in zip(keys, note.events, strict=True)
-            if key
-        ]
-        fresh = accept_events(session=session, receipts=receipts)
-        for key, event in zip(keys, note.events, strict=True):
-            if key is not None:
-                if key not in fresh:
-                    result.duplicates += 1
-                    continue
-                fresh.discard(key)  # the same event twice in one notification counts once
-            type_name = (event.focus or "").split("/")[0]
-            trusted = key is not None or from_server
-            if type_name == "DocumentReference" and event.focus:
-                outbox.append(partial(publish, TRACK_DRAFT, event.focus))
-            elif type_name in settings.trigger_resource_types and event.patient_id and trusted:
-                flush = patient_event(session=session, patient_id=event.patient_id, settings=settings)
-                outbox += [flush] if flush else []
-            elif type_name in settings.trigger_resource_types and event.focus and not from_server:
-                outbox.append(partial(publish, RESOLVE_EVENT, event.focus))
-            else:
-                result.ignored += 1
-                continue
-            result.accepted += 1
+        add_entries(session=session, entries=[d.audit for d in deliveries if d.audit is not None])
+        for delivery in deliveries:
+            _track(session, delivery, settings)
+        keys = [[dedup_key(d.note, event) for event in d.note.events] for d in deliveries]
+        fresh = accept_events(
+            session=session,
+            receipts=[
+                {
+                    "dedup_key": key,
+                    "subscription": d.note.subscription,
+                    "focus": event.focus,
+                    "patient_id": event.patient_id,
+                }
+                for d, note_keys in zip(deliveries, keys, strict=True)
+                for key, event in zip(note_keys, d.note.events, strict=True)
+                if key
+            ],
+        )
+        folds: dict[str, int] = {}
+        openers: dict[str, Delivery] = {}
+        for delivery, note_keys in zip(deliveries, keys, strict=True):
+            for patient in _sort_events(delivery, note_keys, fresh, settings, from_server):
+                folds[patient] = folds.get(patient, 0) + 1
+                openers.setdefault(patient, delivery)
+        for patient, due in debounce(session=session, events=folds, window_s=settings.debounce_s).items():
+            openers[patient].outbox.append(partial(publish, FLUSH_TRIGGER, patient, eta=due))
         session.commit()
-    for task in outbox:
-        task()
-    return result
+
+
+def _track(session: Session, delivery: Delivery, settings: Settings) -> None:
+    """A Backport notification's subscription (ours, else InputError) and event numbers, gaps queued."""
+    note = delivery.note
+    if not (note.subscription and note.type in BACKPORT_TYPES):
+        return
+    if not is_registered(session=session, subscription=note.subscription):
+        raise InputError(f"{note.subscription} is not a subscription of ours")
+    gap = track_events(
+        session=session,
+        subscription=note.subscription,
+        numbers=[e.number for e in note.events if e.number is not None],
+        events_since_start=note.events_since_start,
+        max_jump=settings.subscription_max_event_jump,
+    )
+    if gap is not None:
+        delivery.result.gap = True
+        _record_gap(session, gap)
+        since = fhir_instant(gap.since) if gap.since else None
+        delivery.outbox.append(partial(publish, RECOVER_GAP, gap.subscription, since))
+
+
+def _sort_events(
+    delivery: Delivery, keys: list[str | None], fresh: set[str], settings: Settings, from_server: bool
+) -> list[str]:
+    """Count a delivery's events and queue their tasks; the patients whose debounce windows they fold into."""
+    result, outbox, patients = delivery.result, delivery.outbox, []
+    for key, event in zip(keys, delivery.note.events, strict=True):
+        if key is not None:
+            if key not in fresh:
+                result.duplicates += 1
+                continue
+            fresh.discard(key)  # the same event twice, in one notification or one batch, counts once
+        type_name = (event.focus or "").split("/")[0]
+        trusted = key is not None or from_server
+        if type_name == "DocumentReference" and event.focus:
+            outbox.append(partial(publish, TRACK_DRAFT, event.focus))
+        elif type_name in settings.trigger_resource_types and event.patient_id and trusted:
+            patients.append(event.patient_id)
+        elif type_name in settings.trigger_resource_types and event.focus and not from_server:
+            outbox.append(partial(publish, RESOLVE_EVENT, event.focus))
+        else:
+            result.ignored += 1
+            continue
+        result.accepted += 1
+    return patients
 
 
 def flush_patient(patient_id: str) -> str | None:

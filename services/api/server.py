@@ -120,3 +120,27 @@ def server_options(settings: Settings, *, tls_cert: str | None, tls_key: str | N
         "ssl_certfile": tls_cert,
         "ssl_keyfile": tls_key,
     }
+
+
+def serve(
+    factory: str,
+    settings: Settings,
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
+) -> None:
+    """Run uvicorn on an app factory with the API's server options (bench/ingest.py's bare app runs alike)."""
+    import uvicorn
+
+    uvicorn.run(
+        factory,
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,
+        **server_options(settings, tls_cert=tls_cert, tls_key=tls_key),
+    )

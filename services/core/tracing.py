@@ -32,6 +32,7 @@ AttributeValue = str | bool | int | float | Sequence[str] | Sequence[int] | Sequ
 
 _propagator = TraceContextTextMapPropagator()
 _provider: TracerProvider | None = None
+_tracer: trace.Tracer | None = None  # the provider's, made once: get_tracer builds a new one per call
 # The stage timings of the run in progress (seconds per stage name); None outside a run.
 _timings: contextvars.ContextVar[dict[str, float] | None] = contextvars.ContextVar("timings", default=None)
 
@@ -43,7 +44,7 @@ def configure(
 
     `extra` adds span processors (the tests' in-memory exporter). Calling it again replaces the provider,
     flushing the old one (a forked Celery child needs its own exporter thread)."""
-    global _provider
+    global _provider, _tracer
     provider = TracerProvider(resource=Resource.create({"service.name": service}))
     if endpoint:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -52,7 +53,7 @@ def configure(
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=url, timeout=10)))
     for processor in extra:
         provider.add_span_processor(processor)
-    old, _provider = _provider, provider
+    old, _provider, _tracer = _provider, provider, provider.get_tracer(SCOPE)
     if old is not None:
         old.shutdown()
     return provider
@@ -66,10 +67,10 @@ def shutdown() -> None:
 
 def tracer() -> trace.Tracer:
     """This process's tracer (a provider without export until `configure` is called)."""
-    if _provider is None:
+    if _tracer is None:
         configure(SCOPE)
-    assert _provider is not None
-    return _provider.get_tracer(SCOPE)
+    assert _tracer is not None
+    return _tracer
 
 
 @contextmanager

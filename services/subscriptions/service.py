@@ -6,8 +6,10 @@ caller, so one notification is one transaction; the others commit.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -30,36 +32,47 @@ def _insert(session: Session) -> Any:
     return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
+@lru_cache(maxsize=2)
+def _statements(insert: Any) -> tuple[Any, Any]:
+    """The receipt and debounce upserts, built once per dialect; rows come as parameters."""
+    receipts = NotificationReceipt.__table__  # type: ignore[attr-defined]
+    triggers = PendingTrigger.__table__  # type: ignore[attr-defined]
+    accept = (
+        insert(receipts).on_conflict_do_nothing(index_elements=["dedup_key"]).returning(receipts.c.dedup_key)
+    )
+    fold = insert(triggers)
+    fold = fold.on_conflict_do_update(
+        index_elements=["patient_id"],
+        set_={
+            "last_event_at": fold.excluded.last_event_at,
+            "events": triggers.c.events + fold.excluded.events,
+        },
+    ).returning(triggers.c.patient_id, triggers.c.events)
+    return accept, fold
+
+
 def accept_events(*, session: Session, receipts: list[dict[str, str | None]]) -> set[str]:
     """Record delivered events (dedup_key, subscription, focus, patient_id); the keys not seen before."""
     if not receipts:
         return set()
-    table = NotificationReceipt.__table__  # type: ignore[attr-defined]
-    rows = [{**r, "received_at": _now()} for r in receipts]
-    # One statement with the rows as parameters: compiled once and cached, sent as one multi-row INSERT.
-    statement = (
-        _insert(session)(table)
-        .on_conflict_do_nothing(index_elements=["dedup_key"])
-        .returning(table.c.dedup_key)
-    )
-    return set(session.execute(statement, rows).scalars())
+    now = _now()
+    # In key order, so concurrent transactions wait on each other's keys in one order, never in a cycle.
+    rows = sorted(({**r, "received_at": now} for r in receipts), key=lambda r: str(r["dedup_key"]))
+    return set(session.execute(_statements(_insert(session))[0], rows).scalars())
 
 
-def debounce(*, session: Session, patient_id: str, window_s: float) -> datetime | None:
-    """Fold an event into the patient's pending trigger; the due time when this event opened a new one."""
+def debounce(*, session: Session, events: Mapping[str, int], window_s: float) -> dict[str, datetime]:
+    """Fold events (a count per patient) into pending triggers; the due time of each window they opened."""
+    if not events:
+        return {}
     now = _now()
     due_at = now + timedelta(seconds=window_s)
-    table = PendingTrigger.__table__  # type: ignore[attr-defined]
-    statement = (
-        _insert(session)(table)
-        .values(patient_id=patient_id, first_event_at=now, last_event_at=now, due_at=due_at, events=1)
-        .on_conflict_do_update(
-            index_elements=["patient_id"], set_={"last_event_at": now, "events": table.c.events + 1}
-        )
-        .returning(table.c.events)
-    )
-    events = session.execute(statement).scalar_one()
-    return due_at if events == 1 else None
+    rows = [
+        {"patient_id": p, "first_event_at": now, "last_event_at": now, "due_at": due_at, "events": events[p]}
+        for p in sorted(events)  # one lock order for every transaction (see accept_events)
+    ]
+    folded = session.execute(_statements(_insert(session))[1], rows).all()
+    return {patient: due_at for patient, total in folded if total == events[patient]}
 
 
 @dataclass(frozen=True)
