@@ -69,6 +69,16 @@ FILLER = (
     r"\b(toute autre|toutes les autres|autres) informations? (pertinentes?|utiles?)\b",
 )
 
+# How "blood in urine" is said (its words are all generic, so the phrases name it; transcript_terms too).
+BLOOD_IN_URINE = (
+    "blood in urine",
+    "blood in the urine",
+    "blood in my urine",
+    "blood in your urine",
+    "blood in her urine",
+    "blood in his urine",
+)
+
 SYNONYM_GROUPS: tuple[tuple[str, ...], ...] = (
     # the record says there is nothing ("nka" is the group's own word: "no known allergies" is a statement)
     (
@@ -102,15 +112,7 @@ SYNONYM_GROUPS: tuple[tuple[str, ...], ...] = (
     ("vr", "virtual", "telehealth", "telemedicine", "video visit"),
     # problems
     # both words of "blood in urine" are generic: the group makes it name something, as said in a visit too
-    (
-        "hematuria",
-        "blood in urine",
-        "blood in the urine",
-        "blood in my urine",
-        "blood in your urine",
-        "blood in her urine",
-        "blood in his urine",
-    ),
+    ("hematuria", *BLOOD_IN_URINE),
     ("hypertension", "htn", "high blood pressure", "hypertensive"),
     ("diabetes", "dm", "t2dm", "t1dm", "diabetic", "diabetes mellitus"),
     ("prediabetes", "prediabetic", "impaired glucose tolerance"),

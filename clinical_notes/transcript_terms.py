@@ -16,6 +16,8 @@ Sources
 
 from __future__ import annotations
 
+from clinical_notes.lexicon import BLOOD_IN_URINE
+
 # Canonical symptom → what people say for it [ROS]. Matched on lower-cased whole words.
 SYMPTOMS: dict[str, tuple[str, ...]] = {
     "fever": ("fever", "fevers", "febrile"),
@@ -77,15 +79,7 @@ SYMPTOMS: dict[str, tuple[str, ...]] = {
     "bloating": ("bloating", "bloated"),
     "painful urination": ("painful urination", "burning with urination", "dysuria", "burning when i pee"),
     "urinary frequency": ("urinary frequency", "frequent urination", "urinating more", "peeing more"),
-    "blood in urine": (
-        "blood in urine",
-        "blood in the urine",
-        "blood in my urine",
-        "blood in your urine",
-        "blood in her urine",
-        "blood in his urine",
-        "hematuria",
-    ),
+    "blood in urine": (*BLOOD_IN_URINE, "hematuria"),
     "incontinence": ("incontinence", "leaking urine"),
     "joint pain": ("joint pain", "joint pains", "arthralgia"),
     "back pain": ("back pain", "lower back pain", "low back pain"),
