@@ -448,9 +448,9 @@ def server_command(
     env.update(
         {
             "VLLM_CPU_KVCACHE_SPACE": KVCACHE_SPACE_GB,
-            # One core for the engine's threads, the rest for its front end and the stack beside it: with
-            # every core bound, any other process (the FHIR server, a worker) stalls the engine's spinning
-            # thread barrier, and decoding fell from ~38 to 2-4 tokens/s on 2 cores under a test run.
+            # One core for the engine's threads, the rest for its front end and the stack beside it (vLLM
+            # warns below 1): with both of 2 cores bound, decoding measured 2-4 tokens/s beside a busy test
+            # run, ~38 alone; that the reservation recovers it is expected, not yet measured.
             "VLLM_CPU_NUM_OF_RESERVED_CPU": "1" if (os.cpu_count() or 1) > 1 else "0",
             "HF_HUB_OFFLINE": "1",
             "TRANSFORMERS_OFFLINE": "1",
