@@ -2,22 +2,29 @@
 """Probe one deploy/llm_cpu.py model profile on the real CPU vLLM: does it follow instructions, and how fast.
 
 flock /tmp/ehrsum-heavy.lock .venv/bin/python bench/llm_cpu_probe.py --profile qwen-instruct
+.venv/bin/python bench/llm_cpu_probe.py --profile gemma3-270m --reserved-cpus 0 --busy 0,1 --speed-only
 
 Starts the server (setup first if needed) and measures: startup seconds, server memory (RSS and PSS of
 its process group), prompt processing tokens/s on a ~2,000-token prompt, generation tokens/s (greedy,
 streamed), whether the chat template is applied, whether a strict json_schema response_format is
 followed, and whether a prompt that fills the context (a fact at its start, the question at its end)
-works while one over the limit is refused. Loopback only; a dozen bounded requests; prints JSON.
+works while one over the limit is refused. `--busy 0,1` measures the speed again with that many cores kept
+busy by other processes (a test run beside the server); `--reserved-cpus` sets the cores the engine leaves
+free. Loopback only; a dozen bounded requests; prints JSON.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -198,6 +205,19 @@ def context_checks(probe: Probe, max_model_len: int) -> dict[str, Any]:
     return result
 
 
+@contextmanager
+def busy_cores(count: int) -> Iterator[None]:
+    """`count` processes that each keep a core busy, for as long as the block runs."""
+    spin = [sys.executable, "-c", "while True: pass"]
+    procs = [subprocess.Popen(spin, stdin=subprocess.DEVNULL) for _ in range(count)]
+    try:
+        yield
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+
+
 def memory(pgid: int) -> dict[str, float]:
     """Summed RSS and PSS (GiB) of the server's process group."""
     rss = pss = 0
@@ -221,24 +241,39 @@ def main() -> int:
     parser.add_argument("--profile", choices=list(llm_cpu.PROFILES), default="qwen-instruct")
     parser.add_argument("--max-model-len", type=int)
     parser.add_argument("--prompt-tokens", type=int, default=2000)
+    parser.add_argument("--reserved-cpus", type=int, help="cores the engine leaves free (default: ours)")
+    parser.add_argument("--busy", default="0", help="comma-separated numbers of busy cores to measure beside")
+    parser.add_argument("--speed-only", action="store_true", help="skip the instruction and context checks")
     args = parser.parse_args()
     llm_cpu.ensure_setup(args.profile)
     spec = llm_cpu.get_profile(args.profile)
     max_model_len = args.max_model_len or spec.max_model_len
     port = free_port()
-    command, env = llm_cpu.server_command(port, profile=args.profile, max_model_len=max_model_len)
+    command, env = llm_cpu.server_command(
+        port, profile=args.profile, max_model_len=max_model_len, reserved_cpus=args.reserved_cpus
+    )
     log = Path(tempfile.mkdtemp(prefix="llm-probe-")) / "vllm.log"
     started = time.monotonic()
     proc = spawn(command, env, log)
-    findings: dict[str, Any] = {"profile": args.profile, "max_model_len": max_model_len, "log": str(log)}
+    findings: dict[str, Any] = {
+        "profile": args.profile,
+        "max_model_len": max_model_len,
+        "reserved_cpus": env["VLLM_CPU_NUM_OF_RESERVED_CPU"],
+        "cpus": os.cpu_count(),
+        "log": str(log),
+    }
     try:
         wait_http(f"http://127.0.0.1:{port}/v1/models", 600, proc, log)
         findings["startup_s"] = round(time.monotonic() - started, 1)
         findings["memory_idle"] = memory(proc.pid)
         probe = Probe(f"http://127.0.0.1:{port}", spec.name)
-        findings["instructions"] = instruction_checks(probe)
-        findings["speed"] = speed(probe, args.prompt_tokens)
-        findings["context"] = context_checks(probe, max_model_len)
+        if not args.speed_only:
+            findings["instructions"] = instruction_checks(probe)
+        for busy in (int(n) for n in args.busy.split(",")):
+            with busy_cores(busy):
+                findings[f"speed_busy_{busy}"] = speed(probe, args.prompt_tokens)
+        if not args.speed_only:
+            findings["context"] = context_checks(probe, max_model_len)
         findings["memory_after"] = memory(proc.pid)
     finally:
         stop_group(proc)

@@ -39,6 +39,11 @@ MAX_MODEL_LEN = 4096
 STOP_TOKEN_IDS = (1, 106)  # <eos>, <end_of_turn>
 SETUP_VERSION = 1  # bump when the setup recipe changes, forcing a rebuild
 KVCACHE_SPACE_GB = "1"
+# Cores the engine leaves to its front end and the stack beside it. On 2 cores (bench/llm_cpu_probe.py
+# --reserved-cpus 0|1 --busy 0,1 --speed-only): decoding 27.6 tokens/s alone and 8.9 beside one busy core
+# with none reserved, 21.4 and 19.6 with one; prefill ~1,160 vs ~590 tokens/s alone. Beside a test run or
+# the rest of the stack, one reserved core is the faster choice.
+DEFAULT_RESERVED_CPUS = 1 if (os.cpu_count() or 1) > 1 else 0
 LORA_MAX_RANK = 16
 # peft makes the test adapters; installed without dependencies into a folder of its own (the venv has
 # torch, transformers and safetensors), so the shared venv and its install stamp stay as they are.
@@ -410,10 +415,12 @@ def server_command(
     profile: str = DEFAULT_PROFILE,
     max_model_len: int | None = None,
     lora: dict[str, Path] | None = None,
+    reserved_cpus: int | None = None,
 ) -> tuple[list[str], dict[str, str]]:
     """Return the command line and full environment that start the OpenAI-compatible server.
 
-    `lora` serves LoRA adapters (served name -> adapter folder) beside the base model."""
+    `lora` serves LoRA adapters (served name -> adapter folder) beside the base model; `reserved_cpus`
+    overrides how many cores the engine leaves to the rest of the machine."""
     spec = get_profile(profile)
     cmd = [
         str(venv_python()),
@@ -444,14 +451,12 @@ def server_command(
     if lora:
         cmd += ["--enable-lora", "--max-lora-rank", str(LORA_MAX_RANK), "--max-loras", str(len(lora))]
         cmd += ["--lora-modules", *(f"{name}={path}" for name, path in lora.items())]
+    reserved = DEFAULT_RESERVED_CPUS if reserved_cpus is None else reserved_cpus
     env = _clean_env()
     env.update(
         {
             "VLLM_CPU_KVCACHE_SPACE": KVCACHE_SPACE_GB,
-            # One core for the engine's threads, the rest for its front end and the stack beside it (vLLM
-            # warns below 1): with both of 2 cores bound, decoding measured 2-4 tokens/s beside a busy test
-            # run, ~38 alone; that the reservation recovers it is expected, not yet measured.
-            "VLLM_CPU_NUM_OF_RESERVED_CPU": "1" if (os.cpu_count() or 1) > 1 else "0",
+            "VLLM_CPU_NUM_OF_RESERVED_CPU": str(reserved),
             "HF_HUB_OFFLINE": "1",
             "TRANSFORMERS_OFFLINE": "1",
             "HF_HOME": str(cache_dir() / "hf-home"),
