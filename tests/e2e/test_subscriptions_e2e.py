@@ -105,9 +105,15 @@ def test_burst_of_40_observations_is_one_job(api: str, worker: subprocess.Popen[
     assert codes == [200] * 40
     jobs = wait_for(lambda: jobs_of(patient), 30, "the job")
     job_after_s = time.monotonic() - started
-    time.sleep(get_settings().debounce_s + 1)
-    assert len(jobs_of(patient)) == len(jobs) == 1
-    print(f"\n40 notifications in {burst_s:.2f} s -> 1 job after {job_after_s:.2f} s (debounce 2 s)")
+    window_s = get_settings().debounce_s
+    time.sleep(window_s + 1)
+    made = jobs_of(patient)
+    # The window is fixed from the first event: a burst that outlasts it (a loaded machine) rightly makes
+    # a job per window it spans, never one per notification.
+    assert len(made) <= 1 + int(burst_s // window_s), (burst_s, len(made))
+    if burst_s < window_s:
+        assert len(made) == len(jobs) == 1
+    print(f"\n40 notifications in {burst_s:.2f} s -> {len(made)} job(s), the first after {job_after_s:.2f} s")
 
 
 def test_gap_in_event_numbers_is_counted(api: str) -> None:
