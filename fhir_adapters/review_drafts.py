@@ -148,6 +148,15 @@ def structured_of(doc: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def stored_verification(doc: dict[str, Any]) -> dict[str, Any]:
+    """The verification block a draft of ours carries ({} when it carries none)."""
+    try:
+        block = structured_of(doc).get("verification")
+    except InputError:
+        return {}
+    return block if isinstance(block, dict) else {}
+
+
 async def read_turns(
     client: FhirClient, cited: dict[str, dict[str, Any]], refs: set[str], rules: TranscriptRules
 ) -> list[Transcript]:

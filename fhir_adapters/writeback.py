@@ -208,12 +208,12 @@ def build_transaction(drafts: Sequence[DraftDocument], run: RunRecord | None = N
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
 
 
-async def find_draft(client: FhirClient, identifier: str) -> str | None:
-    """The reference of an existing draft with this identifier, if any."""
+async def find_draft(client: FhirClient, identifier: str) -> dict[str, Any] | None:
+    """An existing draft DocumentReference with this identifier, if any."""
     async for resource in client.search(
         "DocumentReference", {"identifier": f"{DRAFT_IDENTIFIER_SYSTEM}|{identifier}"}
     ):
-        return f"DocumentReference/{resource['id']}"
+        return resource
     return None
 
 

@@ -55,14 +55,15 @@ class KindResult:
     ttft_s: float | None = None
     served_model: str | None = None
     not_applicable: str | None = None
+    stored_verification: dict[str, Any] | None = None  # of a draft an earlier try wrote, as it stored it
 
     def verification_json(self) -> dict[str, Any]:
         """The verification block as the draft and the job store it (why the kind does not apply to the
-        record; {} for a draft an earlier try wrote)."""
+        record; for a draft an earlier try wrote, the block that draft carries)."""
         if self.not_applicable:
             return {"not_applicable": self.not_applicable}
         if self.verification is None:
-            return {}
+            return dict(self.stored_verification or {})
         return self.verification.as_json(flags=get_kind(self.kind).flags)
 
 
@@ -173,7 +174,7 @@ def run_record(
     job: JobContext,
     prepared: PreparedRecord,
     kinds: list[str],
-    existing: dict[str, str],
+    existing: dict[str, KindResult],
     drafted: dict[str, KindResult],
 ) -> RunRecord | None:
     """What the job's AuditEvent records (None outside a job, or with AuditEvents off)."""
@@ -191,7 +192,7 @@ def run_record(
         device={"display": model_device(settings).name},  # the transaction names the Device it writes
         outcome="4" if unavailable else "0",
         started=job.started or datetime.now(UTC),
-        drafts=list(existing.values()),
+        drafts=[r.draft_ref for r in existing.values() if r.draft_ref],
         encounter_ref=latest.ref if latest else None,
         kinds=kinds,
         detail=f"model synthesis unavailable: {', '.join(unavailable)}" if unavailable else None,

@@ -220,12 +220,9 @@ def _succeeded(job: Claimed, result: RunResult, extra: dict[str, Any]) -> JobSta
     """Record a run whose drafts are written, recorded and adopted: succeeded, with its report and usage."""
     refs = [r.draft_ref for r in result.results if r.draft_ref]
     report = {
-        r.kind: {
-            **r.verification_json(),
-            "violations": [v.model_dump() for v in r.report.violations] if r.report else [],
-        }
+        r.kind: {**block, "violations": [v.model_dump() for v in r.report.violations] if r.report else []}
         for r in result.results
-        if r.report is not None or r.not_applicable
+        if (block := r.verification_json())
     }
     dropped = sum(r.verification.dropped for r in result.results if r.verification is not None)
     usage = job_usage(

@@ -19,7 +19,8 @@ from clinical_notes.kinds import NoteKind, get_kind
 from clinical_notes.tokens import TokenCounter, token_counter
 from fhir_adapters.client import FhirClient
 from fhir_adapters.record import RECORD_TYPES, PatientRecord
-from fhir_adapters.resources import preload_models
+from fhir_adapters.resources import preload_models, ref_of
+from fhir_adapters.review_drafts import stored_verification
 from fhir_adapters.writeback import draft_identifier, find_draft, write_drafts
 from services.core import tracing
 from services.core.settings import Settings
@@ -155,14 +156,17 @@ class Pipeline:
             await keep_snapshot(self.fhir.base_url, pulled, prepared.full if prepared else None)
         return result
 
-    async def _existing(self, identifiers: dict[str, str], write: bool) -> dict[str, str]:
-        """The drafts an earlier try of the same record already wrote, by kind."""
-        existing: dict[str, str] = {}
+    async def _existing(self, identifiers: dict[str, str], write: bool) -> dict[str, KindResult]:
+        """The drafts an earlier try of the same record already wrote, by kind, with the verification
+        each carries (the job's report shows it as if this try had drafted it)."""
+        existing: dict[str, KindResult] = {}
         if write and self.fhir is not None:
             for name, identifier in identifiers.items():
                 found = await find_draft(self.fhir, identifier)
                 if found:
-                    existing[name] = found
+                    existing[name] = KindResult(
+                        kind=name, draft_ref=ref_of(found), stored_verification=stored_verification(found)
+                    )
         return existing
 
     async def _draft_and_write(
@@ -204,5 +208,5 @@ class Pipeline:
                 for outcome, written in zip(new, await write_drafts(self.fhir, documents, run), strict=True):
                     outcome.draft_ref, outcome.created = written.draft_ref, written.created
         for name in kinds:
-            result.results.append(drafted.get(name) or KindResult(kind=name, draft_ref=existing[name]))
+            result.results.append(drafted.get(name) or existing[name])
         return prepared

@@ -8,6 +8,7 @@ import pytest
 
 from fhir_adapters.client import FhirClient
 from fhir_adapters.labels import DRAFT_IDENTIFIER_SYSTEM
+from fhir_adapters.resources import ref_of
 from fhir_adapters.writeback import DraftDocument, ModelDevice, draft_identifier, find_draft, write_draft
 
 pytestmark = pytest.mark.integration
@@ -35,7 +36,7 @@ async def test_draft_and_provenance_written_once(fhir_server: str, loaded_patien
         first = await write_draft(client, draft(patient, identifier))
         second = await write_draft(client, draft(patient, identifier))
         assert first.created and not second.created
-        assert first.draft_ref == second.draft_ref == await find_draft(client, identifier)
+        assert first.draft_ref == second.draft_ref == ref_of(await find_draft(client, identifier) or {})
         doc = await client.read(*first.draft_ref.split("/"))
         docs = [
             r

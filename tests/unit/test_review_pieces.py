@@ -13,7 +13,7 @@ import pytest
 from fhir_adapters.citation_facts import citation_facts
 from fhir_adapters.lifecycle import draft_identifier_of, replacement_decision
 from fhir_adapters.replacement import replacement_document
-from fhir_adapters.review_drafts import DECIDED_SHOWN, structured_of, to_show
+from fhir_adapters.review_drafts import DECIDED_SHOWN, stored_verification, structured_of, to_show
 from fhir_adapters.smart_launch import pkce_pair
 from services.core.errors import InputError
 
@@ -261,3 +261,19 @@ def test_the_compartment_is_searched_by_type_and_never_for_other_patients_or_sha
         "Condition": {"c": ["Condition/c"]},
         "Patient": {"p1": ["Patient/p1"]},
     }
+
+
+def test_a_draft_an_earlier_attempt_wrote_reports_the_verification_it_carries() -> None:
+    from workers.assembly import KindResult
+
+    stored = stored_verification(draft())
+    assert stored == {"status": "verified"}
+    assert (
+        KindResult(
+            kind="progress", draft_ref="DocumentReference/d1", stored_verification=stored
+        ).verification_json()
+        == stored
+    )
+    broken = {**draft(), "content": [{"attachment": {"contentType": "application/json", "data": b64("[1]")}}]}
+    assert stored_verification(broken) == {}  # no structured draft: nothing to report, no error
+    assert KindResult(kind="progress", draft_ref="DocumentReference/d1").verification_json() == {}
