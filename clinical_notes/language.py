@@ -130,7 +130,7 @@ ENGLISH = Wording(
         "_Verification: every statement here was checked against the record ({checked}); {removed}._"
     ),
     removed_none="none removed",
-    removed_some="{n} model statements were removed for failing a check",
+    removed_some="model statements removed for failing a check: {n}",
     severities={},
     authors={},
     not_in_timeline="not in the timeline",
@@ -210,7 +210,7 @@ FRENCH = Wording(
         "_Vérification : chaque énoncé ci-dessus a été contrôlé contre le dossier ({checked}) ; {removed}._"
     ),
     removed_none="aucun retiré",
-    removed_some="{n} énoncés du modèle ont été retirés car un contrôle a échoué",
+    removed_some="énoncés du modèle retirés après un contrôle échoué : {n}",
     severities={"critical": "CRITIQUE", "warning": "AVERTISSEMENT", "info": "INFO"},
     authors={"rule": "règle", "model": "modèle"},
     not_in_timeline="absent de la chronologie",

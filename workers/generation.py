@@ -146,7 +146,9 @@ class Synthesizer:
             return out
         out.note, out.dropped = without_failing(note, out.report)
         if not out.note.sections and not out.note.flags:
-            out.unavailable = f"nothing the model wrote passed verification ({out.report.summary()})"
+            removed = f"{out.dropped} statement{'' if out.dropped == 1 else 's'} removed"
+            why = out.report.summary()
+            out.unavailable = f"nothing the model wrote passed verification ({removed}: {why})"
         return out
 
     async def propose_complaint(self, text: str) -> dict[str, Any]:

@@ -240,6 +240,9 @@ def test_the_triage_draft_speaks_the_scale_and_cites_what_it_names() -> None:
         ("Blood Pressure, Low", "en", "low blood pressure", ["Hypotension"]),
         ("sorethroat", "en", "sore throat", ["Sore throat"]),
         ("G/W-General weakness", "en", "general weakness general weakness", ["General weakness"]),
+        # A Synthea reason code as written: the demo's patient came in for it and it read as unmapped.
+        ("opioid_drug_addiction", "en", "opioid drug addiction", ["Substance misuse/intoxication"]),
+        ("alcohol withdrawal", "en", "alcohol withdrawal", ["Substance withdrawal"]),
     ],
 )
 def test_complaints_in_korean_chinese_french_and_shorthand_map_to_the_list(
