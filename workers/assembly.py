@@ -92,7 +92,7 @@ def verification_block(
         synthesis_unavailable=synthesis.unavailable,
         violations_first_answer=first.counts() if first else {},
         violations_final_answer=report.counts() if report else {},
-        regenerated=bool(first and not first.passed),
+        regenerated=synthesis.regenerated,
         served_model=synthesis.served_model,
         language=words.code,
         triage_scale=prepared.scale if kind.flags else None,

@@ -1,5 +1,5 @@
 """The model's part of a draft: its answer in the kind's schema, verified, regenerated once with the
-violations, and what passed; never an exception for an unusable answer."""
+violations (unless EHRSUM_LLM_REGENERATIONS is 0), and what passed; never an exception for a bad answer."""
 
 from __future__ import annotations
 
@@ -50,6 +50,7 @@ class Synthesis:
     note: NoteDraft | None = None
     report: VerificationReport | None = None
     first: VerificationReport | None = None
+    regenerated: bool = False
     dropped: int = 0
     unavailable: str | None = None
     usage: Usage = field(default_factory=Usage)
@@ -132,7 +133,8 @@ class Synthesizer:
             note = first.note
             with tracing.stage("verify", {"ehrsum.note.kind": kind.name}):
                 out.first = out.report = verifier.verify(note)
-            if not out.report.passed:
+            if not out.report.passed and self.settings.llm_regenerations:
+                out.regenerated = True
                 again = await self.generate(
                     kind, timeline, out.report.feedback(), None, adapter, words, prepared
                 )

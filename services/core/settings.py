@@ -135,6 +135,13 @@ class Settings(BaseSettings):
     llm_max_retries: int = 2
     llm_context_tokens: int = 32768
     llm_max_output_tokens: int = 2048
+    llm_regenerations: int = Field(
+        default=1,
+        ge=0,
+        le=1,
+        description="Times an answer that fails verification is asked for again, with its violations "
+        "(0: keep what passed of the first answer; each regeneration is a second model call).",
+    )
     llm_temperature: float = 0.0
     note_max_statements: int = 6
     statement_max_chars: int = 400

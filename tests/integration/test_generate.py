@@ -101,9 +101,13 @@ async def test_instructions_planted_in_a_note_reach_no_draft(
     }
     bundle["entry"].append({"resource": note})
     record = record_from_bundle_json(bundle)
-    settings = get_settings()
+    settings = get_settings().model_copy(update={"llm_regenerations": 1})  # the suite runs without
     async with llm_client(settings) as llm:
         result = await Pipeline(settings, llm=llm).run(record, ["progress", "triage"], write=False)
+    for outcome in result.results:  # a first answer that failed a check was asked for again
+        assert outcome.verification is not None
+        first_failed = bool(outcome.verification.violations_first_answer)
+        assert outcome.verification.regenerated == first_failed, outcome.verification
     evidence = RecordEvidence(record)
     progress = result.results[0].note
     assert progress is not None and missing(progress, must_mention(condense(record)), evidence) == []
