@@ -47,7 +47,7 @@ from bench.stack import (
     spawn,
     stop_group,
 )
-from deploy.processes import wait_http
+from deploy.processes import answering
 
 
 def encounter(n: int, run: str) -> bytes:
@@ -174,11 +174,7 @@ def started(command: list[str], env: dict[str, str], log: Path) -> tuple[subproc
     port = free_port()
     proc = spawn([*command, "--port", str(port)], env, log)
     url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(f"{url}/healthz", 60, proc, log)
-    except BaseException:
-        stop_group(proc)
-        raise
+    answering(proc, f"{url}/healthz", 60, log, halt=stop_group)
     return proc, url
 
 

@@ -34,6 +34,22 @@ def wait_http(
     raise TimeoutError(f"{url} not ready after {timeout:.0f} s" + (f"; see {log}" if log else ""))
 
 
+def answering(
+    proc: subprocess.Popen[bytes],
+    url: str,
+    timeout: float,
+    log: Path | None = None,
+    verify: ssl.SSLContext | bool = True,
+    halt: Callable[[subprocess.Popen[bytes]], None] | None = None,
+) -> None:
+    """Wait until a process just started answers at `url`; stop it (`halt`, else `stop`) if it never does."""
+    try:
+        wait_http(url, timeout, proc, log, verify=verify)
+    except BaseException:
+        (halt or stop)(proc)
+        raise
+
+
 def stop(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
     """Terminate a child process, killing it if it lingers."""
     if proc.poll() is None:

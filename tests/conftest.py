@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from deploy.llm_cpu import DEMO_LIMITS, cache_dir
-from deploy.processes import stop, wait_for, wait_http
+from deploy.processes import answering, stop, wait_for
 from tests.support.identity import IdentityProvider
 from tests.support.redis_db import MAIN_SESSION_DBS, claim_redis_db
 
@@ -166,11 +166,7 @@ def start_cpu_llm(log: Path, **options: Any) -> tuple[subprocess.Popen[bytes], s
             command, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
         )
     url = f"http://127.0.0.1:{port}/v1"
-    try:
-        wait_http(f"{url}/models", 420, proc, log)
-    except Exception:
-        stop(proc)
-        raise
+    answering(proc, f"{url}/models", 420, log)
     return proc, url
 
 
@@ -312,11 +308,7 @@ def _launch_api(
             cwd=REPO,
         )
     url = f"{scheme}://127.0.0.1:{port}"
-    try:
-        wait_http(f"{url}/healthz", 60, proc, log, verify=verify)
-    except Exception:
-        stop(proc)
-        raise
+    answering(proc, f"{url}/healthz", 60, log, verify=verify)
     return proc, url
 
 
