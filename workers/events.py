@@ -115,6 +115,8 @@ def record_all(deliveries: Sequence[Delivery], settings: Settings, *, from_serve
     # the server (`from_server`), the server is asked for the resource, so its version and patient come
     # from there, not from whoever sent the notification. A patient's debounce window opened by these
     # events is flushed by the first delivery that has an event of theirs.
+    for delivery in deliveries:  # a batch that failed is recorded again one by one: nothing counts twice
+        delivery.result, delivery.outbox = DispatchResult(), []
     with session_scope() as session:
         add_entries(session=session, entries=[d.audit for d in deliveries if d.audit is not None])
         for delivery in deliveries:

@@ -5,17 +5,21 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from functools import partial
 
 import pytest
 from sekmet.subscriptions import backport as bp
 from sqlmodel import col, select
 
-from services.api.notifications import Ingest
+from services.api.notifications import Ingest, parse_body
 from services.audit.models import AuditOutcome, AuditRecord
 from services.core.db import session_scope
 from services.core.errors import InputError
 from services.core.settings import get_settings
 from services.subscriptions.models import NotificationReceipt, PendingTrigger
+from tests.conftest import registered
+from workers.celery_app import RECOVER_GAP
+from workers.events import Delivery, record_all
 
 pytestmark = pytest.mark.integration
 TOPIC = "http://sekmet.dev/fhir/SubscriptionTopic/encounter-start"
@@ -34,11 +38,11 @@ def encounter(rid: str, patient: str, version: str = "1") -> bytes:
     return json.dumps(body).encode()
 
 
-def unregistered_backport(patient: str) -> bytes:
-    """A Backport event notification, as the FHIR server sends one, for a subscription that is not ours."""
-    sub = {"id": f"not-ours-{uuid.uuid4().hex[:8]}", "criteria": TOPIC, "status": "active"}
-    event = {"number": 1, "focus": f"Encounter/e-{patient}", "context": [f"Patient/{patient}"]}
-    bundle = bp.notification_bundle(sub, get_settings().fhir_base_url, "event-notification", 1, [event])
+def backport(patient: str, sub_id: str | None = None, number: int = 1) -> bytes:
+    """A Backport event notification as the FHIR server sends one (by default, of a subscription not ours)."""
+    sub = {"id": sub_id or f"not-ours-{uuid.uuid4().hex[:8]}", "criteria": TOPIC, "status": "active"}
+    event = {"number": number, "focus": f"Encounter/e-{patient}", "context": [f"Patient/{patient}"]}
+    bundle = bp.notification_bundle(sub, get_settings().fhir_base_url, "event-notification", number, [event])
     return json.dumps(bundle).encode()
 
 
@@ -53,7 +57,7 @@ async def test_a_batch_commits_each_notification_and_a_bad_one_fails_alone(
         encounter(first, patient),
         encounter(first, patient),
         encounter(second, patient),
-        unregistered_backport(patient),
+        backport(patient),
     ]
     ingest = Ingest()
     answers = await asyncio.gather(
@@ -89,3 +93,19 @@ async def test_a_delivery_twice_in_a_batch_and_again_later_is_one_receipt(
             select(NotificationReceipt).where(NotificationReceipt.focus == f"Encounter/{run}-c")
         ).all()
     assert len(receipts) == 1
+
+
+def test_a_batch_written_again_one_by_one_counts_and_queues_each_once(
+    postgres_db: str, redis_broker: str
+) -> None:
+    """A gap found before the batch failed is queued once when its notification is written again alone."""
+    settings = get_settings()
+    run = uuid.uuid4().hex[:8]
+    ours = registered(f"ours-{run}")
+    gapped = Delivery(parse_body(backport(f"gap-{run}", ours, number=3), None, settings))
+    refused = Delivery(parse_body(backport(f"refused-{run}"), None, settings))
+    with pytest.raises(InputError):
+        record_all([gapped, refused], settings)  # the gap was tracked before the refusal
+    record_all([gapped], settings)
+    recoveries = [t for t in gapped.outbox if isinstance(t, partial) and RECOVER_GAP in t.args]
+    assert gapped.result.gap and gapped.result.accepted == 1 and len(recoveries) == 1
