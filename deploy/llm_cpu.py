@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import hashlib
 import importlib
 import json
@@ -261,13 +260,12 @@ def is_setup_done(profile: str = DEFAULT_PROFILE) -> bool:
 @contextlib.contextmanager
 def _setup_lock() -> Iterator[None]:
     """Hold an exclusive file lock so concurrent setups do not collide."""
+    # Imported here: the model conversion runs this module in vLLM's own venv, which lacks the service.
+    from services.core.file_lock import exclusive
+
     cache_dir().mkdir(parents=True, exist_ok=True)
-    with (cache_dir() / "llm-cpu-setup.lock").open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with exclusive(cache_dir() / "llm-cpu-setup.lock"):
+        yield
 
 
 def _base_python() -> str:

@@ -19,6 +19,8 @@ from typing import Any
 
 import httpx
 
+from services.core.file_lock import exclusive
+
 SOURCES = ("synthea", "carebundle", "clinosim", "clinosim-discharge")
 SYNTHEA_REFERENCE_DATE = "20250101"
 SYNTHEA_AGES = (50, 80)
@@ -352,11 +354,13 @@ def generate(
 def cached(source: str, count: int, seed: int, root: Path) -> list[Path]:
     """`count` seeded `source` records kept in root/{source}-{count}-seed{seed}, generated on first use."""
     out = private(private(root) / f"{source}-{count}-seed{seed}")
-    files = sorted(out.glob("*.json"))
-    if len(files) != count:
-        for stale in files:
-            stale.unlink()
-        files = sorted(generate(source, count, seed, out))
+    # Test sessions running side by side (pytest-xdist) ask for the same records at once.
+    with exclusive(out.with_name(f"{out.name}.lock")):
+        files = sorted(out.glob("*.json"))
+        if len(files) != count:
+            for stale in files:
+                stale.unlink()
+            files = sorted(generate(source, count, seed, out))
     return files
 
 

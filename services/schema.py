@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,7 +10,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, text
 
-from services.core.db import get_engine, private_file
+from services.core.db import get_engine
+from services.core.file_lock import exclusive
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 MIGRATION_LOCK = 724_011  # pg_advisory_xact_lock key: one process migrates at a time
@@ -54,9 +54,5 @@ def _sqlite_lock(engine: Engine) -> Iterator[None]:
     if engine.dialect.name != "sqlite" or not database or database == ":memory:":
         yield
         return
-    with open(private_file(Path(f"{database}.migrate.lock")), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with exclusive(Path(f"{database}.migrate.lock")):
+        yield
