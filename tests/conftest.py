@@ -29,6 +29,12 @@ PG_ADMIN_URL = os.environ.get("EHRSUM_TEST_PG", "postgresql+psycopg://postgres@1
 REDIS_URL = os.environ.get("EHRSUM_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
 # Tests run against their own database and Redis db; set before any project module reads the settings.
+# A pytest-xdist worker inherits the environment of the process that started it, that session's database
+# and Redis db among it: a worker is a session of its own and takes its own.
+if os.environ.get("PYTEST_EHRSUM_SESSION_PID", str(os.getpid())) != str(os.getpid()):
+    for inherited in ("EHRSUM_DATABASE_URL", "EHRSUM_BROKER_URL"):
+        os.environ.pop(inherited, None)
+os.environ["PYTEST_EHRSUM_SESSION_PID"] = str(os.getpid())
 TEST_DB = f"ehrsum_test_{uuid.uuid4().hex[:8]}"
 os.environ.setdefault("EHRSUM_DATABASE_URL", PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{TEST_DB}")
 # A Redis db of this session's own: concurrent sessions on one machine would take each other's tasks.
