@@ -16,11 +16,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
 from tests.browser.test_review_app import chromium, wait
-from tests.conftest import REPO, free_port
+from tests.conftest import REDIS_URL, REPO, free_port
+from tests.support.redis_db import MAIN_SESSION_DBS, claim_redis_db
 
 pytestmark = pytest.mark.browser
 SCREENSHOT = os.environ.get("REVIEW_SCREENSHOT")
@@ -28,10 +30,11 @@ URL = re.compile(r"http://127\.0\.0\.1:\d+/ehr/launch\?patient=[A-Za-z0-9\-.]+")
 
 
 @pytest.fixture(scope="module")
-def demo(
-    llm_server: str, redis_broker: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict[str, str]]:
+def demo(llm_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """A fresh `bash deploy/demo.sh` on free ports, sharing the session's CPU vLLM; stopped at the end."""
+    # A Redis db of the demo's own: the session's worker would take the demo's job and not find it.
+    broker = claim_redis_db(REDIS_URL, MAIN_SESSION_DBS)
+    redis.Redis.from_url(broker).flushdb()
     state = tmp_path_factory.mktemp("demo") / "state"
     ports = {name: str(free_port()) for name in ("fhir", "smart", "api")}
     args = [
@@ -41,11 +44,9 @@ def demo(
         f"--api-port={ports['api']}",
         f"--llm-url={llm_server}",
     ]
-    # The demo's own settings only: none of this session's EHRSUM_* but its Redis db and the cache.
+    # The demo's own settings only: none of this session's EHRSUM_* but the cache.
     env = {k: v for k, v in os.environ.items() if not k.startswith("EHRSUM_")}
-    env.update(
-        EHRSUM_BROKER_URL=redis_broker, EHRSUM_CACHE=os.environ.get("EHRSUM_CACHE", str(REPO / ".cache"))
-    )
+    env.update(EHRSUM_BROKER_URL=broker, EHRSUM_CACHE=os.environ.get("EHRSUM_CACHE", str(REPO / ".cache")))
     done = subprocess.run(
         ["bash", "deploy/demo.sh", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=1500
     )
