@@ -29,6 +29,8 @@ CACHE = llm_cpu.cache_dir()
 SEED, COUNT = 42, 3
 CLIENT_ID = "ehrsum-review"
 CLINICIAN = "Practitioner/demo-clinician"
+# A job on the CPU vLLM takes ~20 s; one still running after this is stuck (worker gone, broker mixed up).
+JOB_TIMEOUT_S = 600
 
 
 @dataclass(frozen=True)
@@ -222,6 +224,9 @@ def run(demo: Demo) -> int:
     job_id = job.json()["id"]
     state = httpx.get(f"{demo.api}/v1/summaries/{job_id}", headers=auth, timeout=10).json()
     while state["status"] not in ("succeeded", "failed"):
+        if time.monotonic() - asked > JOB_TIMEOUT_S:
+            stuck = state["status"]
+            raise SystemExit(f"demo: job {job_id} still {stuck} after {JOB_TIMEOUT_S} s; see worker.log")
         time.sleep(1)
         state = httpx.get(f"{demo.api}/v1/summaries/{job_id}", headers=auth, timeout=10).json()
     say(f"job {job_id} {state['status']} in {time.monotonic() - asked:.1f} s (trace {state.get('trace_id')})")
