@@ -363,7 +363,9 @@ def test_ten_thousand_entries_are_refused_fast(api: str) -> None:
 
     answer, healthz_s = asyncio.run(together())
     assert answer.status_code == 413, answer.text
-    assert healthz_s < 0.5, f"a health check waited {healthz_s:.2f} s behind the big notification"
+    # Not a speed target: the old code queued 10,001 jobs before answering anyone (tens of seconds); a bound
+    # an order of magnitude under that holds on a loaded 2-core machine, where 0.5 s did not (0.9 s seen).
+    assert healthz_s < 5, f"a health check waited {healthz_s:.2f} s behind the big notification"
     assert receipts_for(marker) == []
 
 
