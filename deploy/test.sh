@@ -5,8 +5,8 @@
 #   1. one CPU vLLM for the whole run (base model + the test LoRA adapters), set up and started in the
 #      background while
 #   2. the fast lane runs: tests/unit and tests/helm (no servers), stopping at the first failure;
-#   3. the suite (everything else but tests/fault), on the shared vLLM;
-#   4. tests/fault in a session of its own: its workers and beat kill and restart each other on a broker
+#   3. the suite (everything else but tests/fault), in two pytest processes on the shared vLLM, and beside
+#      it tests/fault in a session of its own: its workers and beat kill and restart each other on a broker
 #      db of their own, which a session-wide worker would otherwise compete for.
 # With arguments: pytest with them (the fixtures start what the chosen tests need).
 set -euo pipefail
@@ -30,8 +30,13 @@ if [ "$#" -gt 0 ]; then
 fi
 
 llm_pid=""
+fault_pid=""
 finish() {
   status=$?
+  if [ -n "$fault_pid" ]; then
+    kill -TERM "$fault_pid" 2>/dev/null || true
+    wait "$fault_pid" 2>/dev/null || true
+  fi
   if [ -n "$llm_pid" ]; then
     kill -TERM -- "-$llm_pid" 2>/dev/null || true
     wait "$llm_pid" 2>/dev/null || true
@@ -65,10 +70,25 @@ until .venv/bin/python -m deploy.llm_cpu wait --url "$EHRSUM_TEST_LLM_URL" --tim
 done
 mark "vLLM ready (after the fast lane)" "$t"
 
+# The suite in two pytest processes (pytest-xdist), a test file each at a time, each with its own servers,
+# database and Redis db, and beside them tests/fault in a session of its own: the suite mostly waits on the
+# CPU vLLM, whose decoding batches the requests of all three, and the fault tests mostly wait out kills,
+# restarts and visibility timeouts. The fault session's output follows the suite's.
 t=$SECONDS
-"${pytest[@]}" --durations=30 --ignore=tests/unit --ignore=tests/helm --ignore=tests/fault
-mark "suite" "$t"
-
-t=$SECONDS
-"${pytest[@]}" --durations=10 tests/fault
-mark "fault session" "$t"
+fault_log=$(mktemp -t ehrsum-test-fault.XXXXXX)
+"${pytest[@]}" --durations=10 tests/fault >"$fault_log" 2>&1 &
+fault_pid=$!
+suite_status=0
+"${pytest[@]}" -n 2 --dist loadfile --durations=30 --ignore=tests/unit --ignore=tests/helm --ignore=tests/fault ||
+  suite_status=$?
+mark "suite (2 processes)" "$t"
+fault_status=0
+wait "$fault_pid" || fault_status=$?
+fault_pid=""
+printf '\n%s\n' "---- tests/fault (run beside the suite) ----"
+cat "$fault_log"
+mark "suite and fault session, side by side" "$t"
+if [ "$suite_status" -ne 0 ] || [ "$fault_status" -ne 0 ]; then
+  echo "test.sh: suite exit $suite_status, fault session exit $fault_status" >&2
+  exit 1
+fi
