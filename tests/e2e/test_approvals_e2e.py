@@ -33,6 +33,13 @@ def in_state(ref: str, state: str) -> Draft | None:
     return row if row is not None and row.state.value == state else None
 
 
+def verifier_added(fhir: str, ref: str) -> bool:
+    """Whether the clinician becomes verifier on the draft's Provenance within a minute."""
+    # The worker records the decision in its database, then updates the Provenance: the row comes first.
+    added = wait_for(lambda: {"reference": CLINICIAN} in verifiers(fhir, ref), 60, "the Provenance verifier")
+    return bool(added)
+
+
 def verifiers(fhir: str, ref: str) -> list[dict[str, Any]]:
     bundle = httpx.get(f"{fhir}/Provenance", params={"target": ref}, timeout=10).json()
     return [
@@ -60,7 +67,7 @@ def test_approval_on_the_fhir_server_reaches_the_job(
 
     approved = wait_for(lambda: in_state(ref, "approved"), 120, "the approval")
     assert approved.authenticator == CLINICIAN and approved.job_id == job.id
-    assert {"reference": CLINICIAN} in verifiers(fhir_server, ref)
+    assert verifier_added(fhir_server, ref)
     listed = httpx.get(f"{api}/v1/drafts", params={"status": "approved"}, headers=auth, timeout=10).json()
     assert ref in [d["ref"] for d in listed]
 
@@ -161,4 +168,4 @@ def test_clinician_edit_that_replaces_our_draft_is_measured(
     row = wait_for(lambda: in_state(ours, "replaced"), 300, "the replacement")
     assert row.replaced_by == f"DocumentReference/{created.json()['id']}"
     assert row.change_ratio is not None and 0.0 < row.change_ratio < 0.5
-    assert {"reference": CLINICIAN} in verifiers(fhir_server, ours)
+    assert verifier_added(fhir_server, ours)
