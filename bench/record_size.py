@@ -168,13 +168,14 @@ async def compactness(pipeline: Pipeline, client: FhirClient, patient: str) -> d
     record: PatientRecord = await fetch_record(client, patient)
     prepared = await pipeline.prepare(record)
     full, fitted = prepared.full, prepared.fitted
-    assert fitted is not None, prepared.unfitted_reason
-    text = render_timeline(fitted)
-    kept_refs = [r for r in must_keep(full) if f"[{fitted.key(r)}]" in text]
+    # A record whose must-keep facts overflow the prompt budget has no fitted prompt (the job says why).
+    text = render_timeline(fitted) if fitted is not None else ""
+    kept_refs = [r for r in must_keep(full) if fitted is not None and f"[{fitted.key(r)}]" in text]
     return {
         "resources": len(record.resources),
         "condensed_tokens": pipeline.counter.count(render_timeline(full)),
-        "fitted_tokens": fitted.tokens or 0,
+        "fitted_tokens": (fitted.tokens or 0) if fitted is not None else None,
+        "unfitted_reason": prepared.unfitted_reason,
         "budget": prompt_budget(pipeline.settings, pipeline.counter),
         "must_keep": len(must_keep(full)),
         "kept": len(kept_refs),
@@ -287,6 +288,12 @@ def main() -> int:
     print("| served | raw tokens | condensed | fitted | fitted/raw | must-keep facts | retained |")
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
+        if r["fitted_tokens"] is None:
+            print(
+                f"| {r['served']:,} | {r['raw_tokens']:,} | {r['condensed_tokens']:,} | not fitted | — | "
+                f"{r['must_keep']} | — ({r['unfitted_reason']}) |"
+            )
+            continue
         retained = f"{100 * r['kept'] / r['must_keep']:.0f}%" if r["must_keep"] else "n/a"
         print(
             f"| {r['served']:,} | {r['raw_tokens']:,} | {r['condensed_tokens']:,} | "
