@@ -40,3 +40,11 @@ def test_an_exception_in_the_block_releases_the_lock(tmp_path: Path) -> None:
     except RuntimeError:
         pass
     assert other_process_gets(path)
+
+
+def test_a_lock_file_left_readable_is_made_private(tmp_path: Path) -> None:
+    path = tmp_path / "ehrsum.db.migrate.lock"
+    path.touch(mode=0o644)
+    path.chmod(0o644)
+    with exclusive(path):
+        assert oct(path.stat().st_mode & 0o777) == "0o600"
