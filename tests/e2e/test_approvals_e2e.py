@@ -33,11 +33,10 @@ def in_state(ref: str, state: str) -> Draft | None:
     return row if row is not None and row.state.value == state else None
 
 
-def verifier_added(fhir: str, ref: str) -> bool:
-    """Whether the clinician becomes verifier on the draft's Provenance within a minute."""
+def wait_for_verifier(fhir: str, ref: str) -> None:
+    """Wait up to a minute for the clinician as verifier on the draft's Provenance (TimeoutError if not)."""
     # The worker records the decision in its database, then updates the Provenance: the row comes first.
-    added = wait_for(lambda: {"reference": CLINICIAN} in verifiers(fhir, ref), 60, "the Provenance verifier")
-    return bool(added)
+    wait_for(lambda: {"reference": CLINICIAN} in verifiers(fhir, ref), 60, "the Provenance verifier")
 
 
 def verifiers(fhir: str, ref: str) -> list[dict[str, Any]]:
@@ -67,7 +66,7 @@ def test_approval_on_the_fhir_server_reaches_the_job(
 
     approved = wait_for(lambda: in_state(ref, "approved"), 120, "the approval")
     assert approved.authenticator == CLINICIAN and approved.job_id == job.id
-    assert verifier_added(fhir_server, ref)
+    wait_for_verifier(fhir_server, ref)
     listed = httpx.get(f"{api}/v1/drafts", params={"status": "approved"}, headers=auth, timeout=10).json()
     assert ref in [d["ref"] for d in listed]
 
@@ -168,4 +167,4 @@ def test_clinician_edit_that_replaces_our_draft_is_measured(
     row = wait_for(lambda: in_state(ours, "replaced"), 300, "the replacement")
     assert row.replaced_by == f"DocumentReference/{created.json()['id']}"
     assert row.change_ratio is not None and 0.0 < row.change_ratio < 0.5
-    assert verifier_added(fhir_server, ours)
+    wait_for_verifier(fhir_server, ours)
