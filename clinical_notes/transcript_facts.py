@@ -30,10 +30,12 @@ from clinical_notes.transcript_terms import (
     FREQUENCIES,
     MEASURES,
     NEGATIVE_ANSWERS,
+    NEGATIVE_WHOLE_ANSWERS,
     PAIN_WORDS,
     PLAN_CUES,
     STOP_CUES,
     SYMPTOMS,
+    WEIGHT_CHANGES,
 )
 
 Status = Literal["reported", "denied"]
@@ -89,17 +91,20 @@ WISHED = [
     {"LOWER": {"IN": ["had", "could", "was", "were"]}},
     {"LOWER": {"IN": ["some", "a", "little", "bit", "of"]}, "OP": "*"},
 ]
-# A turn that opens with "no ," or "no just" answers what came before; it does not deny what follows ("no ,
-# the weight loss has really decreased all the pain", "no just kind of a headache"): a pseudo-cue, so
-# ConText's "no" does not negate the turn.
+# A turn that opens with "no ," "no just" or "no i" answers what came before; it does not deny what
+# follows ("no , the weight loss has really decreased all the pain", "no just kind of a headache", "no i
+# wish unfortunately i've gained some weight"; a denial after it has its own cue: "no i have n't had"):
+# a pseudo-cue, so ConText's "no" does not negate the turn.
 ANSWERING_NO = [
     {"LOWER": {"IN": ["no", "nope", "nah"]}, "IS_SENT_START": True},
-    {"LOWER": {"IN": [",", "just"]}},
+    {"LOWER": {"IN": [",", "just", "i", "i've", "i'm", "it", "it's", "that's"]}},
 ]
 # Questions a turn tagged as the patient's may hold (speech recognition swaps tags): not the patient's report.
 SECOND_PERSON_ASKS = ("have you", "do you", "did you", "are you", "you been having", "you having")
 # How a clinician dictates about the patient without "you" or "she" ("chief complaint is left arm pain").
 DICTATION_CUES = ("chief complaint", "here for", "presents with", "presenting with", "complains of")
+# How a clinician states why the patient came ("you're coming in today for some right ankle pain").
+REASON_CUES = ("here for", "in for", "in today for", "here today for", "being seen for", "seen today for")
 # Where a spoken denial stops: "no fever some chills and i do feel a little nauseous" denies fever only
 # (speech recognition writes no punctuation to end the negation's scope).
 SPOKEN_TERMINATIONS = ("some", "a little", "a bit", "i do", "and i", "kinda")
@@ -213,6 +218,10 @@ class TranscriptFacts:
 # ------------------------------------------------------------------------------------------ the pipeline
 
 
+CANONICAL = {phrase: name for name, phrases in SYMPTOMS.items() for phrase in phrases}
+ANSWERED_BY_COLON = (": no", ": none")
+
+
 def _phrase_pattern(phrase: str) -> list[dict[str, Any]]:
     return [{"LOWER": word} for word in phrase.split()]
 
@@ -238,14 +247,19 @@ def pipeline() -> Any:
     located = {"LOWER": {"IN": list(BODY_PARTS)}}
     pain = {"LOWER": {"IN": list(PAIN_WORDS)}}
     owner = {"LOWER": {"IN": ["my", "the", "your", "her", "his", "both", "left", "right"]}, "OP": "*"}
+    where = {"LOWER": {"IN": ["in", "on"]}}
+    # The longest match wins: "back pain on my right side" is back pain, named by its first body part.
     for pattern in (
         [located, pain],
-        [pain, {"LOWER": {"IN": ["in", "on"]}}, owner, located],
+        [pain, where, owner, located],
         [located, owner, pain],
+        [located, pain, where, owner, located],
     ):
         rules.append(
             TargetRule("located pain", "SYMPTOM", pattern=pattern, metadata={"name": "located pain"})
         )
+    for name, changes in WEIGHT_CHANGES.items():
+        rules.append(TargetRule(name, "SYMPTOM", pattern=changes, metadata={"name": name}))
     for name, phrases in MEASURES.items():
         for phrase in phrases:
             rules.append(
@@ -258,7 +272,27 @@ def pipeline() -> Any:
     for name in DRUG_NAMES:
         rules.append(TargetRule(name, "DRUG", pattern=_phrase_pattern(name)))
     matcher.add(rules)
-    context: Any = nlp.add_pipe("medspacy_context")
+    context: Any = nlp.add_pipe("medspacy_context", config={"rules": None})
+    # ConText's ": no" negates backward ("Fever: no."); before a symptom it opens a list ("Constitutional:
+    # No fevers, chills."), which its forward "no" reads, so the backward cue needs the answer to end there.
+    context.add(
+        [
+            r
+            for r in ConTextRule.from_json(context.DEFAULT_RULES_FILEPATH)
+            if r.literal not in ANSWERED_BY_COLON
+        ]
+    )
+    context.add(
+        [
+            ConTextRule(
+                cue,
+                "NEGATED_EXISTENCE",
+                direction="BACKWARD",
+                pattern=[*_phrase_pattern(cue), {"IS_PUNCT": True}],
+            )
+            for cue in ANSWERED_BY_COLON
+        ]
+    )
     context.add([ConTextRule(cue, "NEGATED_EXISTENCE", direction="FORWARD") for cue in SPOKEN_NEGATIONS])
     context.add([ConTextRule(cue, "TERMINATE", direction="TERMINATE") for cue in SPOKEN_TERMINATIONS])
     context.add([ConTextRule("wish i had", "HYPOTHETICAL", direction="FORWARD", pattern=WISHED)])
@@ -272,7 +306,8 @@ def _name(span: Any) -> str:
     name = (rule.metadata or {}).get("name") if rule is not None else None
     if name == "located pain":
         part = next(t.lower_ for t in span if t.lower_ in BODY_PARTS)
-        return f"{part.rstrip('s') if part not in ('legs', 'hips') else part[:-1]} pain"
+        located = f"{part.rstrip('s') if part not in ('legs', 'hips') else part[:-1]} pain"
+        return CANONICAL.get(located, located)  # "my belly hurts" is abdominal pain, as "belly pain" is
     return str(name or span.text.lower())
 
 
@@ -294,7 +329,23 @@ def _is_question(sentence: str) -> bool:
 
 
 YES_NO_OPENERS = frozenset(
-    {"any", "do", "does", "did", "have", "has", "are", "is", "was", "were", "had", "can", "could", "no"}
+    {
+        "any",
+        "anything",
+        "do",
+        "does",
+        "did",
+        "have",
+        "has",
+        "are",
+        "is",
+        "was",
+        "were",
+        "had",
+        "can",
+        "could",
+        "no",
+    }
 )
 LEAD_INS = frozenset({"and", "so", "okay", "ok", "all", "right", "alright", "um", "uh", "now", "also", "but"})
 
@@ -313,6 +364,17 @@ def _yes_no(m: _Mention) -> bool:
     if any(f" {cue} " in before for cue in QUESTION_CUES):
         return True
     return bool(words) and (words[0] in YES_NO_OPENERS or "any" in words[:4] or len(words) <= 4)
+
+
+def _joined(asked: list[_Mention]) -> bool:
+    """Whether the symptoms asked together are joined by "and" alone in one sentence ("do you get numbing
+    and tingling?"), so that a yes takes them all; "any nausea or vomiting?" answered yes says not which."""
+    if len({m.sentence_start for m in asked}) != 1:
+        return False
+    offset = asked[0].sentence_start
+    first, last = min(m.start for m in asked) - offset, max(m.start for m in asked) - offset
+    between = f" {' '.join(_words(asked[0].sentence[first:last]))} "
+    return " and " in between and not any(f" {w} " in between for w in ("or", "any", "anything"))
 
 
 def spoken_number(word: str) -> float | None:
@@ -396,7 +458,11 @@ def _asked(doc: Any, ent: Any) -> bool:
         return True  # a question mark far after the concept closes another question of a long turn
     if ent._.is_negated:
         return False  # "you don't have any edema" states; only a question mark makes it asked
-    return _cued(_before(doc, ent), QUESTION_CUES)
+    before = f" {_before(doc, ent)} "
+    asks = max((before.rfind(f" {cue} ") for cue in QUESTION_CUES), default=-1)
+    # "how are you ... you're here for some numbness" states why they came, after the question's words.
+    states = max((before.rfind(f" {cue} ") for cue in REASON_CUES), default=-1)
+    return asks >= 0 and asks > states
 
 
 def _asks_you(doc: Any, ent: Any) -> bool:
@@ -509,8 +575,13 @@ YES_WORDS = frozenset({"yes", "yeah", "yep", "yup"})
 def _answer_polarity(text: str) -> Literal["negative", "affirmative", "other"]:
     cleaned = FILLERS.sub("", text).strip()
     said = " ".join(_words(cleaned))
-    if _starts(cleaned, NEGATIVE_ANSWERS) or any(phrase in said for phrase in REST_DENIED):
+    whole = (
+        said in NEGATIVE_WHOLE_ANSWERS
+    )  # "i don't." (but "i don't do any of that" is about something else)
+    if whole or _starts(cleaned, NEGATIVE_ANSWERS) or any(phrase in said for phrase in REST_DENIED):
         return "negative"  # "a little congestion, but everything else has been okay" denies the rest
+    if _starts(cleaned, NEGATIVE_WHOLE_ANSWERS):
+        return "other"  # "i do n't do any of that": not the yes that "i do" opens
     if _starts(cleaned, AFFIRMATIVE_ANSWERS):
         return "affirmative"
     words = _words(cleaned)
@@ -590,22 +661,34 @@ def read_symptoms(
         if not asked or answer is None or answer.speaker == "unknown":
             continue
         answer_polarity = _answer_polarity(answer.text)
-        answered = {m.name for m in _mentions(docs[answer.n], answer.speaker in CLINICIANS)}
+        answer_mentions = _mentions(docs[answer.n], answer.speaker in CLINICIANS)
+        answered = {m.name for m in answer_mentions}
+        asked_names = {m.name for m in asked}
         names = list(dict.fromkeys(m.name for m in asked if m.name not in answered))
         rest = any(phrase in " ".join(_words(answer.text)) for phrase in REST_DENIED)
         # An answer that opens with a bare no denies what was asked and the rest of it does not name.
-        if answered & {m.name for m in asked} and not rest and not _opens_with_no(docs[answer.n]):
-            names = []  # "no fever" to "cough? fever?" answers about fever alone; its own reading says so
+        if answered & asked_names and not rest and not _opens_with_no(docs[answer.n]):
+            picked = {m.name for m in answer_mentions if not m.negated and not m.question} & asked_names
+            # An answer that picks what it has from the list denies the rest ("chest pain, shortness of
+            # breath, or belly pain?" "shortness of breath."); one that only denies ("no fever" to
+            # "cough? fever?") answers about what it names alone, and its own reading says so.
+            # A yes before the pick may take more of the list ("yeah i ca n't see my ankles ... i gained").
+            picks = bool(picked) and answer_polarity != "affirmative"
+            answer_polarity = "negative" if picks else answer_polarity
+            names = names if picks else []
         uncertain = None if _speakers_fit(turn, answer) else SWAPPED
         if answer_polarity == "negative":
             for name in names:
                 facts.append(SymptomFact(name, "denied", (turn.n, answer.n), None, uncertain))
                 if uncertain is None:
                     polarity.setdefault(answer.n, {}).setdefault(name, set()).add("denied")
-        elif answer_polarity == "affirmative" and len(names) == 1 and not any(m.negated for m in asked):
-            facts.append(SymptomFact(names[0], "reported", (turn.n, answer.n), None, uncertain))
-            if uncertain is None:
-                polarity.setdefault(answer.n, {}).setdefault(names[0], set()).add("reported")
+        elif answer_polarity == "affirmative" and (len(names) == 1 or _joined(asked)):
+            if any(m.negated for m in asked):
+                continue
+            for name in names:
+                facts.append(SymptomFact(name, "reported", (turn.n, answer.n), None, uncertain))
+                if uncertain is None:
+                    polarity.setdefault(answer.n, {}).setdefault(name, set()).add("reported")
     return facts, polarity
 
 
@@ -757,7 +840,8 @@ def facts_of(transcript: Transcript) -> TranscriptFacts:
 def statement_polarity(text: str) -> dict[str, Status]:
     """The symptoms a statement asserts or denies (uncertain and hypothetical mentions left out)."""
     out: dict[str, Status] = {}
-    for m in _mentions(pipeline()(text)):
+    closed = text if text.rstrip()[-1:] in ".!?;," else text.rstrip() + "."  # "Fever: no" ends its answer
+    for m in _mentions(pipeline()(closed)):
         if not m.question:
             out.setdefault(m.name, "denied" if m.negated else "reported")
     return out

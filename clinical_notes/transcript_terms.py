@@ -16,6 +16,8 @@ Sources
 
 from __future__ import annotations
 
+from typing import Any
+
 from clinical_notes.lexicon import BLOOD_IN_URINE
 
 # Canonical symptom → what people say for it [ROS]. Matched on lower-cased whole words.
@@ -64,7 +66,7 @@ SYMPTOMS: dict[str, tuple[str, ...]] = {
         "lower extremity edema",
     ),
     "swelling": ("swelling", "swollen", "swelled", "edema"),
-    "cough": ("cough", "coughing"),
+    "cough": ("cough", "coughs", "coughing"),
     "wheezing": ("wheezing", "wheeze"),
     "sputum": ("sputum", "phlegm", "mucus"),
     "hemoptysis": ("hemoptysis", "coughing up blood"),
@@ -114,6 +116,24 @@ SYMPTOMS: dict[str, tuple[str, ...]] = {
     "hot flashes": ("hot flashes",),
     "snoring": ("snoring",),
     "pain": ("pain", "pains", "hurts", "hurting", "ache", "aching", "sore", "soreness", "tenderness"),
+}
+
+_AMOUNT: dict[str, Any] = {
+    "LOWER": {"IN": ["some", "a", "little", "bit", "lot", "of", "about", "around", "like", "over", "almost"]},
+    "OP": "*",
+}
+_NUMBER: dict[str, Any] = {"LIKE_NUM": True, "OP": "?"}
+_WEIGHT: dict[str, Any] = {"LOWER": {"IN": ["weight", "pounds", "lbs", "kilos", "kilograms", "kg"]}}
+# A change of weight as patients say it ("i gained about ten pounds", "lost some weight") [ROS].
+WEIGHT_CHANGES: dict[str, list[dict[str, Any]]] = {
+    "weight gain": [
+        {"LOWER": {"IN": ["gained", "gain", "put"]}},
+        {"LOWER": "on", "OP": "?"},
+        _AMOUNT,
+        _NUMBER,
+        _WEIGHT,
+    ],
+    "weight loss": [{"LOWER": {"IN": ["lost", "lose"]}}, _AMOUNT, _NUMBER, _WEIGHT],
 }
 
 # Body parts that make a located pain: "pain in my knee", "knee pain", "my knee hurts" → "knee pain".
@@ -453,13 +473,29 @@ NEGATIVE_ANSWERS = (
     "none",
     "never",
     "negative",
-    "i don't",
-    "i do not",
+    "i don't have",
+    "i do n't have",
+    "i don't think",
+    "i do n't think",
+    "i did n't have",
+    "i didn't have",
+    "i do not have",
     "i haven't",
+    "i have n't",
     "i have not",
     "not that i",
     "no ma'am",
     "no sir",
+)
+# Negative only as the whole answer: "i don't." denies; "i don't do any of that" answers something else.
+NEGATIVE_WHOLE_ANSWERS = (
+    "i don't",
+    "i do n't",
+    "i do not",
+    "i did n't",
+    "i didn't",
+    "i have n't",
+    "i haven't",
 )
 AFFIRMATIVE_ANSWERS = (
     "yes",
@@ -472,6 +508,7 @@ AFFIRMATIVE_ANSWERS = (
     "mm-hmm",
     "a little",
     "sometimes",
+    "occasionally",
 )
 # Where the clinician examines: the exam section begins at one of these cues and ends at one of the next.
 EXAM_START = (

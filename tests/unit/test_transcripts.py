@@ -15,7 +15,7 @@ from clinical_notes.timeline import KEY_PATTERN
 from clinical_notes.transcript import parse_transcript, split_turn_ref
 from clinical_notes.transcript_checks import WithTranscript
 from clinical_notes.transcript_compose import NO_TRANSCRIPT, transcript_statements
-from clinical_notes.transcript_facts import TranscriptFacts, facts_of, spoken_numbers
+from clinical_notes.transcript_facts import TranscriptFacts, facts_of, spoken_numbers, statement_polarity
 from clinical_notes.verifier import Verifier
 from fhir_adapters.evidence import RecordEvidence
 from fhir_adapters.record import record_from_bundle_json
@@ -117,9 +117,9 @@ def test_spoken_readings_of_wishes_answers_and_dictation() -> None:
     assert ("nausea", "denied", False) in _read("[doctor] any nausea ?\n[patient] on my body no not really")
     bare_no = _read("[doctor] any nausea or vomiting ?\n[patient] not really . maybe a bit of nausea .")
     assert {("vomiting", "denied", False), ("nausea", "reported", False)} <= bare_no
-    assert ("vomiting", "denied", False) not in _read(
+    assert ("vomiting", "denied", False) in _read(
         "[doctor] any nausea or vomiting ?\n[patient] maybe a bit of nausea , no ."
-    )  # a no that does not open the answer on its own leaves the rest unsaid
+    )  # the answer picks nausea from what was asked
     corrected = _read("[doctor] joint pain ... i mean , like muscle aches ?\n[patient] no .")
     assert corrected == {("muscle pain", "denied", False)}  # the question a speaker corrects to is answered
     assert _read("[doctor] any fever ?\n[patient] no just kind of a headache") == {
@@ -129,6 +129,59 @@ def test_spoken_readings_of_wishes_answers_and_dictation() -> None:
     dictated = _read("[doctor] chief complaint is left arm pain .")
     assert dictated == {("arm pain", "reported", False)}
     assert ("numbness", "reported", False) in _read("[patient] a little bit of numbing in my hand .")
+
+
+def test_an_answer_that_picks_from_the_list_denies_the_rest_and_only_then() -> None:
+    picked = _read(
+        "[doctor] any chest pain , shortness of breath , or belly pain ?\n"
+        "[patient] shortness of breath . no belly pain though ."
+    )
+    assert picked == {
+        ("chest pain", "denied", False),
+        ("shortness of breath", "reported", False),
+        ("abdominal pain", "denied", False),
+    }
+    assert _read("[doctor] any cough ? fever ?\n[patient] no fever .") == {("fever", "denied", False)}
+    yes_first = _read(
+        "[doctor] any weight gain or swelling in your legs ?\n"
+        "[patient] yeah i ca n't see my ankles and i gained about ten pounds"
+    )
+    assert yes_first == {("weight gain", "reported", False)}  # a yes may take more of the list: unsaid
+    rest = _read(
+        "[doctor] anything else , fever chills , any sore throat ?\n"
+        "[patient] a little congestion . but everything else has been okay ."
+    )
+    assert {("fever", "denied", False), ("chills", "denied", False), ("sore throat", "denied", False)} <= rest
+
+
+def test_spoken_answers_reasons_and_weight_changes() -> None:
+    assert _read(
+        "[doctor] have you lost any weight ?\n[patient] no i wish unfortunately i've gained some weight"
+    ) == {("weight gain", "reported", False)}  # "no i" answers the question and negates nothing after it
+    assert (
+        _read("[doctor] any shortness of breath when you climb stairs ?\n[patient] i do n't do any of that")
+        == set()
+    )
+    assert _read("[doctor] any shortness of breath ?\n[patient] i do n't .") == {
+        ("shortness of breath", "denied", False)
+    }
+    assert _read("[doctor] any belly pain ?\n[patient] sometime my belly hurts up here") == {
+        ("abdominal pain", "reported", False)
+    }
+    assert _read(
+        "[doctor] says you have you're coming in today for some right ankle pain so tell me what happened"
+    ) == {("ankle pain", "reported", False)}
+    assert _read("[doctor] do you get numbing and tingling in your feet ?\n[patient] occasionally yeah") == {
+        ("numbness", "reported", False),
+        ("tingling", "reported", False),
+    }
+    assert _read("[doctor] any nausea or vomiting ?\n[patient] yes .") == set()  # which of them is unsaid
+    assert statement_polarity("Constitutional: No fevers, chills. Positive fatigue.") == {
+        "fever": "denied",
+        "chills": "denied",
+        "fatigue": "reported",
+    }
+    assert statement_polarity("Fever: no") == {"fever": "denied"}
 
 
 def test_a_dose_said_after_the_next_drug_is_not_this_ones() -> None:
