@@ -166,8 +166,24 @@ SPOKEN = {
     "hundred": 100,
 }
 REPEATED = re.compile(r"\b(\w+)(?: \1\b)+")
-LATER = ("in a second", "in a minute", "in a moment", "later")  # an exam announced for later has not begun
+# An exam announced for later has not begun (read as whole words: "bilateral" is not "later").
+LATER = ("in a second", "in a minute", "in a moment", "later")
 TAG_QUESTION = re.compile(r",?\s*\b(?:okay|ok|right|all right|alright|yeah|you know)\s*\?$", re.IGNORECASE)
+ONSET_WORDS = (
+    "ago",
+    "yesterday",
+    "today",
+    "morning",
+    "tonight",
+    "weekend",
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+)
 HESITATIONS = frozenset({"uh", "um", "uhm", "er", "hmm", "mm"})
 FILLERS = re.compile(r"\b(?:" + "|".join(sorted(HESITATIONS)) + r")\b\s*,?\s*", re.IGNORECASE)
 
@@ -543,15 +559,18 @@ def _duration(doc: Any, sentence: str) -> str | None:
         ],
     )
     matcher.add("since", [[{"LOWER": "since"}, {"IS_ALPHA": True}, {"IS_ALPHA": True, "OP": "?"}]])
+    # "it started last week", "began about three days ago": an onset names a time ("start you on a new
+    # medication" does not).
+    when = {"LOWER": {"IN": [*unit_lower["LOWER"]["IN"], *ONSET_WORDS]}}
     matcher.add(
         "started",
         [
             [
-                {"LOWER": {"IN": ["started", "began", "start"]}},
-                {"LOWER": {"IN": ["about", "like", "around"]}, "OP": "?"},
-                {"IS_ALPHA": True},
+                {"LOWER": {"IN": ["started", "began"]}},
+                {"LOWER": {"IN": ["about", "like", "around", "in", "on", "over"]}, "OP": "?"},
                 {"IS_ALPHA": True, "OP": "?"},
                 {"IS_ALPHA": True, "OP": "?"},
+                when,
             ]
         ],
     )
@@ -615,7 +634,7 @@ def exam_turns(transcript: Transcript) -> set[int]:
         if turn.speaker not in CLINICIANS:
             continue
         text = REPEATED.sub(r"\1", " ".join(_words(turn.text)))  # "exam i i see" → "exam i see"
-        if any(cue in text for cue in EXAM_START) and not any(cue in text for cue in LATER):
+        if any(cue in text for cue in EXAM_START) and not _cued(text, LATER):
             in_exam = True
         if in_exam:
             found.add(turn.n)
