@@ -184,6 +184,15 @@ def test_spoken_answers_reasons_and_weight_changes() -> None:
     assert statement_polarity("Fever: no") == {"fever": "denied"}
 
 
+def test_exam_findings_are_no_reports_and_an_onset_names_a_time() -> None:
+    exam = "[doctor] let's do a quick physical exam . you have bilateral wheezing and no edema of the legs ."
+    assert _read(exam) == set()  # findings, not what the patient reports ("bilateral" is not "later")
+    facts = facts_of(_transcript("[doctor] for your depression we'll start you on a new medication ."))
+    assert [(f.name, f.said) for f in facts.symptoms] == [("depression", None)]
+    dated = facts_of(_transcript("[patient] the headaches started about three days ago ."))
+    assert [(f.name, f.said) for f in dated.symptoms] == [("headache", "started about three days ago")]
+
+
 def test_a_dose_said_after_the_next_drug_is_not_this_ones() -> None:
     said = "[doctor] ten milligrams of norvasc daily and carvedilol twenty five milligrams twice a day"
     meds = {m.name: (m.dose, m.frequency) for m in facts_of(_transcript(said)).medications}
