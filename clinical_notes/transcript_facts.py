@@ -169,6 +169,20 @@ REPEATED = re.compile(r"\b(\w+)(?: \1\b)+")
 # An exam announced for later has not begun (read as whole words: "bilateral" is not "later").
 LATER = ("in a second", "in a minute", "in a moment", "later")
 TAG_QUESTION = re.compile(r",?\s*\b(?:okay|ok|right|all right|alright|yeah|you know)\s*\?$", re.IGNORECASE)
+TIME_UNITS = (
+    "day",
+    "days",
+    "week",
+    "weeks",
+    "month",
+    "months",
+    "year",
+    "years",
+    "hour",
+    "hours",
+    "night",
+    "nights",
+)
 ONSET_WORDS = (
     "ago",
     "yesterday",
@@ -523,27 +537,7 @@ def _duration(doc: Any, sentence: str) -> str | None:
         "LOWER": {"IN": ["a", "few", "couple", "of", "several", "about", "like", "almost", "over", "the"]},
         "OP": "*",
     }
-    unit = {
-        "LEMMA": {"IN": ["day", "week", "month", "year", "hour", "days", "weeks", "months", "years", "hours"]}
-    }
-    unit_lower = {
-        "LOWER": {
-            "IN": [
-                "day",
-                "days",
-                "week",
-                "weeks",
-                "month",
-                "months",
-                "year",
-                "years",
-                "hour",
-                "hours",
-                "night",
-                "nights",
-            ]
-        }
-    }
+    unit_lower = {"LOWER": {"IN": list(TIME_UNITS)}}
     matcher.add(
         "for",
         [
@@ -561,7 +555,7 @@ def _duration(doc: Any, sentence: str) -> str | None:
     matcher.add("since", [[{"LOWER": "since"}, {"IS_ALPHA": True}, {"IS_ALPHA": True, "OP": "?"}]])
     # "it started last week", "began about three days ago": an onset names a time ("start you on a new
     # medication" does not).
-    when = {"LOWER": {"IN": [*unit_lower["LOWER"]["IN"], *ONSET_WORDS]}}
+    when = {"LOWER": {"IN": [*TIME_UNITS, *ONSET_WORDS]}}
     matcher.add(
         "started",
         [
@@ -574,7 +568,6 @@ def _duration(doc: Any, sentence: str) -> str | None:
             ]
         ],
     )
-    del unit
     best: str | None = None
     for _, start, end in matcher(doc):
         span = doc[start:end]
@@ -794,7 +787,13 @@ def read_measurements(transcript: Transcript, docs: dict[int, Any]) -> list[Said
             if ent.label_ != "MEASURE" or _is_question(ent.sent.text):
                 continue
             tail = doc[ent.end : min(ent.sent.end, ent.end + 12)]
-            numbers = [t.text for t in tail if spoken_number(t.text) is not None]
+            # "a1c in three months" schedules a test; a number before a unit of time is no reading.
+            numbers = [
+                t.text
+                for t in tail
+                if spoken_number(t.text) is not None
+                and (t.i + 1 >= len(doc) or doc[t.i + 1].lower_ not in TIME_UNITS)
+            ]
             if not numbers:
                 continue
             said = _clean(doc[ent.start : min(ent.sent.end, ent.end + 12)].text)

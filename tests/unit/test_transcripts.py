@@ -184,11 +184,16 @@ def test_spoken_answers_reasons_and_weight_changes() -> None:
     assert statement_polarity("Fever: no") == {"fever": "denied"}
 
 
-def test_exam_findings_are_no_reports_and_an_onset_names_a_time() -> None:
+def test_exam_findings_are_no_reports_and_onsets_and_readings_name_what_they_are() -> None:
     exam = "[doctor] let's do a quick physical exam . you have bilateral wheezing and no edema of the legs ."
     assert _read(exam) == set()  # findings, not what the patient reports ("bilateral" is not "later")
     facts = facts_of(_transcript("[doctor] for your depression we'll start you on a new medication ."))
     assert [(f.name, f.said) for f in facts.symptoms] == [("depression", None)]
+    scheduled = facts_of(_transcript("[doctor] we'll check your hemoglobin a1c in three months ."))
+    assert scheduled.measurements == []  # a number before a unit of time schedules; it is no reading
+    assert [m.name for m in facts_of(_transcript("[doctor] your a1c is seven point two .")).measurements] == [
+        "hemoglobin a1c"
+    ]
     dated = facts_of(_transcript("[patient] the headaches started about three days ago ."))
     assert [(f.name, f.said) for f in dated.symptoms] == [("headache", "started about three days ago")]
 
