@@ -749,15 +749,18 @@ def read_medications(transcript: Transcript, docs: dict[int, Any]) -> list[Medic
     for turn in transcript.turns:
         doc = docs[turn.n]
         for ent in doc.ents:
-            if ent.label_ != "DRUG" or ent._.is_family or ent._.is_hypothetical:
+            if ent.label_ != "DRUG" or ent._.is_family:
                 continue
             name = ent.text.lower()
             # Cues near the drug only: speech recognition runs a whole turn into one "sentence".
             window = doc[max(ent.sent.start, ent.start - CUE_WINDOW) : ent.end + CUE_WINDOW]
             near = f" {window.text.lower()} "
+            prescribed = turn.speaker in CLINICIANS and any(f" {c} " in near for c in PLAN_CUES)
+            if ent._.is_hypothetical and not prescribed:
+                continue  # a prescribing next to the drug is a plan, whatever "if" came earlier in the turn
             if any(f" {c} " in near for c in STOP_CUES):
                 status: MedStatus = "stopped"
-            elif turn.speaker in CLINICIANS and any(f" {c} " in near for c in PLAN_CUES):
+            elif prescribed:
                 status = "planned"
             else:
                 status = "taking"

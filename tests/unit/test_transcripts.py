@@ -198,6 +198,17 @@ def test_exam_findings_are_no_reports_and_onsets_and_readings_name_what_they_are
     assert [(f.name, f.said) for f in dated.symptoms] == [("headache", "started about three days ago")]
 
 
+def test_a_prescribing_is_a_plan_whatever_if_came_earlier_in_the_turn() -> None:
+    turn = (
+        "[doctor] see if we can get you hydrated what i'm gon na do is i'm gon na prescribe you ibuprofen "
+        "eight hundred milligrams you can take that as needed"
+    )
+    meds = facts_of(_transcript(turn)).medications
+    assert [(m.name, m.status, m.dose) for m in meds] == [("ibuprofen", "planned", "800 mg")]
+    wished = facts_of(_transcript("[patient] i wish i had some advil with me")).medications
+    assert wished == []  # without a prescribing beside it, a hypothetical stays no medication
+
+
 def test_a_dose_said_after_the_next_drug_is_not_this_ones() -> None:
     said = "[doctor] ten milligrams of norvasc daily and carvedilol twenty five milligrams twice a day"
     meds = {m.name: (m.dose, m.frequency) for m in facts_of(_transcript(said)).medications}
