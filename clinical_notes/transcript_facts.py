@@ -169,6 +169,10 @@ REPEATED = re.compile(r"\b(\w+)(?: \1\b)+")
 # An exam announced for later has not begun (read as whole words: "bilateral" is not "later").
 LATER = ("in a second", "in a minute", "in a moment", "later")
 TAG_QUESTION = re.compile(r",?\s*\b(?:okay|ok|right|all right|alright|yeah|you know)\s*\?$", re.IGNORECASE)
+READING_WINDOW = 16  # tokens after a measurement's name read for its value
+READING_UNITS = frozenset(
+    {"pounds", "lbs", "kilograms", "kg", "kilos", "percent", "%", "degrees", "mmhg", "bpm"}
+)
 TIME_UNITS = (
     "day",
     "days",
@@ -486,7 +490,7 @@ def _asked(doc: Any, ent: Any) -> bool:
     shortly before it (speech recognition runs "... okay well have you had any numbness" together)."""
     if _is_question(ent.sent.text) and ent.sent.end - ent.end <= ASK_WINDOW:
         return True  # a question mark far after the concept closes another question of a long turn
-    if ent._.is_negated:
+    if _negated(ent):
         return False  # "you don't have any edema" states; only a question mark makes it asked
     before = f" {_before(doc, ent)} "
     asks = max((before.rfind(f" {cue} ") for cue in QUESTION_CUES), default=-1)
@@ -497,7 +501,7 @@ def _asked(doc: Any, ent: Any) -> bool:
 
 def _asks_you(doc: Any, ent: Any) -> bool:
     """Whether a patient-tagged turn asks about the concept ("have you experienced any numbness")."""
-    return not ent._.is_negated and _cued(_before(doc, ent), SECOND_PERSON_ASKS)
+    return not _negated(ent) and _cued(_before(doc, ent), SECOND_PERSON_ASKS)
 
 
 def _mentions(doc: Any, clinician: bool = False) -> list[_Mention]:
@@ -508,13 +512,13 @@ def _mentions(doc: Any, clinician: bool = False) -> list[_Mention]:
             continue
         if ent._.is_family or ent._.is_hypothetical or ent._.is_uncertain:
             continue
-        if ent._.is_historical and not ent._.is_negated:
+        if ent._.is_historical and not _negated(ent):
             continue  # "used to have", "history of": not what the patient has now
         sentence = ent.sent.text
         found.append(
             _Mention(
                 _name(ent),
-                ent._.is_negated,
+                _negated(ent),
                 _asked(doc, ent) if clinician else _is_question(sentence) or _asks_you(doc, ent),
                 _person(sentence),
                 sentence,
@@ -525,6 +529,14 @@ def _mentions(doc: Any, clinician: bool = False) -> list[_Mention]:
     # "pain" alone is kept only where no located pain names it better in the same sentence.
     located = {(m.sentence, m.negated) for m in found if m.name.endswith(" pain") and m.name != "pain"}
     return [m for m in found if not (m.name == "pain" and (m.sentence, m.negated) in located)]
+
+
+def _negated(ent: Any) -> bool:
+    """Negated by a cue outside the concept's own words ("i ca n't catch my breath" reports it)."""
+    return any(
+        m.category == "NEGATED_EXISTENCE" and not ent.start <= m.modifier_span[0] < ent.end
+        for m in ent._.modifiers
+    )
 
 
 def _duration(doc: Any, sentence: str) -> str | None:
@@ -552,7 +564,9 @@ def _duration(doc: Any, sentence: str) -> str | None:
             [{"LOWER": {"IN": ["a", "few", "couple"]}}, some, unit_lower, {"LOWER": "ago"}],
         ],
     )
-    matcher.add("since", [[{"LOWER": "since"}, {"IS_ALPHA": True}, {"IS_ALPHA": True, "OP": "?"}]])
+    # "since monday", "since the fall"; "since it started" names no time.
+    pronoun = {"LOWER": {"NOT_IN": ["it", "i", "you", "he", "she", "we", "they", "then", "that", "this"]}}
+    matcher.add("since", [[{"LOWER": "since"}, {"IS_ALPHA": True, **pronoun}, {"IS_ALPHA": True, "OP": "?"}]])
     # "it started last week", "began about three days ago": an onset names a time ("start you on a new
     # medication" does not).
     when = {"LOWER": {"IN": [*TIME_UNITS, *ONSET_WORDS]}}
@@ -789,17 +803,23 @@ def read_measurements(transcript: Transcript, docs: dict[int, Any]) -> list[Said
         for ent in doc.ents:
             if ent.label_ != "MEASURE" or _is_question(ent.sent.text):
                 continue
-            tail = doc[ent.end : min(ent.sent.end, ent.end + 12)]
-            # "a1c in three months" schedules a test; a number before a unit of time is no reading.
-            numbers = [
-                t.text
-                for t in tail
+            # What is said after the next drug or measurement is about that one.
+            end = min(
+                [ent.sent.end, ent.end + READING_WINDOW]
+                + [e.start for e in doc.ents if e.start >= ent.end and e.label_ in ("DRUG", "MEASURE")]
+            )
+            # "a1c in three months" schedules a test, "five hundred milligrams" is a dose: no readings.
+            readings = [
+                t
+                for t in doc[ent.end : end]
                 if spoken_number(t.text) is not None
-                and (t.i + 1 >= len(doc) or doc[t.i + 1].lower_ not in TIME_UNITS)
+                and (t.i + 1 >= len(doc) or doc[t.i + 1].lower_ not in (*TIME_UNITS, *DOSE_UNITS))
             ]
-            if not numbers:
+            if not readings:
                 continue
-            said = _clean(doc[ent.start : min(ent.sent.end, ent.end + 12)].text)
+            last = readings[-1].i + 1
+            last += last < len(doc) and doc[last].lower_ in READING_UNITS  # "180 pounds"
+            said = _clean(doc[ent.start : last].text)
             name = _name(ent)
             found.setdefault(name, SaidFact(name, said, (turn.n,)))
     return list(found.values())

@@ -194,6 +194,19 @@ def test_exam_findings_are_no_reports_and_onsets_and_readings_name_what_they_are
     assert [m.name for m in facts_of(_transcript("[doctor] your a1c is seven point two .")).measurements] == [
         "hemoglobin a1c"
     ]
+    dosed = facts_of(
+        _transcript("[doctor] your hemoglobin a1c continue the metformin five hundred milligrams")
+    )
+    assert dosed.measurements == []  # the number is the next drug's dose
+    pressure = facts_of(
+        _transcript("[doctor] blood pressure looks good about one twenty over seventy your heart")
+    )
+    assert [m.text for m in pressure.measurements] == [
+        "blood pressure looks good about one twenty over seventy"
+    ]
+    assert _read("[patient] i just ca n't catch my breath") == {("shortness of breath", "reported", False)}
+    undated = facts_of(_transcript("[patient] my ankle has been swollen since it started"))
+    assert [f.said for f in undated.symptoms] == [None]  # "since it started" names no time
     dated = facts_of(_transcript("[patient] the headaches started about three days ago ."))
     assert [(f.name, f.said) for f in dated.symptoms] == [("headache", "started about three days ago")]
 
