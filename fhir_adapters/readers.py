@@ -29,10 +29,11 @@ def live(resources: Iterable[Resource], model: type[R]) -> list[R]:
 
 def entered_in_error(resource: Resource) -> bool:
     """Whether a resource was entered in error (status, docStatus or verificationStatus)."""
+    fields = type(resource).model_fields  # a missing attribute costs pydantic an exception; ask the class
     for attr in ("status", "docStatus"):
-        if getattr(resource, attr, None) == ERROR:
+        if attr in fields and getattr(resource, attr) == ERROR:
             return True
-    verification = getattr(resource, "verificationStatus", None)
+    verification = getattr(resource, "verificationStatus", None) if "verificationStatus" in fields else None
     return isinstance(verification, CodeableConcept) and code_of(verification) == ERROR
 
 
