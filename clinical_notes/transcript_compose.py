@@ -83,6 +83,8 @@ def _medication(f: MedicationFact) -> str:
         return f"Medication plan said in the visit: {said}."
     if f.status == "stopped":
         return f"Says {f.name} was stopped or is not taken."
+    if f.status == "named":
+        return f"Named by the clinician, not said whether taken now or planned: {said}."
     dose = "" if f.dose else " (dose not said)"
     return f"Takes {said}{dose}, as said in the visit."
 

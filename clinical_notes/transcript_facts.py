@@ -35,13 +35,16 @@ from clinical_notes.transcript_terms import (
     PLAN_CUES,
     STOP_CUES,
     SYMPTOMS,
+    TAKING_CUES,
     WEIGHT_CHANGES,
 )
 
 Status = Literal["reported", "denied"]
-MedStatus = Literal["taking", "planned", "stopped"]
+MedStatus = Literal["taking", "planned", "stopped", "named"]
 MIN_STEMMED_DRUG = 6  # a stem match needs a word this long ("ramipril", not "pril")
-CUE_WINDOW = 8  # tokens either side of a drug name read for plan or stop cues
+CUE_WINDOW = 8  # tokens after a drug name read for plan, stop or taking cues
+# and before it: "i'm going to prescribe you , you know , an extra dose of lasix".
+CUE_WINDOW_BEFORE = 12
 # Tokens after a drug name read for its dose ("her lisinopril has also been increased up to 10 milligrams");
 # the next drug's name ends them.
 DOSE_WINDOW = 12
@@ -531,10 +534,13 @@ def _mentions(doc: Any, clinician: bool = False) -> list[_Mention]:
     return [m for m in found if not (m.name == "pain" and (m.sentence, m.negated) in located)]
 
 
-def _negated(ent: Any) -> bool:
-    """Negated by a cue outside the concept's own words ("i ca n't catch my breath" reports it)."""
+def _negated(ent: Any, within: int | None = None) -> bool:
+    """Negated by a cue outside the concept's own words ("i ca n't catch my breath" reports it); `within`:
+    by a cue at most that many tokens before it (an unpunctuated turn is one sentence, ConText's scope)."""
     return any(
-        m.category == "NEGATED_EXISTENCE" and not ent.start <= m.modifier_span[0] < ent.end
+        m.category == "NEGATED_EXISTENCE"
+        and not ent.start <= m.modifier_span[0] < ent.end
+        and (within is None or m.modifier_span[1] >= ent.start - within)
         for m in ent._.modifiers
     )
 
@@ -718,6 +724,11 @@ def read_symptoms(
     return facts, polarity
 
 
+def _owned(doc: Any, ent: Any) -> bool:
+    """Whether the clinician says the patient's drug ("your metformin", "her lisinopril")."""
+    return ent.start > 0 and doc[ent.start - 1].lower_ in ("your", "his", "her")
+
+
 def _near(doc: Any, start: int, words: Iterable[str], window: int = 10) -> str | None:
     """The first of `words` (phrases) said within `window` tokens after token `start`."""
     tail = " ".join(t.lower_ for t in doc[start : start + window])
@@ -767,17 +778,24 @@ def read_medications(transcript: Transcript, docs: dict[int, Any]) -> list[Medic
                 continue
             name = ent.text.lower()
             # Cues near the drug only: speech recognition runs a whole turn into one "sentence".
-            window = doc[max(ent.sent.start, ent.start - CUE_WINDOW) : ent.end + CUE_WINDOW]
+            window = doc[max(ent.sent.start, ent.start - CUE_WINDOW_BEFORE) : ent.end + CUE_WINDOW]
             near = f" {window.text.lower()} "
-            prescribed = turn.speaker in CLINICIANS and any(f" {c} " in near for c in PLAN_CUES)
+            clinician = turn.speaker in CLINICIANS
+            prescribed = clinician and any(f" {c} " in near for c in PLAN_CUES)
             if ent._.is_hypothetical and not prescribed:
                 continue  # a prescribing next to the drug is a plan, whatever "if" came earlier in the turn
             if any(f" {c} " in near for c in STOP_CUES):
                 status: MedStatus = "stopped"
             elif prescribed:
                 status = "planned"
-            else:
+            elif clinician and _owned(doc, ent):
+                status = "taking"  # "your metformin", asked about or not
+            elif _negated(ent, CUE_WINDOW_BEFORE) or _is_question(ent.sent.text):
+                continue  # "did not want any steroid", "did she give you some prednisone?": not taken
+            elif not clinician or any(f" {c} " in near for c in TAKING_CUES):
                 status = "taking"
+            else:
+                status = "named"  # a clinician naming a drug without saying it is taken or planned
             own = doc[: _next_drug(doc, ent)]  # what is said after the next drug's name is about that drug
             dose = _dose_before(doc, ent.start) or _dose(own, ent.end)
             frequency = _near(own, ent.end, FREQUENCIES, window=14)

@@ -442,6 +442,20 @@ FREQUENCIES = (
 )
 # What makes a medication a plan rather than a current one: the clinician prescribing or changing it.
 PLAN_CUES = (
+    "order",
+    "ordering",
+    "treat you with",
+    "you can take",
+    "we could use",
+    "dispense",
+    "i'm gon na",
+    "we're gon na",
+    "we're going to",
+    "we'll",
+    "put her on",
+    "put him on",
+    "add",
+    "try",
     "prescribe",
     "prescribing",
     "start you on",
@@ -462,6 +476,32 @@ PLAN_CUES = (
     "let's start",
     "let's go ahead",
     "continue",
+    "stay on",
+)
+# What a clinician says of a drug the patient takes now ("you're on lisinopril"; "your metformin" is read
+# from the word just before the drug).
+TAKING_CUES = (
+    "have you on",
+    "had you on",
+    "you're on",
+    "you are on",
+    "you're taking",
+    "you are taking",
+    "you take",
+    "you've been taking",
+    "you been taking",
+    "you've been on",
+    "you been on",
+    "still on",
+    "still taking",
+    "currently on",
+    "currently taking",
+    "she's on",
+    "he's on",
+    "she's taking",
+    "he's taking",
+    "she takes",
+    "he takes",
 )
 STOP_CUES = ("stopped", "stop taking", "quit", "discontinued", "ran out", "not taking", "no longer")
 # How an answer starts, for denial or report by answer.

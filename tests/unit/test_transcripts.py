@@ -222,6 +222,22 @@ def test_a_prescribing_is_a_plan_whatever_if_came_earlier_in_the_turn() -> None:
     assert wished == []  # without a prescribing beside it, a hypothetical stays no medication
 
 
+def test_a_drugs_status_comes_from_the_words_around_it() -> None:
+    def status(text: str) -> list[tuple[str, str, str | None]]:
+        return [(m.name, m.status, m.dose) for m in facts_of(_transcript(text)).medications]
+
+    assert status("[doctor] order meloxicam 15 milligrams once a day") == [("meloxicam", "planned", "15 mg")]
+    assert status("[doctor] i know we have you on the prozac 20 mg a day") == [("prozac", "taking", "20 mg")]
+    assert status("[doctor] how is your metformin going") == [("metformin", "taking", None)]
+    assert status("[doctor] she had a reaction to dexamethasone that made her heart race") == [
+        ("dexamethasone", "named", None)
+    ]  # neither taken nor planned by the words: said as named
+    assert status("[patient] i did not want any steroid") == []
+    assert status("[doctor] did she give you some prednisone ?") == []
+    stay = "[doctor] i do n't see any fracture so i would like you to stay on two tylenol five hundred milligrams"
+    assert status(stay) == [("tylenol", "planned", "500 mg")]  # a "no" far before the drug is another's
+
+
 def test_a_dose_said_after_the_next_drug_is_not_this_ones() -> None:
     said = "[doctor] ten milligrams of norvasc daily and carvedilol twenty five milligrams twice a day"
     meds = {m.name: (m.dose, m.frequency) for m in facts_of(_transcript(said)).medications}
