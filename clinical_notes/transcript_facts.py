@@ -29,6 +29,7 @@ from clinical_notes.transcript_terms import (
     FINDING_WORDS,
     FREQUENCIES,
     MEASURES,
+    MORE_DRUG_NAMES,
     NEGATIVE_ANSWERS,
     NEGATIVE_WHOLE_ANSWERS,
     PAIN_WORDS,
@@ -47,7 +48,7 @@ CUE_WINDOW = 8  # tokens after a drug name read for plan, stop or taking cues
 CUE_WINDOW_BEFORE = 12
 # Tokens after a drug name read for its dose ("her lisinopril has also been increased up to 10 milligrams");
 # the next drug's name ends them.
-DOSE_WINDOW = 12
+DOSE_WINDOW = 14
 # How people deny in conversation, beyond ConText's default (clinical-note) negation cues.
 SPOKEN_NEGATIONS = (
     "nothing",
@@ -167,6 +168,7 @@ SPOKEN = {
     "eighty": 80,
     "ninety": 90,
     "hundred": 100,
+    "thousand": 1000,
 }
 REPEATED = re.compile(r"\b(\w+)(?: \1\b)+")
 # An exam announced for later has not begun (read as whole words: "bilateral" is not "later").
@@ -306,7 +308,7 @@ def pipeline() -> Any:
     rules.append(
         TargetRule("drug", "DRUG", pattern=[{"LOWER": {"REGEX": stem}, "LENGTH": {">=": MIN_STEMMED_DRUG}}])
     )
-    for name in DRUG_NAMES:
+    for name in (*DRUG_NAMES, *MORE_DRUG_NAMES):
         rules.append(TargetRule(name, "DRUG", pattern=_phrase_pattern(name)))
     matcher.add(rules)
     context: Any = nlp.add_pipe("medspacy_context", config={"rules": None})
@@ -430,22 +432,31 @@ def spoken_number(word: str) -> float | None:
 
 def spoken_numbers(text: str) -> list[float]:
     """Every number said in a text, written or spoken ("one twenty over eighty" gives 1, 20, 80; "twenty
-    five" gives 25 as well as 20 and 5)."""
-    tokens = re.findall(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|[a-z]+(?:-[a-z]+)?", text.lower())
+    five" gives 25 as well as 20 and 5; "ninety eight point six" gives 98.6 too)."""
+    words = re.findall(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|[a-z]+(?:-[a-z]+)?", text.lower())
     found: list[float] = []
     previous: float | None = None
-    for token in tokens:
-        value = spoken_number(token)
+    whole: float | None = None  # the number the words so far make, for a decimal point after it
+    pointed: float | None = None
+    for word in words:
+        value = spoken_number(word)
         if value is None:
-            previous = None
+            pointed = whole if word == "point" else None
+            previous = whole = None
             continue
         found.append(value)
+        whole = value
         if previous is not None and previous >= 20 and previous % 10 == 0 and 0 < value < 10:
-            found.append(previous + value)  # "twenty five"
-        if previous is not None and 1 <= previous <= 9 and 10 <= value < 100 and token.isalpha():
+            whole = previous + value  # "twenty five"
+            found.append(whole)
+        if previous is not None and 1 <= previous <= 9 and 10 <= value < 100 and word.isalpha():
             found.append(previous * 100 + value)  # "one twenty" as a blood pressure is 120
-        if value == 100 and previous is not None and previous < 10:
-            found.append(previous * 100)  # "eight hundred"
+        if value in (100, 1000) and previous is not None and previous < 10:
+            whole = previous * value  # "eight hundred", "two thousand"
+            found.append(whole)
+        if pointed is not None and value < 10:
+            found.append(pointed + value / 10)  # "zero point four"
+        pointed = None
         previous = value
     return found
 
@@ -736,6 +747,23 @@ def _near(doc: Any, start: int, words: Iterable[str], window: int = 10) -> str |
     return min(found)[1] if found else None
 
 
+EVERY_HOURS = re.compile(r"\bevery (\S+)(?: to (\S+))? hours?\b")
+
+
+def _frequency(doc: Any, start: int) -> str | None:
+    """How often, as said after a drug name: a listed phrase, or "every 4 to 6 hours" (as needed)."""
+    phrase = _near(doc, start, FREQUENCIES, window=14)
+    tail = " ".join(t.lower_ for t in doc[start : start + 14])
+    interval = EVERY_HOURS.search(tail)
+    if interval is None:
+        return phrase
+    low, high = spoken_number(interval[1]), spoken_number(interval[2]) if interval[2] else None
+    if low is None or (interval[2] and high is None):
+        return phrase
+    every = f"every {_shown(low)}" + (f" to {_shown(high)}" if high is not None else "") + " hours"
+    return f"{every} {phrase}" if phrase in ("as needed", "when needed") else every
+
+
 def _dose(doc: Any, start: int) -> str | None:
     """A dose said within a few tokens after a drug name ("20 milligrams" → "20 mg")."""
     tokens = list(doc[start : start + DOSE_WINDOW])
@@ -743,8 +771,12 @@ def _dose(doc: Any, start: int) -> str | None:
         value = spoken_number(token.text)
         if value is None:
             continue
-        if tokens[i + 1].lower_ == "hundred" and i + 2 < len(tokens):
-            value, tokens = value * 100, tokens[: i + 1] + tokens[i + 2 :]  # "eight hundred milligrams"
+        scale = {"hundred": 100, "thousand": 1000}.get(tokens[i + 1].lower_)
+        if scale and i + 2 < len(tokens):
+            value, tokens = value * scale, tokens[: i + 1] + tokens[i + 2 :]  # "eight hundred milligrams"
+        fraction = spoken_number(tokens[i + 2].text) if i + 2 < len(tokens) else None
+        if tokens[i + 1].lower_ == "point" and fraction is not None and fraction < 10:
+            value, tokens = value + fraction / 10, tokens[: i + 1] + tokens[i + 3 :]  # "zero point four"
         nxt = tokens[i + 1].lower_
         if value >= 20 and i + 2 < len(tokens) and tokens[i + 2].lower_ in DOSE_UNITS:
             second = spoken_number(tokens[i + 1].text)
@@ -798,7 +830,7 @@ def read_medications(transcript: Transcript, docs: dict[int, Any]) -> list[Medic
                 status = "named"  # a clinician naming a drug without saying it is taken or planned
             own = doc[: _next_drug(doc, ent)]  # what is said after the next drug's name is about that drug
             dose = _dose_before(doc, ent.start) or _dose(own, ent.end)
-            frequency = _near(own, ent.end, FREQUENCIES, window=14)
+            frequency = _frequency(own, ent.end)
             key = (name, status)
             before = found.get(key)
             if before is None:

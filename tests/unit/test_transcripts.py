@@ -238,6 +238,22 @@ def test_a_drugs_status_comes_from_the_words_around_it() -> None:
     assert status(stay) == [("tylenol", "planned", "500 mg")]  # a "no" far before the drug is another's
 
 
+def test_doses_and_intervals_as_said_and_drugs_without_a_stem() -> None:
+    def said(text: str) -> list[tuple[str, str | None, str | None]]:
+        return [(m.name, m.dose, m.frequency) for m in facts_of(_transcript(text)).medications]
+
+    assert said("[doctor] order ultram fifty milligrams every four to six hours as needed") == [
+        ("ultram", "50 mg", "every 4 to 6 hours as needed")
+    ]
+    assert said("[doctor] put you on metformin a thousand milligrams twice a day") == [
+        ("metformin", "1000 mg", "twice a day")
+    ]
+    assert said("[doctor] let's start flomax zero point four milligrams once a day") == [
+        ("flomax", "0.4 mg", "once a day")
+    ]
+    assert spoken_numbers("ninety eight point six")[-1] == 98.6
+
+
 def test_a_dose_said_after_the_next_drug_is_not_this_ones() -> None:
     said = "[doctor] ten milligrams of norvasc daily and carvedilol twenty five milligrams twice a day"
     meds = {m.name: (m.dose, m.frequency) for m in facts_of(_transcript(said)).medications}
