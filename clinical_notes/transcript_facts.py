@@ -298,7 +298,8 @@ def pipeline() -> Any:
             TargetRule("located pain", "SYMPTOM", pattern=pattern, metadata={"name": "located pain"})
         )
     for name, changes in WEIGHT_CHANGES.items():
-        rules.append(TargetRule(name, "SYMPTOM", pattern=changes, metadata={"name": name}))
+        for change in changes:
+            rules.append(TargetRule(name, "SYMPTOM", pattern=change, metadata={"name": name}))
     for name, phrases in MEASURES.items():
         for phrase in phrases:
             rules.append(

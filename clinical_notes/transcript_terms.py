@@ -127,15 +127,13 @@ _AMOUNT: dict[str, Any] = {
 _NUMBER: dict[str, Any] = {"LIKE_NUM": True, "OP": "?"}
 _WEIGHT: dict[str, Any] = {"LOWER": {"IN": ["weight", "pounds", "lbs", "kilos", "kilograms", "kg"]}}
 # A change of weight as patients say it ("i gained about ten pounds", "lost some weight") [ROS].
-WEIGHT_CHANGES: dict[str, list[dict[str, Any]]] = {
+WEIGHT_CHANGES: dict[str, list[list[dict[str, Any]]]] = {
     "weight gain": [
-        {"LOWER": {"IN": ["gained", "gain", "put"]}},
-        {"LOWER": "on", "OP": "?"},
-        _AMOUNT,
-        _NUMBER,
-        _WEIGHT,
+        [{"LOWER": "gained"}, _AMOUNT, _NUMBER, _WEIGHT],
+        # "put on some weight"; "put weight on it" is standing on a limb
+        [{"LOWER": {"IN": ["put", "putting"]}}, {"LOWER": "on"}, _AMOUNT, _NUMBER, _WEIGHT],
     ],
-    "weight loss": [{"LOWER": {"IN": ["lost", "lose"]}}, _AMOUNT, _NUMBER, _WEIGHT],
+    "weight loss": [[{"LOWER": "lost"}, _AMOUNT, _NUMBER, _WEIGHT]],  # "trying to lose weight" is no loss
 }
 
 # Body parts that make a located pain: "pain in my knee", "knee pain", "my knee hurts" → "knee pain".

@@ -162,6 +162,8 @@ def test_spoken_answers_reasons_and_weight_changes() -> None:
         _read("[doctor] any shortness of breath when you climb stairs ?\n[patient] i do n't do any of that")
         == set()
     )
+    assert _read("[patient] i am able to put weight on it now") == set()  # standing on a limb
+    assert _read("[patient] i put on some weight") == {("weight gain", "reported", False)}
     assert _read("[doctor] any shortness of breath ?\n[patient] i do n't .") == {
         ("shortness of breath", "denied", False)
     }
