@@ -103,6 +103,21 @@ ANSWERING_NO = [
     {"LOWER": {"IN": ["no", "nope", "nah"]}, "IS_SENT_START": True},
     {"LOWER": {"IN": [",", "just", "i", "i've", "i'm", "it", "it's", "that's"]}},
 ]
+# "i do n't have quite as much shortness of breath" has it, less: a pseudo-cue, so ConText does not deny it.
+LESS_OF = [
+    {"LOWER": {"IN": ["not", "n't"]}},
+    {"LOWER": {"IN": ["have", "had", "get", "feel"]}, "OP": "?"},
+    {"LOWER": {"IN": ["quite", "nearly"]}, "OP": "?"},
+    {"LOWER": "as"},
+    {"LOWER": {"IN": ["much", "many", "bad", "often"]}},
+]
+# Who else a patient speaks of, beyond ConText's family words ("my kids have had a cough").
+HOUSEHOLD = [
+    {"LOWER": {"IN": ["kids", "kid", "grandkids", "boyfriend", "girlfriend", "roommate", "baby"]}},
+    {"LOWER": {"IN": ["'s", "'"]}, "OP": "?"},
+]
+# A clinician asking about the family: what the answer names is the family's ("my mom had depression").
+FAMILY_QUESTION = ("run in your family", "runs in your family", "family history", "anyone in your family")
 # Questions a turn tagged as the patient's may hold (speech recognition swaps tags): not the patient's report.
 SECOND_PERSON_ASKS = ("have you", "do you", "did you", "are you", "you been having", "you having")
 # How a clinician dictates about the patient without "you" or "she" ("chief complaint is left arm pain").
@@ -111,7 +126,7 @@ DICTATION_CUES = ("chief complaint", "here for", "presents with", "presenting wi
 REASON_CUES = ("here for", "in for", "in today for", "here today for", "being seen for", "seen today for")
 # Where a spoken denial stops: "no fever some chills and i do feel a little nauseous" denies fever only
 # (speech recognition writes no punctuation to end the negation's scope).
-SPOKEN_TERMINATIONS = ("some", "a little", "a bit", "i do", "and i", "kinda")
+SPOKEN_TERMINATIONS = ("some", "a little", "a bit", "i do", "and i", "kinda", "just")
 QUESTION_OPENERS = frozenset(
     {"any", "do", "does", "did", "have", "has", "are", "is", "was", "were", "had", "how", "what", "when"}
 )
@@ -337,6 +352,8 @@ def pipeline() -> Any:
     context.add([ConTextRule(cue, "TERMINATE", direction="TERMINATE") for cue in SPOKEN_TERMINATIONS])
     context.add([ConTextRule("wish i had", "HYPOTHETICAL", direction="FORWARD", pattern=WISHED)])
     context.add([ConTextRule("no ,", "NEGATED_EXISTENCE", direction="PSEUDO", pattern=ANSWERING_NO)])
+    context.add([ConTextRule("not as much", "NEGATED_EXISTENCE", direction="PSEUDO", pattern=LESS_OF)])
+    context.add([ConTextRule("my kids", "FAMILY", direction="FORWARD", pattern=HOUSEHOLD)])
     return nlp
 
 
@@ -684,9 +701,15 @@ def read_symptoms(
             status: Status = "denied" if m.negated else "reported"
             if not m.question:
                 polarity.setdefault(turn.n, {}).setdefault(m.name, set()).add(status)
-        statements = [m for m in mentions if not m.question]
         previous = transcript.turn(turn.n - 1)
         after_patient_asks = previous is not None and previous.n in patient_asks
+        family = (
+            previous is not None
+            and previous.speaker in CLINICIANS
+            and _cued(" ".join(_words(previous.text)), FAMILY_QUESTION)
+        )
+        # An answer to a family-history question tells the family's history, not the patient's.
+        statements = [] if family else [m for m in mentions if not m.question]
         if turn.speaker == "patient" and any(m.question for m in mentions):
             patient_asks.add(turn.n)
         for m in statements:

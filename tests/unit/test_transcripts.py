@@ -162,6 +162,15 @@ def test_spoken_answers_reasons_and_weight_changes() -> None:
         _read("[doctor] any shortness of breath when you climb stairs ?\n[patient] i do n't do any of that")
         == set()
     )
+    assert _read("[patient] no , no weakness , just the weird numbing") == {
+        ("weakness", "denied", False),
+        ("numbness", "reported", False),
+    }  # "just" ends the denial's scope
+    assert _read("[patient] i do n't have quite as much shortness of breath") == {
+        ("shortness of breath", "reported", False)
+    }  # less of it is still some
+    assert _read("[patient] my kids have had runny noses and a cough") == set()  # the children's
+    assert _read("[doctor] what conditions run in your family ?\n[patient] depression and diabetes") == set()
     assert _read("[patient] i am able to put weight on it now") == set()  # standing on a limb
     assert _read("[patient] i put on some weight") == {("weight gain", "reported", False)}
     assert _read("[doctor] any shortness of breath ?\n[patient] i do n't .") == {
