@@ -771,6 +771,9 @@ def _near(doc: Any, start: int, words: Iterable[str], window: int = 10) -> str |
     return min(found)[1] if found else None
 
 
+ALLERGY_WINDOW = 8  # tokens either side of "allergic" quoted and read
+ALLERGY_TO = re.compile(r"\ballerg\w*(?: reaction)? to\b")
+NO_ALLERGY = re.compile(r"\b(?:no|not|any|n't)(?: known)?(?: drug| medication| food)? allerg")
 EVERY_HOURS = re.compile(r"\bevery (\S+)(?: to (\S+))? hours?\b")
 
 
@@ -906,11 +909,17 @@ def read_allergies(transcript: Transcript, docs: dict[int, Any]) -> list[SaidFac
         if turn.speaker == "unknown":
             continue
         doc = docs[turn.n]
-        for sent in doc.sents:
-            words = _words(sent.text)
-            if not any(w.startswith("allerg") for w in words) or _is_question(sent.text):
+        for token in doc:
+            if not token.lower_.startswith("allerg") or _is_question(token.sent.text):
                 continue
-            found.append(SaidFact("allergy", _clean(sent.text), (turn.n,)))
+            # The words around it, not the whole run-on turn; and only a reaction to something (a drug named
+            # near it, "allergic to ...") or its absence: "seasonal allergies" and "an allergic reaction in
+            # your lungs" are no drug or food allergy.
+            window = doc[max(token.sent.start, token.i - ALLERGY_WINDOW) : token.i + ALLERGY_WINDOW + 1]
+            said = " ".join(_words(window.text))
+            drug = any(e.label_ == "DRUG" and window.start <= e.start < window.end for e in doc.ents)
+            if drug or ALLERGY_TO.search(said) or NO_ALLERGY.search(said):
+                found.append(SaidFact("allergy", _clean(window.text), (turn.n,)))
     return found[:4]
 
 

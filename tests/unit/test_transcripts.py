@@ -249,6 +249,23 @@ def test_a_drugs_status_comes_from_the_words_around_it() -> None:
     assert status(stay) == [("tylenol", "planned", "500 mg")]  # a "no" far before the drug is another's
 
 
+def test_allergies_are_reactions_to_something_or_none_quoted_around_the_word() -> None:
+    def allergies(text: str) -> list[str]:
+        return [a.text for a in facts_of(_transcript(text)).allergies]
+
+    assert allergies("[patient] well i am allergic to penicillin it gives me hives") == [
+        "well i am allergic to penicillin it gives me hives"
+    ]
+    assert allergies("[patient] no known drug allergies") == ["no known drug allergies"]
+    assert allergies("[doctor] this is an allergic reaction in your lungs every time you move hay") == []
+    assert allergies("[patient] congestion from fall pollen and allergies") == []
+    long_turn = (
+        "[doctor] " + "so we went over a lot today " * 4 + "you're allergic to sulfa right " + "ok " * 20
+    )
+    [quoted] = allergies(long_turn)
+    assert "allergic to sulfa" in quoted and len(quoted.split()) < 20  # the words around it, not the turn
+
+
 def test_doses_and_intervals_as_said_and_drugs_without_a_stem() -> None:
     def said(text: str) -> list[tuple[str, str | None, str | None]]:
         return [(m.name, m.dose, m.frequency) for m in facts_of(_transcript(text)).medications]
