@@ -362,10 +362,20 @@ def _name(span: Any) -> str:
     rule = span._.target_rule
     name = (rule.metadata or {}).get("name") if rule is not None else None
     if name == "located pain":
-        part = next(t.lower_ for t in span if t.lower_ in BODY_PARTS)
-        located = f"{part.rstrip('s') if part not in ('legs', 'hips') else part[:-1]} pain"
-        return CANONICAL.get(located, located)  # "my belly hurts" is abdominal pain, as "belly pain" is
+        return _pain_of(next(t.lower_ for t in span if t.lower_ in BODY_PARTS))
     return str(name or span.text.lower())
+
+
+def _pain_of(part: str) -> str:
+    """The pain of a body part by its name ("knees" → "knee pain"; "my belly hurts" is abdominal pain)."""
+    located = f"{part.rstrip('s') if part not in ('legs', 'hips') else part[:-1]} pain"
+    return CANONICAL.get(located, located)
+
+
+def _one_part(text: str) -> str | None:
+    """The pain of the one body part a text names, if it names exactly one."""
+    parts = {_pain_of(w) for w in _words(text) if w in BODY_PARTS}
+    return parts.pop() if len(parts) == 1 else None
 
 
 def _words(text: str) -> list[str]:
@@ -717,7 +727,17 @@ def read_symptoms(
             said = _duration(doc, m.sentence) if status == "reported" else None
             if turn.n in examined:
                 continue
-            if turn.speaker == "patient" or (turn.speaker in CLINICIANS and m.person == "other"):
+            if turn.speaker == "patient" and m.name == "pain":
+                # "it just hurts" after "your right ankle pain ... how did you fall": the part said in the
+                # turn, or else in the clinician's turn before it, when just one is named.
+                before = previous if previous is not None and previous.speaker in CLINICIANS else None
+                own = _one_part(turn.text)
+                located = own or (_one_part(before.text) if before is not None else None)
+                cited = (before.n, turn.n) if before is not None and located and not own else (turn.n,)
+                name = located or m.name
+                polarity.setdefault(turn.n, {}).setdefault(name, set()).add(status)
+                facts.append(SymptomFact(name, status, cited, said))
+            elif turn.speaker == "patient" or (turn.speaker in CLINICIANS and m.person == "other"):
                 facts.append(SymptomFact(m.name, status, (turn.n,), said))
             elif turn.speaker in CLINICIANS and m.person == "first":
                 facts.append(SymptomFact(m.name, status, (turn.n,), said, CLINICIAN_FIRST_PERSON))

@@ -171,6 +171,12 @@ def test_spoken_answers_reasons_and_weight_changes() -> None:
     }  # less of it is still some
     assert _read("[patient] my kids have had runny noses and a cough") == set()  # the children's
     assert _read("[doctor] what conditions run in your family ?\n[patient] depression and diabetes") == set()
+    ankle = _read(
+        "[doctor] you're coming in for some right ankle pain , how did you fall ?\n[patient] it just hurts"
+    )
+    assert ("ankle pain", "reported", False) in ankle  # the part the clinician named just before
+    assert _read("[patient] i fell on my hip and now it hurts") == {("hip pain", "reported", False)}
+    assert _read("[patient] my knee and my hip , it hurts") == {("pain", "reported", False)}  # which one?
     assert _read("[patient] i am able to put weight on it now") == set()  # standing on a limb
     assert _read("[patient] i put on some weight") == {("weight gain", "reported", False)}
     assert _read("[doctor] any shortness of breath ?\n[patient] i do n't .") == {
@@ -245,7 +251,7 @@ def test_a_drugs_status_comes_from_the_words_around_it() -> None:
     ]  # neither taken nor planned by the words: said as named
     assert status("[patient] i did not want any steroid") == []
     assert status("[doctor] did she give you some prednisone ?") == []
-    stay = "[doctor] i do n't see any fracture so i would like you to stay on two tylenol five hundred milligrams"
+    stay = "[doctor] i do n't see any fracture so i'd like you to stay on two tylenol five hundred milligrams"
     assert status(stay) == [("tylenol", "planned", "500 mg")]  # a "no" far before the drug is another's
 
 
