@@ -791,6 +791,14 @@ def _near(doc: Any, start: int, words: Iterable[str], window: int = 10) -> str |
     return min(found)[1] if found else None
 
 
+RUN_ON_WORDS = 40  # a "sentence" longer than this is speech recognition's run-on turn, cut at exam cues
+EXAM_PART = re.compile(
+    r"(?=\b(?:on (?:your|the|my) (?:\w+ )?exam(?:ination)?\b|on (?:your|the) examination of\b))",
+    re.IGNORECASE,
+)
+MOVES_ON = re.compile(
+    r"\b(?:so that means|which means|that means|so i|okay|alright|all right)\b", re.IGNORECASE
+)
 ALLERGY_WINDOW = 8  # tokens either side of "allergic" quoted and read
 ALLERGY_TO = re.compile(r"\ballerg\w*(?: reaction)? to\b")
 NO_ALLERGY = re.compile(r"\b(?:no|not|any|n't)(?: known)?(?: drug| medication| food)? allerg")
@@ -949,13 +957,24 @@ def read_findings(transcript: Transcript, docs: dict[int, Any]) -> list[SaidFact
     found = []
     for n in sorted(exam_turns(transcript)):
         for sent in docs[n].sents:
-            words = " ".join(_words(sent.text))
-            if _is_question(sent.text) or any(cue in f" {words} " for cue in INTENT_CUES):
-                continue
-            if not any(re.search(rf"\b{w}\b", words) for w in FINDING_WORDS):
-                continue
-            found.append(SaidFact("finding", _clean(sent.text), (n,)))
+            for part in _exam_parts(sent.text):
+                words = " ".join(_words(part))
+                if _is_question(part) or any(cue in f" {words} " for cue in INTENT_CUES):
+                    continue
+                if not any(re.search(rf"\b{w}\b", words) for w in FINDING_WORDS):
+                    continue
+                found.append(SaidFact("finding", _clean(part), (n,)))
     return found[:12]
+
+
+def _exam_parts(sentence: str) -> list[str]:
+    """A sentence; or of an unpunctuated exam turn, the parts that open with a system's exam ("... let's do
+    a quick exam so on your heart exam i appreciate a murmur on your lung exam your lungs are clear"), each
+    up to where the talk moves on ("so that means ...") and at most RUN_ON_WORDS words."""
+    if len(sentence.split()) <= RUN_ON_WORDS:
+        return [sentence]
+    parts = [p for p in EXAM_PART.split(sentence) if EXAM_PART.match(p)]
+    return [" ".join(MOVES_ON.split(p)[0].split()[:RUN_ON_WORDS]) for p in parts]
 
 
 def _clean(text: str) -> str:

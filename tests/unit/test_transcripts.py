@@ -255,6 +255,20 @@ def test_a_drugs_status_comes_from_the_words_around_it() -> None:
     assert status(stay) == [("tylenol", "planned", "500 mg")]  # a "no" far before the drug is another's
 
 
+def test_an_unpunctuated_exam_turn_gives_each_systems_findings() -> None:
+    turn = (
+        "[doctor] okay let's go ahead and do a quick physical exam i'm gon na call out my findings "
+        "so on your heart exam i do appreciate a three out of six systolic ejection murmur at the left base "
+        "on your lung exam your lungs are clear to auscultation bilaterally so that means they are fine "
+        "and i want you to keep using the inhaler every day"
+    )
+    findings = [f.text for f in facts_of(_transcript(turn)).findings]
+    assert findings == [
+        "on your heart exam i do appreciate a three out of six systolic ejection murmur at the left base",
+        "on your lung exam your lungs are clear to auscultation bilaterally",
+    ]
+
+
 def test_allergies_are_reactions_to_something_or_none_quoted_around_the_word() -> None:
     def allergies(text: str) -> list[str]:
         return [a.text for a in facts_of(_transcript(text)).allergies]
