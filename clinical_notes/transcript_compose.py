@@ -76,11 +76,16 @@ def symptom_statements(transcript: Transcript, facts: TranscriptFacts) -> list[S
     return out
 
 
+PLANNED = ("planned", "stopping")
+
+
 def _medication(f: MedicationFact) -> str:
     parts = [f.name, *(p for p in (f.dose, f.frequency) if p)]
     said = " ".join(parts)
     if f.status == "planned":
         return f"Medication plan said in the visit: {said}."
+    if f.status == "stopping":
+        return f"Medication plan said in the visit: stop {f.name}."
     if f.status == "stopped":
         return f"Says {f.name} was stopped or is not taken."
     if f.status == "named":
@@ -97,14 +102,14 @@ def transcript_statements(
         return {"Subjective": [Statement(text=NO_TRANSCRIPT, citations=[], author="record")]}
     subjective = symptom_statements(transcript, facts)
     subjective += [
-        _said(transcript, _medication(m), m.turns) for m in facts.medications if m.status != "planned"
+        _said(transcript, _medication(m), m.turns) for m in facts.medications if m.status not in PLANNED
     ]
     subjective += [_said(transcript, f'Allergies as said: "{a.text}"', a.turns) for a in facts.allergies]
     objective = [_said(transcript, f'Said aloud: "{m.text}"', m.turns) for m in facts.measurements]
     objective += [
         _said(transcript, f'Examination, as the clinician said: "{f.text}"', f.turns) for f in facts.findings
     ]
-    plan = [_said(transcript, _medication(m), m.turns) for m in facts.medications if m.status == "planned"]
+    plan = [_said(transcript, _medication(m), m.turns) for m in facts.medications if m.status in PLANNED]
     notices = [f"The visit transcript: {problem}." for problem in transcript.problems]
     subjective += [Statement(text=text, citations=[], author="record") for text in notices]
     return {"Subjective": subjective, "Objective": objective, "Plan": plan}

@@ -28,11 +28,14 @@ from clinical_notes.transcript_terms import (
     EXAM_START,
     FINDING_WORDS,
     FREQUENCIES,
+    INSTRUCTION_CUES,
     MEASURES,
     MORE_DRUG_NAMES,
     NEGATIVE_ANSWERS,
     NEGATIVE_WHOLE_ANSWERS,
+    NOT_DRUGS,
     PAIN_WORDS,
+    PAST_USE_CUES,
     PLAN_CUES,
     STOP_CUES,
     SYMPTOMS,
@@ -41,7 +44,7 @@ from clinical_notes.transcript_terms import (
 )
 
 Status = Literal["reported", "denied"]
-MedStatus = Literal["taking", "planned", "stopped", "named"]
+MedStatus = Literal["taking", "planned", "stopped", "stopping", "named"]
 MIN_STEMMED_DRUG = 6  # a stem match needs a word this long ("ramipril", not "pril")
 CUE_WINDOW = 8  # tokens after a drug name read for plan, stop or taking cues
 # and before it: "i'm going to prescribe you , you know , an extra dose of lasix".
@@ -111,6 +114,17 @@ LESS_OF = [
     {"LOWER": "as"},
     {"LOWER": {"IN": ["much", "many", "bad", "often"]}},
 ]
+# "this isn't the worst headache you've ever had" grades the headache; it does not deny it.
+NOT_THE_WORST = [
+    {"LOWER": {"IN": ["not", "n't", "isn't"]}},
+    {"LOWER": "the"},
+    {"LOWER": {"IN": ["worst", "first", "only"]}},
+]
+# A clinician listing what could happen ("the risks of bleeding, infection"): nothing the patient has.
+RISKS = [
+    {"LOWER": {"IN": ["risk", "risks", "complications", "side"]}},
+    {"LOWER": {"IN": ["of", "include", "including", "are", "effects"]}},
+]
 # Who else a patient speaks of, beyond ConText's family words ("my kids have had a cough").
 HOUSEHOLD = [
     {"LOWER": {"IN": ["kids", "kid", "grandkids", "boyfriend", "girlfriend", "roommate", "baby"]}},
@@ -132,6 +146,10 @@ QUESTION_OPENERS = frozenset(
 )
 # A clinician saying what they are about to do, not what they found ("i'm gon na check your lungs").
 INTENT_CUES = (
+    " if ",
+    " we often ",
+    " we like to ",
+    " candidate ",
     " gon na ",
     " going to ",
     " let me ",
@@ -321,9 +339,8 @@ def pipeline() -> Any:
                 TargetRule(phrase, "MEASURE", pattern=_phrase_pattern(phrase), metadata={"name": name})
             )
     stem = "(" + "|".join(DRUG_STEMS) + ")$"
-    rules.append(
-        TargetRule("drug", "DRUG", pattern=[{"LOWER": {"REGEX": stem}, "LENGTH": {">=": MIN_STEMMED_DRUG}}])
-    )
+    stemmed = {"REGEX": stem, "NOT_IN": list(NOT_DRUGS)}
+    rules.append(TargetRule("drug", "DRUG", pattern=[{"LOWER": stemmed, "LENGTH": {">=": MIN_STEMMED_DRUG}}]))
     for name in (*DRUG_NAMES, *MORE_DRUG_NAMES):
         rules.append(TargetRule(name, "DRUG", pattern=_phrase_pattern(name)))
     matcher.add(rules)
@@ -353,6 +370,10 @@ def pipeline() -> Any:
     context.add([ConTextRule("wish i had", "HYPOTHETICAL", direction="FORWARD", pattern=WISHED)])
     context.add([ConTextRule("no ,", "NEGATED_EXISTENCE", direction="PSEUDO", pattern=ANSWERING_NO)])
     context.add([ConTextRule("not as much", "NEGATED_EXISTENCE", direction="PSEUDO", pattern=LESS_OF)])
+    context.add(
+        [ConTextRule("not the worst", "NEGATED_EXISTENCE", direction="PSEUDO", pattern=NOT_THE_WORST)]
+    )
+    context.add([ConTextRule("risks of", "HYPOTHETICAL", direction="FORWARD", pattern=RISKS)])
     context.add([ConTextRule("my kids", "FAMILY", direction="FORWARD", pattern=HOUSEHOLD)])
     return nlp
 
@@ -559,7 +580,7 @@ def _mentions(doc: Any, clinician: bool = False) -> list[_Mention]:
         sentence = ent.sent.text
         found.append(
             _Mention(
-                _name(ent),
+                _name_in(doc, ent),
                 _negated(ent),
                 _asked(doc, ent) if clinician else _is_question(sentence) or _asks_you(doc, ent),
                 _person(sentence),
@@ -571,6 +592,15 @@ def _mentions(doc: Any, clinician: bool = False) -> list[_Mention]:
     # "pain" alone is kept only where no located pain names it better in the same sentence.
     located = {(m.sentence, m.negated) for m in found if m.name.endswith(" pain") and m.name != "pain"}
     return [m for m in found if not (m.name == "pain" and (m.sentence, m.negated) in located)]
+
+
+def _name_in(doc: Any, ent: Any) -> str:
+    """The concept's name, read on past it: "pain in the back of my head" is the head's."""
+    if ent[-1].lower_ in BODY_PARTS and ent.end + 1 < len(doc) and doc[ent.end].lower_ == "of":
+        part = next((t.lower_ for t in doc[ent.end + 1 : ent.end + 4] if t.lower_ in BODY_PARTS), None)
+        if part is not None:
+            return _pain_of(part)
+    return _name(ent)
 
 
 def _negated(ent: Any, within: int | None = None) -> bool:
@@ -799,6 +829,7 @@ EXAM_PART = re.compile(
 MOVES_ON = re.compile(
     r"\b(?:so that means|which means|that means|so i|okay|alright|all right)\b", re.IGNORECASE
 )
+LAB_WORDS = frozenset({"level", "levels", "phosphatase", "count", "panel", "test", "tests"})
 ALLERGY_WINDOW = 8  # tokens either side of "allergic" quoted and read
 ALLERGY_TO = re.compile(r"\ballerg\w*(?: reaction)? to\b")
 NO_ALLERGY = re.compile(r"\b(?:no|not|any|n't)(?: known)?(?: drug| medication| food)? allerg")
@@ -849,6 +880,11 @@ def _dose_before(doc: Any, start: int) -> str | None:
     return None
 
 
+def _previous_drug(doc: Any, ent: Any) -> int:
+    """Where the drug named before this one ends (or the start)."""
+    return max((e.end for e in doc.ents if e.label_ == "DRUG" and e.end <= ent.start), default=0)
+
+
 def _next_drug(doc: Any, ent: Any) -> int:
     """Where the next drug is named after this one (or the end): a dose said after it is the next one's."""
     return min((e.start for e in doc.ents if e.label_ == "DRUG" and e.start >= ent.end), default=len(doc))
@@ -864,15 +900,22 @@ def read_medications(transcript: Transcript, docs: dict[int, Any]) -> list[Medic
             if ent.label_ != "DRUG" or ent._.is_family:
                 continue
             name = ent.text.lower()
-            # Cues near the drug only: speech recognition runs a whole turn into one "sentence".
-            window = doc[max(ent.sent.start, ent.start - CUE_WINDOW_BEFORE) : ent.end + CUE_WINDOW]
+            # Cues near the drug only, and none across another drug ("stop the norvasc and we'll put you on
+            # hydrochlorothiazide"): speech recognition runs a whole turn into one "sentence".
+            start = max(ent.sent.start, ent.start - CUE_WINDOW_BEFORE, _previous_drug(doc, ent))
+            window = doc[start : min(ent.end + CUE_WINDOW, _next_drug(doc, ent))]
             near = f" {window.text.lower()} "
             clinician = turn.speaker in CLINICIANS
             prescribed = clinician and any(f" {c} " in near for c in PLAN_CUES)
             if ent._.is_hypothetical and not prescribed:
                 continue  # a prescribing next to the drug is a plan, whatever "if" came earlier in the turn
-            if any(f" {c} " in near for c in STOP_CUES):
-                status: MedStatus = "stopped"
+            if _not_a_drug_here(doc, ent):
+                continue  # "your potassium is 3.9", "alkaline phosphatase", "allergic to percocet"
+            stop = any(f" {c} " in near for c in STOP_CUES)
+            if stop and clinician and any(f" {c} " in near for c in INSTRUCTION_CUES):
+                status: MedStatus = "stopping"  # "i want you to stop taking the advil": a plan to stop
+            elif stop or any(f" {c} " in near for c in PAST_USE_CUES) or _before_now(near):
+                status = "stopped"
             elif prescribed:
                 status = "planned"
             elif clinician and _owned(doc, ent):
@@ -895,7 +938,36 @@ def read_medications(transcript: Transcript, docs: dict[int, Any]) -> list[Medic
                 found[key] = MedicationFact(
                     name, status, turns, before.dose or dose, before.frequency or frequency
                 )
-    return list(found.values())
+    # A drug the visit says elsewhere is taken, planned or stopped is not also "named, status unknown"; the
+    # dose and frequency said where it was only named go to it when it has none.
+    out = [f for f in found.values() if f.status != "named"]
+    for named in (f for f in found.values() if f.status == "named"):
+        same = [i for i, f in enumerate(out) if f.name == named.name]
+        if not same:
+            out.append(named)
+        for i in same:
+            f = out[i]
+            if (named.dose and not f.dose) or (named.frequency and not f.frequency):
+                turns = tuple(dict.fromkeys((*f.turns, *named.turns)))[:3]
+                out[i] = MedicationFact(
+                    f.name, f.status, turns, f.dose or named.dose, f.frequency or named.frequency
+                )
+    return out
+
+
+def _before_now(near: str) -> bool:
+    """ "i was on lisinopril before": taken in the past."""
+    return (" was on " in near or " were on " in near) and " before " in near
+
+
+def _not_a_drug_here(doc: Any, ent: Any) -> bool:
+    """A drug word used as a lab ("potassium is 3.9", "magnesium level", "alkaline phosphatase") or named
+    as an allergy ("allergic to percocet")."""
+    after = [t.lower_ for t in doc[ent.end : ent.end + 4]] + ["", "", "", ""]
+    before = " ".join(t.lower_ for t in doc[max(0, ent.start - 4) : ent.start])
+    valued = after[0] in ("is", "was") and spoken_number(after[1]) is not None  # "potassium is 3.9"
+    lab = after[0] in LAB_WORDS or (valued and after[2] not in DOSE_UNITS and after[3] not in DOSE_UNITS)
+    return lab or bool(ALLERGY_TO.search(before)) or "allerg" in before
 
 
 def read_measurements(transcript: Transcript, docs: dict[int, Any]) -> list[SaidFact]:

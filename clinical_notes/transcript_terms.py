@@ -31,7 +31,7 @@ SYMPTOMS: dict[str, tuple[str, ...]] = {
     "weight loss": ("weight loss", "lost weight", "losing weight"),
     "weight gain": ("weight gain", "gained weight", "gaining weight"),
     "loss of appetite": ("loss of appetite", "poor appetite", "decreased appetite", "no appetite"),
-    "headache": ("headache", "headaches", "migraine", "migraines"),
+    "headache": ("headache", "headaches", "head pain", "migraine", "migraines"),
     "dizziness": ("dizziness", "dizzy", "lightheaded", "lightheadedness", "vertigo", "light-headed"),
     "syncope": ("syncope", "fainting", "fainted", "passed out", "passing out", "blacked out"),
     "blurred vision": ("blurred vision", "blurry vision", "vision changes", "double vision", "vision loss"),
@@ -399,6 +399,9 @@ DRUG_NAMES = (
     "valsartan",
     "diovan",
 )
+# Words that end in a stem and name no drug ("alkaline phosphatase", "normal saline" is a fluid, not a drug
+# a patient takes).
+NOT_DRUGS = ("alkaline", "saline")
 # Drug names no stem recognizes, more of them [TOP].
 MORE_DRUG_NAMES = (
     "ultram",
@@ -547,6 +550,9 @@ FREQUENCIES = (
 )
 # What makes a medication a plan rather than a current one: the clinician prescribing or changing it.
 PLAN_CUES = (
+    "write you for",
+    "want you taking",
+    "want you to take",
     "order",
     "ordering",
     "treat you with",
@@ -586,6 +592,9 @@ PLAN_CUES = (
 # What a clinician says of a drug the patient takes now ("you're on lisinopril"; "your metformin" is read
 # from the word just before the drug).
 TAKING_CUES = (
+    "giving you",
+    "holding steady on",
+    "current dose",
     "have you on",
     "had you on",
     "you're on",
@@ -608,7 +617,39 @@ TAKING_CUES = (
     "she takes",
     "he takes",
 )
-STOP_CUES = ("stopped", "stop taking", "quit", "discontinued", "ran out", "not taking", "no longer")
+# A clinician telling the patient to do something: with a stop cue, a plan to stop ("i want you to stop").
+INSTRUCTION_CUES = (
+    "want you to",
+    "like you to",
+    "need you to",
+    "let's",
+    "we'll",
+    "going to",
+    "gon na",
+    "get you off",
+)
+# Taken before, not now ("i used to take", "we switched her from furosemide"; "i was on lisinopril before" is
+# read from "was on" with "before").
+PAST_USE_CUES = (
+    "used to take",
+    "was previously on",
+    "switched from",
+    "switched her from",
+    "switched him from",
+    "switched you from",
+)
+STOP_CUES = (
+    "stopped",
+    "stop taking",
+    "stop the",
+    "quit",
+    "discontinued",
+    "ran out",
+    "not taking",
+    "no longer",
+    "get you off",
+    "hold the",
+)
 # How an answer starts, for denial or report by answer.
 NEGATIVE_ANSWERS = (
     "no",

@@ -177,6 +177,12 @@ def test_spoken_answers_reasons_and_weight_changes() -> None:
     assert ("ankle pain", "reported", False) in ankle  # the part the clinician named just before
     assert _read("[patient] i fell on my hip and now it hurts") == {("hip pain", "reported", False)}
     assert _read("[patient] my knee and my hip , it hurts") == {("pain", "reported", False)}  # which one?
+    assert _read("[patient] a dull pain in the back of my head") == {("headache", "reported", False)}
+    assert _read("[doctor] the risks of surgery include bleeding and infection") == set()  # what could happen
+    worst = (
+        "[patient] i have a headache\n[doctor] this is n't the worst headache you've ever had ?\n[patient] no"
+    )
+    assert ("headache", "denied", False) not in _read(worst)  # grading the headache denies nothing
     assert _read("[patient] i am able to put weight on it now") == set()  # standing on a limb
     assert _read("[patient] i put on some weight") == {("weight gain", "reported", False)}
     assert _read("[doctor] any shortness of breath ?\n[patient] i do n't .") == {
@@ -250,6 +256,11 @@ def test_a_drugs_status_comes_from_the_words_around_it() -> None:
         ("dexamethasone", "named", None)
     ]  # neither taken nor planned by the words: said as named
     assert status("[patient] i did not want any steroid") == []
+    assert status("[doctor] your potassium is 3.9 and your alkaline phosphatase was 156") == []  # labs
+    assert status("[patient] i am allergic to percocet") == []  # an allergy, not a medication
+    switch = "[doctor] i'm gon na stop the norvasc and we'll put you on hydrochlorothiazide 10 milligrams"
+    assert status(switch) == [("norvasc", "stopping", None), ("hydrochlorothiazide", "planned", "10 mg")]
+    assert status("[patient] i was on lisinopril before") == [("lisinopril", "stopped", None)]
     assert status("[doctor] did she give you some prednisone ?") == []
     stay = "[doctor] i do n't see any fracture so i'd like you to stay on two tylenol five hundred milligrams"
     assert status(stay) == [("tylenol", "planned", "500 mg")]  # a "no" far before the drug is another's
