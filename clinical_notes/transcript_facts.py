@@ -208,6 +208,7 @@ REPEATED = re.compile(r"\b(\w+)(?: \1\b)+")
 LATER = ("in a second", "in a minute", "in a moment", "later")
 TAG_QUESTION = re.compile(r",?\s*\b(?:okay|ok|right|all right|alright|yeah|you know)\s*\?$", re.IGNORECASE)
 READING_WINDOW = 16  # tokens after a measurement's name read for its value
+MAX_READINGS = 12
 READING_UNITS = frozenset(
     {"pounds", "lbs", "kilograms", "kg", "kilos", "percent", "%", "degrees", "mmhg", "bpm"}
 )
@@ -679,6 +680,10 @@ def _answer_polarity(text: str) -> Literal["negative", "affirmative", "other"]:
     whole = (
         said in NEGATIVE_WHOLE_ANSWERS
     )  # "i don't." (but "i don't do any of that" is about something else)
+    opening = _words(re.split(r"[.?!]", cleaned, maxsplit=1)[0])[:SHORT_ANSWER]  # "no . none of those . i do"
+    affirms = re.search(r"\bi (?:do|have|did)\b(?! n't| not)", " ".join(opening))
+    if set(opening) & NO_WORDS and affirms:
+        return "other"  # "no i yeah i do i like to eat": both, so neither ("yeah no" stays a no)
     if whole or _starts(cleaned, NEGATIVE_ANSWERS) or any(phrase in said for phrase in REST_DENIED):
         return "negative"  # "a little congestion, but everything else has been okay" denies the rest
     if _starts(cleaned, NEGATIVE_WHOLE_ANSWERS):
@@ -827,7 +832,7 @@ EXAM_PART = re.compile(
     re.IGNORECASE,
 )
 MOVES_ON = re.compile(
-    r"\b(?:so that means|which means|that means|so i|okay|alright|all right)\b", re.IGNORECASE
+    r"\b(?:so that means|which means|that means|so i|okay|alright|all right|now we|since we)\b", re.IGNORECASE
 )
 LAB_WORDS = frozenset({"level", "levels", "phosphatase", "count", "panel", "test", "tests"})
 ALLERGY_WINDOW = 8  # tokens either side of "allergic" quoted and read
@@ -972,7 +977,7 @@ def _not_a_drug_here(doc: Any, ent: Any) -> bool:
 
 def read_measurements(transcript: Transcript, docs: dict[int, Any]) -> list[SaidFact]:
     """Measurements a clinician says aloud with a number in the same sentence."""
-    found: dict[str, SaidFact] = {}
+    found: dict[tuple[str, int], SaidFact] = {}
     for turn in transcript.turns:
         if turn.speaker not in CLINICIANS:
             continue
@@ -992,14 +997,15 @@ def read_measurements(transcript: Transcript, docs: dict[int, Any]) -> list[Said
                 if spoken_number(t.text) is not None
                 and (t.i + 1 >= len(doc) or doc[t.i + 1].lower_ not in (*TIME_UNITS, *DOSE_UNITS))
             ]
-            if not readings:
-                continue
+            between = {t.lower_ for t in doc[ent.end : readings[0].i]} if readings else set()
+            if not readings or between & {"if", "call"}:
+                continue  # "weigh yourself daily and call me if you gain three pounds" is a threshold
             last = readings[-1].i + 1
             last += last < len(doc) and doc[last].lower_ in READING_UNITS  # "180 pounds"
             said = _clean(doc[ent.start : last].text)
             name = _name(ent)
-            found.setdefault(name, SaidFact(name, said, (turn.n,)))
-    return list(found.values())
+            found.setdefault((name, turn.n), SaidFact(name, said, (turn.n,)))  # today's and the ER's pressure
+    return list(found.values())[:MAX_READINGS]
 
 
 def read_allergies(transcript: Transcript, docs: dict[int, Any]) -> list[SaidFact]:

@@ -212,7 +212,7 @@ MEASURES: dict[str, tuple[str, ...]] = {
     "heart rate": ("heart rate", "pulse", "heart rate is"),
     "temperature": ("temperature", "temp"),
     "oxygen saturation": ("oxygen saturation", "oxygen level", "o2 sat", "sats", "pulse ox", "saturation"),
-    "respiratory rate": ("respiratory rate",),
+    "respiratory rate": ("respiratory rate", "respirations", "respiration rate", "breathing rate"),
     "weight": ("weight", "weigh", "weighs"),
     "hemoglobin a1c": ("hemoglobin a1c", "a1c", "a1 c"),
     "blood sugar": ("blood sugar", "blood sugars", "glucose", "sugars"),

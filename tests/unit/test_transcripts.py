@@ -178,6 +178,13 @@ def test_spoken_answers_reasons_and_weight_changes() -> None:
     assert _read("[patient] i fell on my hip and now it hurts") == {("hip pain", "reported", False)}
     assert _read("[patient] my knee and my hip , it hurts") == {("pain", "reported", False)}  # which one?
     assert _read("[patient] a dull pain in the back of my head") == {("headache", "reported", False)}
+    assert (
+        _read("[doctor] any swelling ? any slips with your diet ?\n[patient] no i yeah i do i like to eat")
+        == set()
+    )
+    assert ("chest pain", "denied", False) in _read(
+        "[doctor] any chest pain ?\n[patient] no . none of those . i do notice my ankles swell"
+    )  # the first sentence answers
     assert _read("[doctor] the risks of surgery include bleeding and infection") == set()  # what could happen
     worst = (
         "[patient] i have a headache\n[doctor] this is n't the worst headache you've ever had ?\n[patient] no"
@@ -217,6 +224,10 @@ def test_exam_findings_are_no_reports_and_onsets_and_readings_name_what_they_are
     assert [m.name for m in facts_of(_transcript("[doctor] your a1c is seven point two .")).measurements] == [
         "hemoglobin a1c"
     ]
+    threshold = facts_of(_transcript("[doctor] weigh yourself daily and call me if you gain three pounds"))
+    assert threshold.measurements == []  # an instruction's threshold is no reading
+    both = facts_of(_transcript("[doctor] your heart rate is seventy two your respirations are eighteen"))
+    assert [m.text for m in both.measurements] == ["heart rate is seventy two", "respirations are eighteen"]
     dosed = facts_of(
         _transcript("[doctor] your hemoglobin a1c continue the metformin five hundred milligrams")
     )
