@@ -18,9 +18,9 @@ from clinical_notes.concepts import term_stems
 from clinical_notes.evidence import DATE, Evidence, EvidenceSource, Quantity, parse_day
 from clinical_notes.transcript import Transcript, Turn, split_turn_ref
 from clinical_notes.transcript_facts import (
-    HESITATIONS,
     Status,
     TranscriptFacts,
+    is_hesitation,
     spoken_numbers,
     statement_polarity,
 )
@@ -99,7 +99,7 @@ def _unquoted(text: str, turns: list[TurnEvidence]) -> str:
 
 
 def _plain(text: str) -> list[str]:
-    return [w for w in re.findall(r"[a-z0-9']+", text.lower()) if w not in HESITATIONS]
+    return [w for w in re.findall(r"[a-z0-9']+", text.lower()) if not is_hesitation(w)]
 
 
 def _numbers(text: str) -> list[Quantity]:

@@ -102,8 +102,9 @@ WISHED = [
 # follows ("no , the weight loss has really decreased all the pain", "no just kind of a headache", "no i
 # wish unfortunately i've gained some weight"; a denial after it has its own cue: "no i have n't had"):
 # a pseudo-cue, so ConText's "no" does not negate the turn.
-ANSWERING_NO = [
-    {"LOWER": {"IN": ["no", "nope", "nah"]}, "IS_SENT_START": True},
+NO_OPENERS = ["no", "nope", "nah"]
+ANSWERING_NO: list[dict[str, Any]] = [
+    {"LOWER": {"IN": NO_OPENERS}, "IS_SENT_START": True},
     {"LOWER": {"IN": [",", "just", "i", "i've", "i'm", "it", "it's", "that's"]}},
 ]
 # "i do n't have quite as much shortness of breath" has it, less: a pseudo-cue, so ConText does not deny it.
@@ -132,6 +133,8 @@ HOUSEHOLD = [
 ]
 # A clinician asking about the family: what the answer names is the family's ("my mom had depression").
 FAMILY_QUESTION = ("run in your family", "runs in your family", "family history", "anyone in your family")
+# Words that give a symptom word another sense next to them ("my stream is weak", "numbing medicine").
+OTHER_SENSE = {"weakness": ("stream", "signal"), "numbness": ("medicine", "shot", "injection", "cream")}
 # Questions a turn tagged as the patient's may hold (speech recognition swaps tags): not the patient's report.
 SECOND_PERSON_ASKS = ("have you", "do you", "did you", "are you", "you been having", "you having")
 # How a clinician dictates about the patient without "you" or "she" ("chief complaint is left arm pain").
@@ -241,8 +244,8 @@ ONSET_WORDS = (
     "saturday",
     "sunday",
 )
-HESITATIONS = frozenset({"uh", "um", "uhm", "er", "hmm", "mm"})
-FILLERS = re.compile(r"\b(?:" + "|".join(sorted(HESITATIONS)) + r")\b\s*,?\s*", re.IGNORECASE)
+HESITATION_WORD = r"(?:h+m+|u+h+m*|u+m+|m+h*m+|e+r+)"  # "hmm", "hmmm", "uhh", "umm", "mm", "er"
+FILLERS = re.compile(rf"\b{HESITATION_WORD}\b\s*,?\s*", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -370,6 +373,13 @@ def pipeline() -> Any:
     context.add([ConTextRule(cue, "TERMINATE", direction="TERMINATE") for cue in SPOKEN_TERMINATIONS])
     context.add([ConTextRule("wish i had", "HYPOTHETICAL", direction="FORWARD", pattern=WISHED)])
     context.add([ConTextRule("no ,", "NEGATED_EXISTENCE", direction="PSEUDO", pattern=ANSWERING_NO)])
+    # "hmmm no i had diarrhea last week": the same, after a hesitation.
+    hesitant = [
+        {"LOWER": {"REGEX": f"^{HESITATION_WORD}$"}, "IS_SENT_START": True},
+        {"LOWER": {"IN": NO_OPENERS}},
+        ANSWERING_NO[1],
+    ]
+    context.add([ConTextRule("uh no ,", "NEGATED_EXISTENCE", direction="PSEUDO", pattern=hesitant)])
     context.add([ConTextRule("not as much", "NEGATED_EXISTENCE", direction="PSEUDO", pattern=LESS_OF)])
     context.add(
         [ConTextRule("not the worst", "NEGATED_EXISTENCE", direction="PSEUDO", pattern=NOT_THE_WORST)]
@@ -386,6 +396,11 @@ def _name(span: Any) -> str:
     if name == "located pain":
         return _pain_of(next(t.lower_ for t in span if t.lower_ in BODY_PARTS))
     return str(name or span.text.lower())
+
+
+def is_hesitation(word: str) -> bool:
+    """Whether a word is a hesitation sound ("um", "hmmm")."""
+    return re.fullmatch(HESITATION_WORD, word.lower()) is not None
 
 
 def _pain_of(part: str) -> str:
@@ -578,6 +593,9 @@ def _mentions(doc: Any, clinician: bool = False) -> list[_Mention]:
             continue
         if ent._.is_historical and not _negated(ent):
             continue  # "used to have", "history of": not what the patient has now
+        around = {t.lower_ for t in doc[max(ent.sent.start, ent.start - 3) : ent.end + 2]}
+        if around & set(OTHER_SENSE.get(_name(ent), ())):
+            continue
         sentence = ent.sent.text
         found.append(
             _Mention(

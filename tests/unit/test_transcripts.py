@@ -178,6 +178,12 @@ def test_spoken_answers_reasons_and_weight_changes() -> None:
     assert _read("[patient] i fell on my hip and now it hurts") == {("hip pain", "reported", False)}
     assert _read("[patient] my knee and my hip , it hurts") == {("pain", "reported", False)}  # which one?
     assert _read("[patient] a dull pain in the back of my head") == {("headache", "reported", False)}
+    assert _read("[doctor] is your urination stream weak\n[patient] yeah i'd say so") == set()  # not weakness
+    assert _read("[doctor] i'll give you some numbing medicine") == set()
+    assert _read("[doctor] any constipation ?\n[patient] hmmm no i had diarrhea last week") == {
+        ("constipation", "denied", False),
+        ("diarrhea", "reported", False),
+    }  # "hmmm no i" answers like "no i" does
     assert (
         _read("[doctor] any swelling ? any slips with your diet ?\n[patient] no i yeah i do i like to eat")
         == set()
