@@ -54,6 +54,13 @@ def older_unapproved(*, session: Session, patient_id: str, kind: str, newer_ref:
     return list(session.exec(query).all())
 
 
+def _older(version: str | None, recorded: str | None) -> bool:
+    """Whether `version` precedes the recorded one (servers that number their versions; others can't say)."""
+    if version is None or recorded is None or not (version.isdigit() and recorded.isdigit()):
+        return False
+    return int(version) < int(recorded)
+
+
 def decide(
     *,
     session: Session,
@@ -72,6 +79,8 @@ def decide(
     unchanged = version is not None and version == draft.version
     if state == DraftState.preliminary and draft.state != DraftState.preliminary and unchanged:
         return draft
+    if _older(version, draft.version):
+        return draft  # a notification of version 1 handled after the approval that made version 2
     if state != draft.state:
         draft.decided_at = datetime.now(UTC)
     draft.state = state

@@ -28,3 +28,19 @@ def test_a_late_reading_of_the_unchanged_draft_does_not_undo_a_replacement(postg
     assert observe(DraftState.preliminary, "1") == DraftState.replaced
     # A new version of our draft that is preliminary again is news: it counts.
     assert observe(DraftState.preliminary, "2") == DraftState.preliminary
+
+
+def test_a_late_reading_of_an_older_version_does_not_undo_an_approval(postgres_db: str) -> None:
+    ref = f"DocumentReference/{uuid.uuid4().hex[:12]}"
+    with session_scope() as session:
+        record_draft(session=session, ref=ref, patient_id="p1", kind="soap", job_id=None, version="1")
+    with session_scope() as session:
+        draft = get_draft(session=session, ref=ref)
+        assert (
+            decide(session=session, draft=draft, state=DraftState.approved, version="2").state == "approved"
+        )
+    # The subscription's notification of version 1 (preliminary), handled after the approval of version 2.
+    with session_scope() as session:
+        draft = get_draft(session=session, ref=ref)
+        late = decide(session=session, draft=draft, state=DraftState.preliminary, version="1")
+        assert (late.state, late.version) == (DraftState.approved, "2")
