@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,20 +169,32 @@ def succeeded_with_one_draft_each(
     auth: dict[str, str],
     fhir: str,
     jobs: dict[str, str],
-    timeout: float,
+    stall_s: float,
     check: Callable[[], None] | None = None,
 ) -> None:
-    """Wait until every job (id -> patient) succeeded, failing at once when one failed; then each patient
-    has exactly one draft per kind its job asked for on the FHIR server: the ones its job reports."""
-
-    def all_done() -> bool:
+    """Wait until every job (id -> patient) succeeded, failing at once when one failed, or when for
+    `stall_s` no job finished and no draft was written (a slow shared machine still progresses; a stuck or
+    livelocked job does not); then each patient has exactly one draft per kind its job asked for on the
+    FHIR server: the ones its job reports. However steady the progress, it gives up after 4 x `stall_s`."""
+    progress: tuple[int, int] = (-1, -1)
+    began = stalled_since = time.monotonic()
+    while True:
         if check is not None:
             check()
-        states = [job(api, auth, j)["status"] for j in jobs]
-        assert "failed" not in states, [job(api, auth, j) for j in jobs]
-        return all(s == "succeeded" for s in states)
-
-    wait_until(all_done, timeout, "every job succeeded", interval=1.0)
+        answers = [job(api, auth, j) for j in jobs]
+        states = [a["status"] for a in answers]
+        assert "failed" not in states, answers
+        if all(s == "succeeded" for s in states):
+            break
+        now = (states.count("succeeded"), sum(len(drafts_of(fhir, p)) for p in set(jobs.values())))
+        if now != progress:
+            progress, stalled_since = now, time.monotonic()
+        states_now = [(a["status"], a["attempts"], a["reason"]) for a in answers]
+        assert time.monotonic() - stalled_since < stall_s, (
+            f"no job finished and no draft was written for {stall_s:.0f} s: {states_now}"
+        )
+        assert time.monotonic() - began < 4 * stall_s, f"not all done in {4 * stall_s:.0f} s: {states_now}"
+        time.sleep(1.0)
     for job_id, patient in jobs.items():
         found, answer = drafts_of(fhir, patient), job(api, auth, job_id)
         assert len(found) == len(answer["kinds"]), (patient, answer["kinds"], found)

@@ -87,11 +87,13 @@ def test_sigkill_mid_job_repeatedly(
                 os.kill(pid, signal.SIGKILL)  # reject_on_worker_lost requeues the message at once
     killed_s = time.monotonic() - started
 
-    succeeded_with_one_draft_each(api, auth, fhir_server, jobs, 600, check=no_crash)
+    succeeded_with_one_draft_each(api, auth, fhir_server, jobs, 300, check=no_crash)
     total = sum(int(job(api, auth, j)["attempts"]) for j in jobs)
     swept = len(workers.lines("sweeper queued"))
+    lost = len(workers.lines("lease lost"))
     print(
         f"\n{target} SIGKILLs: {done}; {len(jobs)} jobs of 3 kinds, {total} attempts, all succeeded with "
-        f"one draft per kind; sweeps that took over a job: {swept}; kill phase {killed_s:.0f} s, "
+        f"one draft per kind; sweeps that took over a job: {swept}; leases lost: {lost}; "
+        f"kill phase {killed_s:.0f} s, "
         f"total {time.monotonic() - started:.0f} s"
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -12,7 +13,7 @@ from services.core.db import session_scope
 from services.core.settings import get_settings
 from services.jobs.models import JobStatus
 from services.jobs.service import claim_job, create_job, get_job, held_by, renew_lease
-from workers.jobrunner import JobOutcome, run_job
+from workers.jobrunner import Claimed, JobOutcome, LeaseKeeper, run_job
 from workers.queueing import MARKER, marked, sweep_jobs
 
 pytestmark = pytest.mark.integration
@@ -97,3 +98,50 @@ def test_a_claim_sets_a_lease_the_worker_renews(postgres_db: str) -> None:
     with session_scope() as session:
         assert renew_lease(session=session, job_id=job_id, attempt=1, lease_s=30)
         assert get_job(session=session, job_id=job_id).lease_until > first  # type: ignore[operator]
+
+
+def claimed(patient: str, lease_s: float) -> Claimed:
+    """A new job, claimed by its first attempt with a lease of `lease_s`."""
+    job_id = new_job(patient)
+    with session_scope() as session:
+        row = claim_job(session=session, job_id=job_id, lease_s=lease_s)
+        assert row is not None
+        return Claimed(job_id, row.attempts, row.patient_id, list(row.kinds), None)
+
+
+def test_the_lease_holds_while_the_job_blocks_its_event_loop(postgres_db: str) -> None:
+    """CPU-bound work that never yields (condensing a large record on a busy machine) outlasting the
+    lease: the keeper's own thread renews it, so no other attempt can take the job over meanwhile."""
+    job = claimed("lease-blocked", lease_s=3)
+
+    async def blocking() -> bool:
+        deadline = time.monotonic() + 7
+        while time.monotonic() < deadline:  # busy, holding the GIL but for the interpreter's switches
+            pass
+        with session_scope() as session:
+            return claim_job(session=session, job_id=job.job_id, lease_s=3) is None
+
+    async def run() -> bool:
+        work = asyncio.create_task(blocking())
+        with LeaseKeeper(job, 3, work):
+            return await work
+
+    assert asyncio.run(run()), "the lease lapsed while the event loop was blocked"
+
+
+def test_a_lost_lease_cancels_the_work(postgres_db: str) -> None:
+    job = claimed("lease-lost", lease_s=60)
+    lapse(job.job_id)
+    with session_scope() as session:
+        assert claim_job(session=session, job_id=job.job_id, lease_s=60) is not None  # attempt 2
+
+    async def run() -> bool:
+        work = asyncio.create_task(asyncio.sleep(60))
+        with LeaseKeeper(job, 1.5, work) as keeper:
+            with pytest.raises(asyncio.CancelledError):
+                await work
+            return keeper.lost.is_set()
+
+    started = time.monotonic()
+    assert asyncio.run(run())
+    assert time.monotonic() - started < 30
