@@ -415,6 +415,18 @@ def _one_part(text: str) -> str | None:
     return parts.pop() if len(parts) == 1 else None
 
 
+DEICTIC = frozenset({"here", "there", "this", "that"})
+
+
+def _pointed_at(m: _Mention, text: str) -> str:
+    """An unlocated pain asked about where the clinician points ("exam of the low back. any pain here?"):
+    the pain of the body part named last before the question; any other mention as it is named."""
+    if m.name != "pain" or not DEICTIC & set(_words(m.sentence)):
+        return m.name
+    parts = [w for w in _words(text[: m.sentence_start]) if w in BODY_PARTS]
+    return _pain_of(parts[-1]) if parts else m.name
+
+
 def _words(text: str) -> list[str]:
     return re.findall(r"[a-z][a-z0-9'\-]*", text.lower())
 
@@ -804,7 +816,7 @@ def read_symptoms(
         answer_mentions = _mentions(docs[answer.n], answer.speaker in CLINICIANS)
         answered = {m.name for m in answer_mentions}
         asked_names = {m.name for m in asked}
-        names = list(dict.fromkeys(m.name for m in asked if m.name not in answered))
+        names = list(dict.fromkeys(_pointed_at(m, turn.text) for m in asked if m.name not in answered))
         rest = any(phrase in " ".join(_words(answer.text)) for phrase in REST_DENIED)
         # An answer that opens with a bare no denies what was asked and the rest of it does not name.
         if answered & asked_names and not rest and not _opens_with_no(docs[answer.n]):

@@ -139,6 +139,7 @@ WEIGHT_CHANGES: dict[str, list[list[dict[str, Any]]]] = {
         [{"LOWER": "gained"}, _AMOUNT, _NUMBER, _WEIGHT],
         # "put on some weight"; "put weight on it" is standing on a limb
         [{"LOWER": {"IN": ["put", "putting"]}}, {"LOWER": "on"}, _AMOUNT, _NUMBER, _WEIGHT],
+        [{"LOWER": "or"}, {"LOWER": "gain"}],  # "any recent weight loss or gain" asks about both
     ],
     "weight loss": [[{"LOWER": "lost"}, _AMOUNT, _NUMBER, _WEIGHT]],  # "trying to lose weight" is no loss
 }

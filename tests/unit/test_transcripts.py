@@ -154,6 +154,16 @@ def test_an_answer_that_picks_from_the_list_denies_the_rest_and_only_then() -> N
     assert {("fever", "denied", False), ("chills", "denied", False), ("sore throat", "denied", False)} <= rest
 
 
+def test_a_pain_asked_where_the_clinician_points_and_a_pair_said_once() -> None:
+    pointed = _read("[doctor] the neck is fine . exam of the low back . any pain here ?\n[patient] no")
+    assert pointed == {("back pain", "denied", False)}  # the part named last before "here"
+    assert _read("[doctor] any pain when you walk ?\n[patient] no .") == {("pain", "denied", False)}
+    assert _read("[doctor] any weight loss or gain ?\n[patient] no .") == {
+        ("weight loss", "denied", False),
+        ("weight gain", "denied", False),
+    }
+
+
 def test_spoken_answers_reasons_and_weight_changes() -> None:
     assert _read(
         "[doctor] have you lost any weight ?\n[patient] no i wish unfortunately i've gained some weight"
