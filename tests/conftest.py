@@ -319,13 +319,24 @@ def _launch_api(
 
 
 def registered(subscription_id: str, events: int = 0) -> str:
-    """Record a subscription as one `ehrsum subscribe` registered (Backport notifications need that)."""
+    """Record a subscription as one `ehrsum subscribe` registered (Backport notifications need that), its
+    last event now: a gap it reports is caught up from now, not from the session's poll cursor, which would
+    queue real jobs for the records other tests put on the shared FHIR server (a census test's patients
+    waited behind three such jobs for nine minutes)."""
+    from datetime import UTC, datetime
+
     from services.core.db import session_scope
+    from services.subscriptions.models import SubscriptionState
     from services.subscriptions.service import ensure_state
 
     ref = f"Subscription/{subscription_id}"
     with session_scope() as session:
         ensure_state(session=session, subscription=ref, protocol="backport", criteria="test", events=events)
+        state = session.get(SubscriptionState, ref)
+        assert state is not None
+        state.last_event_at = datetime.now(UTC)
+        session.add(state)
+        session.commit()
     return subscription_id
 
 
