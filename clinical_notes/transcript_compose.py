@@ -94,6 +94,9 @@ def _medication(f: MedicationFact) -> str:
     return f"Takes {said}{dose}, as said in the visit."
 
 
+FINDING_LABELS = {"finding": "Examination", "study": "Study read out"}
+
+
 def transcript_statements(
     transcript: Transcript | None, facts: TranscriptFacts
 ) -> dict[str, list[Statement]]:
@@ -107,7 +110,8 @@ def transcript_statements(
     subjective += [_said(transcript, f'Allergies as said: "{a.text}"', a.turns) for a in facts.allergies]
     objective = [_said(transcript, f'Said aloud: "{m.text}"', m.turns) for m in facts.measurements]
     objective += [
-        _said(transcript, f'Examination, as the clinician said: "{f.text}"', f.turns) for f in facts.findings
+        _said(transcript, f'{FINDING_LABELS[f.name]}, as the clinician said: "{f.text}"', f.turns)
+        for f in facts.findings
     ]
     plan = [_said(transcript, _medication(m), m.turns) for m in facts.medications if m.status in PLANNED]
     notices = [f"The visit transcript: {problem}." for problem in transcript.problems]

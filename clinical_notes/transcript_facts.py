@@ -38,6 +38,7 @@ from clinical_notes.transcript_terms import (
     PAST_USE_CUES,
     PLAN_CUES,
     STOP_CUES,
+    STUDY_WORDS,
     SYMPTOMS,
     TAKING_CUES,
     WEIGHT_CHANGES,
@@ -210,6 +211,9 @@ REPEATED = re.compile(r"\b(\w+)(?: \1\b)+")
 # An exam announced for later has not begun (read as whole words: "bilateral" is not "later").
 LATER = ("in a second", "in a minute", "in a moment", "later")
 TAG_QUESTION = re.compile(r",?\s*\b(?:okay|ok|right|all right|alright|yeah|you know)\s*\?$", re.IGNORECASE)
+# "show me the x-ray" asks to see a study (a voice command to the scribe); "it shows" reports its result.
+RESULT_VERBS = re.compile(r"\b(?:shows|showed|shown|reveals|revealed|demonstrates|demonstrated)\b")
+TRAILING_JOIN = re.compile(r"[\s,]*\b(?:and|or|but|so|with)$", re.IGNORECASE)  # a quote cut mid-list
 READING_WINDOW = 16  # tokens after a measurement's name read for its value
 MAX_READINGS = 12
 READING_UNITS = frozenset(
@@ -810,6 +814,9 @@ def read_symptoms(
                 facts.append(SymptomFact(m.name, status, (turn.n,), said, SWAPPED))
         asked = [m for m in mentions if m.question and _yes_no(m)]
         answer = transcript.turn(turn.n + 1)
+        if answer is not None and (located := _where_it_hurts(turn, mentions, answer, docs[answer.n])):
+            facts.append(SymptomFact(located, "reported", (turn.n, answer.n), None))
+            polarity.setdefault(answer.n, {}).setdefault(located, set()).add("reported")
         if not asked or answer is None or answer.speaker == "unknown":
             continue
         answer_polarity = _answer_polarity(answer.text)
@@ -842,6 +849,20 @@ def read_symptoms(
                 if uncertain is None:
                     polarity.setdefault(answer.n, {}).setdefault(name, set()).add("reported")
     return facts, polarity
+
+
+def _where_it_hurts(question: Turn, mentions: list[_Mention], answer: Turn, answer_doc: Any) -> str | None:
+    """The pain a patient locates when the clinician asks where it hurts ("where are you hurting?" "right
+    in the groin area." → groin pain), unless the answer names that pain itself or denies."""
+    if question.speaker not in CLINICIANS or answer.speaker != "patient":
+        return None
+    if not any(m.question and m.name == "pain" and "where" in _words(m.sentence) for m in mentions):
+        return None
+    located = _one_part(answer.text)
+    own = _mentions(answer_doc)
+    if located is None or any(m.negated or m.name == located for m in own):
+        return None
+    return located
 
 
 def _owned(doc: Any, ent: Any) -> bool:
@@ -1055,7 +1076,7 @@ def read_allergies(transcript: Transcript, docs: dict[int, Any]) -> list[SaidFac
             said = " ".join(_words(window.text))
             drug = any(e.label_ == "DRUG" and window.start <= e.start < window.end for e in doc.ents)
             if drug or ALLERGY_TO.search(said) or NO_ALLERGY.search(said):
-                found.append(SaidFact("allergy", _clean(window.text), (turn.n,)))
+                found.append(SaidFact("allergy", TRAILING_JOIN.sub("", _clean(window.text)), (turn.n,)))
     return found[:4]
 
 
@@ -1069,9 +1090,11 @@ def read_findings(transcript: Transcript, docs: dict[int, Any]) -> list[SaidFact
                 words = " ".join(_words(part))
                 if _is_question(part) or any(cue in f" {words} " for cue in INTENT_CUES):
                     continue
-                if not any(re.search(rf"\b{w}\b", words) for w in FINDING_WORDS):
+                study = any(re.search(rf"\b{re.escape(w)}\b", words) for w in STUDY_WORDS)
+                finding = any(re.search(rf"\b{w}\b", words) for w in FINDING_WORDS)
+                if not (finding or (study and RESULT_VERBS.search(words))):
                     continue
-                found.append(SaidFact("finding", _clean(part), (n,)))
+                found.append(SaidFact("study" if study else "finding", _clean(part), (n,)))
     return found[:12]
 
 

@@ -756,3 +756,27 @@ FINDING_WORDS = (
     "regular",
     "irregular",
 )
+
+# Imaging and other studies a clinician reads out during the exam ("mr arthrogram of the right hip ... shows
+# chondromalacia"): their result is a study's, not an examination finding [common imaging modalities].
+STUDY_WORDS = (
+    "x-ray",
+    "x-rays",
+    "xray",
+    "radiograph",
+    "radiographs",
+    "mri",
+    "mr",
+    "arthrogram",
+    "ct",
+    "cat scan",
+    "ultrasound",
+    "echocardiogram",
+    "echo",
+    "ejection fraction",
+    "ekg",
+    "ecg",
+    "electrocardiogram",
+    "mammogram",
+    "dexa",
+)

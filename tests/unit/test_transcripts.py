@@ -164,6 +164,29 @@ def test_a_pain_asked_where_the_clinician_points_and_a_pair_said_once() -> None:
     }
 
 
+def test_where_it_hurts_is_located_by_the_answer() -> None:
+    assert _read("[doctor] where are you hurting ?\n[patient] right in the groin area .") == {
+        ("groin pain", "reported", False)
+    }
+    assert _read("[doctor] where are you hurting ?\n[patient] well , it moves around .") == set()
+    assert _read("[patient] where does it hurt ?\n[doctor] in your knee .") == set()  # asked by the patient
+
+
+def test_studies_read_out_are_labelled_apart_from_the_exam_and_quotes_end_cleanly() -> None:
+    text = (
+        "[doctor] let's do a quick physical exam . the knee has mild swelling . "
+        "your x-ray shows mild degenerative changes .\n"
+        "[doctor] and you're allergic to penicillin and"
+    )
+    transcript = _transcript(text)
+    composed = transcript_statements(transcript, facts_of(transcript))
+    objective = [s.text for s in composed["Objective"]]
+    assert 'Examination, as the clinician said: "the knee has mild swelling."' in objective
+    assert 'Study read out, as the clinician said: "your x-ray shows mild degenerative changes."' in objective
+    subjective = [s.text for s in composed["Subjective"]]
+    assert 'Allergies as said: "and you\'re allergic to penicillin"' in subjective  # no dangling "and"
+
+
 def test_spoken_answers_reasons_and_weight_changes() -> None:
     assert _read(
         "[doctor] have you lost any weight ?\n[patient] no i wish unfortunately i've gained some weight"
