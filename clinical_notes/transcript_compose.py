@@ -103,7 +103,10 @@ def transcript_statements(
     """The transcript's statements by SOAP section title; without a transcript, Subjective says so."""
     if transcript is None:
         return {"Subjective": [Statement(text=NO_TRANSCRIPT, citations=[], author="record")]}
-    subjective = symptom_statements(transcript, facts)
+    subjective = [
+        _said(transcript, f"Reason for the visit, as said: {r.text}", r.turns) for r in facts.reason
+    ]
+    subjective += symptom_statements(transcript, facts)
     subjective += [
         _said(transcript, _medication(m), m.turns) for m in facts.medications if m.status not in PLANNED
     ]

@@ -141,7 +141,17 @@ SECOND_PERSON_ASKS = ("have you", "do you", "did you", "are you", "you been havi
 # How a clinician dictates about the patient without "you" or "she" ("chief complaint is left arm pain").
 DICTATION_CUES = ("chief complaint", "here for", "presents with", "presenting with", "complains of")
 # How a clinician states why the patient came ("you're coming in today for some right ankle pain").
+REASON_TURNS = 14  # the opening of the visit, where its reason is said
+REASON_WORDS, REASON_BEFORE, REASON_AFTER = 30, 10, 16  # words quoted of a run-on opening, around its cue
 REASON_CUES = ("here for", "in for", "in today for", "here today for", "being seen for", "seen today for")
+VISIT_REASON_CUES = (
+    *REASON_CUES,
+    "comes in for",
+    "coming in for",
+    "chief complaint",
+    "problems with",
+    "problem with",
+)
 # Where a spoken denial stops: "no fever some chills and i do feel a little nauseous" denies fever only
 # (speech recognition writes no punctuation to end the negation's scope).
 SPOKEN_TERMINATIONS = ("some", "a little", "a bit", "i do", "and i", "kinda", "just")
@@ -292,6 +302,7 @@ class TranscriptFacts:
     measurements: list[SaidFact] = field(default_factory=list)
     allergies: list[SaidFact] = field(default_factory=list)
     findings: list[SaidFact] = field(default_factory=list)
+    reason: list[SaidFact] = field(default_factory=list)
     polarity: dict[int, dict[str, set[Status]]] = field(default_factory=dict)
 
 
@@ -1098,6 +1109,41 @@ def read_findings(transcript: Transcript, docs: dict[int, Any]) -> list[SaidFact
     return found[:12]
 
 
+def read_reason(transcript: Transcript, docs: dict[int, Any]) -> list[SaidFact]:
+    """Why the patient came, as first said in the opening turns ("keith is a 58-year-old male here for
+    evaluation of high blood sugar"); a question ("some problems with your right hip?") once the patient's
+    next turn says yes, quoted with it."""
+    for turn in transcript.turns[:REASON_TURNS]:
+        if turn.speaker not in (*CLINICIANS, "patient"):
+            continue
+        for sent in docs[turn.n].sents:
+            words = " ".join(_words(sent.text))
+            if not _cued(words, VISIT_REASON_CUES):
+                continue
+            said = TRAILING_JOIN.sub("", _clean(_around_cue(sent.text, VISIT_REASON_CUES)))
+            if not _is_question(sent.text) and not _cued(words, ("any",)):
+                return [SaidFact("reason", f'"{said}"', (turn.n,))]
+            answer = transcript.turn(turn.n + 1)
+            if (
+                answer is not None
+                and answer.speaker == "patient"
+                and _answer_polarity(answer.text) == "affirmative"
+            ):
+                return [SaidFact("reason", f'"{said}" "{_clean(answer.text)}"', (turn.n, answer.n))]
+    return []
+
+
+def _around_cue(sentence: str, cues: Iterable[str]) -> str:
+    """REASON_WORDS words of a (run-on) sentence: its opening, or where its first cue falls late, from
+    REASON_BEFORE words before the cue."""
+    tokens = sentence.split()
+    plain = [re.sub(r"[^a-z0-9'\-]", "", t.lower()) for t in tokens]
+    starts = [i for i in range(len(plain)) for c in cues if plain[i : i + len(c.split())] == c.split()]
+    at = min(starts, default=0)
+    start = 0 if at + REASON_AFTER <= REASON_WORDS else at - REASON_BEFORE
+    return " ".join(tokens[start : start + REASON_WORDS])
+
+
 def _exam_parts(sentence: str) -> list[str]:
     """A sentence; or of an unpunctuated exam turn, the parts that open with a system's exam ("... let's do
     a quick exam so on your heart exam i appreciate a murmur on your lung exam your lungs are clear"), each
@@ -1128,6 +1174,7 @@ def facts_of(transcript: Transcript) -> TranscriptFacts:
         facts.measurements = read_measurements(transcript, docs)
         facts.allergies = read_allergies(transcript, docs)
         facts.findings = read_findings(transcript, docs)
+        facts.reason = read_reason(transcript, docs)
     return facts
 
 

@@ -187,6 +187,25 @@ def test_studies_read_out_are_labelled_apart_from_the_exam_and_quotes_end_cleanl
     assert 'Allergies as said: "and you\'re allergic to penicillin"' in subjective  # no dangling "and"
 
 
+def _reason(text: str) -> list[str]:
+    transcript = _transcript(text)
+    subjective = transcript_statements(transcript, facts_of(transcript))["Subjective"]
+    return [s.text for s in subjective if s.text.startswith("Reason for the visit")]
+
+
+def test_the_reason_for_the_visit_is_quoted_from_the_opening() -> None:
+    assert _reason(
+        "[doctor] hi .\n[doctor] keith is a 58-year-old male here for evaluation of his sugar ."
+    ) == ['Reason for the visit, as said: "keith is a 58-year-old male here for evaluation of his sugar."']
+    assert _reason(
+        "[doctor] so you've been having some problems with your right hip ?\n[patient] yeah ."
+    ) == [
+        'Reason for the visit, as said: "so you\'ve been having some problems with your right hip?" "yeah."'
+    ]
+    assert _reason("[doctor] any problems with your bowels ?\n[patient] no .") == []  # a review of systems
+    assert _reason("[doctor] are you here for your knee ?\n[patient] no , my back .") == []
+
+
 def test_spoken_answers_reasons_and_weight_changes() -> None:
     assert _read(
         "[doctor] have you lost any weight ?\n[patient] no i wish unfortunately i've gained some weight"
