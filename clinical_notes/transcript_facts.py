@@ -141,9 +141,10 @@ SECOND_PERSON_ASKS = ("have you", "do you", "did you", "are you", "you been havi
 # How a clinician dictates about the patient without "you" or "she" ("chief complaint is left arm pain").
 DICTATION_CUES = ("chief complaint", "here for", "presents with", "presenting with", "complains of")
 # How a clinician states why the patient came ("you're coming in today for some right ankle pain").
-REASON_TURNS = 14  # the opening of the visit, where its reason is said
-REASON_WORDS, REASON_BEFORE, REASON_AFTER = 30, 10, 16  # words quoted of a run-on opening, around its cue
 REASON_CUES = ("here for", "in for", "in today for", "here today for", "being seen for", "seen today for")
+# The reason for the visit as first said: where (its opening turns), how much of it is quoted, and its cues.
+REASON_TURNS = 14
+REASON_WORDS, REASON_BEFORE, REASON_AFTER = 30, 10, 16  # words quoted of a run-on opening, around its cue
 VISIT_REASON_CUES = (
     *REASON_CUES,
     "comes in for",
