@@ -12,6 +12,7 @@ tagged as the doctor's: speech recognition swaps tags), the fact is kept as unce
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -260,7 +261,8 @@ ONSET_WORDS = (
     "sunday",
 )
 HESITATION_WORD = r"(?:h+m+|u+h+m*|u+m+|m+h*m+|e+r+)"  # "hmm", "hmmm", "uhh", "umm", "mm", "er"
-FILLERS = re.compile(rf"\b{HESITATION_WORD}\b\s*,?\s*", re.IGNORECASE)
+# "mm-hmm" and "uh-huh" are a yes, not two hesitations.
+FILLERS = re.compile(rf"(?<![\w-]){HESITATION_WORD}(?![\w-])\s*,?\s*", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -312,6 +314,9 @@ class TranscriptFacts:
 
 CANONICAL = {phrase: name for name, phrases in SYMPTOMS.items() for phrase in phrases}
 ANSWERED_BY_COLON = (": no", ": none")
+# Written notes negate with "without any other"; spoken, "any other symptoms like a cough" asks, and a
+# negation says its own "no" or "not".
+ASKED_NOT_NEGATED = ("any other",)
 
 
 def _phrase_pattern(phrase: str) -> list[dict[str, Any]]:
@@ -328,6 +333,10 @@ def pipeline() -> Any:
     from medspacy.target_matcher import TargetRule
 
     nlp = spacy.blank("en")
+    # Speech recognition marks a word cut off with a hyphen ("nausea or vomiting-"): the word is still said.
+    tokenizer: Any = nlp.tokenizer
+    suffixes = [*(nlp.Defaults.suffixes or ()), r"(?<=[a-z])-"]
+    tokenizer.suffix_search = spacy.util.compile_suffix_regex(suffixes).search
     nlp.add_pipe("sentencizer")
     matcher: Any = nlp.add_pipe("medspacy_target_matcher")
     rules = []
@@ -371,7 +380,7 @@ def pipeline() -> Any:
         [
             r
             for r in ConTextRule.from_json(context.DEFAULT_RULES_FILEPATH)
-            if r.literal not in ANSWERED_BY_COLON
+            if r.literal not in (*ANSWERED_BY_COLON, *ASKED_NOT_NEGATED)
         ]
     )
     context.add(
@@ -480,9 +489,11 @@ YES_NO_OPENERS = frozenset(
     }
 )
 LEAD_INS = frozenset({"and", "so", "okay", "ok", "all", "right", "alright", "um", "uh", "now", "also", "but"})
+WH_WORDS = frozenset({"what", "how", "where", "when", "why", "which", "who"})
+LISTED = 3  # symptoms that make a question a list to answer yes or no to
 
 
-def _yes_no(m: _Mention) -> bool:
+def _yes_no(m: _Mention, alongside: int = 1) -> bool:
     """Whether a question mentioning a symptom is answered by yes or no ("any fever?", "do you have chest
     pain?"), not by a description ("what have you taken for the pain?"), and is not the part a speaker
     corrects ("joint pain ... i mean, muscle aches?" asks about muscle aches)."""
@@ -495,7 +506,10 @@ def _yes_no(m: _Mention) -> bool:
     before = " " + " ".join(_words(m.sentence[: max(0, m.start - m.sentence_start)])[-ASK_WINDOW:]) + " "
     if any(f" {cue} " in before for cue in QUESTION_CUES):
         return True
-    return bool(words) and (words[0] in YES_NO_OPENERS or "any" in words[:4] or len(words) <= 4)
+    # "specifically feeling sick, fever, rashes, numbness?" lists what the question before it asked about;
+    # `alongside`: the symptoms its sentence asks about.
+    listed = alongside >= LISTED and not WH_WORDS & set(words)
+    return bool(words) and (words[0] in YES_NO_OPENERS or "any" in words[:4] or len(words) <= 4 or listed)
 
 
 def _joined(asked: list[_Mention]) -> bool:
@@ -824,7 +838,8 @@ def read_symptoms(
                 facts.append(SymptomFact(m.name, status, (turn.n,), said, CLINICIAN_FIRST_PERSON))
             elif turn.speaker in CLINICIANS and after_patient_asks:
                 facts.append(SymptomFact(m.name, status, (turn.n,), said, SWAPPED))
-        asked = [m for m in mentions if m.question and _yes_no(m)]
+        per_sentence = Counter(m.sentence_start for m in mentions if m.question)
+        asked = [m for m in mentions if m.question and _yes_no(m, per_sentence[m.sentence_start])]
         answer = transcript.turn(turn.n + 1)
         if answer is not None and (located := _where_it_hurts(turn, mentions, answer, docs[answer.n])):
             facts.append(SymptomFact(located, "reported", (turn.n, answer.n), None))

@@ -679,6 +679,7 @@ NEGATIVE_WHOLE_ANSWERS = (
     "i don't",
     "i do n't",
     "i do not",
+    "i did not",
     "i did n't",
     "i didn't",
     "i have n't",
@@ -691,11 +692,14 @@ AFFIRMATIVE_ANSWERS = (
     "yup",
     "i do",
     "i have",
+    "i did",
     "uh-huh",
     "mm-hmm",
     "a little",
     "sometimes",
     "occasionally",
+    "just when",
+    "only when",
 )
 # Where the clinician examines: the exam section begins at one of these cues and ends at one of the next.
 EXAM_START = (

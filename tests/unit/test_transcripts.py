@@ -154,6 +154,44 @@ def test_an_answer_that_picks_from_the_list_denies_the_rest_and_only_then() -> N
     assert {("fever", "denied", False), ("chills", "denied", False), ("sore throat", "denied", False)} <= rest
 
 
+def test_speech_recognition_marks_and_spoken_list_questions_are_read() -> None:
+    cut_off = _read(
+        "[doctor] have you had any other symptoms , chest pain , nausea or vomiting-\n[patient] no ."
+    )
+    assert ("vomiting", "denied", False) in cut_off  # "vomiting-": a word cut off is still said
+    no_mark = _read(
+        "[doctor] okay and any other symptoms like a cough or dizziness or anything like that\n[patient] no"
+    )
+    assert no_mark == {("cough", "denied", False), ("dizziness", "denied", False)}  # spoken "any other" asks
+    assert (
+        _read("[doctor] have you noticed any other joint pain like in your elbows\n[patient] a bit") == set()
+    )
+    listed = _read(
+        "[doctor] any other symptoms ? specifically fever , rashes , neck stiffness , weakness ?\n"
+        "[patient] no . ca n't recall a fever or any kind of rash ."
+    )
+    assert {("stiffness", "denied", False), ("weakness", "denied", False)} <= listed  # the list is asked
+    either = _read(
+        "[doctor] like , just , like , reflux or are you actually vomiting ?\n[patient] actually vomiting ."
+    )
+    assert ("heartburn", "denied", False) not in either  # a choice of words for one event, not a list
+
+
+def test_spoken_yeses_and_qualified_yeses() -> None:
+    assert _read("[doctor] any difficulty swallowing ?\n[patient] mm-hmm . i did .") == {
+        ("difficulty swallowing", "reported", False)
+    }  # "mm-hmm" is a yes, not two hesitations
+    assert _read("[doctor] any fever ?\n[patient] uh-huh") == {("fever", "reported", False)}
+    assert _read(
+        "[doctor] did you have some shortness of breath\n[patient] i did but i did n't think much of it"
+    ) == {("shortness of breath", "reported", False)}
+    assert _read(
+        "[doctor] do you feel short of breath ?\n[patient] uh , just when i'm doing the projects ."
+    ) == {("shortness of breath", "reported", False)}
+    assert _read("[doctor] any fever ?\n[patient] i did not .") == {("fever", "denied", False)}
+    assert _read("[doctor] any fever ?\n[patient] i did n't check .") == set()
+
+
 def test_a_pain_asked_where_the_clinician_points_and_a_pair_said_once() -> None:
     pointed = _read("[doctor] the neck is fine . exam of the low back . any pain here ?\n[patient] no")
     assert pointed == {("back pain", "denied", False)}  # the part named last before "here"
