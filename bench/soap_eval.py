@@ -8,12 +8,14 @@
     .venv/bin/python bench/soap_eval.py llm --kinds soap progress --show-rejections  # each rejection
 
 Each encounter becomes a FHIR Bundle (Patient, Encounter, transcript DocumentReference: bench/aci_bundles.py).
-Develop on train; valid is held out and reported beside it. Recall counts what the reference note states and
+Develop on train; valid, reported beside it, was held out until its misses were read on 2026-12-07 (the
+test splits stay held back). Recall counts what the reference note states and
 the transcript contains: medications with their dose (the reference's drug name and "N mg" said in the
 transcript), and symptoms the reference reports or denies (read by the same medspaCy ConText pipeline) whose
-words the transcript holds. A negation flip is a composed statement whose polarity is the opposite of the
-reference note's for the same symptom, with no composed statement agreeing with it. The LLM run reads the
-served model from the endpoint (EHRSUM_LLM_BASE_URL, EHRSUM_LLM_MODEL) and labels every figure with it.
+words the transcript holds. A negation flip is a composed statement whose polarity is the opposite of every
+statement the reference note makes of the same symptom, with no composed statement agreeing with it. The
+LLM run reads the served model from the endpoint (EHRSUM_LLM_BASE_URL, EHRSUM_LLM_MODEL) and labels every
+figure with it.
 Anchors (ACI-Bench test 1, full note): GPT-4 ROUGE-1/2/L 51.76/22.58/45.97, MEDCON 57.78.
 """
 
@@ -104,13 +106,14 @@ def subjective_text(note: str) -> str:
     return "\n".join(out)
 
 
-def reference_symptoms(note: str) -> dict[str, str]:
-    """Symptom → reported/denied, as the reference note's subjective sections state them."""
-    found: dict[str, str] = {}
+def reference_symptoms(note: str) -> dict[str, list[str]]:
+    """Symptom → reported/denied as the reference note's subjective sections state it, first statement
+    first ("denies left knee pain ... reports right knee pain": knee pain, both)."""
+    found: dict[str, list[str]] = {}
     for sentence in pipeline()(subjective_text(note)).sents:
         for name, status in statement_polarity(sentence.text).items():
-            if name != "pain":
-                found.setdefault(name, status)
+            if name != "pain" and status not in found.setdefault(name, []):
+                found[name].append(status)
     return found
 
 
@@ -159,12 +162,15 @@ def composed_figures(case: Case, tally: Tally) -> None:
     for s in statements:
         for name, status in statement_polarity(s.text).items():
             composed[name].add(status)
-    for name, status in reference_symptoms(case.encounter.reference).items():
+    for name, statuses in reference_symptoms(case.encounter.reference).items():
         if not in_transcript(name, case.transcript):
             continue
+        status = statuses[0]  # recall of what the reference says first, as before
         tally.counts[f"symptoms_{status}"] += 1
         tally.counts[f"symptoms_{status}_hit"] += status in composed.get(name, set())
-        if composed.get(name) and status not in composed[name]:
+        # A flip states the opposite of every statement the reference makes of it; the reference may say
+        # both of one name, for two sides (the names carry no laterality).
+        if composed.get(name) and not composed[name] & set(statuses):
             tally.counts["flips"] += 1
             tally.flips.append(
                 f"{case.encounter.id}: reference {status} {name}, composed {sorted(composed[name])}"
