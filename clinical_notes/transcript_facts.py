@@ -75,6 +75,7 @@ SPOKEN_NEGATIONS = (
     "no more",
 )
 ASK_WINDOW = 12  # tokens before a concept read for a question's words
+CHECKING_CUES = ("make sure", "just checking", "just to check", "to confirm", "double check", "double-check")
 QUESTION_CUES = (
     "have you",
     "do you",
@@ -611,6 +612,9 @@ def _asked(doc: Any, ent: Any) -> bool:
     shortly before it (speech recognition runs "... okay well have you had any numbness" together)."""
     if _is_question(ent.sent.text) and ent.sent.end - ent.end <= ASK_WINDOW:
         return True  # a question mark far after the concept closes another question of a long turn
+    around = doc[max(ent.sent.start, ent.start - ASK_WINDOW) : min(ent.sent.end, ent.end + ASK_WINDOW)]
+    if _cued(" ".join(t.lower_ for t in around), CHECKING_CUES):
+        return True  # "no shortness of breath, just wanna make sure": a denial put to the patient to confirm
     if _negated(ent):
         return False  # "you don't have any edema" states; only a question mark makes it asked
     before = f" {_before(doc, ent)} "

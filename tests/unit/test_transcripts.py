@@ -188,6 +188,16 @@ def test_spoken_yeses_and_qualified_yeses() -> None:
     assert _read(
         "[doctor] do you feel short of breath ?\n[patient] uh , just when i'm doing the projects ."
     ) == {("shortness of breath", "reported", False)}
+    checked = (
+        "[doctor] before i do , just want to make sure you're not having any chest pain today\n[patient] "
+    )
+    assert _read(checked + "no") == {
+        ("chest pain", "denied", False)
+    }  # a denial put to the patient to confirm
+    assert _read(checked + "yeah") == set()  # a yes to a negated question says not which
+    assert _read("[doctor] no shortness of breath just wan na make sure\n[patient] no") == {
+        ("shortness of breath", "denied", False)
+    }
     assert _read("[doctor] any fever ?\n[patient] i did not .") == {("fever", "denied", False)}
     assert _read("[doctor] any fever ?\n[patient] i did n't check .") == set()
 
