@@ -29,6 +29,7 @@ from clinical_notes.transcript_terms import (
     EXAM_START,
     FINDING_WORDS,
     FREQUENCIES,
+    HOPED_CUES,
     INSTRUCTION_CUES,
     MEASURES,
     MORE_DRUG_NAMES,
@@ -999,6 +1000,8 @@ def read_medications(transcript: Transcript, docs: dict[int, Any]) -> list[Medic
             if _not_a_drug_here(doc, ent):
                 continue  # "your potassium is 3.9", "alkaline phosphatase", "allergic to percocet"
             stop = any(f" {c} " in near for c in STOP_CUES)
+            if stop and any(f" {c} " in near for c in HOPED_CUES):
+                continue  # a stop hoped for is no stop, and says nothing of what is taken now
             if stop and clinician and any(f" {c} " in near for c in INSTRUCTION_CUES):
                 status: MedStatus = "stopping"  # "i want you to stop taking the advil": a plan to stop
             elif stop or any(f" {c} " in near for c in PAST_USE_CUES) or _before_now(near):

@@ -619,6 +619,16 @@ TAKING_CUES = (
     "he takes",
 )
 # A clinician telling the patient to do something: with a stop cue, a plan to stop ("i want you to stop").
+# A stop hoped for, not made: "hopefully we can eventually get you off that lisinopril".
+HOPED_CUES = (
+    "hopefully",
+    "eventually",
+    "the hope is",
+    "hope to",
+    "the goal is",
+    "goal is to",
+    "down the road",
+)
 INSTRUCTION_CUES = (
     "want you to",
     "like you to",

@@ -381,6 +381,8 @@ def test_a_drugs_status_comes_from_the_words_around_it() -> None:
     assert status("[doctor] did she give you some prednisone ?") == []
     stay = "[doctor] i do n't see any fracture so i'd like you to stay on two tylenol five hundred milligrams"
     assert status(stay) == [("tylenol", "planned", "500 mg")]  # a "no" far before the drug is another's
+    hoped = "[doctor] with their help we can hopefully eventually get you off that lisinopril"
+    assert status(hoped) == []  # a stop hoped for is no stop
 
 
 def test_an_unpunctuated_exam_turn_gives_each_systems_findings() -> None:
