@@ -31,6 +31,7 @@ from clinical_notes.transcript_terms import (
     FREQUENCIES,
     HOPED_CUES,
     INSTRUCTION_CUES,
+    MANOEUVRE_CUES,
     MEASURES,
     MORE_DRUG_NAMES,
     NEGATIVE_ANSWERS,
@@ -119,6 +120,9 @@ LESS_OF = [
     {"LOWER": "as"},
     {"LOWER": {"IN": ["much", "many", "bad", "often"]}},
 ]
+WARNED_OF = ("watch for", "watch out for", "look out for", "keep an eye out for")
+# "i just can't stop itching" reports the itching at its worst.
+CANT_STOP = [{"LOWER": {"IN": ["not", "n't", "cannot"]}}, {"LOWER": "stop"}]
 # "this isn't the worst headache you've ever had" grades the headache; it does not deny it.
 NOT_THE_WORST = [
     {"LOWER": {"IN": ["not", "n't", "isn't"]}},
@@ -227,8 +231,12 @@ LATER = ("in a second", "in a minute", "in a moment", "later")
 TAG_QUESTION = re.compile(r",?\s*\b(?:okay|ok|right|all right|alright|yeah|you know)\s*\?$", re.IGNORECASE)
 # "show me the x-ray" asks to see a study (a voice command to the scribe); "it shows" reports its result.
 RESULT_VERBS = re.compile(r"\b(?:shows|showed|shown|reveals|revealed|demonstrates|demonstrated)\b")
-TRAILING_JOIN = re.compile(r"[\s,]*\b(?:and|or|but|so|with)$", re.IGNORECASE)  # a quote cut mid-list
+TRAILING_JOIN = re.compile(r"[\s,]*\b(?:and|or|but|so|with|now)$", re.IGNORECASE)  # a quote cut mid-list
 READING_WINDOW = 16  # tokens after a measurement's name read for its value
+NOT_A_READING = frozenset(
+    {"if", "call", "below", "under", "goal", "target", "keep", "cuff", "machine", "monitor"}
+)
+DECADES = re.compile(r"(?:twen|thir|for|fif|six|seven|eigh|nine)ties")
 MAX_READINGS = 12
 READING_UNITS = frozenset(
     {"pounds", "lbs", "kilograms", "kg", "kilos", "percent", "%", "degrees", "mmhg", "bpm"}
@@ -408,10 +416,13 @@ def pipeline() -> Any:
     ]
     context.add([ConTextRule("uh no ,", "NEGATED_EXISTENCE", direction="PSEUDO", pattern=hesitant)])
     context.add([ConTextRule("not as much", "NEGATED_EXISTENCE", direction="PSEUDO", pattern=LESS_OF)])
+    context.add([ConTextRule("can't stop", "NEGATED_EXISTENCE", direction="PSEUDO", pattern=CANT_STOP)])
     context.add(
         [ConTextRule("not the worst", "NEGATED_EXISTENCE", direction="PSEUDO", pattern=NOT_THE_WORST)]
     )
     context.add([ConTextRule("risks of", "HYPOTHETICAL", direction="FORWARD", pattern=RISKS)])
+    # "what i want you to watch for is ... severe diarrhea": a warning of what may come.
+    context.add([ConTextRule(cue, "HYPOTHETICAL", direction="FORWARD") for cue in WARNED_OF])
     context.add([ConTextRule("my kids", "FAMILY", direction="FORWARD", pattern=HOUSEHOLD)])
     return nlp
 
@@ -680,8 +691,10 @@ def _negated(ent: Any, within: int | None = None) -> bool:
     )
 
 
-def _duration(doc: Any, sentence: str) -> str | None:
-    """Onset or duration as said in a sentence ("for about two weeks", "three days ago", "since monday")."""
+def _duration(doc: Any, sentence: str, at: int) -> str | None:
+    """Onset or duration as said in a sentence ("for about two weeks", "three days ago", "since monday"),
+    within DURATION_WINDOW tokens of the symptom said at character `at` (a run-on turn's "your last
+    treatment just a few days ago ... the fatigue" dates the treatment)."""
     from spacy.matcher import Matcher
 
     matcher = Matcher(doc.vocab)
@@ -724,9 +737,10 @@ def _duration(doc: Any, sentence: str) -> str | None:
         ],
     )
     best: str | None = None
+    symptom = next((t.i for t in doc if t.idx >= at), len(doc))
     for _, start, end in matcher(doc):
         span = doc[start:end]
-        if span.sent.text != sentence:
+        if span.sent.text != sentence or start - symptom > DURATION_WINDOW or symptom - end > DURATION_WINDOW:
             continue
         text = span.text
         if best is None or len(text) > len(best):
@@ -735,6 +749,7 @@ def _duration(doc: Any, sentence: str) -> str | None:
 
 
 SHORT_ANSWER = 6  # words of an answer read whole for a no said inside it
+DURATION_WINDOW = 12  # tokens between a symptom and the onset or duration said of it
 NO_WORDS = frozenset({"no", "nope", "nah"})
 YES_WORDS = frozenset({"yes", "yeah", "yep", "yup"})
 
@@ -824,27 +839,39 @@ def read_symptoms(
             patient_asks.add(turn.n)
         for m in statements:
             status = "denied" if m.negated else "reported"
-            said = _duration(doc, m.sentence) if status == "reported" else None
+            said = _duration(doc, m.sentence, m.start) if status == "reported" else None
             if turn.n in examined:
                 continue
             if turn.speaker == "patient" and m.name == "pain":
                 # "it just hurts" after "your right ankle pain ... how did you fall": the part said in the
                 # turn, or else in the clinician's turn before it, when just one is named.
                 before = previous if previous is not None and previous.speaker in CLINICIANS else None
+                if before is not None and before.n in examined:
+                    continue  # "it hurts a little" as the clinician presses: the exam's finding
                 own = _one_part(turn.text)
                 located = own or (_one_part(before.text) if before is not None else None)
                 cited = (before.n, turn.n) if before is not None and located and not own else (turn.n,)
                 name = located or m.name
                 polarity.setdefault(turn.n, {}).setdefault(name, set()).add(status)
                 facts.append(SymptomFact(name, status, cited, said))
-            elif turn.speaker == "patient" or (turn.speaker in CLINICIANS and m.person == "other"):
+            elif turn.speaker == "patient" or (
+                turn.speaker in CLINICIANS
+                and m.person == "other"
+                and not _contradicted(m, status, transcript.turn(turn.n + 1), docs)
+            ):
                 facts.append(SymptomFact(m.name, status, (turn.n,), said))
             elif turn.speaker in CLINICIANS and m.person == "first":
                 facts.append(SymptomFact(m.name, status, (turn.n,), said, CLINICIAN_FIRST_PERSON))
             elif turn.speaker in CLINICIANS and after_patient_asks:
                 facts.append(SymptomFact(m.name, status, (turn.n,), said, SWAPPED))
         per_sentence = Counter(m.sentence_start for m in mentions if m.question)
-        asked = [m for m in mentions if m.question and _yes_no(m, per_sentence[m.sentence_start])]
+        asked = [
+            m
+            for m in mentions
+            if m.question
+            and _yes_no(m, per_sentence[m.sentence_start])
+            and not (turn.n in examined and _manoeuvre(m))
+        ]
         answer = transcript.turn(turn.n + 1)
         if answer is not None and (located := _where_it_hurts(turn, mentions, answer, docs[answer.n])):
             facts.append(SymptomFact(located, "reported", (turn.n, answer.n), None))
@@ -883,6 +910,22 @@ def read_symptoms(
     return facts, polarity
 
 
+def _contradicted(m: _Mention, status: Status, reply: Turn | None, docs: dict[int, Any]) -> bool:
+    """Whether the patient's reply says the opposite of what the clinician said of them ("you've been able
+    to tolerate the nausea" "i have n't had any nausea"): the patient's words stand."""
+    if reply is None or reply.speaker != "patient":
+        return False
+    said = {(r.name, r.negated) for r in _mentions(docs[reply.n]) if not r.question}
+    return (m.name, status == "reported") in said
+
+
+def _manoeuvre(m: _Mention) -> bool:
+    """Whether a pain is asked about as the clinician examines ("does it hurt when i press")."""
+    return (m.name == "pain" or m.name.endswith(" pain")) and _cued(
+        " ".join(_words(m.sentence)), MANOEUVRE_CUES
+    )
+
+
 def _where_it_hurts(question: Turn, mentions: list[_Mention], answer: Turn, answer_doc: Any) -> str | None:
     """The pain a patient locates when the clinician asks where it hurts ("where are you hurting?" "right
     in the groin area." → groin pain), unless the answer names that pain itself or denies."""
@@ -910,12 +953,23 @@ def _near(doc: Any, start: int, words: Iterable[str], window: int = 10) -> str |
 
 
 RUN_ON_WORDS = 40  # a "sentence" longer than this is speech recognition's run-on turn, cut at exam cues
-EXAM_PART = re.compile(
-    r"(?=\b(?:on (?:your|the|my) (?:\w+ )?exam(?:ination)?\b|on (?:your|the) examination of\b))",
+# Where a system's exam opens: "on your heart exam", "on the examination of", "listen to your lungs".
+SYSTEM_EXAM = r"\bon (?:your|the|my) (?:\w+ )?exam(?:ination)?\b|\bon (?:your|the) examination of\b"
+LOOKED_AT = r"\b(?:listen(?:ing)? to|look(?:ing)? at|examin(?:e|ing)) (?:your|the) \w+"
+EXAM_PART = re.compile(rf"(?={SYSTEM_EXAM}|{LOOKED_AT})", re.IGNORECASE)
+OPENS_LOOKING = re.compile(rf"^{LOOKED_AT}", re.IGNORECASE)
+OPENS_SYSTEM = re.compile(rf"^(?:{SYSTEM_EXAM})", re.IGNORECASE)
+SYSTEM_NAMES = frozenset({"heart", "lungs", "abdomen"})
+# A question put during the exam ("when i move your left knee do you get any pain") ends the finding.
+ASKS_DURING_EXAM = re.compile(
+    r"\b(?:(?:when|if) i (?:move|press|push|bend|touch|squeeze|turn|lift)|do you|does it|does that|can you"
+    r"|are you|is it)\b.*$",
     re.IGNORECASE,
 )
 MOVES_ON = re.compile(
-    r"\b(?:so that means|which means|that means|so i|okay|alright|all right|now we|since we)\b", re.IGNORECASE
+    r"\b(?:so that means|which means|that means|so i|okay|alright|all right|now we|since we"
+    r"|(?:your|my|the) (?:diagnosis|assessment|impression))\b",
+    re.IGNORECASE,
 )
 LAB_WORDS = frozenset({"level", "levels", "phosphatase", "count", "panel", "test", "tests"})
 ALLERGY_WINDOW = 8  # tokens either side of "allergic" quoted and read
@@ -994,12 +1048,13 @@ def read_medications(transcript: Transcript, docs: dict[int, Any]) -> list[Medic
             window = doc[start : min(ent.end + CUE_WINDOW, _next_drug(doc, ent))]
             near = f" {window.text.lower()} "
             clinician = turn.speaker in CLINICIANS
-            prescribed = clinician and any(f" {c} " in near for c in PLAN_CUES)
+            patient = turn.speaker == "patient"  # an untagged speaker's drug is taken only when said so
+            prescribed = not patient and any(f" {c} " in near for c in PLAN_CUES)
             if ent._.is_hypothetical and not prescribed:
                 continue  # a prescribing next to the drug is a plan, whatever "if" came earlier in the turn
             if _not_a_drug_here(doc, ent):
                 continue  # "your potassium is 3.9", "alkaline phosphatase", "allergic to percocet"
-            stop = any(f" {c} " in near for c in STOP_CUES)
+            stop = any(f" {c} " in near for c in STOP_CUES) or (patient and _stopped_later(doc, ent))
             if stop and any(f" {c} " in near for c in HOPED_CUES):
                 continue  # a stop hoped for is no stop, and says nothing of what is taken now
             if stop and clinician and any(f" {c} " in near for c in INSTRUCTION_CUES):
@@ -1012,7 +1067,7 @@ def read_medications(transcript: Transcript, docs: dict[int, Any]) -> list[Medic
                 status = "taking"  # "your metformin", asked about or not
             elif _negated(ent, CUE_WINDOW_BEFORE) or _is_question(ent.sent.text):
                 continue  # "did not want any steroid", "did she give you some prednisone?": not taken
-            elif not clinician or any(f" {c} " in near for c in TAKING_CUES):
+            elif patient or any(f" {c} " in near for c in TAKING_CUES):
                 status = "taking"
             else:
                 status = "named"  # a clinician naming a drug without saying it is taken or planned
@@ -1043,6 +1098,13 @@ def read_medications(transcript: Transcript, docs: dict[int, Any]) -> list[Medic
                     f.name, f.status, turns, f.dose or named.dose, f.frequency or named.frequency
                 )
     return out
+
+
+def _stopped_later(doc: Any, ent: Any) -> bool:
+    """Whether the patient says later in the sentence, before naming another drug, that they stopped it ("i
+    tried tylenol a few times for the headaches but it did n't work , so i stopped")."""
+    later = doc[ent.end : min(ent.sent.end, _next_drug(doc, ent))].text.lower()
+    return re.search(r"\bi (?:stopped|quit)\b", later) is not None
 
 
 def _before_now(near: str) -> bool:
@@ -1083,14 +1145,32 @@ def read_measurements(transcript: Transcript, docs: dict[int, Any]) -> list[Said
                 and (t.i + 1 >= len(doc) or doc[t.i + 1].lower_ not in (*TIME_UNITS, *DOSE_UNITS))
             ]
             between = {t.lower_ for t in doc[ent.end : readings[0].i]} if readings else set()
-            if not readings or between & {"if", "call"}:
-                continue  # "weigh yourself daily and call me if you gain three pounds" is a threshold
-            last = readings[-1].i + 1
+            # "call me if you gain three pounds", "a1c below seven": a threshold or a target; "blood pressure
+            # cuff at home did you end up getting one": a question.
+            if not readings or between & NOT_A_READING or _cued(" ".join(between), SECOND_PERSON_ASKS):
+                continue
+            last = _reading_end(doc, readings[-1].i + 1)
             last += last < len(doc) and doc[last].lower_ in READING_UNITS  # "180 pounds"
             said = _clean(doc[ent.start : last].text)
             name = _name(ent)
             found.setdefault((name, turn.n), SaidFact(name, said, (turn.n,)))  # today's and the ER's pressure
     return list(found.values())[:MAX_READINGS]
+
+
+def _reading_end(doc: Any, i: int) -> int:
+    """Where a spoken reading that goes on at token i ends: past numbers, "over", and a decimal point said
+    or written ("one twenty eight over seventy two", "ninety eight . two", "in the one twenties")."""
+    while i < len(doc):
+        word, after = doc[i].lower_, (doc[i + 1].text if i + 1 < len(doc) else "")
+        if spoken_number(word) is not None or DECADES.fullmatch(word):
+            i += 1
+        elif word in ("over", "point") and spoken_number(after) is not None:
+            i += 2
+        elif word == "." and (digit := spoken_number(after)) is not None and digit < 10:
+            i += 2  # speech recognition writes "ninety eight . two" for 98.2
+        else:
+            break
+    return i
 
 
 def read_allergies(transcript: Transcript, docs: dict[int, Any]) -> list[SaidFact]:
@@ -1125,7 +1205,11 @@ def read_findings(transcript: Transcript, docs: dict[int, Any]) -> list[SaidFact
                 if _is_question(part) or any(cue in f" {words} " for cue in INTENT_CUES):
                     continue
                 study = any(re.search(rf"\b{re.escape(w)}\b", words) for w in STUDY_WORDS)
-                finding = any(re.search(rf"\b{w}\b", words) for w in FINDING_WORDS)
+                # "on your heart exam.", "listen to your heart and lungs": name the systems, find nothing.
+                looked = OPENS_LOOKING.sub("", words)
+                names = SYSTEM_NAMES if looked != words else frozenset()
+                found_words = OPENS_SYSTEM.sub("", looked)
+                finding = any(re.search(rf"\b{w}\b", found_words) for w in FINDING_WORDS if w not in names)
                 if not (finding or (study and RESULT_VERBS.search(words))):
                     continue
                 found.append(SaidFact("study" if study else "finding", _clean(part), (n,)))
@@ -1174,7 +1258,10 @@ def _exam_parts(sentence: str) -> list[str]:
     if len(sentence.split()) <= RUN_ON_WORDS:
         return [sentence]
     parts = [p for p in EXAM_PART.split(sentence) if EXAM_PART.match(p)]
-    return [" ".join(MOVES_ON.split(p)[0].split()[:RUN_ON_WORDS]) for p in parts]
+    return [
+        TRAILING_JOIN.sub("", " ".join(ASKS_DURING_EXAM.sub("", MOVES_ON.split(p)[0]).split()[:RUN_ON_WORDS]))
+        for p in parts
+    ]
 
 
 def _clean(text: str) -> str:

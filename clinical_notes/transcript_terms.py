@@ -572,6 +572,8 @@ PLAN_CUES = (
     "prescribing",
     "start you on",
     "put you on",
+    "gon na give",
+    "get you some",
     "going to start",
     "going to give",
     "increase",
@@ -593,6 +595,8 @@ PLAN_CUES = (
 # What a clinician says of a drug the patient takes now ("you're on lisinopril"; "your metformin" is read
 # from the word just before the drug).
 TAKING_CUES = (
+    "started me on",
+    "put me on",
     "giving you",
     "holding steady on",
     "current dose",
@@ -643,6 +647,7 @@ INSTRUCTION_CUES = (
 # read from "was on" with "before").
 PAST_USE_CUES = (
     "used to take",
+    "used to be on",
     "was previously on",
     "switched from",
     "switched her from",
@@ -728,6 +733,28 @@ EXAM_START = (
     "let me listen",
     "take a listen",
     "quick exam",
+    "when i press",
+    "when i push",
+    "if i press",
+    "if i push",
+)
+# A pain asked about during the exam with one of these is a manoeuvre's finding, not a symptom reported.
+MANOEUVRE_CUES = (
+    "when i press",
+    "when i push",
+    "if i press",
+    "if i push",
+    "when i touch",
+    "when i move",
+    "when i bend",
+    "when i squeeze",
+    "when you do that",
+    "when i do that",
+    "when you bend",
+    "when you move",
+    "does it hurt",
+    "does that hurt",
+    "tender",
 )
 EXAM_END = (
     "results",
@@ -746,6 +773,7 @@ FINDING_WORDS = (
     "clear",
     "tender",
     "tenderness",
+    "nontender",
     "swelling",
     "edema",
     "erythema",

@@ -344,11 +344,89 @@ def test_exam_findings_are_no_reports_and_onsets_and_readings_name_what_they_are
     assert [m.text for m in pressure.measurements] == [
         "blood pressure looks good about one twenty over seventy"
     ]
+
+    def said(text: str) -> list[str]:
+        return [m.text for m in facts_of(_transcript(f"[doctor] {text}")).measurements]
+
+    assert said("your temperature is ninety eight . two which is normal") == [
+        "temperature is ninety eight. two"
+    ]
+    # The reading goes on past the window while its numbers do.
+    long_way = "blood pressure is pretty good in the office today it looks like it's one twenty eight over"
+    assert said(f"your {long_way} seventy two") == [f"{long_way} seventy two"]
+    assert said("your blood sugars are running in the one twenties") == [
+        "blood sugars are running in the one twenties"
+    ]
+    assert said("we want your hemoglobin a1c below seven") == []  # a target
+    assert said("the blood pressure cuff at home did you end up getting one") == []  # a question
     assert _read("[patient] i just ca n't catch my breath") == {("shortness of breath", "reported", False)}
     undated = facts_of(_transcript("[patient] my ankle has been swollen since it started"))
     assert [f.said for f in undated.symptoms] == [None]  # "since it started" names no time
     dated = facts_of(_transcript("[patient] the headaches started about three days ago ."))
     assert [(f.name, f.said) for f in dated.symptoms] == [("headache", "started about three days ago")]
+
+
+def _findings(text: str) -> list[str]:
+    return [f.text for f in facts_of(_transcript(text)).findings]
+
+
+def test_each_system_listened_to_is_a_finding_and_what_says_nothing_is_none() -> None:
+    turn = (
+        "[doctor] okay so i'm just gon na do a physical exam i'm gon na listen to your lungs here your lungs "
+        "are clear bilaterally i do n't hear any wheezes or crackles listen to your heart so on your heart "
+        "exam i do still hear that grade two out of six systolic ejection murmur your diagnosis is a sprain"
+    )
+    assert _findings(turn) == [
+        "listen to your lungs here your lungs are clear bilaterally i do n't hear any wheezes or crackles",
+        "on your heart exam i do still hear that grade two out of six systolic ejection murmur",
+    ]  # "listen to your heart so" names a system and finds nothing; the diagnosis moves on
+    assert _findings("[doctor] on physical exam , let me listen to your heart and lungs .") == []
+    assert _findings("[doctor] let's do a physical exam . on your heart exam .") == []
+    asked = (
+        "[doctor] on physical exam i'm gon na look at the knee there is no redness there's no swelling i can "
+        "appreciate a small amount of effusion when i move your left knee do you get any type of pain or "
+        "is it just feel like normal and your pain is always on the right side of the knee and nowhere else"
+    )
+    assert _findings(asked) == [
+        "look at the knee there is no redness there's no swelling i can appreciate a small amount of effusion"
+    ]  # a question put during the exam ends the finding; its words are no finding
+
+
+def test_a_pain_asked_about_as_the_clinician_examines_is_no_reported_symptom() -> None:
+    pressed = (
+        "[doctor] let's do a physical exam . does it hurt when i press on the inside of the knee\n[patient] "
+    )
+    assert _read(pressed + "yeah that hurts") == set()
+    assert _read(pressed + "no") == set()
+    assert (
+        _read(
+            "[doctor] let's do a physical exam . when i push on your belly ?\n[patient] it hurts a little ."
+        )
+        == set()
+    )
+    checked = "[doctor] let's do a physical exam . make sure you're not having any chest pain\n[patient] no"
+    assert _read(checked) == {("chest pain", "denied", False)}  # a review of systems asked during the exam
+
+
+def test_what_the_patient_says_of_themselves_stands_and_onsets_are_said_beside_the_symptom() -> None:
+    tolerated = (
+        "[doctor] your last treatment was just a few days ago but you've been able to tolerate the nausea\n"
+        "[patient] i have n't had any nausea ."
+    )
+    assert _read(tolerated) == {("nausea", "denied", False)}  # not also reported from the clinician's words
+    far = facts_of(
+        _transcript(
+            "[patient] my headache started about a week ago it feels like a dull pain in the back of my head "
+            "and my ears get really red and hot and sometimes i feel a little bit dizzy"
+        )
+    )
+    assert {(f.name, f.said) for f in far.symptoms} == {
+        ("headache", "started about a week ago"),
+        ("dizziness", None),
+    }  # the onset is the headache's, said beside it, not the dizziness's
+    assert _read("[patient] i just ca n't stop itching .") == {("itching", "reported", False)}
+    warned = "[doctor] what i want you to watch for is any changes to your bowels you know severe diarrhea"
+    assert _read(warned) == set()  # a warning of what may come
 
 
 def test_a_prescribing_is_a_plan_whatever_if_came_earlier_in_the_turn() -> None:
@@ -383,6 +461,18 @@ def test_a_drugs_status_comes_from_the_words_around_it() -> None:
     assert status(stay) == [("tylenol", "planned", "500 mg")]  # a "no" far before the drug is another's
     hoped = "[doctor] with their help we can hopefully eventually get you off that lisinopril"
     assert status(hoped) == []  # a stop hoped for is no stop
+    assert status("[patient] i used to be on an insulin pump") == [("insulin", "stopped", None)]
+    assert status("[patient] i tried tylenol a few times but it did n't work , so i stopped .") == [
+        ("tylenol", "stopped", None)
+    ]
+    assert status("[doctor] yeah my pcp just started me on metformin") == [("metformin", "taking", None)]
+    assert status("[doctor] i'm also gon na give you a lidocaine swish and swallow") == [
+        ("lidocaine", "planned", None)
+    ]
+    assert status("[unknown] we'll get you some motrin 600 milligrams") == [("motrin", "planned", "600 mg")]
+    assert status("[unknown] the motrin is in the cabinet") == [
+        ("motrin", "named", None)
+    ]  # taken only if said
 
 
 def test_an_unpunctuated_exam_turn_gives_each_systems_findings() -> None:
