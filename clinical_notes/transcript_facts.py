@@ -1138,16 +1138,17 @@ def read_measurements(transcript: Transcript, docs: dict[int, Any]) -> list[Said
                 + [e.start for e in doc.ents if e.start >= ent.end and e.label_ in ("DRUG", "MEASURE")]
             )
             # "a1c in three months" schedules a test, "five hundred milligrams" is a dose: no readings.
+            # "one plus edema" grades the edema.
             readings = [
                 t
                 for t in doc[ent.end : end]
                 if spoken_number(t.text) is not None
-                and (t.i + 1 >= len(doc) or doc[t.i + 1].lower_ not in (*TIME_UNITS, *DOSE_UNITS))
+                and (t.i + 1 >= len(doc) or doc[t.i + 1].lower_ not in (*TIME_UNITS, *DOSE_UNITS, "plus"))
             ]
-            between = {t.lower_ for t in doc[ent.end : readings[0].i]} if readings else set()
+            between = [t.lower_ for t in doc[ent.end : readings[0].i]] if readings else []
             # "call me if you gain three pounds", "a1c below seven": a threshold or a target; "blood pressure
             # cuff at home did you end up getting one": a question.
-            if not readings or between & NOT_A_READING or _cued(" ".join(between), SECOND_PERSON_ASKS):
+            if not readings or NOT_A_READING & set(between) or _cued(" ".join(between), SECOND_PERSON_ASKS):
                 continue
             last = _reading_end(doc, readings[-1].i + 1)
             last += last < len(doc) and doc[last].lower_ in READING_UNITS  # "180 pounds"

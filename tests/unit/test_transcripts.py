@@ -359,6 +359,7 @@ def test_exam_findings_are_no_reports_and_onsets_and_readings_name_what_they_are
     ]
     assert said("we want your hemoglobin a1c below seven") == []  # a target
     assert said("the blood pressure cuff at home did you end up getting one") == []  # a question
+    assert said("for the high blood pressure you do have this one plus edema in your legs") == []  # a grade
     assert _read("[patient] i just ca n't catch my breath") == {("shortness of breath", "reported", False)}
     undated = facts_of(_transcript("[patient] my ankle has been swollen since it started"))
     assert [f.said for f in undated.symptoms] == [None]  # "since it started" names no time
