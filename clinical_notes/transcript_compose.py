@@ -1,6 +1,7 @@
 """The SOAP note's facts from a visit transcript, composed by code, each statement cited to its turns.
 
-Subjective: symptoms reported (with onset or duration as said), symptoms denied (by statement or by answer),
+Subjective: symptoms reported (with onset or duration as said), how severe the patient rates the pain (quoted
+with its question), symptoms denied (by statement or by answer),
 those whose reading depends on speaker tags that do not fit (stated as possible, with why, never inverted),
 medications taken or stopped, allergies as said. Objective: measurements said aloud and the clinician's
 examination findings, quoted. Plan: medications the clinician prescribes or changes, as said. What reading
@@ -107,6 +108,7 @@ def transcript_statements(
         _said(transcript, f"Reason for the visit, as said: {r.text}", r.turns) for r in facts.reason
     ]
     subjective += symptom_statements(transcript, facts)
+    subjective += [_said(transcript, f"Severity rated, as said: {f.text}", f.turns) for f in facts.severity]
     subjective += [
         _said(transcript, _medication(m), m.turns) for m in facts.medications if m.status not in PLANNED
     ]

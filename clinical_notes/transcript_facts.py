@@ -316,6 +316,7 @@ class TranscriptFacts:
     allergies: list[SaidFact] = field(default_factory=list)
     findings: list[SaidFact] = field(default_factory=list)
     reason: list[SaidFact] = field(default_factory=list)
+    severity: list[SaidFact] = field(default_factory=list)
     polarity: dict[int, dict[str, set[Status]]] = field(default_factory=dict)
 
 
@@ -1241,6 +1242,58 @@ def read_reason(transcript: Transcript, docs: dict[int, Any]) -> list[SaidFact]:
     return []
 
 
+OUT_OF_TEN = re.compile(r"\b(\S+) out of (?:ten|10)\b")
+SCALE_ASKED = re.compile(
+    r"\b(?:scale of (?:one|zero|0|1) (?:to|through) (?:ten|10)|out of (?:ten|10)|pain (?:score|level))\b"
+)
+SEVERITY_WORDS = 20  # words of an answer read for its score, and of a question quoted with it
+MAX_SCORE = 11  # "eleven out of ten" is said
+QUOTED_BEFORE, QUOTED_AFTER, QUOTED_ASKED, MAX_QUOTED = (
+    6,
+    6,
+    12,
+    30,
+)  # words quoted around a score and its question
+
+
+def _score(words: list[str]) -> bool:
+    return any((n := spoken_number(w)) is not None and n <= MAX_SCORE for w in words)
+
+
+def _said_words(text: str) -> list[str]:
+    """A turn's words with its written numbers ("10"), lower-cased."""
+    return re.findall(r"[a-z0-9][a-z0-9'\-]*", text.lower())
+
+
+def read_severity(transcript: Transcript) -> list[SaidFact]:
+    """How severe the patient says the pain is: "it's like a four out of ten" in their words, or their answer
+    to a clinician's "on a scale of one to ten how severe is your pain" or "nine out of 10?", quoted."""
+    found: list[SaidFact] = []
+    for turn in transcript.turns:
+        said = " ".join(_said_words(turn.text))
+        answer = transcript.turn(turn.n + 1)
+        scores = [m for m in OUT_OF_TEN.finditer(said) if _score([m[1]])]
+        if turn.speaker == "patient" and scores:
+            # From shortly before the first score to the last: "at first it was like three out of 10 ... and
+            # now it's about six out of 10".
+            before = said[: scores[0].start()].split()[-QUOTED_BEFORE:]
+            words = [*before, *said[scores[0].start() : scores[-1].end()].split()][:MAX_QUOTED]
+            found.append(SaidFact("severity", f'"{" ".join(words)}"', (turn.n,)))
+        elif (
+            turn.speaker in CLINICIANS and SCALE_ASKED.search(said) and answer and answer.speaker == "patient"
+        ):
+            replied = _said_words(answer.text)
+            reply = replied[:SEVERITY_WORDS]
+            # "nine out of 10?" "yeah." confirms the clinician's score; a reply giving its own is read above.
+            confirms = bool(OUT_OF_TEN.search(said)) and _answer_polarity(answer.text) == "affirmative"
+            if confirms or (_score(reply) and not OUT_OF_TEN.search(" ".join(replied))):
+                cue = SCALE_ASKED.search(said)
+                end = cue.end() if cue else len(said)
+                asked = " ".join([*said[:end].split()[-QUOTED_ASKED:], *said[end:].split()[:QUOTED_AFTER]])
+                found.append(SaidFact("severity", f'"{asked}" "{" ".join(reply)}"', (turn.n, answer.n)))
+    return found[:MAX_READINGS]
+
+
 def _around_cue(sentence: str, cues: Iterable[str]) -> str:
     """REASON_WORDS words of a (run-on) sentence: its opening, or where its first cue falls late, from
     REASON_BEFORE words before the cue."""
@@ -1286,6 +1339,7 @@ def facts_of(transcript: Transcript) -> TranscriptFacts:
         facts.allergies = read_allergies(transcript, docs)
         facts.findings = read_findings(transcript, docs)
         facts.reason = read_reason(transcript, docs)
+        facts.severity = read_severity(transcript)
     return facts
 
 

@@ -430,6 +430,31 @@ def test_what_the_patient_says_of_themselves_stands_and_onsets_are_said_beside_t
     assert _read(warned) == set()  # a warning of what may come
 
 
+def test_how_severe_the_patient_rates_the_pain_is_quoted_with_its_question() -> None:
+    def rated(text: str) -> list[tuple[str, tuple[int, ...]]]:
+        return [(f.text, f.turns) for f in facts_of(_transcript(text)).severity]
+
+    asked = (
+        "[doctor] okay so on a scale of one to ten how severe is the pain\n[patient] gosh it's like a nine"
+    )
+    assert rated(asked) == [
+        ('"okay so on a scale of one to ten how severe is the pain" "gosh it\'s like a nine"', (1, 2))
+    ]
+    assert rated("[doctor] nine out of 10 ?\n[patient] yeah .") == [('"nine out of 10" "yeah"', (1, 2))]
+    own = "[patient] at first it was like three out of 10 , and it just worsened . now it's six out of 10 ."
+    assert rated(own) == [
+        ('"at first it was like three out of 10 and it just worsened now it\'s six out of 10"', (1,))
+    ]
+    assert (
+        rated("[doctor] on a scale of one to ten how severe is the pain\n[patient] it comes and goes") == []
+    )
+    assert rated("[patient] i got it out of the car") == []  # no score
+    texts = [
+        s.text for s in transcript_statements(_transcript(asked), facts_of(_transcript(asked)))["Subjective"]
+    ]
+    assert any(t.startswith("Severity rated, as said:") for t in texts)
+
+
 def test_a_prescribing_is_a_plan_whatever_if_came_earlier_in_the_turn() -> None:
     turn = (
         "[doctor] see if we can get you hydrated what i'm gon na do is i'm gon na prescribe you ibuprofen "
