@@ -1,11 +1,12 @@
 """The SOAP note's facts from a visit transcript, composed by code, each statement cited to its turns.
 
-Subjective: symptoms reported (with onset or duration as said), how severe the patient rates the pain (quoted
-with its question), symptoms denied (by statement or by answer),
-those whose reading depends on speaker tags that do not fit (stated as possible, with why, never inverted),
-medications taken or stopped, allergies as said. Objective: measurements said aloud and the clinician's
-examination findings, quoted. Plan: medications the clinician prescribes or changes, as said. What reading
-the transcript left out (a cap, no speaker tags, no turns) is said in the draft.
+Subjective: symptoms reported (with onset or duration as said), how severe the patient rates the pain
+(quoted with its question), symptoms denied (by statement or by answer), those whose reading depends on
+speaker tags that do not fit (stated as possible, with why, never inverted), medications taken or stopped,
+allergies as said, readings the patient gives ("my a1c is six point seven"). Objective: measurements said
+aloud and the clinician's examination findings, quoted. Plan: medications the clinician prescribes or
+changes, as said. What reading the transcript left out (a cap, no speaker tags, no turns) is said in the
+draft.
 """
 
 from __future__ import annotations
@@ -113,6 +114,9 @@ def transcript_statements(
         _said(transcript, _medication(m), m.turns) for m in facts.medications if m.status not in PLANNED
     ]
     subjective += [_said(transcript, f'Allergies as said: "{a.text}"', a.turns) for a in facts.allergies]
+    subjective += [
+        _said(transcript, f'Reading the patient gave: "{r.text}"', r.turns) for r in facts.own_readings
+    ]
     objective = [_said(transcript, f'Said aloud: "{m.text}"', m.turns) for m in facts.measurements]
     objective += [
         _said(transcript, f'{FINDING_LABELS[f.name]}, as the clinician said: "{f.text}"', f.turns)

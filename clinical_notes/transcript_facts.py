@@ -233,6 +233,9 @@ TAG_QUESTION = re.compile(r",?\s*\b(?:okay|ok|right|all right|alright|yeah|you k
 RESULT_VERBS = re.compile(r"\b(?:shows|showed|shown|reveals|revealed|demonstrates|demonstrated)\b")
 TRAILING_JOIN = re.compile(r"[\s,]*\b(?:and|or|but|so|with|now)$", re.IGNORECASE)  # a quote cut mid-list
 READING_WINDOW = 16  # tokens after a measurement's name read for its value
+PRESSURE_WINDOW = 40  # tokens after "blood pressure" read for an "N over M"
+OWN_GAP, OWN_LEAD = 10, 3  # a patient's reading: tokens from its name, and words before the number read
+READING_LEADS = frozenset({"is", "was", "at", "about", "around", "been", "'s", "of"})
 NOT_A_READING = frozenset(
     {"if", "call", "below", "under", "goal", "target", "keep", "cuff", "machine", "monitor"}
 )
@@ -313,6 +316,7 @@ class TranscriptFacts:
     symptoms: list[SymptomFact] = field(default_factory=list)
     medications: list[MedicationFact] = field(default_factory=list)
     measurements: list[SaidFact] = field(default_factory=list)
+    own_readings: list[SaidFact] = field(default_factory=list)  # the patient's ("my a1c is six point seven")
     allergies: list[SaidFact] = field(default_factory=list)
     findings: list[SaidFact] = field(default_factory=list)
     reason: list[SaidFact] = field(default_factory=list)
@@ -1123,19 +1127,29 @@ def _not_a_drug_here(doc: Any, ent: Any) -> bool:
     return lab or bool(ALLERGY_TO.search(before)) or "allerg" in before
 
 
-def read_measurements(transcript: Transcript, docs: dict[int, Any]) -> list[SaidFact]:
-    """Measurements a clinician says aloud with a number in the same sentence."""
+def read_measurements(
+    transcript: Transcript, docs: dict[int, Any], speakers: Iterable[str] = CLINICIANS
+) -> list[SaidFact]:
+    """Measurements said aloud with a number in the same sentence, by the clinician (or `speakers`: the
+    patient's own readings, "my a1c is six point seven")."""
     found: dict[tuple[str, int], SaidFact] = {}
     for turn in transcript.turns:
-        if turn.speaker not in CLINICIANS:
+        if turn.speaker not in speakers:
             continue
         doc = docs[turn.n]
         for ent in doc.ents:
             if ent.label_ != "MEASURE" or _is_question(ent.sent.text):
                 continue
-            # What is said after the next drug or measurement is about that one.
+            # What is said after the next drug or measurement is about that one; a blood pressure's "N over
+            # M" may come long after its name ("your blood pressure is a little elevated but ... we are
+            # looking at like a hundred and forty over seventy").
+            window = (
+                PRESSURE_WINDOW
+                if _name(ent) == "blood pressure" and _over_ahead(doc, ent)
+                else READING_WINDOW
+            )
             end = min(
-                [ent.sent.end, ent.end + READING_WINDOW]
+                [ent.sent.end, ent.end + window]
                 + [e.start for e in doc.ents if e.start >= ent.end and e.label_ in ("DRUG", "MEASURE")]
             )
             # "a1c in three months" schedules a test, "five hundred milligrams" is a dose: no readings.
@@ -1151,12 +1165,48 @@ def read_measurements(transcript: Transcript, docs: dict[int, Any]) -> list[Said
             # cuff at home did you end up getting one": a question.
             if not readings or NOT_A_READING & set(between) or _cued(" ".join(between), SECOND_PERSON_ASKS):
                 continue
-            last = _reading_end(doc, readings[-1].i + 1)
+            own = turn.speaker == "patient"
+            if own and not _own_reading(doc, ent, readings[0]):
+                continue
+            # A patient's reading is the one number run said right after its name; the clinician's, all said.
+            last = _reading_end(doc, (readings[0] if own else readings[-1]).i + 1)
             last += last < len(doc) and doc[last].lower_ in READING_UNITS  # "180 pounds"
             said = _clean(doc[ent.start : last].text)
             name = _name(ent)
             found.setdefault((name, turn.n), SaidFact(name, said, (turn.n,)))  # today's and the ER's pressure
     return list(found.values())[:MAX_READINGS]
+
+
+def _own_reading(doc: Any, ent: Any, first: Any) -> bool:
+    """Whether a patient-tagged sentence gives their own reading: the number follows its name closely, just
+    after a verb or "at about" ("my a1c is six point seven", "running a little higher at about one thirty"),
+    not "at one point" or "goes over two hundred", in words of "my", not "your"."""
+    if {t.lower_ for t in ent.sent} & {"you", "your", "you're"}:
+        return False  # the clinician's words under the patient's tag
+    lead = {t.lower_ for t in doc[max(ent.end, first.i - OWN_LEAD) : first.i]}
+    pointed = first.i + 1 < len(doc) and doc[first.i + 1].lower_ == "point"
+    said_point = _reading_end(doc, first.i + 1) > first.i + 2
+    return (
+        first.i - ent.end <= OWN_GAP
+        and bool(lead & READING_LEADS)
+        and "over" not in lead
+        and (not pointed or said_point)
+    )
+
+
+def _over_ahead(doc: Any, ent: Any) -> bool:
+    """Whether "N over M" is said after a measurement's name, past the usual window, before the next one."""
+    ahead = doc[ent.end : min(ent.sent.end, ent.end + PRESSURE_WINDOW)]
+    stop = next(
+        (e.start for e in doc.ents if e.start >= ent.end and e.label_ in ("DRUG", "MEASURE")), len(doc)
+    )
+    return any(
+        t.lower_ == "over"
+        and t.i < stop
+        and spoken_number(doc[t.i - 1].text) is not None
+        and _reading_end(doc, t.i) > t.i + 1
+        for t in ahead
+    )
 
 
 def _reading_end(doc: Any, i: int) -> int:
@@ -1168,6 +1218,8 @@ def _reading_end(doc: Any, i: int) -> int:
             i += 1
         elif word in ("over", "point") and spoken_number(after) is not None:
             i += 2
+        elif word == "over" and after.lower() == "over":
+            i += 1  # speech recognition's "one forty over over seventy"
         elif word == "." and (digit := spoken_number(after)) is not None and digit < 10:
             i += 2  # speech recognition writes "ninety eight . two" for 98.2
         else:
@@ -1336,6 +1388,7 @@ def facts_of(transcript: Transcript) -> TranscriptFacts:
     if transcript.tagged:
         facts.medications = read_medications(transcript, docs)
         facts.measurements = read_measurements(transcript, docs)
+        facts.own_readings = read_measurements(transcript, docs, ("patient",))
         facts.allergies = read_allergies(transcript, docs)
         facts.findings = read_findings(transcript, docs)
         facts.reason = read_reason(transcript, docs)

@@ -360,6 +360,23 @@ def test_exam_findings_are_no_reports_and_onsets_and_readings_name_what_they_are
     assert said("we want your hemoglobin a1c below seven") == []  # a target
     assert said("the blood pressure cuff at home did you end up getting one") == []  # a question
     assert said("for the high blood pressure you do have this one plus edema in your legs") == []  # a grade
+    far = (
+        "your blood pressure is a little elevated but that's probably the pain our body can respond that way "
+        "we are looking at like a hundred and forty over over seventy"
+    )
+    assert said(far) == [far.removeprefix("your ")]  # "N over M" is read far after its name
+
+    def own(text: str) -> list[str]:
+        return [m.text for m in facts_of(_transcript(f"[patient] {text}")).own_readings]
+
+    assert own("yeah my a1c is six point seven it's pretty well controlled") == ["a1c is six point seven"]
+    assert own("my blood sugar has been running a little higher at about one thirty") == [
+        "blood sugar has been running a little higher at about one thirty"
+    ]
+    assert own("my a1c that at one point was like thirteen") == []  # "at one point" is no reading
+    assert own("any blood sugar that goes over two hundred i check") == []  # a threshold
+    assert own("your respiratory rate is twenty") == []  # the clinician's words under the patient's tag
+    assert facts_of(_transcript("[patient] my a1c is six point seven")).measurements == []
     assert _read("[patient] i just ca n't catch my breath") == {("shortness of breath", "reported", False)}
     undated = facts_of(_transcript("[patient] my ankle has been swollen since it started"))
     assert [f.said for f in undated.symptoms] == [None]  # "since it started" names no time
