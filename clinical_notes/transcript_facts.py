@@ -328,6 +328,8 @@ class TranscriptFacts:
 
 
 CANONICAL = {phrase: name for name, phrases in SYMPTOMS.items() for phrase in phrases}
+KNOWN_DRUGS = frozenset((*DRUG_NAMES, *MORE_DRUG_NAMES))
+PAIN_LEAD_INS = ("started", "starts", "began", "to", "still", "really", "does", "kind", "of", "kinda", "also")
 ANSWERED_BY_COLON = (": no", ": none")
 # Written notes negate with "without any other"; spoken, "any other symptoms like a cough" asks, and a
 # negation says its own "no" or "not".
@@ -365,8 +367,11 @@ def pipeline() -> Any:
     owner = {"LOWER": {"IN": ["my", "the", "your", "her", "his", "both", "left", "right"]}, "OP": "*"}
     where = {"LOWER": {"IN": ["in", "on"]}}
     # The longest match wins: "back pain on my right side" is back pain, named by its first body part.
+    # "my wrist started to hurt", "my knee still really hurts".
+    between = {"LOWER": {"IN": list(PAIN_LEAD_INS)}, "OP": "+"}
     for pattern in (
         [located, pain],
+        [located, between, pain],
         [pain, where, owner, located],
         [located, owner, pain],
         [located, pain, where, owner, located],
@@ -1047,6 +1052,7 @@ def read_medications(transcript: Transcript, docs: dict[int, Any]) -> list[Medic
             if ent.label_ != "DRUG" or ent._.is_family:
                 continue
             name = ent.text.lower()
+            name = name[:-1] if name.endswith("s") and name[:-1] in KNOWN_DRUGS else name  # "antibiotics"
             # Cues near the drug only, and none across another drug ("stop the norvasc and we'll put you on
             # hydrochlorothiazide"): speech recognition runs a whole turn into one "sentence".
             start = max(ent.sent.start, ent.start - CUE_WINDOW_BEFORE, _previous_drug(doc, ent))

@@ -443,6 +443,9 @@ def test_what_the_patient_says_of_themselves_stands_and_onsets_are_said_beside_t
         ("dizziness", None),
     }  # the onset is the headache's, said beside it, not the dizziness's
     assert _read("[patient] i just ca n't stop itching .") == {("itching", "reported", False)}
+    assert _read("[patient] i put my arms out and then my wrist started to hurt real bad") == {
+        ("wrist pain", "reported", False)
+    }
     warned = "[doctor] what i want you to watch for is any changes to your bowels you know severe diarrhea"
     assert _read(warned) == set()  # a warning of what may come
 
@@ -513,9 +516,12 @@ def test_a_drugs_status_comes_from_the_words_around_it() -> None:
         ("lidocaine", "planned", None)
     ]
     assert status("[unknown] we'll get you some motrin 600 milligrams") == [("motrin", "planned", "600 mg")]
-    assert status("[unknown] the motrin is in the cabinet") == [
-        ("motrin", "named", None)
-    ]  # taken only if said
+    untagged = "[unknown] the motrin is in the cabinet"
+    assert status(untagged) == [("motrin", "named", None)]  # taken only if said so
+    both = (
+        "[patient] i'm on antibiotics .\n[doctor] how is the antibiotic ?\n[patient] i take the antibiotic ."
+    )
+    assert status(both) == [("antibiotic", "taking", None)]  # one drug, whatever its number
 
 
 def test_an_unpunctuated_exam_turn_gives_each_systems_findings() -> None:
