@@ -759,6 +759,7 @@ def _duration(doc: Any, sentence: str, at: int) -> str | None:
 
 
 SHORT_ANSWER = 6  # words of an answer read whole for a no said inside it
+FOLLOW_UPS = ("anything else", "any other", "or anything", "anything like that", "how about", "what about")
 DURATION_WINDOW = 12  # tokens between a symptom and the onset or duration said of it
 NO_WORDS = frozenset({"no", "nope", "nah"})
 YES_WORDS = frozenset({"yes", "yeah", "yep", "yup"})
@@ -886,7 +887,7 @@ def read_symptoms(
         if answer is not None and (located := _where_it_hurts(turn, mentions, answer, docs[answer.n])):
             facts.append(SymptomFact(located, "reported", (turn.n, answer.n), None))
             polarity.setdefault(answer.n, {}).setdefault(located, set()).add("reported")
-        if not asked or answer is None or answer.speaker == "unknown":
+        if not asked or answer is None or answer.speaker == "unknown" or _answers_later_question(doc, asked):
             continue
         answer_polarity = _answer_polarity(answer.text)
         answer_mentions = _mentions(docs[answer.n], answer.speaker in CLINICIANS)
@@ -927,6 +928,18 @@ def _contradicted(m: _Mention, status: Status, reply: Turn | None, docs: dict[in
         return False
     said = {(r.name, r.negated) for r in _mentions(docs[reply.n]) if not r.question}
     return (m.name, status == "reported") in said
+
+
+def _answers_later_question(doc: Any, asked: list[_Mention]) -> bool:
+    """Whether the turn's last question asks about none of the symptoms asked before it but about "it", so
+    that the answer is its ("what might have caused the chest pain? did you wake up with it?" "no.")."""
+    questions = [sent for sent in doc.sents if _is_question(sent.text)]
+    if not questions:
+        return False
+    last = questions[-1]
+    words = _words(last.text)
+    of_it = bool(set(words) & {"it", "that", "this"}) and not _cued(" ".join(words), FOLLOW_UPS)
+    return of_it and all(m.sentence_start != last.start_char for m in asked)
 
 
 def _manoeuvre(m: _Mention) -> bool:

@@ -198,6 +198,11 @@ def test_spoken_yeses_and_qualified_yeses() -> None:
     assert _read("[doctor] no shortness of breath just wan na make sure\n[patient] no") == {
         ("shortness of breath", "denied", False)
     }
+    woke = "[doctor] can you think of what caused the chest pain ? did you wake up with it ?\n[patient] no ."
+    assert _read(woke) == set()  # the no answers the question about "it", not whether there was chest pain
+    assert _read("[doctor] any fever ? anything else like that ?\n[patient] no .") == {
+        ("fever", "denied", False)
+    }
     assert _read("[doctor] any fever ?\n[patient] i did not .") == {("fever", "denied", False)}
     assert _read("[doctor] any fever ?\n[patient] i did n't check .") == set()
 
