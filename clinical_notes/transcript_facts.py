@@ -120,6 +120,14 @@ LESS_OF = [
     {"LOWER": "as"},
     {"LOWER": {"IN": ["much", "many", "bad", "often"]}},
 ]
+UNSURE = [{"LOWER": {"IN": ["not", "n't"]}}, {"LOWER": {"IN": ["sure", "know"]}}]
+UNSURE_IF = [*UNSURE, {"LOWER": {"IN": ["if", "whether"]}}]
+UNKNOWN_FEEL = [
+    *UNSURE,
+    {"LOWER": "what"},
+    {"LOWER": {"IN": ["that", "it", "this"]}},
+    {"LOWER": {"IN": ["feels", "is"]}},
+]
 WARNED_OF = ("watch for", "watch out for", "look out for", "keep an eye out for")
 # "i just can't stop itching" reports the itching at its worst.
 CANT_STOP = [{"LOWER": {"IN": ["not", "n't", "cannot"]}}, {"LOWER": "stop"}]
@@ -431,6 +439,18 @@ def pipeline() -> Any:
         [ConTextRule("not the worst", "NEGATED_EXISTENCE", direction="PSEUDO", pattern=NOT_THE_WORST)]
     )
     context.add([ConTextRule("risks of", "HYPOTHETICAL", direction="FORWARD", pattern=RISKS)])
+    # "i'm not sure if i had a fever"; "i've never had heartburn, so i'm not sure what that feels like".
+    context.add([ConTextRule("not sure if", "POSSIBLE_EXISTENCE", direction="FORWARD", pattern=UNSURE_IF)])
+    context.add(
+        [
+            ConTextRule(
+                "not sure what it feels like",
+                "POSSIBLE_EXISTENCE",
+                direction="BACKWARD",
+                pattern=UNKNOWN_FEEL,
+            )
+        ]
+    )
     # "what i want you to watch for is ... severe diarrhea": a warning of what may come.
     context.add([ConTextRule(cue, "HYPOTHETICAL", direction="FORWARD") for cue in WARNED_OF])
     context.add([ConTextRule("my kids", "FAMILY", direction="FORWARD", pattern=HOUSEHOLD)])

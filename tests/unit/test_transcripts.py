@@ -448,6 +448,11 @@ def test_what_the_patient_says_of_themselves_stands_and_onsets_are_said_beside_t
         ("dizziness", None),
     }  # the onset is the headache's, said beside it, not the dizziness's
     assert _read("[patient] i just ca n't stop itching .") == {("itching", "reported", False)}
+    unsure = (
+        "[patient] maybe . i do n't think i've ever had heartburn , so i'm not sure what that feels like ."
+    )
+    assert _read(unsure) == set()  # unsure what the symptom is: neither denied nor reported
+    assert _read("[patient] i'm not sure if i had a fever") == set()
     assert _read("[patient] i put my arms out and then my wrist started to hurt real bad") == {
         ("wrist pain", "reported", False)
     }
