@@ -478,11 +478,33 @@ def _pain_of(part: str) -> str:
 
 
 def _one_part(text: str) -> str | None:
-    """The pain of the one body part a text names, if it names exactly one."""
-    parts = {_pain_of(w) for w in _words(text) if w in BODY_PARTS}
+    """The pain of the one body part a text names, if it names exactly one ("back then", "a step back" and
+    "come back" name no back)."""
+    words = _words(text)
+    parts = {
+        _pain_of(w)
+        for i, w in enumerate(words)
+        if w in BODY_PARTS
+        and not (
+            w == "back"
+            and (words[i + 1 : i + 2] in (["then"], ["to"], ["in"]) or words[i - 1 : i] in BACK_VERBS)
+        )
+    }
     return parts.pop() if len(parts) == 1 else None
 
 
+BACK_VERBS = (
+    ["step"],
+    ["come"],
+    ["came"],
+    ["go"],
+    ["went"],
+    ["get"],
+    ["got"],
+    ["way"],
+    ["coming"],
+    ["going"],
+)
 DEICTIC = frozenset({"here", "there", "this", "that"})
 
 
@@ -1010,10 +1032,13 @@ ASKS_DURING_EXAM = re.compile(
     re.IGNORECASE,
 )
 MOVES_ON = re.compile(
-    r"\b(?:so that means|which means|that means|so i|okay|alright|all right|now we|since we"
-    r"|(?:your|my|the) (?:diagnosis|assessment|impression))\b",
+    r"\b(?:so that means|which means|that means|so i|okay|alright|all right|now we|since we|let me|let's"
+    r"|i'm gon na|(?:your|my|the) (?:diagnosis|assessment|impression))\b",
     re.IGNORECASE,
 )
+OPENER_WORDS = 4  # "listen to your lungs", "on your heart exam": the talk moves on only after these
+DANGLING = frozenset({"no", "not", "any", "without", "a", "the", "of", "your"})
+DANGLING_MORE = 4  # words a finding cut at RUN_ON_WORDS may run on to finish what "no" began
 LAB_WORDS = frozenset({"level", "levels", "phosphatase", "count", "panel", "test", "tests"})
 ALLERGY_WINDOW = 8  # tokens either side of "allergic" quoted and read
 ALLERGY_TO = re.compile(r"\ballerg\w*(?: reaction)? to\b")
@@ -1305,7 +1330,9 @@ def read_findings(transcript: Transcript, docs: dict[int, Any]) -> list[SaidFact
                 finding = any(re.search(rf"\b{w}\b", found_words) for w in FINDING_WORDS if w not in names)
                 if not (finding or (study and RESULT_VERBS.search(words))):
                     continue
-                found.append(SaidFact("study" if study else "finding", _clean(part), (n,)))
+                # "on the x-ray and your exam, you have some tenderness": the exam's finding, a study named.
+                read_out = study and not re.search(r"\bexam(?:ination)?\b", words)
+                found.append(SaidFact("study" if read_out else "finding", _clean(part), (n,)))
     return found[:12]
 
 
@@ -1339,12 +1366,8 @@ SCALE_ASKED = re.compile(
 )
 SEVERITY_WORDS = 20  # words of an answer read for its score, and of a question quoted with it
 MAX_SCORE = 11  # "eleven out of ten" is said
-QUOTED_BEFORE, QUOTED_AFTER, QUOTED_ASKED, MAX_QUOTED = (
-    6,
-    6,
-    12,
-    30,
-)  # words quoted around a score and its question
+QUOTED_BEFORE, QUOTED_AFTER, QUOTED_ASKED, MAX_QUOTED = 6, 6, 12, 30  # words quoted around a score
+SCORE_AFTER = 12  # words after a patient's last score quoted with it ("... and goes down to like a one")
 
 
 def _score(words: list[str]) -> bool:
@@ -1354,6 +1377,13 @@ def _score(words: list[str]) -> bool:
 def _said_words(text: str) -> list[str]:
     """A turn's words with its written numbers ("10"), lower-cased."""
     return re.findall(r"[a-z0-9][a-z0-9'\-]*", text.lower())
+
+
+def _said_after_score(text: str) -> list[str]:
+    """The words after the last "N out of ten" up to the end of its sentence, at most SCORE_AFTER."""
+    sentences = [" ".join(_said_words(part)) for part in re.split(r"[.?!]", text)]
+    last = next((m for part in reversed(sentences) for m in reversed(list(OUT_OF_TEN.finditer(part)))), None)
+    return last.string[last.end() :].split()[:SCORE_AFTER] if last else []
 
 
 def read_severity(transcript: Transcript) -> list[SaidFact]:
@@ -1368,7 +1398,8 @@ def read_severity(transcript: Transcript) -> list[SaidFact]:
             # From shortly before the first score to the last: "at first it was like three out of 10 ... and
             # now it's about six out of 10".
             before = said[: scores[0].start()].split()[-QUOTED_BEFORE:]
-            words = [*before, *said[scores[0].start() : scores[-1].end()].split()][:MAX_QUOTED]
+            after = _said_after_score(turn.text)  # "... is with ibuprofen"
+            words = [*before, *said[scores[0].start() : scores[-1].end()].split(), *after][:MAX_QUOTED]
             found.append(SaidFact("severity", f'"{" ".join(words)}"', (turn.n,)))
         elif (
             turn.speaker in CLINICIANS and SCALE_ASKED.search(said) and answer and answer.speaker == "patient"
@@ -1402,11 +1433,21 @@ def _exam_parts(sentence: str) -> list[str]:
     up to where the talk moves on ("so that means ...") and at most RUN_ON_WORDS words."""
     if len(sentence.split()) <= RUN_ON_WORDS:
         return [sentence]
-    parts = [p for p in EXAM_PART.split(sentence) if EXAM_PART.match(p)]
-    return [
-        TRAILING_JOIN.sub("", " ".join(ASKS_DURING_EXAM.sub("", MOVES_ON.split(p)[0]).split()[:RUN_ON_WORDS]))
-        for p in parts
-    ]
+    return [_finding_part(p) for p in EXAM_PART.split(sentence) if EXAM_PART.match(p)]
+
+
+def _finding_part(part: str) -> str:
+    """A system's part of a run-on exam turn, cut where the talk moves on after its opening words ("listen
+    to your lungs okay your lungs are clear" keeps its "okay"), before a question put during the exam, and
+    at RUN_ON_WORDS words, or a few more where the cut would end on "no" ("i appreciate no edema")."""
+    words = part.split()
+    head, rest = words[:OPENER_WORDS], " ".join(words[OPENER_WORDS:])
+    moves = next((m.start() for m in MOVES_ON.finditer(rest) if m.start() > 0), len(rest))
+    said = ASKS_DURING_EXAM.sub("", " ".join([*head, rest[:moves]])).split()
+    cut = said[:RUN_ON_WORDS]
+    while len(cut) < min(len(said), RUN_ON_WORDS + DANGLING_MORE) and cut[-1] in DANGLING:
+        cut.append(said[len(cut)])
+    return TRAILING_JOIN.sub("", " ".join(cut))
 
 
 def _clean(text: str) -> str:

@@ -404,6 +404,25 @@ def test_each_system_listened_to_is_a_finding_and_what_says_nothing_is_none() ->
         "on your heart exam i do still hear that grade two out of six systolic ejection murmur",
     ]  # "listen to your heart so" names a system and finds nothing; the diagnosis moves on
     assert _findings("[doctor] on physical exam , let me listen to your heart and lungs .") == []
+    run_on = (
+        "[doctor] okay so let's do a physical exam i'm gon na listen to your lungs okay your lungs are clear "
+        "bilaterally let me press here on your abdomen does that hurt and on your skin exam you have some "
+        "erythema on the anterior side of the chest on the left side and this could be related to the "
+        "radiation you had last month so on your lower extremities i appreciate no edema of the legs"
+    )
+    skin = (
+        "on your skin exam you have some erythema on the anterior side of the chest on the left side and "
+        "this could be related to the radiation you had last month so on your lower extremities i "
+        "appreciate no"
+    )
+    assert _findings(run_on) == [
+        "listen to your lungs okay your lungs are clear bilaterally",
+        f"{skin} edema",
+    ]  # "okay" after the opening words stays, "let me press" moves on, a cut at 40 words ends past "no"
+    named = "[doctor] on physical exam , looking at your knee , on the x-ray and your exam , it's tender ."
+    assert [f.name for f in facts_of(_transcript(named)).findings] == [
+        "finding"
+    ]  # a finding that names a study
     assert _findings("[doctor] let's do a physical exam . on your heart exam .") == []
     asked = (
         "[doctor] on physical exam i'm gon na look at the knee there is no redness there's no swelling i can "
@@ -475,6 +494,12 @@ def test_how_severe_the_patient_rates_the_pain_is_quoted_with_its_question() -> 
     assert rated(own) == [
         ('"at first it was like three out of 10 and it just worsened now it\'s six out of 10"', (1,))
     ]
+    retracted = (
+        "[patient] i'm sorry it's a six out of ten without ibuprofen and it goes down to a one . the end"
+    )
+    assert rated(retracted) == [
+        ("\"i'm sorry it's a six out of ten without ibuprofen and it goes down to a one\"", (1,))
+    ]  # the rest of the score's sentence is quoted with it
     assert (
         rated("[doctor] on a scale of one to ten how severe is the pain\n[patient] it comes and goes") == []
     )
