@@ -78,7 +78,7 @@ def symptom_statements(transcript: Transcript, facts: TranscriptFacts) -> list[S
     return out
 
 
-PLANNED = ("planned", "stopping")
+PLANNED = ("planned", "continuing", "stopping")
 
 
 def _medication(f: MedicationFact) -> str:
@@ -86,6 +86,8 @@ def _medication(f: MedicationFact) -> str:
     said = " ".join(parts)
     if f.status == "planned":
         return f"Medication plan said in the visit: {said}."
+    if f.status == "continuing":
+        return f"Medication plan said in the visit: continue {said}."
     if f.status == "stopping":
         return f"Medication plan said in the visit: stop {f.name}."
     if f.status == "stopped":

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal
@@ -22,6 +22,7 @@ from clinical_notes.transcript import CLINICIANS, Transcript, Turn
 from clinical_notes.transcript_terms import (
     AFFIRMATIVE_ANSWERS,
     BODY_PARTS,
+    CONTINUE_CUES,
     DOSE_UNITS,
     DRUG_NAMES,
     DRUG_STEMS,
@@ -48,11 +49,12 @@ from clinical_notes.transcript_terms import (
 )
 
 Status = Literal["reported", "denied"]
-MedStatus = Literal["taking", "planned", "stopped", "stopping", "named"]
+MedStatus = Literal["taking", "planned", "continuing", "stopped", "stopping", "named"]
 MIN_STEMMED_DRUG = 6  # a stem match needs a word this long ("ramipril", not "pril")
 CUE_WINDOW = 8  # tokens after a drug name read for plan, stop or taking cues
 # and before it: "i'm going to prescribe you , you know , an extra dose of lasix".
 CUE_WINDOW_BEFORE = 12
+CONTINUE_WINDOW = 6  # tokens before a drug read for "continue your ..."
 # Tokens after a drug name read for its dose ("her lisinopril has also been increased up to 10 milligrams");
 # the next drug's name ends them.
 DOSE_WINDOW = 14
@@ -602,10 +604,14 @@ def spoken_number(word: str) -> float | None:
     return float(value) if value is not None else None
 
 
+SPOKEN_DECIMAL = re.compile(r"(?<=[a-z]) \. (?=[a-z])")
+
+
 def spoken_numbers(text: str) -> list[float]:
     """Every number said in a text, written or spoken ("one twenty over eighty" gives 1, 20, 80; "twenty
     five" gives 25 as well as 20 and 5; "ninety eight point six" gives 98.6 too)."""
-    words = re.findall(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|[a-z]+(?:-[a-z]+)?", text.lower())
+    said = SPOKEN_DECIMAL.sub(" point ", text.lower())  # speech recognition's "twelve . five" for 12.5
+    words = re.findall(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|[a-z]+(?:-[a-z]+)?", said)
     found: list[float] = []
     previous: float | None = None
     whole: float | None = None  # the number the words so far make, for a decimal point after it
@@ -1071,8 +1077,9 @@ def _dose(doc: Any, start: int) -> str | None:
         if scale and i + 2 < len(tokens):
             value, tokens = value * scale, tokens[: i + 1] + tokens[i + 2 :]  # "eight hundred milligrams"
         fraction = spoken_number(tokens[i + 2].text) if i + 2 < len(tokens) else None
-        if tokens[i + 1].lower_ == "point" and fraction is not None and fraction < 10:
-            value, tokens = value + fraction / 10, tokens[: i + 1] + tokens[i + 3 :]  # "zero point four"
+        if tokens[i + 1].lower_ in ("point", ".") and fraction is not None and fraction < 10:
+            # "zero point four"; speech recognition writes "twelve . five milligrams" for 12.5 mg
+            value, tokens = value + fraction / 10, tokens[: i + 1] + tokens[i + 3 :]
         nxt = tokens[i + 1].lower_
         if value >= 20 and i + 2 < len(tokens) and tokens[i + 2].lower_ in DOSE_UNITS:
             second = spoken_number(tokens[i + 1].text)
@@ -1131,7 +1138,10 @@ def read_medications(transcript: Transcript, docs: dict[int, Any]) -> list[Medic
             elif stop or any(f" {c} " in near for c in PAST_USE_CUES) or _before_now(near):
                 status = "stopped"
             elif prescribed:
-                status = "planned"
+                # "continue with the lisinopril 20 mg a day" goes on with what is taken; said just before the
+                # drug ("continue to monitor that ... you will tolerate the aldactone" starts the aldactone).
+                said_before = f" {doc[max(start, ent.start - CONTINUE_WINDOW) : ent.start].text.lower()} "
+                status = "continuing" if any(f" {c} " in said_before for c in CONTINUE_CUES) else "planned"
             elif clinician and _owned(doc, ent):
                 status = "taking"  # "your metformin", asked about or not
             elif _negated(ent, CUE_WINDOW_BEFORE) or _is_question(ent.sent.text):
@@ -1152,19 +1162,34 @@ def read_medications(transcript: Transcript, docs: dict[int, Any]) -> list[Medic
                 found[key] = MedicationFact(
                     name, status, turns, before.dose or dose, before.frequency or frequency
                 )
-    # A drug the visit says elsewhere is taken, planned or stopped is not also "named, status unknown"; the
-    # dose and frequency said where it was only named go to it when it has none.
-    out = [f for f in found.values() if f.status != "named"]
-    for named in (f for f in found.values() if f.status == "named"):
-        same = [i for i, f in enumerate(out) if f.name == named.name]
+    # A drug the visit says elsewhere is taken, planned or stopped is not also "named, status unknown"; a
+    # drug continued is not also started. Their dose and frequency go to it when it has none.
+    facts = list(found.values())
+    facts = _folded(facts, "named", lambda f: f.status != "named")
+    return _folded(facts, "planned", lambda f: f.status == "continuing", keep_turns=True)
+
+
+def _folded(
+    facts: list[MedicationFact], status: str, into: Callable[[MedicationFact], bool], keep_turns: bool = False
+) -> list[MedicationFact]:
+    """The facts with each of `status` folded into the same drug's facts that `into` picks, if any: its dose
+    and frequency fill theirs (and, with `keep_turns`, its turns join theirs)."""
+    out = [f for f in facts if f.status != status]
+    for folded in (f for f in facts if f.status == status):
+        # An increase is no continuation: a dose said both ways keeps both.
+        same = [
+            i
+            for i, f in enumerate(out)
+            if f.name == folded.name and into(f) and not (keep_turns and f.dose and folded.dose != f.dose)
+        ]
         if not same:
-            out.append(named)
+            out.append(folded)
         for i in same:
             f = out[i]
-            if (named.dose and not f.dose) or (named.frequency and not f.frequency):
-                turns = tuple(dict.fromkeys((*f.turns, *named.turns)))[:3]
+            if keep_turns or (folded.dose and not f.dose) or (folded.frequency and not f.frequency):
+                turns = tuple(dict.fromkeys((*f.turns, *folded.turns)))[:3]
                 out[i] = MedicationFact(
-                    f.name, f.status, turns, f.dose or named.dose, f.frequency or named.frequency
+                    f.name, f.status, turns, f.dose or folded.dose, f.frequency or folded.frequency
                 )
     return out
 

@@ -591,6 +591,8 @@ PLAN_CUES = (
     "let's go ahead",
     "continue",
     "stay on",
+    "keep you on",
+    "keep going with",
 )
 # What a clinician says of a drug the patient takes now ("you're on lisinopril"; "your metformin" is read
 # from the word just before the drug).
@@ -623,6 +625,16 @@ TAKING_CUES = (
     "he takes",
 )
 # A clinician telling the patient to do something: with a stop cue, a plan to stop ("i want you to stop").
+# A plan to go on with a drug already taken.
+CONTINUE_CUES = (
+    "continue",
+    "continue with",
+    "stay on",
+    "keep you on",
+    "keep taking",
+    "keep going with",
+    "current medications",
+)
 # A stop hoped for, not made: "hopefully we can eventually get you off that lisinopril".
 HOPED_CUES = (
     "hopefully",

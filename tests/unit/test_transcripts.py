@@ -539,7 +539,7 @@ def test_a_drugs_status_comes_from_the_words_around_it() -> None:
     assert status("[patient] i was on lisinopril before") == [("lisinopril", "stopped", None)]
     assert status("[doctor] did she give you some prednisone ?") == []
     stay = "[doctor] i do n't see any fracture so i'd like you to stay on two tylenol five hundred milligrams"
-    assert status(stay) == [("tylenol", "planned", "500 mg")]  # a "no" far before the drug is another's
+    assert status(stay) == [("tylenol", "continuing", "500 mg")]  # a "no" far before the drug is another's
     hoped = "[doctor] with their help we can hopefully eventually get you off that lisinopril"
     assert status(hoped) == []  # a stop hoped for is no stop
     assert status("[patient] i used to be on an insulin pump") == [("insulin", "stopped", None)]
@@ -553,6 +553,13 @@ def test_a_drugs_status_comes_from_the_words_around_it() -> None:
     assert status("[unknown] we'll get you some motrin 600 milligrams") == [("motrin", "planned", "600 mg")]
     untagged = "[unknown] the motrin is in the cabinet"
     assert status(untagged) == [("motrin", "named", None)]  # taken only if said so
+    kept = "[doctor] please continue your lisinopril 10 milligrams a day . we're gon na add the carvedilol"
+    assert status(kept) == [("lisinopril", "continuing", "10 mg"), ("carvedilol", "planned", None)]
+    monitor = "[doctor] we will continue to monitor that and i think you will tolerate the aldactone well"
+    assert status(monitor) == [("aldactone", "planned", None)]  # "continue" said of the monitoring
+    assert status("[doctor] i do want to add aldactone twelve . five milligrams daily") == [
+        ("aldactone", "planned", "12.5 mg")
+    ]  # speech recognition's decimal
     both = (
         "[patient] i'm on antibiotics .\n[doctor] how is the antibiotic ?\n[patient] i take the antibiotic ."
     )
