@@ -1038,8 +1038,8 @@ ASKS_DURING_EXAM = re.compile(
     re.IGNORECASE,
 )
 MOVES_ON = re.compile(
-    r"\b(?:so that means|which means|that means|so i|okay|alright|all right|now we|since we|let me|let's"
-    r"|i'm gon na|(?:your|my|the) (?:diagnosis|assessment|impression))\b",
+    r"\b(?:so that means|which means|that means|so i|okay|alright|all right|now we|since we"
+    r"|let me|lem me|let's|i'm gon na|(?:your|my|the) (?:diagnosis|assessment|impression))\b",
     re.IGNORECASE,
 )
 OPENER_WORDS = 4  # "listen to your lungs", "on your heart exam": the talk moves on only after these
