@@ -1042,6 +1042,14 @@ MOVES_ON = re.compile(
     r"|let me|lem me|let's|i'm gon na|(?:your|my|the) (?:diagnosis|assessment|impression))\b",
     re.IGNORECASE,
 )
+STUDY_BEFORE = 4  # words before a study's name quoted with what it found ("we did do an x-ray ...")
+STUDY_FROM_START = 10  # a study named within this many words is quoted from its sentence's start
+MAX_STUDIES = 4
+# What a study read out found: "shows", "came back normal", "no fractures", "i don't see any evidence of".
+STUDY_RESULTS = re.compile(
+    r"\b(?:shows?|showed|shown|reveals?|revealed|demonstrates?|demonstrated|came back|looks|looked|normal"
+    r"|no evidence|no fractures?|n't see|not see|there is no|there's no|unremarkable)\b"
+)
 OPENER_WORDS = 4  # "listen to your lungs", "on your heart exam": the talk moves on only after these
 DANGLING = frozenset({"no", "not", "any", "without", "a", "the", "of", "your"})
 DANGLING_MORE = 4  # words a finding cut at RUN_ON_WORDS may run on to finish what "no" began
@@ -1361,6 +1369,34 @@ def read_findings(transcript: Transcript, docs: dict[int, Any]) -> list[SaidFact
     return found[:12]
 
 
+def read_studies(transcript: Transcript, docs: dict[int, Any]) -> list[SaidFact]:
+    """Studies the clinician reads out outside the examination ("we did do an x-ray of that right knee and
+    luckily you did n't break anything so there is no fractures"): from shortly before the study's name up
+    to where the talk moves on, when it says what the study found."""
+    examined = exam_turns(transcript)
+    found = []
+    for turn in transcript.turns:
+        if turn.speaker not in CLINICIANS or turn.n in examined:
+            continue
+        for sent in docs[turn.n].sents:
+            tokens = sent.text.split()
+            plain = [re.sub(r"[^a-z0-9\-]", "", t.lower()) for t in tokens]
+            at = next((i for i, w in enumerate(plain) if w in STUDY_WORDS), None)
+            if at is None:
+                continue
+            start = 0 if at <= STUDY_FROM_START else at - STUDY_BEFORE  # the sentence, or its tail
+            while start < at and tokens[start].lower().startswith(("n't", "'")):
+                start += 1  # not from inside "do n't"
+            part = _finding_part(" ".join(tokens[start:]))
+            words = f" {' '.join(_words(part))} "
+            # "show me the x-ray" commands; "assuming that the ultrasound is normal" supposes.
+            supposed = any(cue in words for cue in (*INTENT_CUES, " assuming ", " hopefully ", " show me "))
+            if _is_question(part) or supposed or not STUDY_RESULTS.search(words):
+                continue
+            found.append(SaidFact("study", _clean(part), (turn.n,)))
+    return found[:MAX_STUDIES]
+
+
 def read_reason(transcript: Transcript, docs: dict[int, Any]) -> list[SaidFact]:
     """Why the patient came, as first said in the opening turns ("keith is a 58-year-old male here for
     evaluation of high blood sugar"); a question ("some problems with your right hip?") once the patient's
@@ -1495,7 +1531,7 @@ def facts_of(transcript: Transcript) -> TranscriptFacts:
         facts.measurements = read_measurements(transcript, docs)
         facts.own_readings = read_measurements(transcript, docs, ("patient",))
         facts.allergies = read_allergies(transcript, docs)
-        facts.findings = read_findings(transcript, docs)
+        facts.findings = read_findings(transcript, docs) + read_studies(transcript, docs)
         facts.reason = read_reason(transcript, docs)
         facts.severity = read_severity(transcript)
     return facts

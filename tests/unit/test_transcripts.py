@@ -479,6 +479,21 @@ def test_what_the_patient_says_of_themselves_stands_and_onsets_are_said_beside_t
     assert _read(warned) == set()  # a warning of what may come
 
 
+def test_studies_read_out_after_the_exam_are_quoted_with_what_they_found() -> None:
+    def studies(text: str) -> list[str]:
+        return [f.text for f in facts_of(_transcript(text)).findings if f.name == "study"]
+
+    read = (
+        "[doctor] okay . so i reviewed your right foot x-ray and i do n't see any evidence of osteomyelitis ."
+    )
+    assert studies(read) == [
+        "so i reviewed your right foot x-ray and i do n't see any evidence of osteomyelitis."
+    ]
+    assert studies("[doctor] hey dragon , show me the chest x-ray .") == []  # a voice command
+    assert studies("[doctor] i'm gon na send you up for an mri to take another look at this .") == []
+    assert studies("[doctor] so assuming that the ultrasound is normal , we will cut it out .") == []
+
+
 def test_how_severe_the_patient_rates_the_pain_is_quoted_with_its_question() -> None:
     def rated(text: str) -> list[tuple[str, tuple[int, ...]]]:
         return [(f.text, f.turns) for f in facts_of(_transcript(text)).severity]
