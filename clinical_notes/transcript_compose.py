@@ -4,9 +4,9 @@ Subjective: symptoms reported (with onset or duration as said), how severe the p
 (quoted with its question), symptoms denied (by statement or by answer), those whose reading depends on
 speaker tags that do not fit (stated as possible, with why, never inverted), medications taken or stopped,
 allergies as said, readings the patient gives ("my a1c is six point seven"). Objective: measurements said
-aloud and the clinician's examination findings, quoted. Plan: medications the clinician prescribes or
-changes, as said. What reading the transcript left out (a cap, no speaker tags, no turns) is said in the
-draft.
+aloud, the clinician's examination findings and studies read out, quoted. Plan: medications the clinician
+prescribes, changes or continues, as said. What reading the transcript left out (a cap, no speaker tags,
+no turns) is said in the draft.
 """
 
 from __future__ import annotations
