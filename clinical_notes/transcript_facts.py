@@ -55,6 +55,7 @@ CUE_WINDOW = 8  # tokens after a drug name read for plan, stop or taking cues
 # and before it: "i'm going to prescribe you , you know , an extra dose of lasix".
 CUE_WINDOW_BEFORE = 12
 CONTINUE_WINDOW = 6  # tokens before a drug read for "continue your ..."
+FREQUENCY_WINDOW = 14  # tokens after a drug name read for how often
 # Tokens after a drug name read for its dose ("her lisinopril has also been increased up to 10 milligrams");
 # the next drug's name ends them.
 DOSE_WINDOW = 14
@@ -1061,9 +1062,20 @@ EVERY_HOURS = re.compile(r"\bevery (\S+)(?: to (\S+))? hours?\b")
 
 
 def _frequency(doc: Any, start: int) -> str | None:
-    """How often, as said after a drug name: a listed phrase, or "every 4 to 6 hours" (as needed)."""
-    phrase = _near(doc, start, FREQUENCIES, window=14)
-    tail = " ".join(t.lower_ for t in doc[start : start + 14])
+    """How often, as said after a drug name: a listed phrase, or "every 4 to 6 hours" (as needed); not past
+    the next instruction ("the metformin i do want you to check your blood sugars daily")."""
+    words = [t.lower_ for t in doc[start : start + FREQUENCY_WINDOW]]
+    joined = [" ".join(words[i:]) for i in range(len(words))]
+    window = next(
+        (
+            i
+            for i, rest in enumerate(joined)
+            if any(rest.startswith(f"{c} ") and not rest.startswith(f"{c} take") for c in INSTRUCTION_CUES)
+        ),
+        len(words),
+    )  # "i want you to take that daily" still says how often
+    phrase = _near(doc, start, FREQUENCIES, window=window)
+    tail = " ".join(words[:window])
     interval = EVERY_HOURS.search(tail)
     if interval is None:
         return phrase

@@ -570,6 +570,10 @@ def test_a_drugs_status_comes_from_the_words_around_it() -> None:
     assert status(untagged) == [("motrin", "named", None)]  # taken only if said so
     kept = "[doctor] please continue your lisinopril 10 milligrams a day . we're gon na add the carvedilol"
     assert status(kept) == [("lisinopril", "continuing", "10 mg"), ("carvedilol", "planned", None)]
+    sugars = "[doctor] we will continue you on the metformin i do want you to check your blood sugars daily"
+    assert [(m.name, m.status, m.frequency) for m in facts_of(_transcript(sugars)).medications] == [
+        ("metformin", "continuing", None)
+    ]  # "daily" is the checking's, said after the next instruction
     monitor = "[doctor] we will continue to monitor that and i think you will tolerate the aldactone well"
     assert status(monitor) == [("aldactone", "planned", None)]  # "continue" said of the monitoring
     assert status("[doctor] i do want to add aldactone twelve . five milligrams daily") == [
