@@ -110,12 +110,15 @@ class Workers:
 
 
 def pool_children(proc: subprocess.Popen[bytes]) -> list[int]:
-    """Pids of a worker's pool processes."""
-    path = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
-    try:
-        return [int(p) for p in path.read_text().split()]
-    except OSError:
-        return []
+    """Pids of a worker's pool processes: the children of any of its threads (the pool forks a replacement
+    for a killed process from its supervisor thread, not the main one)."""
+    pids: list[int] = []
+    for children in Path(f"/proc/{proc.pid}/task").glob("*/children"):
+        try:
+            pids += [int(p) for p in children.read_text().split()]
+        except OSError:
+            continue  # a thread that ended while read
+    return pids
 
 
 @pytest.fixture

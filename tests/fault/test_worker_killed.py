@@ -81,8 +81,8 @@ def test_sigkill_mid_job_repeatedly(
             workers.kill_group(worker)  # redelivered once the broker's visibility timeout passes
             worker = workers.start(short_visibility=True)
         else:
-            children = pool_children(worker)
-            assert children, "the worker has no pool process"
+            # The pool replaces a killed process in its own time; one exists again within seconds.
+            children = wait_until(functools.partial(pool_children, worker), 60, "a pool process")
             for pid in children:
                 os.kill(pid, signal.SIGKILL)  # reject_on_worker_lost requeues the message at once
     killed_s = time.monotonic() - started
