@@ -520,8 +520,9 @@ def _pointed_at(m: _Mention, text: str) -> str:
     return _pain_of(parts[-1]) if parts else m.name
 
 
-def _words(text: str) -> list[str]:
-    return re.findall(r"[a-z][a-z0-9'\-]*", text.lower())
+def _words(text: str, numbers: bool = False) -> list[str]:
+    """A text's words, lower-cased; with `numbers`, its written numbers too ("10")."""
+    return re.findall(r"[a-z0-9][a-z0-9'\-]*" if numbers else r"[a-z][a-z0-9'\-]*", text.lower())
 
 
 def _starts(text: str, openers: Iterable[str]) -> bool:
@@ -870,14 +871,13 @@ def exam_turns(transcript: Transcript) -> set[int]:
 
 
 def read_symptoms(
-    transcript: Transcript, docs: dict[int, Any]
+    transcript: Transcript, docs: dict[int, Any], examined: set[int]
 ) -> tuple[list[SymptomFact], dict[int, dict[str, set[Status]]]]:
     """Symptoms reported and denied, turn by turn and by answer; and each turn's polarity per symptom."""
     facts: list[SymptomFact] = []
     polarity: dict[int, dict[str, set[Status]]] = {}
     if not transcript.tagged:
         return facts, polarity
-    examined = exam_turns(transcript)  # what the clinician finds is a finding, not a report
     patient_asks: set[int] = set()  # turns tagged as the patient's that ask about a symptom
     for turn in transcript.turns:
         doc = docs[turn.n]
@@ -1357,11 +1357,11 @@ def read_allergies(transcript: Transcript, docs: dict[int, Any]) -> list[SaidFac
     return found[:4]
 
 
-def read_findings(transcript: Transcript, docs: dict[int, Any]) -> list[SaidFact]:
+def read_findings(transcript: Transcript, docs: dict[int, Any], examined: set[int]) -> list[SaidFact]:
     """The clinician's examination findings: their sentences naming a finding, between the cue that starts
     the examination and the one that ends it."""
     found = []
-    for n in sorted(exam_turns(transcript)):
+    for n in sorted(examined):
         for sent in docs[n].sents:
             for part in _exam_parts(sent.text):
                 words = " ".join(_words(part))
@@ -1381,11 +1381,10 @@ def read_findings(transcript: Transcript, docs: dict[int, Any]) -> list[SaidFact
     return found[:12]
 
 
-def read_studies(transcript: Transcript, docs: dict[int, Any]) -> list[SaidFact]:
+def read_studies(transcript: Transcript, docs: dict[int, Any], examined: set[int]) -> list[SaidFact]:
     """Studies the clinician reads out outside the examination ("we did do an x-ray of that right knee and
     luckily you did n't break anything so there is no fractures"): from shortly before the study's name up
     to where the talk moves on, when it says what the study found."""
-    examined = exam_turns(transcript)
     found = []
     for turn in transcript.turns:
         if turn.speaker not in CLINICIANS or turn.n in examined:
@@ -1437,7 +1436,7 @@ OUT_OF_TEN = re.compile(r"\b(\S+) out of (?:ten|10)\b")
 SCALE_ASKED = re.compile(
     r"\b(?:scale of (?:one|zero|0|1) (?:to|through) (?:ten|10)|out of (?:ten|10)|pain (?:score|level))\b"
 )
-SEVERITY_WORDS = 20  # words of an answer read for its score, and of a question quoted with it
+SEVERITY_WORDS = 20  # words of an answer read for its score, and quoted
 MAX_SCORE = 11  # "eleven out of ten" is said
 QUOTED_BEFORE, QUOTED_AFTER, QUOTED_ASKED, MAX_QUOTED = 6, 6, 12, 30  # words quoted around a score
 SCORE_AFTER = 12  # words after a patient's last score quoted with it ("... and goes down to like a one")
@@ -1447,14 +1446,9 @@ def _score(words: list[str]) -> bool:
     return any((n := spoken_number(w)) is not None and n <= MAX_SCORE for w in words)
 
 
-def _said_words(text: str) -> list[str]:
-    """A turn's words with its written numbers ("10"), lower-cased."""
-    return re.findall(r"[a-z0-9][a-z0-9'\-]*", text.lower())
-
-
 def _said_after_score(text: str) -> list[str]:
     """The words after the last "N out of ten" up to the end of its sentence, at most SCORE_AFTER."""
-    sentences = [" ".join(_said_words(part)) for part in re.split(r"[.?!]", text)]
+    sentences = [" ".join(_words(part, numbers=True)) for part in re.split(r"[.?!]", text)]
     last = next((m for part in reversed(sentences) for m in reversed(list(OUT_OF_TEN.finditer(part)))), None)
     return last.string[last.end() :].split()[:SCORE_AFTER] if last else []
 
@@ -1464,7 +1458,7 @@ def read_severity(transcript: Transcript) -> list[SaidFact]:
     to a clinician's "on a scale of one to ten how severe is your pain" or "nine out of 10?", quoted."""
     found: list[SaidFact] = []
     for turn in transcript.turns:
-        said = " ".join(_said_words(turn.text))
+        said = " ".join(_words(turn.text, numbers=True))
         answer = transcript.turn(turn.n + 1)
         scores = [m for m in OUT_OF_TEN.finditer(said) if _score([m[1]])]
         if turn.speaker == "patient" and scores:
@@ -1475,15 +1469,17 @@ def read_severity(transcript: Transcript) -> list[SaidFact]:
             words = [*before, *said[scores[0].start() : scores[-1].end()].split(), *after][:MAX_QUOTED]
             found.append(SaidFact("severity", f'"{" ".join(words)}"', (turn.n,)))
         elif (
-            turn.speaker in CLINICIANS and SCALE_ASKED.search(said) and answer and answer.speaker == "patient"
+            turn.speaker in CLINICIANS
+            and (cue := SCALE_ASKED.search(said))
+            and answer
+            and answer.speaker == "patient"
         ):
-            replied = _said_words(answer.text)
+            replied = _words(answer.text, numbers=True)
             reply = replied[:SEVERITY_WORDS]
             # "nine out of 10?" "yeah." confirms the clinician's score; a reply giving its own is read above.
             confirms = bool(OUT_OF_TEN.search(said)) and _answer_polarity(answer.text) == "affirmative"
             if confirms or (_score(reply) and not OUT_OF_TEN.search(" ".join(replied))):
-                cue = SCALE_ASKED.search(said)
-                end = cue.end() if cue else len(said)
+                end = cue.end()
                 asked = " ".join([*said[:end].split()[-QUOTED_ASKED:], *said[end:].split()[:QUOTED_AFTER]])
                 found.append(SaidFact("severity", f'"{asked}" "{" ".join(reply)}"', (turn.n, answer.n)))
     return found[:MAX_READINGS]
@@ -1536,14 +1532,15 @@ def facts_of(transcript: Transcript) -> TranscriptFacts:
     docs = {
         t.n: doc for t, doc in zip(transcript.turns, nlp.pipe(t.text for t in transcript.turns), strict=True)
     }
-    symptoms, polarity = read_symptoms(transcript, docs)
+    examined = exam_turns(transcript)  # what the clinician finds is a finding, not a report
+    symptoms, polarity = read_symptoms(transcript, docs, examined)
     facts = TranscriptFacts(symptoms=symptoms, polarity=polarity)
     if transcript.tagged:
         facts.medications = read_medications(transcript, docs)
         facts.measurements = read_measurements(transcript, docs)
         facts.own_readings = read_measurements(transcript, docs, ("patient",))
         facts.allergies = read_allergies(transcript, docs)
-        facts.findings = read_findings(transcript, docs) + read_studies(transcript, docs)
+        facts.findings = read_findings(transcript, docs, examined) + read_studies(transcript, docs, examined)
         facts.reason = read_reason(transcript, docs)
         facts.severity = read_severity(transcript)
     return facts
